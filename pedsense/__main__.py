@@ -1,0 +1,7 @@
+"""``python -m pedsense`` runs the CLI."""
+
+import sys
+
+from pedsense.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""JAAD data: annotations, splits, the synthetic demo set, frames and dataset builds."""

@@ -1,0 +1,20 @@
+"""Errors a user can fix. Each message names the problem and the fix.
+
+The CLI prints them without a traceback; the dashboard shows them in the page.
+"""
+
+
+class PedsenseError(Exception):
+    """Base class for problems the user can fix (bad input, missing data, wrong options)."""
+
+
+class DataError(PedsenseError):
+    """Missing, malformed or inconsistent data (annotations, clips, frames, datasets)."""
+
+
+class AnnotationError(DataError):
+    """An annotation file that cannot be parsed; the message names the file and line."""
+
+
+class ConfigError(PedsenseError, ValueError):
+    """An invalid parameter value."""

@@ -1,0 +1,1 @@
+"""Model definitions and training functions for the three model families."""
