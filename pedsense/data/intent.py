@@ -1,0 +1,510 @@
+"""The JAAD benchmark protocol: will this pedestrian cross, judged 1-2 s before the event?
+
+Kotseruba, Rasouli and Tsotsos, "Benchmark for Evaluating Pedestrian Action Prediction"
+(WACV 2021) fixes how JAAD tracks become samples. The facts below come from JAAD's official
+interface (``jaad_data.py``: ``generate_data_trajectory_sequence`` with ``seq_type="crossing"``)
+and the benchmark code (``action_predict.py``: ``get_data_sequence``; ``train_test.py``):
+
+- The **event** of a behaviour pedestrian is its ``crossing_point`` (crossers and non-crossers
+  alike). Where there is none (``-1``) and for ``ped`` bystanders, the track is cut at its
+  third-to-last frame, which then plays the event's part.
+- A track needs ``obs_length + tte_max`` visible frames up to its event (16 + 60 = 76), else it
+  is dropped.
+- Windows of ``obs_length`` frames end ``tte`` frames before the event, ``tte`` running from
+  ``tte_max`` down to ``tte_min`` in steps of ``int((1 - overlap) * obs_length)`` (3 for 0.8):
+  TTE 60, 57, ..., 30, i.e. 11 windows per pedestrian. pedsense places windows by frame number,
+  so a window is always ``obs_length`` consecutive frames; one that would span a frame where the
+  pedestrian is not visible is dropped (JAAD's interface indexes boxes and would bridge the gap).
+- The label is the track-level ``crossing`` attribute; ``ped`` bystanders (sample type ``all``) are
+  not-crossing. The official code folds ``crossing == -1`` ("irrelevant") into not-crossing; the
+  pedsense default excludes them (``irrelevant="exclude"``) and counts them as skipped.
+
+Nothing is dropped silently: every pedestrian that yields no window is reported as a :class:`Skip`
+with a reason, and :func:`collect_intent_windows` counts them per reason for the build summary.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from pedsense.errors import ConfigError, DataError
+
+SAMPLE_TYPES = ("beh", "all")
+SPLITS = ("default", "high_visibility", "all_videos", "random")
+IRRELEVANT_POLICIES = ("exclude", "not-crossing")
+SPLIT_NAMES = ("train", "val", "test")
+OCCLUSION_LEVELS = ("none", "part", "full")
+TTE_BIN_EDGES = (30, 40, 50, 60)
+
+# Skip reasons, one per way a pedestrian (or one of its windows) can fail the protocol.
+GROUP_TRACK = "group_track"                    # `people` tracks are groups, never samples
+NOT_IN_SAMPLE = "bystander_not_in_sample"      # `ped` bystanders under sample type `beh`
+NO_ATTRIBUTES = "no_attributes"                # behaviour pedestrian, no attributes file/entry
+INVALID_CROSSING = "invalid_crossing"          # `crossing` missing or not one of 1/0/-1
+CROSSING_IRRELEVANT = "crossing_irrelevant"    # crossing == -1 under irrelevant="exclude"
+EVENT_OUTSIDE_TRACK = "event_outside_track"    # crossing_point not within the track's frames
+SHORT_TRACK = "short_track"                    # fewer than obs_length + tte_max frames to event
+GAP_IN_WINDOW = "gap_in_window"                # one window lacks a visible box (window-level)
+VIDEO_NOT_IN_SPLIT = "video_not_in_split"      # the chosen split does not list the video
+SKIP_REASONS = (GROUP_TRACK, NOT_IN_SAMPLE, NO_ATTRIBUTES, INVALID_CROSSING, CROSSING_IRRELEVANT,
+                EVENT_OUTSIDE_TRACK, SHORT_TRACK, GAP_IN_WINDOW, VIDEO_NOT_IN_SPLIT)
+
+SKIP_REASON_TEXT = {
+    GROUP_TRACK: "`people` group tracks (never samples)",
+    NOT_IN_SAMPLE: "`ped` bystanders left out by sample type `beh`",
+    NO_ATTRIBUTES: "behaviour pedestrians without an attributes file entry",
+    INVALID_CROSSING: "`crossing` attribute missing or not 1/0/-1",
+    CROSSING_IRRELEVANT: "`crossing` = -1 (irrelevant), excluded",
+    EVENT_OUTSIDE_TRACK: "`crossing_point` outside the track's frames",
+    SHORT_TRACK: "track shorter than observation + max TTE before its event",
+    GAP_IN_WINDOW: "windows with a frame the pedestrian is not visible in",
+    VIDEO_NOT_IN_SPLIT: "pedestrians of videos no split lists",
+}
+
+
+class LeakageError(DataError):
+    """A video or pedestrian appears in two splits."""
+
+
+@dataclass(frozen=True)
+class IntentOptions:
+    """The benchmark protocol's parameters (defaults: the JAAD benchmark's).
+
+    ``tte`` is ``(min, max)`` frames between a window's last frame and the event; an int means a
+    single TTE. ``irrelevant`` says what happens to ``crossing == -1`` pedestrians: ``exclude``
+    (default) or ``not-crossing`` (as the official benchmark code does).
+    """
+
+    obs_length: int = 16
+    tte: tuple[int, int] = (30, 60)
+    overlap: float = 0.8
+    sample_type: str = "beh"
+    split: str = "default"
+    irrelevant: str = "exclude"
+
+    def __post_init__(self) -> None:
+        tte = (self.tte, self.tte) if isinstance(self.tte, int) else tuple(int(t) for t in self.tte)
+        object.__setattr__(self, "tte", tte)
+        _check_options(self)
+
+    @property
+    def step(self) -> int:
+        """Frames between consecutive window ends: ``int((1 - overlap) * obs_length)``, at least 1."""
+        # The epsilon keeps 0.75 * 16 = 4 from flooring to 3 on binary rounding.
+        return max(1, int((1.0 - self.overlap) * self.obs_length + 1e-9))
+
+    @property
+    def min_track_frames(self) -> int:
+        """Frames a track needs up to and including its event (the benchmark's min_track_size)."""
+        return self.obs_length + self.tte[1]
+
+    def ttes(self) -> tuple[int, ...]:
+        """Every sampled TTE, largest first: (60, 57, ..., 30) for the defaults."""
+        return tuple(range(self.tte[1], self.tte[0] - 1, -self.step))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready values for manifests and run configs."""
+        values = asdict(self)
+        values["tte"] = list(self.tte)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "IntentOptions":
+        """Rebuild options from :meth:`as_dict` output (unknown keys are ignored)."""
+        known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
+        return cls(**known)
+
+
+def _check_options(options: IntentOptions) -> None:
+    if not isinstance(options.obs_length, int) or options.obs_length < 1:
+        raise ConfigError(f"obs_length must be a positive integer, got {options.obs_length!r}; "
+                          "the benchmark uses 16.")
+    if len(options.tte) != 2 or not 0 <= options.tte[0] <= options.tte[1]:
+        raise ConfigError(f"tte must be (min, max) with 0 <= min <= max, got {options.tte!r}; "
+                          "the benchmark uses (30, 60).")
+    if not 0.0 <= float(options.overlap) < 1.0:
+        raise ConfigError(f"overlap must be in [0, 1), got {options.overlap!r}; JAAD uses 0.8.")
+    for name, value, allowed in (("sample_type", options.sample_type, SAMPLE_TYPES),
+                                 ("split", options.split, SPLITS),
+                                 ("irrelevant", options.irrelevant, IRRELEVANT_POLICIES)):
+        if value not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}.")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One benchmark sample: ``obs_length`` consecutive visible frames of one pedestrian.
+
+    ``boxes_xyxy`` has one ``(x1, y1, x2, y2)`` per frame, shape (obs_length, 4).
+    ``tte`` = ``event_frame - frames[-1]``. ``occlusion`` is the worst level in the window.
+    """
+
+    video_id: str
+    track_id: str
+    frames: tuple[int, ...]
+    boxes_xyxy: tuple[tuple[float, float, float, float], ...]
+    label: int
+    event_frame: int
+    event_source: str
+    tte: int
+    occlusion: str
+    occluded_fraction: float
+    time_of_day: str
+    weather: str
+    track_label: str
+
+    @property
+    def start_frame(self) -> int:
+        return self.frames[0]
+
+    @property
+    def end_frame(self) -> int:
+        return self.frames[-1]
+
+    @property
+    def window_id(self) -> str:
+        """A name unique within a dataset: ``<video>_<track>_<end frame>``."""
+        return f"{self.video_id}_{self.track_id}_{self.end_frame:06d}"
+
+    def as_row(self) -> dict[str, Any]:
+        """Flat, DataFrame-ready metadata (no per-frame boxes), including ``tte_bin``."""
+        return {"window_id": self.window_id, "video_id": self.video_id, "track_id": self.track_id,
+                "track_label": self.track_label, "label": self.label,
+                "start_frame": self.start_frame, "end_frame": self.end_frame,
+                "event_frame": self.event_frame, "event_source": self.event_source,
+                "tte": self.tte, "tte_bin": tte_bin(self.tte), "occlusion": self.occlusion,
+                "occluded_fraction": round(self.occluded_fraction, 4),
+                "time_of_day": self.time_of_day, "weather": self.weather}
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A pedestrian (or, for ``gap_in_window``, one window) left out, and why."""
+
+    video_id: str
+    track_id: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class TrackEvent:
+    """The frame a pedestrian's windows count back from, and where it came from."""
+
+    frame: int
+    source: str  # "crossing_point" or "track_end" (third-to-last visible frame)
+
+
+def tte_bin(tte: int, edges: Sequence[int] = TTE_BIN_EDGES) -> str:
+    """Name the TTE bin of ``tte``: "30-39", "40-49", "50-60" for the default edges."""
+    if tte < edges[0]:
+        return f"<{edges[0]}"
+    if tte > edges[-1]:
+        return f">{edges[-1]}"
+    for low, high in zip(edges[:-2], edges[1:-1]):
+        if low <= tte < high:
+            return f"{low}-{high - 1}"
+    return f"{edges[-2]}-{edges[-1]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# One video
+
+
+def visible_frames(track) -> list[int]:
+    """Sorted frame indices where the track has a visible (not ``outside``) box."""
+    return sorted(box.frame for box in track.boxes if not getattr(box, "outside", False))
+
+
+def track_event(track) -> TrackEvent | str:
+    """The event of one pedestrian track, or a skip reason when it has none.
+
+    ``crossing_point`` when the attributes give one (>= 0); otherwise the third-to-last visible
+    frame, as JAAD's interface cuts the track (``boxes[:-2]``).
+    """
+    frames = visible_frames(track)
+    crossing_point = _crossing_point(track) if track.is_behavioural else None
+    if crossing_point is not None and crossing_point >= 0:
+        if not frames or not frames[0] <= crossing_point <= frames[-1]:
+            return EVENT_OUTSIDE_TRACK
+        return TrackEvent(crossing_point, "crossing_point")
+    if len(frames) < 3:
+        return SHORT_TRACK
+    return TrackEvent(frames[-3], "track_end")
+
+
+def track_label(track, options: IntentOptions) -> int | str:
+    """The window label of one track (1 crossing, 0 not), or a skip reason."""
+    if track.label == "people":
+        return GROUP_TRACK
+    if not track.is_behavioural:
+        return 0 if options.sample_type == "all" else NOT_IN_SAMPLE
+    if not track.attributes:
+        return NO_ATTRIBUTES
+    crossing = _crossing(track)
+    if crossing not in (-1, 0, 1):
+        return INVALID_CROSSING
+    if crossing == -1:
+        return 0 if options.irrelevant == "not-crossing" else CROSSING_IRRELEVANT
+    return crossing
+
+
+def intent_windows(annotation, options: IntentOptions | None = None
+                   ) -> tuple[list[Window], list[Skip]]:
+    """Cut every pedestrian of one video into benchmark windows.
+
+    Args:
+        annotation: a ``pedsense.data.jaad.VideoAnnotation``.
+        options: the protocol (default: the JAAD benchmark's).
+
+    Returns:
+        ``(windows, skips)``: windows in track order, then by end frame; one skip per pedestrian
+        that yields nothing, plus one per window dropped for a visibility gap.
+    """
+    options = options or IntentOptions()
+    windows: list[Window] = []
+    skips: list[Skip] = []
+    for track in annotation.tracks:
+        track_windows, track_skips = _track_windows(annotation, track, options)
+        windows.extend(track_windows)
+        skips.extend(track_skips)
+    return windows, skips
+
+
+def _track_windows(annotation, track, options: IntentOptions) -> tuple[list[Window], list[Skip]]:
+    video_id, track_id = annotation.video_id, track.track_id
+    label = track_label(track, options)
+    if isinstance(label, str):
+        return [], [Skip(video_id, track_id, label, _skip_detail(track, label))]
+    event = track_event(track)
+    if isinstance(event, str):
+        return [], [Skip(video_id, track_id, event, _skip_detail(track, event))]
+    frames = visible_frames(track)
+    # Count visible frames, as JAAD's interface counts boxes up to the event (min_track_size).
+    count = sum(1 for f in frames if f <= event.frame)
+    if count < options.min_track_frames:
+        detail = (f"{count} visible frames up to event frame {event.frame}; "
+                  f"needs {options.min_track_frames}")
+        return [], [Skip(video_id, track_id, SHORT_TRACK, detail)]
+    visible = set(frames)
+    boxes = {box.frame: box for box in track.boxes if box.frame in visible}
+    windows, skips = [], []
+    for tte in options.ttes():  # largest TTE first: ascending end frame
+        end = event.frame - tte
+        window_frames = tuple(range(end - options.obs_length + 1, end + 1))
+        missing = [f for f in window_frames if f not in visible]
+        if missing:
+            skips.append(Skip(video_id, track_id, GAP_IN_WINDOW,
+                              f"window ending at frame {end} lacks frames {missing[:5]}"))
+            continue
+        windows.append(_make_window(annotation, track, [boxes[f] for f in window_frames],
+                                    label, event, tte))
+    return windows, skips
+
+
+def _make_window(annotation, track, boxes: list, label: int, event: TrackEvent, tte: int) -> Window:
+    levels = [_occlusion_level(box) for box in boxes]
+    worst = max(levels)
+    return Window(
+        video_id=annotation.video_id, track_id=track.track_id,
+        frames=tuple(box.frame for box in boxes),
+        boxes_xyxy=tuple(tuple(float(v) for v in box.xyxy) for box in boxes),
+        label=int(label), event_frame=event.frame, event_source=event.source, tte=tte,
+        occlusion=OCCLUSION_LEVELS[worst],
+        occluded_fraction=sum(1 for level in levels if level > 0) / len(levels),
+        time_of_day=str(getattr(annotation, "time_of_day", "") or "unknown"),
+        weather=str(getattr(annotation, "weather", "") or "unknown"),
+        track_label=track.label)
+
+
+def _occlusion_level(box) -> int:
+    """0 none, 1 part, 2 full, from the ``occlusion`` attribute (else the CVAT ``occluded`` flag)."""
+    value = getattr(box, "occlusion", None)
+    if isinstance(value, str) and value in OCCLUSION_LEVELS:
+        return OCCLUSION_LEVELS.index(value)
+    if isinstance(value, int) and 0 <= value <= 2:
+        return value
+    return 1 if getattr(box, "occluded", False) else 0
+
+
+def _crossing(track) -> int | None:
+    value = getattr(track, "crossing", None)
+    if value is None:
+        value = track.attributes.get("crossing")
+    return _as_int(value)
+
+
+def _crossing_point(track) -> int | None:
+    value = getattr(track, "crossing_point", None)
+    if value is None:
+        value = track.attributes.get("crossing_point")
+    return _as_int(value)
+
+
+def _as_int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _skip_detail(track, reason: str) -> str:
+    if reason == EVENT_OUTSIDE_TRACK:
+        frames = visible_frames(track)
+        span = f"{frames[0]}-{frames[-1]}" if frames else "no visible frames"
+        return f"crossing_point {_crossing_point(track)} not in visible frames {span}"
+    if reason == INVALID_CROSSING:
+        return f"crossing = {track.attributes.get('crossing')!r}"
+    if reason == SHORT_TRACK:
+        return f"{len(visible_frames(track))} visible frames"
+    return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole dataset
+
+
+@dataclass
+class IntentDataset:
+    """Benchmark windows per split, with what was skipped and the leakage check's result."""
+
+    options: IntentOptions
+    windows: dict[str, list[Window]]
+    skips: list[Skip]
+    split_source: str = ""
+    missing_videos: tuple[str, ...] = ()
+    unassigned_videos: tuple[str, ...] = ()
+    leakage: dict[str, Any] = field(default_factory=dict)
+
+    def all_windows(self) -> list[Window]:
+        return [w for name in SPLIT_NAMES for w in self.windows.get(name, [])]
+
+    def skip_counts(self) -> dict[str, int]:
+        """How many skips each reason caused, most frequent first."""
+        return dict(Counter(skip.reason for skip in self.skips).most_common())
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """``{split: {"not-crossing": n0, "crossing": n1, "total": n}}``."""
+        counts = {}
+        for name in SPLIT_NAMES:
+            labels = [w.label for w in self.windows.get(name, [])]
+            counts[name] = {"not-crossing": labels.count(0), "crossing": labels.count(1),
+                            "total": len(labels)}
+        return counts
+
+    def pedestrian_counts(self) -> dict[str, int]:
+        """Distinct pedestrians with at least one window, per split."""
+        return {name: len({(w.video_id, w.track_id) for w in self.windows.get(name, [])})
+                for name in SPLIT_NAMES}
+
+    def rows(self, split: str | None = None) -> list[dict[str, Any]]:
+        """DataFrame-ready window metadata (``Window.as_row`` plus ``split``)."""
+        names = SPLIT_NAMES if split is None else (split,)
+        return [{**w.as_row(), "split": name} for name in names for w in self.windows.get(name, [])]
+
+    def summary_lines(self) -> list[str]:
+        """Human-readable build summary: windows per split, and every skip reason with a count."""
+        lines = []
+        for name, c in self.class_counts().items():
+            lines.append(f"{name}: {c['total']} windows ({c['crossing']} crossing, "
+                         f"{c['not-crossing']} not-crossing)")
+        for reason, count in self.skip_counts().items():
+            lines.append(f"skipped {count}: {SKIP_REASON_TEXT.get(reason, reason)}")
+        if self.missing_videos:
+            lines.append(f"{len(self.missing_videos)} videos named by the split files are absent")
+        if self.leakage.get("checked"):
+            lines.append("leakage check passed: no video or pedestrian is in two splits")
+        return lines
+
+    def manifest(self) -> dict[str, Any]:
+        """JSON-ready record of the protocol, counts, skips and leakage check."""
+        return {"task": "intent", "protocol": self.options.as_dict(),
+                "split_source": self.split_source, "class_counts": self.class_counts(),
+                "pedestrians": self.pedestrian_counts(), "skipped": self.skip_counts(),
+                "missing_videos": list(self.missing_videos),
+                "unassigned_videos": list(self.unassigned_videos), "leakage": self.leakage}
+
+
+def collect_intent_windows(annotations: Mapping[str, Any], video_split,
+                           options: IntentOptions | None = None, *,
+                           progress: Callable[[int, int, str], None] | None = None) -> IntentDataset:
+    """Cut every video into benchmark windows, grouped by the split its video belongs to.
+
+    Args:
+        annotations: ``{video_id: VideoAnnotation}`` (e.g. from ``load_annotations``).
+        video_split: a ``pedsense.data.splits.VideoSplit`` (``.train .val .test .split_of(vid)``).
+        options: the protocol (default: the JAAD benchmark's).
+        progress: ``progress(done, total, message)`` after each video.
+
+    Returns:
+        An :class:`IntentDataset`; the leakage check has run (it raises :class:`LeakageError`).
+    """
+    options = options or IntentOptions()
+    windows: dict[str, list[Window]] = {name: [] for name in SPLIT_NAMES}
+    skips: list[Skip] = []
+    unassigned = []
+    total = len(annotations)
+    for done, video_id in enumerate(sorted(annotations), start=1):
+        annotation = annotations[video_id]
+        split = video_split.split_of(video_id)
+        if split not in windows:
+            unassigned.append(video_id)
+            skips.extend(Skip(video_id, t.track_id, VIDEO_NOT_IN_SPLIT) for t in annotation.tracks)
+        else:
+            video_windows, video_skips = intent_windows(annotation, options)
+            windows[split].extend(video_windows)
+            skips.extend(video_skips)
+        if progress:
+            progress(done, total, f"intent windows: {video_id}")
+    leakage = check_no_leakage(_split_members(video_split), windows)
+    return IntentDataset(options=options, windows=windows, skips=skips,
+                         split_source=str(getattr(video_split, "source", "")),
+                         missing_videos=tuple(getattr(video_split, "missing", ()) or ()),
+                         unassigned_videos=tuple(unassigned), leakage=leakage)
+
+
+def _split_members(video_split) -> dict[str, list[str]]:
+    if isinstance(video_split, Mapping):
+        return {name: list(video_split.get(name, ())) for name in SPLIT_NAMES}
+    return {name: list(getattr(video_split, name, ()) or ()) for name in SPLIT_NAMES}
+
+
+def check_no_leakage(split_videos: Mapping[str, Iterable[str]],
+                     windows: Mapping[str, Iterable[Window]] | None = None) -> dict[str, Any]:
+    """Raise :class:`LeakageError` when a video, or a pedestrian, is in two splits.
+
+    Args:
+        split_videos: ``{split: video ids}`` (a ``VideoSplit`` works through ``_split_members``).
+        windows: optional ``{split: windows}``; pedestrians are ``(video_id, track_id)`` pairs.
+
+    Returns:
+        The manifest record: ``{"checked": True, "videos": {split: n}, "pedestrians": {split: n}}``.
+    """
+    if not isinstance(split_videos, Mapping):
+        split_videos = _split_members(split_videos)
+    videos = {name: set(ids) for name, ids in split_videos.items()}
+    _raise_on_overlap(videos, "video", "Fix the split files so each video is listed once.")
+    pedestrians = {name: {(w.video_id, w.track_id) for w in ws}
+                   for name, ws in (windows or {}).items()}
+    _raise_on_overlap(pedestrians, "pedestrian",
+                      "Split by video (pedsense.data.splits) so no pedestrian crosses splits.")
+    for name, ped_set in pedestrians.items():
+        stray = {vid for vid, _ in ped_set} - videos.get(name, set())
+        if stray and name in videos:
+            raise LeakageError(f"Split '{name}' holds windows of videos it does not list: "
+                               f"{sorted(stray)[:5]}. Rebuild the windows from one VideoSplit.")
+    return {"checked": True, "videos": {n: len(v) for n, v in videos.items()},
+            "pedestrians": {n: len(p) for n, p in pedestrians.items()}}
+
+
+def _raise_on_overlap(members: Mapping[str, set], kind: str, fix: str) -> None:
+    names = list(members)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            shared = members[first] & members[second]
+            if shared:
+                example = sorted(map(str, shared))[:5]
+                raise LeakageError(f"{len(shared)} {kind}(s) in both '{first}' and '{second}' "
+                                   f"splits, e.g. {example}. {fix}")
