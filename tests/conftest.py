@@ -44,3 +44,72 @@ def _no_network(monkeypatch):
     """Tests never reach the network: Ultralytics' and torchvision's downloads fail fast."""
     monkeypatch.setenv("YOLO_OFFLINE", "1")
     monkeypatch.setenv("PEDSENSE_OFFLINE", "1")
+
+
+# -- the synthetic demo set, raw and built (preprocessing) -------------------------------------
+# Small enough that the whole chain (demo clips, frames, YOLO, detector, sequences, crops) takes
+# seconds on 2 cores; other engineers' trainer, viewer and dashboard tests build on these.
+DEMO_VIDEOS = 3
+DEMO_FRAMES = 120
+DEMO_SIZE = (320, 180)
+DEMO_CROP = (64, 64)
+DEMO_SEQUENCE_LENGTH = 16
+DEMO_STRIDE = 8
+
+
+def _link_copy(src: Path, dst: Path) -> Path:
+    """A copy of a data home whose files are hard links (pedsense replaces files, never edits them)."""
+    import shutil
+
+    shutil.copytree(src, dst, copy_function=os.link)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def demo_raw(tmp_path_factory) -> Path:
+    """A data home holding a tiny synthetic demo set (clips, XML, attributes, splits). Read-only."""
+    from pedsense.data.synthetic import make_demo_dataset
+
+    home = tmp_path_factory.mktemp("demo_raw")
+    make_demo_dataset(home, n_videos=DEMO_VIDEOS, seed=0, num_frames=DEMO_FRAMES,
+                      width=DEMO_SIZE[0], height=DEMO_SIZE[1])
+    return home
+
+
+@pytest.fixture(scope="session")
+def demo_built(demo_raw, tmp_path_factory) -> Path:
+    """``demo_raw`` plus extracted frames and every dataset built (crops 64x64). Read-only."""
+    from pedsense.data.frames import extract_frames
+    from pedsense.data.resnet_format import build_resnet_crops, build_resnet_sequences
+    from pedsense.data.yolo_format import build_detector_dataset, build_yolo_dataset
+
+    home = _link_copy(demo_raw, tmp_path_factory.mktemp("demo_built") / "home")
+    extract_frames(home=home)
+    build_yolo_dataset(home=home)
+    build_detector_dataset(home=home)
+    build_resnet_sequences(DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP, home=home)
+    build_resnet_crops(DEMO_CROP, home=home)
+    return home
+
+
+@pytest.fixture
+def demo_raw_home(demo_raw, tmp_path, monkeypatch) -> Path:
+    """A writable hard-link copy of ``demo_raw`` (no frames yet), set as ``$PEDSENSE_HOME``."""
+    home = _link_copy(demo_raw, tmp_path / "demo_raw_home")
+    monkeypatch.setenv("PEDSENSE_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def demo_home(demo_built, tmp_path, monkeypatch) -> Path:
+    """A writable hard-link copy of ``demo_built``, set as ``$PEDSENSE_HOME``: write runs into it."""
+    from pedsense.config import paths
+    from pedsense.data.yolo_format import relocate_data_yaml
+
+    home = _link_copy(demo_built, tmp_path / "demo_home")
+    monkeypatch.setenv("PEDSENSE_HOME", str(home))
+    # data.yaml holds an absolute path; point it at this copy so Ultralytics reads (and caches
+    # labels) here, not in the shared session copy.
+    for dataset in (paths(home).yolo, paths(home).yolo_detector):
+        relocate_data_yaml(dataset)
+    return home

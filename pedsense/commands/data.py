@@ -1,9 +1,231 @@
-"""`pedsense` subcommands: data."""
+"""`pedsense` subcommands for data: setup, demo-data, preprocess, info."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from typing import Callable
+
+from pedsense.config import CROP_SIZE, SEQUENCE_LENGTH, SEQUENCE_STRIDE, paths
+from pedsense.errors import ConfigError
+
+PREPROCESS_STEPS = ("frames", "yolo", "detector", "resnet", "crops", "all")
+
+
+class TerminalProgress:
+    """A ``progress(done, total, message)`` callback drawing a ``\\r`` bar on stderr.
+
+    On a terminal the bar redraws in place; elsewhere (logs, CI) it prints one line per step.
+    """
+
+    def __init__(self, label: str, stream=None, width: int = 28):
+        self.label, self.width = label, width
+        self.stream = stream or sys.stderr
+        self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = ""
+        self._filled = -1
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        fraction = min(1.0, done / total) if total else 1.0
+        filled = int(round(fraction * self.width))
+        line = (f"{self.label:<10} [{'#' * filled}{'.' * (self.width - filled)}] "
+                f"{done}/{total} {message}")[:120]
+        finished = not total or done >= total
+        if self.interactive:
+            self.stream.write("\r" + line.ljust(len(self._last)) + ("\n" if finished else ""))
+        elif filled != self._filled or finished:
+            # not a terminal: one line each time the bar grows, so logs stay short
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self._last, self._filled = line, filled
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this module's subcommands to the `pedsense` parser."""
+    """Add ``setup``, ``demo-data``, ``preprocess`` and ``info`` to the `pedsense` parser."""
+    setup = subparsers.add_parser("setup", help="create the data folders and show what is present")
+    setup.set_defaults(func=cmd_setup)
+
+    demo = subparsers.add_parser("demo-data", help="write the synthetic JAAD-format demo set")
+    demo.add_argument("--videos", type=int, default=8, help="number of clips (default 8)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--overwrite", action="store_true", help="replace existing demo files")
+    demo.add_argument("--if-missing", action="store_true",
+                      help="do nothing when data/raw/annotations already holds XML (used by `make run`)")
+    demo.set_defaults(func=cmd_demo_data)
+
+    pre = subparsers.add_parser("preprocess", help="extract frames and build the training datasets")
+    pre.add_argument("step", choices=PREPROCESS_STEPS, help="what to build ('all': every step in order)")
+    pre.add_argument("--video", help="frames: only this video id")
+    pre.add_argument("--fps", type=float, help="frames: keep about this many frames per second")
+    pre.add_argument("--annotated-only", action="store_true", help="frames: only frames with a box")
+    pre.add_argument("--split", default="default", help="video split: default, high_visibility, all_videos (JAAD split files) or random")
+    pre.add_argument("--frame-step", type=int, default=1, help="yolo/detector/crops: every n-th frame")
+    pre.add_argument("--sequence-length", type=int, default=SEQUENCE_LENGTH, help="resnet: frames per sequence")
+    pre.add_argument("--stride", type=int, default=SEQUENCE_STRIDE, help="resnet: frames between sequence starts")
+    pre.add_argument("--crop-size", default=f"{CROP_SIZE[0]}",
+                     help="resnet/crops: crop size, N or WxH (default 224)")
+    pre.set_defaults(func=cmd_preprocess)
+
+    info = subparsers.add_parser("info", help="print dataset statistics")
+    info.set_defaults(func=cmd_info)
+
+
+def parse_crop_size(text: str) -> tuple[int, int]:
+    """``"224"`` → (224, 224); ``"128x96"`` → (128, 96)."""
+    try:
+        parts = [int(v) for v in str(text).lower().replace(",", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 8:
+        raise ConfigError(f"--crop-size {text!r} must be N or WxH with sides of at least 8, e.g. 224 or 224x224.")
+    return parts[0], parts[1]
+
+
+# -- setup ----------------------------------------------------------------------------------
+def cmd_setup(args) -> int:
+    p = paths()
+    for folder in (p.clips, p.annotations, p.attributes, p.split_ids, p.frames, p.processed, p.base_models):
+        folder.mkdir(parents=True, exist_ok=True)
+    print(f"data home: {p.home}")
+    for line in describe_data(p):
+        print("  " + line)
+    print(f"next: {next_step(p)}")
+    return 0
+
+
+def describe_data(p) -> list[str]:
+    """One line per thing in the data layout: what is there."""
+    from pedsense.data.frames import annotated_video_ids, frames_meta
+
+    videos = annotated_video_ids(p.home)
+    clips = [c for c in p.clips.glob("*") if c.is_file()] if p.clips.is_dir() else []
+    extracted = [v for v in videos if frames_meta(v, p.home)]
+    lines = [f"annotations: {len(videos)} XML in {p.annotations}",
+             f"clips:       {len(clips)} in {p.clips}",
+             f"frames:      {len(extracted)}/{len(videos)} videos extracted in {p.frames}"]
+    for name, marker in _datasets(p):
+        lines.append(f"{name + ':':<12} {'built' if marker.exists() else 'not built'} ({marker.parent})")
+    return lines
+
+
+def _datasets(p):
+    return [("yolo", p.yolo / "data.yaml"), ("detector", p.yolo_detector / "data.yaml"),
+            ("sequences", p.resnet / "labels.csv"), ("crops", p.resnet / "crops.csv")]
+
+
+def next_step(p) -> str:
+    """The command a user should run next, from what the data home holds."""
+    from pedsense.data.frames import annotated_video_ids, frames_meta
+
+    videos = annotated_video_ids(p.home)
+    if not videos:
+        return ("put JAAD in data/raw/ (see README, 'JAAD data') or run `pedsense demo-data` "
+                "for the synthetic set")
+    if not any(frames_meta(v, p.home) for v in videos):
+        return "`pedsense preprocess frames` (or `pedsense preprocess all`)"
+    if not all(marker.exists() for _, marker in _datasets(p)):
+        return "`pedsense preprocess all` builds the missing datasets"
+    return "train: `make run` and open the dashboard, or `pedsense train ...`"
+
+
+# -- demo data ------------------------------------------------------------------------------
+def cmd_demo_data(args) -> int:
+    p = paths()
+    if args.if_missing and p.annotations.is_dir() and any(p.annotations.glob("*.xml")):
+        print(f"annotations already in {p.annotations}; not writing the demo set")
+        return 0
+    if args.videos < 1:
+        raise ConfigError(f"--videos {args.videos} must be 1 or more.")
+    from pedsense.data.synthetic import make_demo_dataset
+
+    started = time.perf_counter()
+    make_demo_dataset(p.home, n_videos=args.videos, seed=args.seed,
+                      progress=TerminalProgress("demo-data"), overwrite=args.overwrite)
+    print(f"wrote a synthetic demo set of {args.videos} videos to {p.raw} "
+          f"in {time.perf_counter() - started:.1f} s (SYNTHETIC data, not JAAD)")
+    print(f"next: {next_step(p)}")
+    return 0
+
+
+# -- preprocess -----------------------------------------------------------------------------
+def cmd_preprocess(args) -> int:
+    steps = ["frames", "yolo", "detector", "resnet", "crops"] if args.step == "all" else [args.step]
+    crop_size = parse_crop_size(args.crop_size)
+    for step in steps:
+        started = time.perf_counter()
+        summary = _STEPS[step](args, crop_size, TerminalProgress(step))
+        print(f"{step}: {_describe_summary(step, summary)} ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def _frames(args, crop_size, progress) -> dict:
+    from pedsense.data.frames import extract_frames
+
+    summary = extract_frames(args.video, fps=args.fps, annotated_only=args.annotated_only, progress=progress)
+    for video, problem in summary["failed"].items():
+        print(f"warning: {video} skipped: {problem}", file=sys.stderr)
+    return summary
+
+
+def _yolo(args, crop_size, progress) -> dict:
+    from pedsense.data.yolo_format import build_yolo_dataset
+
+    return build_yolo_dataset(split=args.split, frame_step=args.frame_step, progress=progress)
+
+
+def _detector(args, crop_size, progress) -> dict:
+    from pedsense.data.yolo_format import build_detector_dataset
+
+    return build_detector_dataset(split=args.split, frame_step=args.frame_step, progress=progress)
+
+
+def _resnet(args, crop_size, progress) -> dict:
+    from pedsense.data.resnet_format import build_resnet_sequences
+
+    return build_resnet_sequences(args.sequence_length, args.stride, crop_size, split=args.split,
+                                  progress=progress)
+
+
+def _crops(args, crop_size, progress) -> dict:
+    from pedsense.data.resnet_format import build_resnet_crops
+
+    return build_resnet_crops(crop_size, split=args.split, frame_step=args.frame_step, progress=progress)
+
+
+_STEPS: dict[str, Callable] = {"frames": _frames, "yolo": _yolo, "detector": _detector,
+                               "resnet": _resnet, "crops": _crops}
+
+
+def _describe_summary(step: str, summary: dict) -> str:
+    if step == "frames":
+        return (f"{len(summary['extracted'])} videos extracted, {len(summary['skipped'])} already done, "
+                f"{len(summary['failed'])} failed; {summary['frames_total']} frames")
+    counts = summary.get("counts", {})
+    parts = ", ".join(f"{part} {_count(c)}" for part, c in counts.items())
+    reused = " (unchanged, reused)" if summary.get("reused") else ""
+    text = f"{parts} -> {summary.get('path')}{reused}"
+    for warning in summary.get("warnings", []):
+        text += f"\n  warning: {warning}"
+    return text
+
+
+def _count(part_counts: dict) -> str:
+    if "images" in part_counts:
+        boxes = ", ".join(f"{k} {v}" for k, v in part_counts["boxes"].items())
+        return f"{part_counts['images']} images ({boxes})"
+    return "(" + ", ".join(f"{k} {v}" for k, v in part_counts.items()) + ")"
+
+
+# -- info -----------------------------------------------------------------------------------
+def cmd_info(args) -> int:
+    from pedsense.data.stats import dataset_stats, format_stats
+
+    p = paths()
+    print(format_stats(dataset_stats(p.home)))
+    print()
+    for line in describe_data(p):
+        print(line)
+    return 0

@@ -1,0 +1,314 @@
+"""Pedestrian crop datasets for the ResNet models, cut from extracted frames.
+
+``build_resnet_sequences()`` (ResNet-50 + LSTM)::
+
+    data/processed/resnet/sequences/{train,val[,test]}/<seq_id>/frame_00.jpg … frame_15.jpg
+    data/processed/resnet/sequences/manifest.json
+    data/processed/resnet/labels.csv   sequence_id,label,video_id,track_id,start_frame,end_frame,split
+
+A sequence is ``sequence_length`` consecutive visible frames of one behaviour pedestrian
+(windows every ``stride`` frames); its label is the ``cross`` value at its LAST frame
+(1 crossing, 0 not-crossing), i.e. "is this pedestrian crossing now, given what led up to it".
+With sub-sampled frames, "consecutive" means consecutive extracted frames.
+
+``build_resnet_crops()`` (stage 2 of the hybrid)::
+
+    data/processed/resnet/crops/{train,val[,test]}/<crop_id>.jpg
+    data/processed/resnet/crops/manifest.json
+    data/processed/resnet/crops.csv    crop_id,label,video_id,track_id,frame,split
+
+one ground-truth crop per visible box, labelled like the YOLO dataset (behaviour pedestrians
+by ``cross``, ``ped`` bystanders 0, ``people`` groups skipped).
+
+Every crop is ``pedsense.data.crops.crop_pedestrian`` of the frame, the rule the predictors use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+
+from pedsense.config import (CLASS_NAMES, CROP_SIZE, RANDOM_SEED, SEQUENCE_LENGTH, SEQUENCE_STRIDE,
+                             TRAIN_SPLIT, paths)
+from pedsense.data.crops import crop_pedestrian
+from pedsense.data.manifest import BuildInputs, StagedBuild, collect_inputs, leakage_check, now_iso
+from pedsense.data.yolo_format import (BEHAVIOUR_LABEL, annotation_size, attribute_class,
+                                       intent_labeller)
+from pedsense.errors import DataError
+from pedsense.io import write_csv_atomic
+
+SEQUENCE_COLUMNS = ["sequence_id", "label", "video_id", "track_id", "start_frame", "end_frame", "split"]
+CROP_COLUMNS = ["crop_id", "label", "video_id", "track_id", "frame", "split"]
+JPEG_QUALITY = 95
+
+Progress = Callable[[int, int, str], None]
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def safe_id(text: str) -> str:
+    """A track id usable in a file name (``"0_5_19b"`` stays; ``"a/b"`` → ``"a-b"``)."""
+    return _UNSAFE.sub("-", str(text)).strip("-") or "track"
+
+
+def _check_crop_size(crop_size: Sequence[int]) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in crop_size)
+    except (TypeError, ValueError):
+        raise DataError(f"crop_size={crop_size!r} must be two integers (width, height).") from None
+    if width < 8 or height < 8:
+        raise DataError(f"crop_size={crop_size!r} is too small; use at least 8x8 (the models expect 224x224).")
+    return width, height
+
+
+def _scale(annotation, meta: dict) -> tuple[float, float]:
+    """Pixels of the extracted frames per annotation pixel (1.0 unless the clip was resized)."""
+    width, height = annotation_size(annotation, meta)
+    return (meta.get("width") or width) / width, (meta.get("height") or height) / height
+
+
+def _scaled_xyxy(box, scale: tuple[float, float]) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = box.xyxy
+    return x1 * scale[0], y1 * scale[1], x2 * scale[0], y2 * scale[1]
+
+
+# -- sequences ------------------------------------------------------------------------------
+def sequence_windows(frames: Sequence[int], sequence_length: int, stride: int,
+                     max_gap: int = 1) -> list[list[int]]:
+    """Windows of ``sequence_length`` consecutive frames, one every ``stride`` frames.
+
+    Args:
+        frames: sorted frame indices where the pedestrian is visible (and extracted).
+        max_gap: the largest step between two frames that still counts as consecutive.
+
+    Returns:
+        Lists of frame indices; empty when no run of consecutive frames is long enough.
+    """
+    windows, run = [], []
+    for frame in list(frames) + [None]:
+        if run and (frame is None or frame - run[-1] > max_gap):
+            windows += [run[s:s + sequence_length]
+                        for s in range(0, len(run) - sequence_length + 1, stride)]
+            run = []
+        if frame is not None:
+            run.append(frame)
+    return windows
+
+
+def build_resnet_sequences(sequence_length: int = SEQUENCE_LENGTH, stride: int = SEQUENCE_STRIDE,
+                           crop_size: Sequence[int] = CROP_SIZE, *, home=None, split: str = "default",
+                           progress: Progress | None = None, train_ratio: float = TRAIN_SPLIT,
+                           seed: int = RANDOM_SEED) -> dict:
+    """Build the crop-sequence dataset for ResNet-50 + LSTM (layout in the module docstring).
+
+    Returns:
+        The manifest, plus ``path``, ``labels_csv`` and ``reused``.
+
+    Raises:
+        DataError: bad parameters, no annotations, frames not extracted, or no track long
+            enough for one sequence.
+    """
+    if int(sequence_length) < 1 or int(stride) < 1:
+        raise DataError(f"sequence_length={sequence_length!r} and stride={stride!r} must be 1 or more.")
+    width, height = _check_crop_size(crop_size)
+    params = {"dataset": "resnet_sequences", "sequence_length": int(sequence_length), "stride": int(stride),
+              "crop_size": [width, height], "split": split, "train_ratio": train_ratio, "seed": seed}
+    p = paths(home)
+    inputs = collect_inputs(home, split, train_ratio, seed)
+    staged = StagedBuild(p.resnet, "sequences", ["sequences", "labels.csv"], "sequences", params,
+                         inputs.fingerprint)
+    with staged.locked():
+        return _run_sequences(staged, inputs, params, p, progress)
+
+
+def _run_sequences(staged: StagedBuild, inputs: BuildInputs, params: dict, p, progress) -> dict:
+    existing = staged.existing()
+    if existing is not None:
+        return {**existing, "path": str(p.sequences), "labels_csv": str(p.resnet / "labels.csv"), "reused": True}
+    staged.begin()
+    rows = _stage_videos(staged, inputs, progress, "sequences",
+                         lambda part, video, ann: _write_sequences(staged, part, video, ann, inputs.metas[video],
+                                                                    p.video_frames(video), params))
+    if not rows:
+        raise DataError(
+            f"No pedestrian track has {params['sequence_length']} consecutive extracted frames, so there is no "
+            "sequence to write. Lower --sequence-length, or extract every frame "
+            "(`pedsense preprocess frames` without --fps/--annotated-only)."
+        )
+    write_csv_atomic(staged.path("labels.csv"), rows, SEQUENCE_COLUMNS)
+    manifest = staged.commit(_manifest(params, inputs, rows, "sequences"))
+    return {**manifest, "path": str(p.sequences), "labels_csv": str(p.resnet / "labels.csv"), "reused": False}
+
+
+def _write_sequences(staged: StagedBuild, part: str, video: str, annotation, meta: dict,
+                     frames_dir: Path, params: dict) -> list[dict]:
+    """Cut every window of one video. Each crop is encoded once and hard-linked into the
+    other windows that share its frame (windows overlap when stride < sequence_length)."""
+    length, stride = params["sequence_length"], params["stride"]
+    available = set(meta["frames"])
+    scale = _scale(annotation, meta)
+    digits = max(2, len(str(length - 1)))
+    rows, wanted = [], defaultdict(list)  # frame -> [(box, [target paths])]
+    for track in annotation.tracks:
+        if not getattr(track, "is_behavioural", track.label == BEHAVIOUR_LABEL):
+            continue
+        boxes = {box.frame: box for box in track.boxes if box.frame in available}
+        for window in sequence_windows(sorted(boxes), length, stride, int(meta.get("frame_step", 1))):
+            label = attribute_class(boxes[window[-1]], "cross")
+            if label is None:
+                continue
+            seq_id = f"{video}_{safe_id(track.track_id)}_{window[0]:06d}"
+            folder = staged.path("sequences", part, seq_id)
+            for position, frame in enumerate(window):
+                wanted[frame].append((boxes[frame], folder / f"frame_{position:0{digits}d}.jpg"))
+            rows.append({"sequence_id": seq_id, "label": label, "video_id": video,
+                         "track_id": track.track_id, "start_frame": window[0], "end_frame": window[-1],
+                         "split": part})
+    _write_crops(frames_dir, wanted, scale, params["crop_size"])
+    return rows
+
+
+def _write_crops(frames_dir: Path, wanted: dict, scale, crop_size) -> None:
+    """Read each needed frame once and write its crops; identical crops become hard links.
+
+    Args:
+        wanted: ``{frame: [(box, target path), ...]}``.
+    """
+    for folder in {target.parent for entries in wanted.values() for _, target in entries}:
+        folder.mkdir(parents=True, exist_ok=True)  # before the threads, so they never race on it
+    # JPEG decode, resize and encode release the GIL: frames in parallel use every core.
+    with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+        for _ in pool.map(lambda frame: _crop_frame(frames_dir, frame, wanted[frame], scale, crop_size),
+                          sorted(wanted)):
+            pass
+
+
+def _crop_frame(frames_dir: Path, frame: int, entries: list, scale, crop_size) -> None:
+    path = frames_dir / f"frame_{frame:06d}.jpg"
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"Frame {path} is missing or unreadable. "
+                        "Run `pedsense preprocess frames` again to re-extract it.")
+    encode = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    first_target: dict[int, Path] = {}
+    for box, target in entries:
+        source = first_target.get(id(box))
+        if source is not None and _try_link(source, target):
+            continue
+        crop = crop_pedestrian(image, _scaled_xyxy(box, scale), crop_size)
+        ok, buffer = cv2.imencode(".jpg", crop, encode)
+        target.write_bytes(buffer.tobytes())
+        first_target[id(box)] = target
+
+
+def _try_link(source: Path, target: Path) -> bool:
+    try:
+        target.unlink(missing_ok=True)
+        os.link(source, target)
+        return True
+    except OSError:
+        return False
+
+
+# -- single crops ---------------------------------------------------------------------------
+def build_resnet_crops(crop_size: Sequence[int] = CROP_SIZE, *, home=None, split: str = "default",
+                       frame_step: int = 1, progress: Progress | None = None,
+                       include_bystanders: bool = True, train_ratio: float = TRAIN_SPLIT,
+                       seed: int = RANDOM_SEED) -> dict:
+    """Build single ground-truth pedestrian crops for the hybrid's classifier.
+
+    Args:
+        frame_step: keep every n-th extracted frame.
+        include_bystanders: add ``ped`` bystanders as not-crossing (as the YOLO dataset does).
+
+    Returns:
+        The manifest, plus ``path``, ``crops_csv`` and ``reused``.
+    """
+    if int(frame_step) < 1:
+        raise DataError(f"frame_step={frame_step!r} must be 1 or more.")
+    width, height = _check_crop_size(crop_size)
+    params = {"dataset": "resnet_crops", "crop_size": [width, height], "split": split,
+              "frame_step": int(frame_step), "include_bystanders": include_bystanders,
+              "train_ratio": train_ratio, "seed": seed}
+    p = paths(home)
+    inputs = collect_inputs(home, split, train_ratio, seed)
+    staged = StagedBuild(p.resnet, "crops", ["crops", "crops.csv"], "crops", params, inputs.fingerprint)
+    with staged.locked():
+        return _run_crops(staged, inputs, params, p, progress)
+
+
+def _run_crops(staged: StagedBuild, inputs: BuildInputs, params: dict, p, progress) -> dict:
+    crops_dir, crops_csv = p.resnet / "crops", p.resnet / "crops.csv"
+    existing = staged.existing()
+    if existing is not None:
+        return {**existing, "path": str(crops_dir), "crops_csv": str(crops_csv), "reused": True}
+    staged.begin()
+    labeller = intent_labeller("cross", params["include_bystanders"])
+    rows = _stage_videos(staged, inputs, progress, "crops",
+                         lambda part, video, ann: _write_single_crops(staged, part, video, ann, inputs.metas[video],
+                                                                       p.video_frames(video), labeller, params))
+    if not rows:
+        raise DataError("No labelled pedestrian box falls on an extracted frame, so there is no crop to "
+                        "write. Run `pedsense preprocess frames` (all frames) and check the annotations.")
+    write_csv_atomic(staged.path("crops.csv"), rows, CROP_COLUMNS)
+    manifest = staged.commit(_manifest(params, inputs, rows, "crops"))
+    return {**manifest, "path": str(crops_dir), "crops_csv": str(crops_csv), "reused": False}
+
+
+def _write_single_crops(staged: StagedBuild, part: str, video: str, annotation, meta: dict,
+                        frames_dir: Path, labeller, params: dict) -> list[dict]:
+    frames = set(meta["frames"][:: params["frame_step"]])
+    scale = _scale(annotation, meta)
+    rows, wanted = [], defaultdict(list)
+    for track in annotation.tracks:
+        for box in track.boxes:
+            label = labeller(track, box) if box.frame in frames else None
+            if label is None:
+                continue
+            crop_id = f"{video}_{safe_id(track.track_id)}_{box.frame:06d}"
+            wanted[box.frame].append((box, staged.path("crops", part, f"{crop_id}.jpg")))
+            rows.append({"crop_id": crop_id, "label": label, "video_id": video,
+                         "track_id": track.track_id, "frame": box.frame, "split": part})
+    _write_crops(frames_dir, wanted, scale, params["crop_size"])
+    return rows
+
+
+# -- shared ---------------------------------------------------------------------------------
+def _stage_videos(staged: StagedBuild, inputs: BuildInputs, progress: Progress | None, what: str,
+                  write_video: Callable[[str, str, object], list[dict]]) -> list[dict]:
+    """Run ``write_video(part, video, annotation)`` for each video not already staged."""
+    annotations = inputs.load_annotations()
+    jobs = [(part, video) for part, videos in inputs.parts.items() for video in videos]
+    rows: list[dict] = []
+    for done, (part, video) in enumerate(jobs):
+        if progress:
+            progress(done, len(jobs), f"{video}: {what}")
+        video_rows = staged.finished_video(video)
+        if video_rows is None:
+            annotation = annotations.get(video)
+            video_rows = write_video(part, video, annotation) if annotation is not None else []
+            staged.mark_video(video, video_rows)
+        rows += video_rows
+    if progress:
+        progress(len(jobs), len(jobs), f"{what} written")
+    return rows
+
+
+def _manifest(params: dict, inputs: BuildInputs, rows: list[dict], what: str) -> dict:
+    """Counts per split and class, the split, and the leakage check of a ResNet build."""
+    counts: dict[str, dict] = {part: {name: 0 for name in CLASS_NAMES} for part in inputs.parts}
+    videos: dict[str, set] = {part: set() for part in inputs.parts}
+    for row in rows:
+        counts[row["split"]][CLASS_NAMES[int(row["label"])]] += 1
+        videos[row["split"]].add(row["video_id"])
+    warnings = [f"the {part!r} part has no {what}" for part in ("train", "val")
+                if not sum(counts.get(part, {}).values())]
+    return {"dataset": params["dataset"], "created_at": now_iso(), "synthetic": inputs.synthetic,
+            "class_names": list(CLASS_NAMES), "split": inputs.split_manifest(), "counts": counts,
+            "total": len(rows), "leakage": leakage_check(videos), "skipped_videos": inputs.skipped,
+            "warnings": warnings}

@@ -1,0 +1,116 @@
+"""The data commands: `pedsense setup`, `demo-data`, `preprocess`, `info`, and `python -m pedsense`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pedsense.cli import main
+from pedsense.commands.data import TerminalProgress, parse_crop_size
+from pedsense.config import REPO_ROOT, paths
+from pedsense.data.frames import annotated_video_ids, frames_meta
+from pedsense.errors import ConfigError
+
+
+def test_setup_creates_folders_and_names_the_next_step(tmp_home, capsys):
+    assert main(["setup"]) == 0
+    out = capsys.readouterr().out
+    for folder in (paths().clips, paths().annotations, paths().frames, paths().processed, paths().base_models):
+        assert folder.is_dir()
+    assert "annotations: 0 XML" in out and "pedsense demo-data" in out
+
+
+def test_setup_on_raw_data_suggests_preprocessing(demo_raw_home, capsys):
+    assert main(["setup"]) == 0
+    assert "preprocess frames" in capsys.readouterr().out
+
+
+def test_demo_data_if_missing_keeps_existing_annotations(demo_raw_home, capsys):
+    before = sorted(p.stat().st_mtime_ns for p in paths().annotations.glob("*.xml"))
+    assert main(["demo-data", "--if-missing"]) == 0
+    assert "not writing" in capsys.readouterr().out
+    assert sorted(p.stat().st_mtime_ns for p in paths().annotations.glob("*.xml")) == before
+
+
+def test_demo_data_rejects_zero_videos(tmp_home, capsys):
+    assert main(["demo-data", "--videos", "0"]) == 2
+    assert "--videos" in capsys.readouterr().err
+
+
+def test_preprocess_before_frames_is_a_clear_error(demo_raw_home, capsys):
+    assert main(["preprocess", "yolo"]) == 2
+    err = capsys.readouterr().err
+    assert "preprocess frames" in err and "Traceback" not in err
+
+
+def test_preprocess_all_on_the_demo_set(demo_raw_home, capsys):
+    code = main(["preprocess", "all", "--crop-size", "32", "--sequence-length", "8", "--stride", "8",
+                 "--frame-step", "4"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert all(frames_meta(v) for v in annotated_video_ids())
+    for marker in (paths().yolo / "data.yaml", paths().yolo_detector / "data.yaml",
+                   paths().resnet / "labels.csv", paths().resnet / "crops.csv"):
+        assert marker.exists()
+    assert "frames:" in out.out and "resnet:" in out.out
+    assert "[" in out.err  # the progress bars
+    assert main(["preprocess", "yolo", "--frame-step", "4"]) == 0
+    assert "reused" in capsys.readouterr().out
+
+
+def test_preprocess_frames_options(demo_raw_home, capsys):
+    video = annotated_video_ids()[0]
+    assert main(["preprocess", "frames", "--video", video, "--fps", "10", "--annotated-only"]) == 0
+    meta = frames_meta(video)
+    assert meta["annotated_only"] and meta["fps"] == 10
+    assert [v for v in annotated_video_ids() if frames_meta(v)] == [video]
+
+
+def test_preprocess_frames_reports_a_missing_clip(demo_raw_home, capsys):
+    missing = annotated_video_ids()[0]
+    paths().clip(missing).unlink()
+    assert main(["preprocess", "frames"]) == 0
+    assert f"warning: {missing} skipped" in capsys.readouterr().err
+
+
+def test_info_prints_statistics(demo_raw_home, capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "annotations: " in out and "not built" in out
+
+
+def test_bad_crop_size_option(demo_raw_home, capsys):
+    assert main(["preprocess", "resnet", "--crop-size", "huge"]) == 2
+    assert "--crop-size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, expected", [("224", (224, 224)), ("128x96", (128, 96)), ("64,64", (64, 64))])
+def test_parse_crop_size(text, expected):
+    assert parse_crop_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "x", "4", "10x2", "1x2x3"])
+def test_parse_crop_size_rejects(text):
+    with pytest.raises(ConfigError):
+        parse_crop_size(text)
+
+
+def test_progress_bar_without_a_terminal():
+    import io
+
+    stream = io.StringIO()
+    bar = TerminalProgress("frames", stream=stream, width=4)
+    for done in range(5):
+        bar(done, 4, f"video {done}")
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("frames") and "[####] 4/4" in lines[-1]
+    assert len(lines) == 5
+
+
+def test_python_dash_m_pedsense():
+    result = subprocess.run([sys.executable, "-m", "pedsense", "preprocess", "--help"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "--sequence-length" in result.stdout and "--annotated-only" in result.stdout
