@@ -113,3 +113,51 @@ def demo_home(demo_built, tmp_path, monkeypatch) -> Path:
     for dataset in (paths(home).yolo, paths(home).yolo_detector):
         relocate_data_yaml(dataset)
     return home
+
+
+# -- the demo set under the `intent` task (JAAD benchmark windows) -----------------------------
+# `demo_raw`'s 120-frame clips are too short for the protocol (16 observed + up to 60 frames
+# before each event): at 200 frames every split holds windows of both classes, and one short
+# track gives the builds a skip reason to report.
+INTENT_DEMO_FRAMES = 200
+
+
+@pytest.fixture(scope="session")
+def intent_raw(tmp_path_factory) -> Path:
+    """A data home holding 3 synthetic 200-frame demo videos (1 train, 1 val, 1 test). Read-only."""
+    from pedsense.data.synthetic import make_demo_dataset
+
+    home = tmp_path_factory.mktemp("intent_raw")
+    make_demo_dataset(home, n_videos=DEMO_VIDEOS, seed=0, num_frames=INTENT_DEMO_FRAMES,
+                      width=DEMO_SIZE[0], height=DEMO_SIZE[1])
+    return home
+
+
+@pytest.fixture(scope="session")
+def intent_built(intent_raw, tmp_path_factory) -> Path:
+    """``intent_raw`` plus frames and every dataset built with ``task="intent"`` (benchmark
+    defaults: obs 16, TTE 30-60, overlap 0.8, sample type beh, split default; crops 64x64)."""
+    from pedsense.data.frames import extract_frames
+    from pedsense.data.resnet_format import build_resnet_crops, build_resnet_sequences
+    from pedsense.data.yolo_format import build_detector_dataset, build_yolo_dataset
+
+    home = _link_copy(intent_raw, tmp_path_factory.mktemp("intent_built") / "home")
+    extract_frames(home=home)
+    build_yolo_dataset(home=home, task="intent")
+    build_detector_dataset(home=home, task="intent")
+    build_resnet_sequences(DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP, home=home, task="intent")
+    build_resnet_crops(DEMO_CROP, home=home, task="intent")
+    return home
+
+
+@pytest.fixture
+def intent_home(intent_built, tmp_path, monkeypatch) -> Path:
+    """A writable hard-link copy of ``intent_built``, set as ``$PEDSENSE_HOME``."""
+    from pedsense.config import paths
+    from pedsense.data.yolo_format import relocate_data_yaml
+
+    home = _link_copy(intent_built, tmp_path / "intent_home")
+    monkeypatch.setenv("PEDSENSE_HOME", str(home))
+    for dataset in (paths(home).yolo, paths(home).yolo_detector):
+        relocate_data_yaml(dataset)
+    return home

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from pedsense.cli import main
-from pedsense.commands.data import TerminalProgress, parse_crop_size
+from pedsense.commands.data import TerminalProgress, parse_crop_size, parse_tte
 from pedsense.config import REPO_ROOT, paths
 from pedsense.data.frames import annotated_video_ids, frames_meta
 from pedsense.errors import ConfigError
@@ -114,3 +114,47 @@ def test_python_dash_m_pedsense():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "--sequence-length" in result.stdout and "--annotated-only" in result.stdout
+    for option in ("--task", "--sample-type", "--tte", "--overlap", "--irrelevant", "high_visibility"):
+        assert option in result.stdout
+
+
+def test_preprocess_intent_records_the_options_and_says_what_was_skipped(intent_home, capsys):
+    import json
+
+    code = main(["preprocess", "resnet", "--task", "intent", "--sample-type", "all", "--tte", "35", "60",
+                 "--overlap", "0.5", "--crop-size", "32", "--irrelevant", "not-crossing"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    manifest = json.loads((paths().sequences / "manifest.json").read_text())
+    assert manifest["task"] == "intent" and manifest["split"]["source"] == "official:default"
+    assert manifest["intent_options"] == {"obs_length": 16, "tte": [35, 60], "overlap": 0.5,
+                                          "sample_type": "all", "split": "default",
+                                          "irrelevant": "not-crossing"}
+    assert "task intent (obs 16, TTE 35-60, overlap 0.5, sample all" in out.out
+    assert "1 pedestrians skipped: 1 track shorter than observation + max TTE" in out.out
+    assert "leakage check passed" in out.out
+    assert main(["preprocess", "yolo", "--task", "intent"]) == 0
+    out = capsys.readouterr().out
+    assert "reused" in out and "unlabelled" in out and "`ped` bystanders left out" in out
+
+
+def test_preprocess_rejects_bad_intent_options(intent_home, capsys):
+    assert main(["preprocess", "crops", "--task", "intent", "--tte", "60", "30"]) == 2
+    assert "--tte 60 30" in capsys.readouterr().err
+    assert main(["preprocess", "resnet", "--task", "intent", "--overlap", "1.5"]) == 2
+    assert "overlap" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["preprocess", "yolo", "--split", "official"])
+    with pytest.raises(SystemExit):
+        main(["preprocess", "yolo", "--task", "predict"])
+
+
+@pytest.mark.parametrize("values, expected", [([30, 60], (30, 60)), ([45], (45, 45)), ([0, 0], (0, 0))])
+def test_parse_tte(values, expected):
+    assert parse_tte(values) == expected
+
+
+@pytest.mark.parametrize("values", [[60, 30], [-1, 5], [1, 2, 3]])
+def test_parse_tte_rejects(values):
+    with pytest.raises(ConfigError):
+        parse_tte(values)

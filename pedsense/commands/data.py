@@ -8,9 +8,11 @@ import time
 from typing import Callable
 
 from pedsense.config import CROP_SIZE, SEQUENCE_LENGTH, SEQUENCE_STRIDE, paths
+from pedsense.data.intent import IRRELEVANT_POLICIES, SAMPLE_TYPES, SPLITS  # a light, pure module
 from pedsense.errors import ConfigError
 
 PREPROCESS_STEPS = ("frames", "yolo", "detector", "resnet", "crops", "all")
+TASKS = ("action", "intent")  # pedsense.data.manifest.TASKS, without importing the builds
 
 
 class TerminalProgress:
@@ -59,10 +61,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pre.add_argument("--video", help="frames: only this video id")
     pre.add_argument("--fps", type=float, help="frames: keep about this many frames per second")
     pre.add_argument("--annotated-only", action="store_true", help="frames: only frames with a box")
-    pre.add_argument("--split", default="default", help="video split: default, high_visibility, all_videos (JAAD split files) or random")
+    pre.add_argument("--split", default="default", choices=SPLITS,
+                     help="video split: JAAD's split files (default, high_visibility, all_videos) or "
+                          "a seeded random one (random)")
+    pre.add_argument("--task", default="action", choices=TASKS,
+                     help="action: is the pedestrian crossing now (per-frame `cross`, default); "
+                          "intent: will they cross (JAAD benchmark windows, track-level `crossing`)")
+    pre.add_argument("--sample-type", default="beh", choices=SAMPLE_TYPES,
+                     help="intent: beh = behaviour pedestrians; all = also `ped` bystanders (not-crossing)")
+    pre.add_argument("--tte", type=int, nargs="+", default=[30, 60], metavar="FRAMES",
+                     help="intent: frames from a window's end to the event, MIN MAX (default 30 60) or one value")
+    pre.add_argument("--overlap", type=float, default=0.8, help="intent: window overlap (default 0.8)")
+    pre.add_argument("--irrelevant", default="exclude", choices=IRRELEVANT_POLICIES,
+                     help="intent: pedestrians with crossing=-1: exclude (default) or count as not-crossing")
     pre.add_argument("--frame-step", type=int, default=1, help="yolo/detector/crops: every n-th frame")
-    pre.add_argument("--sequence-length", type=int, default=SEQUENCE_LENGTH, help="resnet: frames per sequence")
-    pre.add_argument("--stride", type=int, default=SEQUENCE_STRIDE, help="resnet: frames between sequence starts")
+    pre.add_argument("--sequence-length", type=int, default=SEQUENCE_LENGTH,
+                     help="resnet: frames per sequence; intent: the observation length of every build")
+    pre.add_argument("--stride", type=int, default=SEQUENCE_STRIDE,
+                     help="resnet (action): frames between sequence starts")
     pre.add_argument("--crop-size", default=f"{CROP_SIZE[0]}",
                      help="resnet/crops: crop size, N or WxH (default 224)")
     pre.set_defaults(func=cmd_preprocess)
@@ -154,11 +170,32 @@ def cmd_demo_data(args) -> int:
 def cmd_preprocess(args) -> int:
     steps = ["frames", "yolo", "detector", "resnet", "crops"] if args.step == "all" else [args.step]
     crop_size = parse_crop_size(args.crop_size)
+    parse_tte(args.tte)  # fail before extracting frames
     for step in steps:
         started = time.perf_counter()
         summary = _STEPS[step](args, crop_size, TerminalProgress(step))
         print(f"{step}: {_describe_summary(step, summary)} ({time.perf_counter() - started:.1f} s)")
     return 0
+
+
+def parse_tte(values) -> tuple[int, int]:
+    """``--tte 30 60`` → (30, 60); ``--tte 45`` → (45, 45)."""
+    values = list(values)
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or not 0 <= values[0] <= values[1]:
+        raise ConfigError(f"--tte {' '.join(map(str, values))} must be MIN MAX (or one value) with "
+                          "0 <= MIN <= MAX, e.g. --tte 30 60 (the JAAD benchmark).")
+    return values[0], values[1]
+
+
+def task_kwargs(args, obs_length: bool = True) -> dict:
+    """The task keywords every dataset build takes, from the parsed options."""
+    kwargs = {"split": args.split, "task": args.task, "tte": parse_tte(args.tte),
+              "overlap": args.overlap, "sample_type": args.sample_type, "irrelevant": args.irrelevant}
+    if obs_length:
+        kwargs["obs_length"] = args.sequence_length
+    return kwargs
 
 
 def _frames(args, crop_size, progress) -> dict:
@@ -173,26 +210,27 @@ def _frames(args, crop_size, progress) -> dict:
 def _yolo(args, crop_size, progress) -> dict:
     from pedsense.data.yolo_format import build_yolo_dataset
 
-    return build_yolo_dataset(split=args.split, frame_step=args.frame_step, progress=progress)
+    return build_yolo_dataset(frame_step=args.frame_step, progress=progress, **task_kwargs(args))
 
 
 def _detector(args, crop_size, progress) -> dict:
     from pedsense.data.yolo_format import build_detector_dataset
 
-    return build_detector_dataset(split=args.split, frame_step=args.frame_step, progress=progress)
+    return build_detector_dataset(frame_step=args.frame_step, progress=progress, **task_kwargs(args))
 
 
 def _resnet(args, crop_size, progress) -> dict:
     from pedsense.data.resnet_format import build_resnet_sequences
 
-    return build_resnet_sequences(args.sequence_length, args.stride, crop_size, split=args.split,
-                                  progress=progress)
+    # the sequence length is the observation length here
+    return build_resnet_sequences(args.sequence_length, args.stride, crop_size, progress=progress,
+                                  **task_kwargs(args, obs_length=False))
 
 
 def _crops(args, crop_size, progress) -> dict:
     from pedsense.data.resnet_format import build_resnet_crops
 
-    return build_resnet_crops(crop_size, split=args.split, frame_step=args.frame_step, progress=progress)
+    return build_resnet_crops(crop_size, frame_step=args.frame_step, progress=progress, **task_kwargs(args))
 
 
 _STEPS: dict[str, Callable] = {"frames": _frames, "yolo": _yolo, "detector": _detector,
@@ -207,6 +245,8 @@ def _describe_summary(step: str, summary: dict) -> str:
     parts = ", ".join(f"{part} {_count(c)}" for part, c in counts.items())
     reused = " (unchanged, reused)" if summary.get("reused") else ""
     text = f"{parts} -> {summary.get('path')}{reused}"
+    for line in summary.get("summary", []):
+        text += f"\n  {line}"
     for warning in summary.get("warnings", []):
         text += f"\n  warning: {warning}"
     return text
@@ -215,7 +255,8 @@ def _describe_summary(step: str, summary: dict) -> str:
 def _count(part_counts: dict) -> str:
     if "images" in part_counts:
         boxes = ", ".join(f"{k} {v}" for k, v in part_counts["boxes"].items())
-        return f"{part_counts['images']} images ({boxes})"
+        unlabelled = part_counts.get("unlabelled_boxes")
+        return f"{part_counts['images']} images ({boxes}{f', unlabelled {unlabelled}' if unlabelled else ''})"
     return "(" + ", ".join(f"{k} {v}" for k, v in part_counts.items()) + ")"
 
 

@@ -9,6 +9,10 @@ Every build (YOLO, detector, ResNet sequences, ResNet crops) goes through ``Stag
    videos it had finished (when the parameters are unchanged) instead of starting over.
 3. ``commit`` moves the outputs into place, the file readers check for last (``labels.csv``,
    say), after deleting the old one first: a crash mid-swap leaves "not built", never a mix.
+
+It also holds what every build shares about labels: the ``task`` (``action``: the per-frame
+``cross`` label, the seed's; ``intent``: the JAAD benchmark protocol of ``pedsense.data.intent``),
+the leakage guard every build runs, and the build summary that names everything left out.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import json
 import os
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -29,7 +34,9 @@ except ImportError:  # Windows: no advisory locks; concurrent builds are then th
     fcntl = None
 
 from pedsense.config import RANDOM_SEED, TRAIN_SPLIT, paths
-from pedsense.errors import DataError
+from pedsense.data.intent import (GAP_IN_WINDOW, SKIP_REASON_TEXT, IntentDataset, IntentOptions,
+                                  LeakageError, Window, collect_intent_windows)
+from pedsense.errors import ConfigError, DataError
 from pedsense.io import read_json, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
@@ -60,18 +67,43 @@ def file_stamp(path: Path) -> list:
     return [path.name, stat.st_size, stat.st_mtime_ns]
 
 
-def leakage_check(videos_by_split: Mapping[str, Iterable[str]]) -> dict:
-    """Which videos (if any) appear in more than one split of a built dataset.
+def leakage_check(videos_by_split: Mapping[str, Iterable[str]],
+                  pedestrians_by_split: Mapping[str, Iterable[tuple[str, str]]] | None = None) -> dict:
+    """The leakage guard every build runs on what it wrote: no video (or pedestrian) in two splits.
+
+    Args:
+        videos_by_split: ``{split: video ids}`` of the written samples.
+        pedestrians_by_split: optional ``{split: (video_id, track_id) pairs}``.
 
     Returns:
-        ``{"ok": bool, "videos_in_several_splits": {video: [splits]}}``.
+        The manifest record ``{"ok": True, "checked": True, "videos": {split: n},
+        "pedestrians": {split: n} (when given), "videos_in_several_splits": {}}``.
+
+    Raises:
+        LeakageError: a video or pedestrian is in two splits (a DataError naming them).
     """
-    seen: dict[str, list[str]] = {}
-    for split_name, videos in videos_by_split.items():
-        for video in set(videos):
-            seen.setdefault(video, []).append(split_name)
-    shared = {video: sorted(names) for video, names in sorted(seen.items()) if len(names) > 1}
-    return {"ok": not shared, "videos_in_several_splits": shared}
+    videos = {name: set(ids) for name, ids in videos_by_split.items()}
+    record = {"ok": True, "checked": True, "videos": {name: len(ids) for name, ids in videos.items()},
+              "videos_in_several_splits": {}}
+    _raise_if_shared(videos, "video")
+    if pedestrians_by_split is not None:
+        pedestrians = {name: set(pairs) for name, pairs in pedestrians_by_split.items()}
+        _raise_if_shared(pedestrians, "pedestrian")
+        record["pedestrians"] = {name: len(pairs) for name, pairs in pedestrians.items()}
+    return record
+
+
+def _raise_if_shared(members: Mapping[str, set], kind: str) -> None:
+    seen: dict[Any, list[str]] = {}
+    for split_name, items in members.items():
+        for item in items:
+            seen.setdefault(item, []).append(split_name)
+    shared = {item: names for item, names in seen.items() if len(names) > 1}
+    if shared:
+        example = sorted(shared.items(), key=lambda kv: str(kv[0]))[:5]
+        raise LeakageError(f"{len(shared)} {kind}(s) would be in two splits, e.g. "
+                           f"{', '.join(f'{item} in {names}' for item, names in example)}. Fix the "
+                           "split files (data/raw/split_ids) so each video is listed once, then build again.")
 
 
 def _remove(path: Path) -> None:
@@ -191,6 +223,8 @@ class BuildInputs:
 
     ``parts`` maps split name (``train``, ``val``, and ``test`` when the split has one) to the
     video ids in it that have extracted frames; ``metas`` holds their frame ``meta.json``.
+    ``missing`` are ids the split files name that have no annotation here; ``unassigned`` are
+    annotated videos no split file lists; ``video_split`` is the ``VideoSplit`` they come from.
     """
 
     home: Path
@@ -201,6 +235,9 @@ class BuildInputs:
     skipped: dict[str, str]
     fingerprint: str
     synthetic: bool | None
+    missing: tuple[str, ...] = ()
+    unassigned: tuple[str, ...] = ()
+    video_split: Any = None
 
     @property
     def video_ids(self) -> list[str]:
@@ -208,14 +245,20 @@ class BuildInputs:
 
     def split_manifest(self) -> dict:
         return {"name": self.split_name, "source": self.split_source,
-                "videos": {part: list(videos) for part, videos in self.parts.items()}}
+                "videos": {part: list(videos) for part, videos in self.parts.items()},
+                "missing": list(self.missing), "unassigned": list(self.unassigned)}
 
-    def load_annotations(self, progress=None) -> dict:
-        """Parse the annotations (and attribute files) of the videos in ``parts``."""
+    def load_annotations(self, progress=None, *, include_unassigned: bool = False) -> dict:
+        """Parse the annotations (and attribute files) of the videos in ``parts``.
+
+        ``include_unassigned`` also parses the videos no split lists, so an ``intent`` build can
+        count their pedestrians as skipped.
+        """
         from pedsense.data.jaad import load_annotations
 
         p = paths(self.home)
-        return load_annotations(p.annotations, p.attributes, video_ids=self.video_ids,
+        video_ids = self.video_ids + (list(self.unassigned) if include_unassigned else [])
+        return load_annotations(p.annotations, p.attributes, video_ids=video_ids,
                                 progress=progress)
 
 
@@ -262,7 +305,11 @@ def collect_inputs(home=None, split: str = "default", train_ratio: float = TRAIN
               for part, videos in parts.items() for video in videos]
     return BuildInputs(home=p.home, split_name=split, split_source=str(getattr(video_split, "source", "")),
                        parts=parts, metas=metas, skipped=skipped,
-                       fingerprint=fingerprint([split, stamps]), synthetic=_synthetic_flag(p.home))
+                       # what the split files name but are absent is part of the record too
+                       fingerprint=fingerprint([split, stamps, video_split.missing, video_split.unassigned]),
+                       synthetic=_synthetic_flag(p.home),
+                       missing=tuple(video_split.missing), unassigned=tuple(video_split.unassigned),
+                       video_split=video_split)
 
 
 def _synthetic_flag(home: Path) -> bool | None:
@@ -271,3 +318,125 @@ def _synthetic_flag(home: Path) -> bool | None:
     except ImportError:
         return None
     return bool(is_synthetic(home))
+
+
+# -- the task: which question the labels answer --------------------------------------------------
+TASKS = ("action", "intent")
+# Window-level drops a build adds to the protocol's own skip reasons.
+FRAMES_NOT_EXTRACTED = "frames_not_extracted"
+BUILD_SKIP_TEXT = {FRAMES_NOT_EXTRACTED: "windows with a frame that was not extracted "
+                                         "(extract every frame: `pedsense preprocess frames`)"}
+# Reasons that drop one window, not a whole pedestrian.
+WINDOW_REASONS = (GAP_IN_WINDOW, FRAMES_NOT_EXTRACTED)
+
+
+def task_options(task: str = "action", *, obs_length: int = 16, tte=(30, 60), overlap: float = 0.8,
+                 sample_type: str = "beh", split: str = "default",
+                 irrelevant: str = "exclude") -> IntentOptions | None:
+    """The benchmark protocol of an ``intent`` build; None for ``action``.
+
+    The options are checked under both tasks, so a typo fails before any work.
+
+    Raises:
+        ConfigError: an unknown task, or an option the protocol does not allow.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"Unknown task {task!r}. Fix: use 'action' (is the pedestrian crossing "
+                          "now, the default) or 'intent' (will they cross: the JAAD benchmark).")
+    try:
+        length = int(obs_length)
+    except (TypeError, ValueError):
+        raise ConfigError(f"obs_length / sequence_length {obs_length!r} must be a whole number.") from None
+    options = IntentOptions(obs_length=length, tte=tte if isinstance(tte, int) else tuple(tte),
+                            overlap=float(overlap), sample_type=sample_type, split=split,
+                            irrelevant=irrelevant)
+    return options if task == "intent" else None
+
+
+def task_parameters(task: str, options: IntentOptions | None) -> dict:
+    """The task entries of a build's parameters (so changing any of them rebuilds)."""
+    return {"task": task, "intent": options.as_dict() if options is not None else None}
+
+
+@dataclass
+class IntentSelection:
+    """The benchmark windows of a build: the protocol's dataset, windows per video, and the
+    windows the build itself had to drop (``{reason: n}``, e.g. frames not extracted)."""
+
+    dataset: IntentDataset
+    by_video: dict[str, list[Window]]
+    dropped: Counter = field(default_factory=Counter)
+
+    def drop_windows_without_frames(self, metas: Mapping[str, dict]) -> None:
+        """Keep only windows whose every frame was extracted (a sequence needs each one)."""
+        for video, windows in self.by_video.items():
+            available = set(metas.get(video, {}).get("frames", ()))
+            kept = [w for w in windows if available.issuperset(w.frames)]
+            self.dropped[FRAMES_NOT_EXTRACTED] += len(windows) - len(kept)
+            self.by_video[video] = kept
+
+    def manifest(self) -> dict:
+        """The protocol's record (skips, classes, leakage) plus the build's own drops."""
+        record = self.dataset.manifest()
+        record["skipped"] = {**record["skipped"], **{k: v for k, v in self.dropped.items() if v}}
+        record["windows_written"] = sum(len(ws) for ws in self.by_video.values())
+        return record
+
+
+def select_intent_windows(inputs: BuildInputs, annotations: Mapping[str, Any],
+                          options: IntentOptions) -> IntentSelection:
+    """Cut the annotated videos into benchmark windows on the build's video split.
+
+    Args:
+        annotations: ``{video_id: VideoAnnotation}`` of the videos in ``inputs.parts`` (and,
+            to count their pedestrians as skipped, of ``inputs.unassigned``).
+
+    Raises:
+        LeakageError: a video or pedestrian would be in two splits.
+    """
+    dataset = collect_intent_windows(annotations, inputs.video_split, options)
+    by_video: dict[str, list[Window]] = {video: [] for video in inputs.video_ids}
+    for window in dataset.all_windows():
+        by_video.setdefault(window.video_id, []).append(window)
+    return IntentSelection(dataset=dataset, by_video=by_video)
+
+
+def build_summary(inputs: BuildInputs, task: str, options: IntentOptions | None,
+                  selection: IntentSelection | None, leakage: dict) -> list[str]:
+    """The lines a build prints after its counts: the task, everything left out and why, and
+    the leakage check. Nothing a build drops goes unsaid."""
+    lines = [describe_task(task, options, inputs.split_source)]
+    if selection is not None:
+        lines += _skip_lines(selection)
+    if inputs.skipped:
+        reasons = Counter(inputs.skipped.values())
+        lines.append(f"{len(inputs.skipped)} videos skipped: "
+                     + ", ".join(f"{n} {reason}" for reason, n in reasons.most_common()))
+    if inputs.missing:
+        shown = ", ".join(inputs.missing[:5]) + (", ..." if len(inputs.missing) > 5 else "")
+        lines.append(f"{len(inputs.missing)} videos named by the split files are absent "
+                     f"(no annotation here): {shown}")
+    what = "video or pedestrian" if "pedestrians" in leakage else "video"
+    lines.append(f"leakage check passed: no {what} is in two splits")
+    return lines
+
+
+def describe_task(task: str, options: IntentOptions | None, split_source: str) -> str:
+    if options is None:
+        return f"task action (per-frame `cross` label), split {split_source}"
+    return (f"task intent (obs {options.obs_length}, TTE {options.tte[0]}-{options.tte[1]}, overlap "
+            f"{options.overlap}, sample {options.sample_type}, crossing=-1 {options.irrelevant}), "
+            f"split {split_source}")
+
+
+def _skip_lines(selection: IntentSelection) -> list[str]:
+    skipped = selection.manifest()["skipped"]
+    text = {**SKIP_REASON_TEXT, **BUILD_SKIP_TEXT}
+    lines = []
+    for kind, reasons in (("pedestrians", [r for r in skipped if r not in WINDOW_REASONS]),
+                          ("windows", [r for r in skipped if r in WINDOW_REASONS])):
+        total = sum(skipped[r] for r in reasons)
+        if total:
+            lines.append(f"{total} {kind} skipped: "
+                         + ", ".join(f"{skipped[r]} {text.get(r, r)}" for r in reasons))
+    return lines

@@ -20,6 +20,14 @@ With sub-sampled frames, "consecutive" means consecutive extracted frames.
 one ground-truth crop per visible box, labelled like the YOLO dataset (behaviour pedestrians
 by ``cross``, ``ped`` bystanders 0, ``people`` groups skipped).
 
+Under ``task="intent"`` (the JAAD benchmark protocol, ``pedsense.data.intent``) the sequences are
+exactly the protocol's observation windows (``sequence_length`` = the observation length; the
+window step comes from ``overlap``, ``stride`` is unused), each labelled with the pedestrian's
+track-level ``crossing``; ``labels.csv`` gains the columns ``tte,event_frame,occlusion,
+time_of_day,weather,track_label`` after the usual ones, for the test-split breakdown. The crops
+are every frame of those windows (each (pedestrian, frame) once), with the same label, and
+``crops.csv`` gains the same columns (``tte`` there is frames from the crop to the event).
+
 Every crop is ``pedsense.data.crops.crop_pedestrian`` of the frame, the rule the predictors use.
 """
 
@@ -37,7 +45,11 @@ import cv2
 from pedsense.config import (CLASS_NAMES, CROP_SIZE, RANDOM_SEED, SEQUENCE_LENGTH, SEQUENCE_STRIDE,
                              TRAIN_SPLIT, paths)
 from pedsense.data.crops import crop_pedestrian
-from pedsense.data.manifest import BuildInputs, StagedBuild, collect_inputs, leakage_check, now_iso
+# one occlusion rule for windows and crops: the protocol's (worst level in a window, per box here)
+from pedsense.data.intent import OCCLUSION_LEVELS, Window, _occlusion_level
+from pedsense.data.manifest import (BuildInputs, IntentSelection, StagedBuild, build_summary,
+                                    collect_inputs, leakage_check, now_iso, select_intent_windows,
+                                    task_options, task_parameters)
 from pedsense.data.yolo_format import (BEHAVIOUR_LABEL, annotation_size, attribute_class,
                                        intent_labeller)
 from pedsense.errors import DataError
@@ -45,6 +57,8 @@ from pedsense.io import write_csv_atomic
 
 SEQUENCE_COLUMNS = ["sequence_id", "label", "video_id", "track_id", "start_frame", "end_frame", "split"]
 CROP_COLUMNS = ["crop_id", "label", "video_id", "track_id", "frame", "split"]
+# Extra columns of ``intent`` builds, after the ones above (the test-split breakdown reads them).
+INTENT_COLUMNS = ["tte", "event_frame", "occlusion", "time_of_day", "weather", "track_label"]
 JPEG_QUALITY = 95
 
 Progress = Callable[[int, int, str], None]
@@ -72,8 +86,8 @@ def _scale(annotation, meta: dict) -> tuple[float, float]:
     return (meta.get("width") or width) / width, (meta.get("height") or height) / height
 
 
-def _scaled_xyxy(box, scale: tuple[float, float]) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = box.xyxy
+def _scaled_xyxy(xyxy, scale: tuple[float, float]) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = xyxy
     return x1 * scale[0], y1 * scale[1], x2 * scale[0], y2 * scale[1]
 
 
@@ -103,8 +117,18 @@ def sequence_windows(frames: Sequence[int], sequence_length: int, stride: int,
 def build_resnet_sequences(sequence_length: int = SEQUENCE_LENGTH, stride: int = SEQUENCE_STRIDE,
                            crop_size: Sequence[int] = CROP_SIZE, *, home=None, split: str = "default",
                            progress: Progress | None = None, train_ratio: float = TRAIN_SPLIT,
-                           seed: int = RANDOM_SEED) -> dict:
+                           seed: int = RANDOM_SEED, task: str = "action",
+                           tte: tuple[int, int] = (30, 60), overlap: float = 0.8,
+                           sample_type: str = "beh", irrelevant: str = "exclude") -> dict:
     """Build the crop-sequence dataset for ResNet-50 + LSTM (layout in the module docstring).
+
+    Args:
+        sequence_length: frames per sequence (under ``intent``: the observation length).
+        stride: ``action``: frames between window starts (unused under ``intent``).
+        split: ``default``, ``high_visibility``, ``all_videos`` (JAAD's split files) or ``random``.
+        task: ``action`` (label = ``cross`` at the last frame) or ``intent`` (benchmark windows).
+        tte, overlap, sample_type, irrelevant: the ``intent`` protocol
+            (``pedsense.data.intent.IntentOptions``); checked, but unused, under ``action``.
 
     Returns:
         The manifest, plus ``path``, ``labels_csv`` and ``reused``.
@@ -112,48 +136,75 @@ def build_resnet_sequences(sequence_length: int = SEQUENCE_LENGTH, stride: int =
     Raises:
         DataError: bad parameters, no annotations, frames not extracted, or no track long
             enough for one sequence.
+        ConfigError: an unknown task or intent option.
     """
     if int(sequence_length) < 1 or int(stride) < 1:
         raise DataError(f"sequence_length={sequence_length!r} and stride={stride!r} must be 1 or more.")
     width, height = _check_crop_size(crop_size)
+    options = task_options(task, obs_length=sequence_length, tte=tte, overlap=overlap,
+                           sample_type=sample_type, split=split, irrelevant=irrelevant)
     params = {"dataset": "resnet_sequences", "sequence_length": int(sequence_length), "stride": int(stride),
-              "crop_size": [width, height], "split": split, "train_ratio": train_ratio, "seed": seed}
+              "crop_size": [width, height], "split": split, "train_ratio": train_ratio, "seed": seed,
+              **task_parameters(task, options)}
+    if options is not None:
+        del params["stride"]  # the protocol's overlap sets the step: a stride change rebuilds nothing
     p = paths(home)
     inputs = collect_inputs(home, split, train_ratio, seed)
     staged = StagedBuild(p.resnet, "sequences", ["sequences", "labels.csv"], "sequences", params,
                          inputs.fingerprint)
     with staged.locked():
-        return _run_sequences(staged, inputs, params, p, progress)
+        return _run_sequences(staged, inputs, params, p, progress, options)
 
 
-def _run_sequences(staged: StagedBuild, inputs: BuildInputs, params: dict, p, progress) -> dict:
+def _run_sequences(staged: StagedBuild, inputs: BuildInputs, params: dict, p, progress, options) -> dict:
     existing = staged.existing()
     if existing is not None:
         return {**existing, "path": str(p.sequences), "labels_csv": str(p.resnet / "labels.csv"), "reused": True}
     staged.begin()
-    rows = _stage_videos(staged, inputs, progress, "sequences",
-                         lambda part, video, ann: _write_sequences(staged, part, video, ann, inputs.metas[video],
-                                                                    p.video_frames(video), params))
+    annotations = inputs.load_annotations(include_unassigned=options is not None)
+    selection = None
+    if options is None:
+        def write(part, video, annotation):
+            return _write_sequences(staged, part, video, annotation, inputs.metas[video],
+                                    p.video_frames(video), params)
+    else:
+        selection = select_intent_windows(inputs, annotations, options)
+        selection.drop_windows_without_frames(inputs.metas)  # a sequence needs every frame
+
+        def write(part, video, annotation):
+            return _write_intent_sequences(staged, part, video, selection.by_video.get(video, []),
+                                           annotation, inputs.metas[video], p.video_frames(video), params)
+    failed: dict[str, str] = {}
+    rows = _stage_videos(staged, inputs, annotations, progress, "sequences", write, failed)
     if not rows:
-        raise DataError(
-            f"No pedestrian track has {params['sequence_length']} consecutive extracted frames, so there is no "
-            "sequence to write. Lower --sequence-length, or extract every frame "
-            "(`pedsense preprocess frames` without --fps/--annotated-only)."
-        )
-    write_csv_atomic(staged.path("labels.csv"), rows, SEQUENCE_COLUMNS)
-    manifest = staged.commit(_manifest(params, inputs, rows, "sequences"))
+        raise DataError(_no_sequences_message(params, selection))
+    columns = SEQUENCE_COLUMNS + (INTENT_COLUMNS if selection is not None else [])
+    write_csv_atomic(staged.path("labels.csv"), rows, columns)
+    manifest = staged.commit(_manifest(params, inputs, rows, "sequences", options, selection, failed))
     return {**manifest, "path": str(p.sequences), "labels_csv": str(p.resnet / "labels.csv"), "reused": False}
+
+
+def _no_sequences_message(params: dict, selection: IntentSelection | None) -> str:
+    if selection is None:
+        return (f"No pedestrian track has {params['sequence_length']} consecutive extracted frames, so there "
+                "is no sequence to write. Lower --sequence-length, or extract every frame "
+                "(`pedsense preprocess frames` without --fps/--annotated-only).")
+    skipped = selection.manifest()["skipped"]
+    reasons = ", ".join(f"{n} {r}" for r, n in skipped.items()) or "none"
+    return ("No pedestrian yields an intent window, so there is no sequence to write (skipped: "
+            f"{reasons}). A track needs --sequence-length + max --tte visible frames up to its event: "
+            "lower them, use --sample-type all, or extract every frame (`pedsense preprocess frames`).")
 
 
 def _write_sequences(staged: StagedBuild, part: str, video: str, annotation, meta: dict,
                      frames_dir: Path, params: dict) -> list[dict]:
-    """Cut every window of one video. Each crop is encoded once and hard-linked into the
-    other windows that share its frame (windows overlap when stride < sequence_length)."""
+    """Cut every ``action`` window of one video. Each crop is encoded once and hard-linked into
+    the other windows that share its frame (windows overlap when stride < sequence_length)."""
     length, stride = params["sequence_length"], params["stride"]
     available = set(meta["frames"])
     scale = _scale(annotation, meta)
     digits = max(2, len(str(length - 1)))
-    rows, wanted = [], defaultdict(list)  # frame -> [(box, [target paths])]
+    rows, wanted = [], defaultdict(list)  # frame -> [(key, xyxy, target path)]
     for track in annotation.tracks:
         if not getattr(track, "is_behavioural", track.label == BEHAVIOUR_LABEL):
             continue
@@ -165,7 +216,8 @@ def _write_sequences(staged: StagedBuild, part: str, video: str, annotation, met
             seq_id = f"{video}_{safe_id(track.track_id)}_{window[0]:06d}"
             folder = staged.path("sequences", part, seq_id)
             for position, frame in enumerate(window):
-                wanted[frame].append((boxes[frame], folder / f"frame_{position:0{digits}d}.jpg"))
+                wanted[frame].append(((track.track_id, frame), boxes[frame].xyxy,
+                                      folder / f"frame_{position:0{digits}d}.jpg"))
             rows.append({"sequence_id": seq_id, "label": label, "video_id": video,
                          "track_id": track.track_id, "start_frame": window[0], "end_frame": window[-1],
                          "split": part})
@@ -173,13 +225,41 @@ def _write_sequences(staged: StagedBuild, part: str, video: str, annotation, met
     return rows
 
 
+def _write_intent_sequences(staged: StagedBuild, part: str, video: str, windows: list[Window],
+                            annotation, meta: dict, frames_dir: Path, params: dict) -> list[dict]:
+    """Write the benchmark windows of one video as sequences (crops shared across windows)."""
+    scale = _scale(annotation, meta)
+    digits = max(2, len(str(params["sequence_length"] - 1)))
+    rows, wanted = [], defaultdict(list)
+    for window in windows:
+        seq_id = f"{video}_{safe_id(window.track_id)}_{window.start_frame:06d}"
+        folder = staged.path("sequences", part, seq_id)
+        for position, (frame, xyxy) in enumerate(zip(window.frames, window.boxes_xyxy)):
+            wanted[frame].append(((window.track_id, frame), xyxy, folder / f"frame_{position:0{digits}d}.jpg"))
+        rows.append({"sequence_id": seq_id, "label": window.label, "video_id": video,
+                     "track_id": window.track_id, "start_frame": window.start_frame,
+                     "end_frame": window.end_frame, "split": part, **_intent_columns(window)})
+    _write_crops(frames_dir, wanted, scale, params["crop_size"])
+    return rows
+
+
+def _intent_columns(window: Window, frame: int | None = None, box=None) -> dict:
+    """The ``INTENT_COLUMNS`` of a window (or of one frame of it, for a crop)."""
+    return {"tte": window.tte if frame is None else window.event_frame - frame,
+            "event_frame": window.event_frame,
+            "occlusion": window.occlusion if box is None else OCCLUSION_LEVELS[_occlusion_level(box)],
+            "time_of_day": window.time_of_day, "weather": window.weather,
+            "track_label": window.track_label}
+
+
 def _write_crops(frames_dir: Path, wanted: dict, scale, crop_size) -> None:
     """Read each needed frame once and write its crops; identical crops become hard links.
 
     Args:
-        wanted: ``{frame: [(box, target path), ...]}``.
+        wanted: ``{frame: [(key, xyxy, target path), ...]}``; entries of one frame with the same
+            ``key`` (a pedestrian) are the same crop, written once and hard-linked.
     """
-    for folder in {target.parent for entries in wanted.values() for _, target in entries}:
+    for folder in {target.parent for entries in wanted.values() for _, _, target in entries}:
         folder.mkdir(parents=True, exist_ok=True)  # before the threads, so they never race on it
     # JPEG decode, resize and encode release the GIL: frames in parallel use every core.
     with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
@@ -195,15 +275,15 @@ def _crop_frame(frames_dir: Path, frame: int, entries: list, scale, crop_size) -
         raise DataError(f"Frame {path} is missing or unreadable. "
                         "Run `pedsense preprocess frames` again to re-extract it.")
     encode = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
-    first_target: dict[int, Path] = {}
-    for box, target in entries:
-        source = first_target.get(id(box))
+    first_target: dict = {}
+    for key, xyxy, target in entries:
+        source = first_target.get(key)
         if source is not None and _try_link(source, target):
             continue
-        crop = crop_pedestrian(image, _scaled_xyxy(box, scale), crop_size)
+        crop = crop_pedestrian(image, _scaled_xyxy(xyxy, scale), crop_size)
         ok, buffer = cv2.imencode(".jpg", crop, encode)
         target.write_bytes(buffer.tobytes())
-        first_target[id(box)] = target
+        first_target[key] = target
 
 
 def _try_link(source: Path, target: Path) -> bool:
@@ -219,12 +299,19 @@ def _try_link(source: Path, target: Path) -> bool:
 def build_resnet_crops(crop_size: Sequence[int] = CROP_SIZE, *, home=None, split: str = "default",
                        frame_step: int = 1, progress: Progress | None = None,
                        include_bystanders: bool = True, train_ratio: float = TRAIN_SPLIT,
-                       seed: int = RANDOM_SEED) -> dict:
+                       seed: int = RANDOM_SEED, task: str = "action", obs_length: int = SEQUENCE_LENGTH,
+                       tte: tuple[int, int] = (30, 60), overlap: float = 0.8,
+                       sample_type: str = "beh", irrelevant: str = "exclude") -> dict:
     """Build single ground-truth pedestrian crops for the hybrid's classifier.
 
     Args:
         frame_step: keep every n-th extracted frame.
-        include_bystanders: add ``ped`` bystanders as not-crossing (as the YOLO dataset does).
+        include_bystanders: ``action``: add ``ped`` bystanders as not-crossing (as the YOLO
+            dataset does); under ``intent`` the sample type decides.
+        task: ``action`` (every labelled box) or ``intent`` (the frames of the benchmark windows,
+            labelled with the track-level ``crossing``).
+        obs_length, tte, overlap, sample_type, irrelevant: the ``intent`` protocol
+            (``pedsense.data.intent.IntentOptions``); checked, but unused, under ``action``.
 
     Returns:
         The manifest, plus ``path``, ``crops_csv`` and ``reused``.
@@ -232,31 +319,48 @@ def build_resnet_crops(crop_size: Sequence[int] = CROP_SIZE, *, home=None, split
     if int(frame_step) < 1:
         raise DataError(f"frame_step={frame_step!r} must be 1 or more.")
     width, height = _check_crop_size(crop_size)
+    options = task_options(task, obs_length=obs_length, tte=tte, overlap=overlap,
+                           sample_type=sample_type, split=split, irrelevant=irrelevant)
     params = {"dataset": "resnet_crops", "crop_size": [width, height], "split": split,
               "frame_step": int(frame_step), "include_bystanders": include_bystanders,
-              "train_ratio": train_ratio, "seed": seed}
+              "train_ratio": train_ratio, "seed": seed, **task_parameters(task, options)}
     p = paths(home)
     inputs = collect_inputs(home, split, train_ratio, seed)
     staged = StagedBuild(p.resnet, "crops", ["crops", "crops.csv"], "crops", params, inputs.fingerprint)
     with staged.locked():
-        return _run_crops(staged, inputs, params, p, progress)
+        return _run_crops(staged, inputs, params, p, progress, options)
 
 
-def _run_crops(staged: StagedBuild, inputs: BuildInputs, params: dict, p, progress) -> dict:
+def _run_crops(staged: StagedBuild, inputs: BuildInputs, params: dict, p, progress, options) -> dict:
     crops_dir, crops_csv = p.resnet / "crops", p.resnet / "crops.csv"
     existing = staged.existing()
     if existing is not None:
         return {**existing, "path": str(crops_dir), "crops_csv": str(crops_csv), "reused": True}
     staged.begin()
-    labeller = intent_labeller("cross", params["include_bystanders"])
-    rows = _stage_videos(staged, inputs, progress, "crops",
-                         lambda part, video, ann: _write_single_crops(staged, part, video, ann, inputs.metas[video],
-                                                                       p.video_frames(video), labeller, params))
+    annotations = inputs.load_annotations(include_unassigned=options is not None)
+    selection = None
+    if options is None:
+        labeller = intent_labeller("cross", params["include_bystanders"])
+
+        def write(part, video, annotation):
+            return _write_single_crops(staged, part, video, annotation, inputs.metas[video],
+                                       p.video_frames(video), labeller, params)
+    else:
+        selection = select_intent_windows(inputs, annotations, options)
+
+        def write(part, video, annotation):
+            return _write_intent_crops(staged, part, video, selection.by_video.get(video, []),
+                                       annotation, inputs.metas[video], p.video_frames(video), params)
+    failed: dict[str, str] = {}
+    rows = _stage_videos(staged, inputs, annotations, progress, "crops", write, failed)
     if not rows:
         raise DataError("No labelled pedestrian box falls on an extracted frame, so there is no crop to "
-                        "write. Run `pedsense preprocess frames` (all frames) and check the annotations.")
-    write_csv_atomic(staged.path("crops.csv"), rows, CROP_COLUMNS)
-    manifest = staged.commit(_manifest(params, inputs, rows, "crops"))
+                        "write. Run `pedsense preprocess frames` (all frames) and check the annotations."
+                        + (" Under task intent, tracks also need obs_length + max TTE visible frames "
+                           "before their event." if selection is not None else ""))
+    columns = CROP_COLUMNS + (INTENT_COLUMNS if selection is not None else [])
+    write_csv_atomic(staged.path("crops.csv"), rows, columns)
+    manifest = staged.commit(_manifest(params, inputs, rows, "crops", options, selection, failed))
     return {**manifest, "path": str(crops_dir), "crops_csv": str(crops_csv), "reused": False}
 
 
@@ -271,26 +375,54 @@ def _write_single_crops(staged: StagedBuild, part: str, video: str, annotation, 
             if label is None:
                 continue
             crop_id = f"{video}_{safe_id(track.track_id)}_{box.frame:06d}"
-            wanted[box.frame].append((box, staged.path("crops", part, f"{crop_id}.jpg")))
+            wanted[box.frame].append(((track.track_id, box.frame), box.xyxy,
+                                      staged.path("crops", part, f"{crop_id}.jpg")))
             rows.append({"crop_id": crop_id, "label": label, "video_id": video,
                          "track_id": track.track_id, "frame": box.frame, "split": part})
     _write_crops(frames_dir, wanted, scale, params["crop_size"])
     return rows
 
 
+def _write_intent_crops(staged: StagedBuild, part: str, video: str, windows: list[Window],
+                        annotation, meta: dict, frames_dir: Path, params: dict) -> list[dict]:
+    """One crop per (pedestrian, frame) of the video's benchmark windows (windows overlap)."""
+    frames = set(meta["frames"][:: params["frame_step"]])
+    scale = _scale(annotation, meta)
+    rows, wanted, seen = [], defaultdict(list), set()
+    for window in windows:
+        track = annotation.track(window.track_id)
+        for frame, xyxy in zip(window.frames, window.boxes_xyxy):
+            if frame not in frames or (window.track_id, frame) in seen:
+                continue
+            seen.add((window.track_id, frame))
+            crop_id = f"{video}_{safe_id(window.track_id)}_{frame:06d}"
+            wanted[frame].append(((window.track_id, frame), xyxy,
+                                  staged.path("crops", part, f"{crop_id}.jpg")))
+            rows.append({"crop_id": crop_id, "label": window.label, "video_id": video,
+                         "track_id": window.track_id, "frame": frame, "split": part,
+                         **_intent_columns(window, frame, track.box_at(frame))})
+    _write_crops(frames_dir, wanted, scale, params["crop_size"])
+    return rows
+
+
 # -- shared ---------------------------------------------------------------------------------
-def _stage_videos(staged: StagedBuild, inputs: BuildInputs, progress: Progress | None, what: str,
-                  write_video: Callable[[str, str, object], list[dict]]) -> list[dict]:
-    """Run ``write_video(part, video, annotation)`` for each video not already staged."""
-    annotations = inputs.load_annotations()
+def _stage_videos(staged: StagedBuild, inputs: BuildInputs, annotations: dict, progress: Progress | None,
+                  what: str, write_video: Callable[[str, str, object], list[dict]],
+                  failed: dict[str, str]) -> list[dict]:
+    """Run ``write_video(part, video, annotation)`` for each video not already staged.
+
+    Videos whose annotation could not be parsed go in ``failed`` (reported in the manifest).
+    """
     jobs = [(part, video) for part, videos in inputs.parts.items() for video in videos]
     rows: list[dict] = []
     for done, (part, video) in enumerate(jobs):
         if progress:
             progress(done, len(jobs), f"{video}: {what}")
+        annotation = annotations.get(video)
+        if annotation is None:
+            failed[video] = "annotation could not be parsed"
         video_rows = staged.finished_video(video)
         if video_rows is None:
-            annotation = annotations.get(video)
             video_rows = write_video(part, video, annotation) if annotation is not None else []
             staged.mark_video(video, video_rows)
         rows += video_rows
@@ -299,16 +431,26 @@ def _stage_videos(staged: StagedBuild, inputs: BuildInputs, progress: Progress |
     return rows
 
 
-def _manifest(params: dict, inputs: BuildInputs, rows: list[dict], what: str) -> dict:
-    """Counts per split and class, the split, and the leakage check of a ResNet build."""
+def _manifest(params: dict, inputs: BuildInputs, rows: list[dict], what: str, options,
+              selection: IntentSelection | None, failed: dict[str, str]) -> dict:
+    """Counts per split and class, the split, the task, skips and the leakage check of a build."""
     counts: dict[str, dict] = {part: {name: 0 for name in CLASS_NAMES} for part in inputs.parts}
     videos: dict[str, set] = {part: set() for part in inputs.parts}
+    pedestrians: dict[str, set] = {part: set() for part in inputs.parts}
     for row in rows:
         counts[row["split"]][CLASS_NAMES[int(row["label"])]] += 1
         videos[row["split"]].add(row["video_id"])
+        pedestrians[row["split"]].add((row["video_id"], row["track_id"]))
     warnings = [f"the {part!r} part has no {what}" for part in ("train", "val")
                 if not sum(counts.get(part, {}).values())]
+    warnings += [f"{video} skipped: {error}" for video, error in sorted(failed.items())]
+    leakage = leakage_check(videos, pedestrians)
     return {"dataset": params["dataset"], "created_at": now_iso(), "synthetic": inputs.synthetic,
-            "class_names": list(CLASS_NAMES), "split": inputs.split_manifest(), "counts": counts,
-            "total": len(rows), "leakage": leakage_check(videos), "skipped_videos": inputs.skipped,
-            "warnings": warnings}
+            "class_names": list(CLASS_NAMES), "task": params["task"],
+            "intent_options": options.as_dict() if options is not None else None,
+            "split": inputs.split_manifest(), "counts": counts, "total": len(rows),
+            "columns": (SEQUENCE_COLUMNS if what == "sequences" else CROP_COLUMNS)
+            + (INTENT_COLUMNS if selection is not None else []),
+            "leakage": leakage, "intent": selection.manifest() if selection is not None else None,
+            "skipped_videos": inputs.skipped, "warnings": warnings,
+            "summary": build_summary(inputs, params["task"], options, selection, leakage)}
