@@ -1,0 +1,31 @@
+"""pedsense dashboard: `streamlit run app.py` (README, section "The dashboard").
+
+Navigation over the pages in ``pages/`` and the sidebar every page shares. Training runs
+belong to the process-wide run manager (pages/common.py), so they survive page switches,
+browser reloads and a second tab.
+"""
+
+import streamlit as st
+
+from pages.common import (PAGE_DATA, PAGE_OVERVIEW, PAGE_RUNS, PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET,
+                          PAGE_TRAIN_YOLO, PAGE_VIEWER, sidebar)
+
+st.set_page_config(page_title="pedsense", page_icon=":material/directions_walk:", layout="wide")
+
+navigation = st.navigation({
+    "pedsense": [
+        st.Page(PAGE_OVERVIEW, title="Overview", icon=":material/home:", default=True),
+        st.Page(PAGE_DATA, title="Data", icon=":material/folder_open:"),
+    ],
+    "Train": [
+        st.Page(PAGE_TRAIN_YOLO, title="Train YOLO", icon=":material/center_focus_strong:"),
+        st.Page(PAGE_TRAIN_RESNET, title="Train ResNet-LSTM", icon=":material/movie:"),
+        st.Page(PAGE_TRAIN_HYBRID, title="Train Hybrid", icon=":material/join_inner:"),
+    ],
+    "Inspect": [
+        st.Page(PAGE_RUNS, title="Runs", icon=":material/monitoring:"),
+        st.Page(PAGE_VIEWER, title="Viewer", icon=":material/visibility:"),
+    ],
+})
+sidebar()
+navigation.run()

@@ -1,0 +1,191 @@
+"""Train pages → run manager → Runs page, with real (tiny) trainings on the demo set.
+
+Each form is filled the way a person would (preset, then a few fields), submitted, and must land
+on the Runs page with that run selected; its metrics then show in the live view.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pedsense.runs import RunFolder, list_runs
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TRAIN_PAGES = {"yolo": "pages/train_yolo.py", "resnet-lstm": "pages/train_resnet_lstm.py",
+               "hybrid": "pages/train_hybrid.py"}
+# Tiny settings: one epoch, small images and backbone, no worker processes, CPU.
+TINY = {
+    "yolo": {"epochs": 1, "batch_size": 4, "imgsz": 64, "workers": "0", "device": "cpu"},
+    "resnet-lstm": {"epochs": 1, "batch_size": 8, "backbone": "resnet18", "pretrained": False,
+                    "num_workers": "0", "device": "cpu", "crop_size": "32", "hidden_size": 16},
+    "hybrid": {"epochs": 1, "batch_size": 8, "backbone": "resnet18", "pretrained": False,
+               "num_workers": "0", "workers": "0", "device": "cpu", "imgsz": 64, "yolo_epochs": 1,
+               "crop_size": "32"},
+}
+
+
+_USED_MANAGERS = []
+
+
+@pytest.fixture(autouse=True)
+def _quiet_managers():
+    """No training thread outlives its test (each test has its own data home and manager)."""
+    yield
+    while _USED_MANAGERS:
+        _USED_MANAGERS.pop().shutdown(timeout=60)
+
+
+def manager():
+    """The app's cached run manager for the current data home (the one the pages use)."""
+    from pages.common import run_manager
+
+    found = run_manager()
+    _USED_MANAGERS.append(found)
+    return found
+
+
+def open_train_page(model_type: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page(TRAIN_PAGES[model_type])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def fill(at: AppTest, model_type: str, values: dict) -> None:
+    for param, value in values.items():
+        key = f"form.{model_type}.{param}"
+        widget = at.get_by_key(key) if hasattr(at, "get_by_key") else None
+        widget = widget or next(w for kind in ("number_input", "text_input", "selectbox", "checkbox")
+                                for w in getattr(at, kind) if w.key == key)
+        widget.set_value(value)
+
+
+def submit(at: AppTest) -> None:
+    next(b for b in at.button if "Start training" in b.label).click()
+    at.run()
+
+
+def launch(model_type: str, values: dict) -> tuple[AppTest, str]:
+    at = open_train_page(model_type)
+    fill(at, model_type, values)
+    submit(at)
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Runs"], [e.value for e in at.error]
+    run_id = at.session_state["selected_run"]
+    assert run_id.startswith(model_type + "/")
+    return at, run_id
+
+
+def show_runs(at: AppTest) -> None:
+    """Rerun the Runs page (AppTest reruns its first page otherwise; a browser stays on Runs)."""
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def assert_finished_with_charts(at: AppTest, run_id: str) -> dict:
+    snap = manager().wait(run_id, 300)
+    assert snap["status"] == "completed", snap["error"]
+    show_runs(at)
+    assert not at.exception, [e.value for e in at.exception]
+    shown = [m.value for m in at.markdown]
+    assert any(run_id.split("/")[1] in m and "completed" in m for m in shown), (
+        [t.value for t in at.title], shown)
+    assert len(at.get("plotly_chart")) >= 2  # loss + accuracy or detection charts
+    assert len(RunFolder(snap["path"]).read_metrics()) >= 1
+    return snap
+
+
+@pytest.mark.slow
+def test_resnet_form_launches_a_real_run_shown_live(demo_home):
+    at, run_id = launch("resnet-lstm", {**TINY["resnet-lstm"], "name": "../form test"})
+    assert "/form-test_" in run_id  # the name was sanitised
+    snap = assert_finished_with_charts(at, run_id)
+    assert {"train_loss", "val_acc"} <= set(snap["metrics"][0])
+
+
+@pytest.mark.slow
+def test_yolo_form_then_hybrid_reusing_that_yolo_model(demo_home):
+    at, yolo_id = launch("yolo", TINY["yolo"])
+    assert_finished_with_charts(at, yolo_id)
+    # The hybrid form offers the completed YOLO run's weights.
+    weights = str(Path(manager().snapshot(yolo_id)["path"]) / "best.pt")
+    at, hybrid_id = launch("hybrid", {**TINY["hybrid"], "yolo_model": weights})
+    snap = assert_finished_with_charts(at, hybrid_id)
+    assert (Path(snap["path"]) / "resnet_classifier.pt").is_file()
+
+
+def test_invalid_form_input_shows_errors_and_launches_nothing(demo_home):
+    at = open_train_page("yolo")
+    fill(at, "yolo", {"epochs": 0, "batch_size": -2, "imgsz": 100})
+    submit(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "Epochs" in errors and "Batch size" in errors and "multiple of 32" in errors
+    assert "Nothing was launched" in errors
+    assert [t.value for t in at.title] == ["Train YOLO26"]
+
+    at = open_train_page("resnet-lstm")
+    fill(at, "resnet-lstm", {"learning_rate": 0.0})
+    submit(at)
+    assert any("Learning rate" in e.value and "> 0" in e.value for e in at.error)
+
+    at = open_train_page("hybrid")
+    fill(at, "hybrid", {"yolo_model_path": "models/nowhere/best.pt"})
+    submit(at)
+    assert any("no YOLO weights" in e.value for e in at.error)
+    assert list_runs(demo_home) == []
+
+
+def test_presets_fill_the_form(demo_home):
+    at = open_train_page("resnet-lstm")
+    assert at.number_input(key="form.resnet-lstm.epochs").value == 30  # the seed default
+    preset = at.selectbox(key="form.resnet-lstm.preset")
+    quick = next(o for o in preset.options if "quick" in o.lower())
+    preset.set_value(quick)
+    at.run()
+    assert at.number_input(key="form.resnet-lstm.epochs").value < 30
+    assert at.selectbox(key="form.resnet-lstm.backbone").value == "resnet18"
+
+
+@pytest.mark.slow
+def test_stop_and_cancel_from_the_run_view(demo_home):
+    at, long_id = launch("resnet-lstm", {**TINY["resnet-lstm"], "epochs": 200, "name": "long"})
+    at2, queued_id = launch("resnet-lstm", {**TINY["resnet-lstm"], "name": "queued"})
+    assert manager().snapshot(queued_id)["status"] == "queued"
+    show_runs(at2)
+    next(b for b in at2.button if b.key == f"stop.{queued_id}").click()
+    at2.run()
+    assert manager().snapshot(queued_id)["status"] == "stopped"
+
+    show_runs(at)  # the first tab still shows the long run
+    next(b for b in at.button if b.key == f"stop.{long_id}").click()
+    at.run()
+    snap = manager().wait(long_id, 120)
+    assert snap["status"] == "stopped"
+    assert snap["epochs_done"] < 200
+    assert RunFolder(snap["path"]).status == "stopped"
+
+    # A finished run can be deleted, after a confirmation.
+    show_runs(at)
+    next(b for b in at.button if b.key == f"delete.{long_id}").click()
+    at.run()
+    next(b for b in at.button if b.key == f"delete.yes.{long_id}").click()
+    at.run()
+    assert not Path(snap["path"]).exists()
+    assert not at.exception
+
+
+def test_a_failing_run_shows_its_error_and_the_app_keeps_serving(tmp_home):
+    # No dataset at all: the trainer raises at once; the run view says why.
+    run_id = manager().submit("resnet-lstm", {"epochs": 1, "device": "cpu"})
+    snap = manager().wait(run_id, 120)
+    assert snap["status"] == "failed"
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception
+    assert any("The run failed" in e.value for e in at.error)
