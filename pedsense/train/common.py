@@ -1,0 +1,250 @@
+"""The run lifecycle every trainer shares: folder, config, status, metrics, log and events.
+
+A trainer reads top to bottom:
+
+    settings = validate(...)                       # bad input fails here, before any long work
+    run = TrainingRun.open("resnet-lstm", name, run_dir=..., on_event=..., should_stop=...)
+    with run.guarded():                            # any raise -> status "failed" + error text
+        run.start(config)                          # config.json, status "running", RunStarted
+        for epoch ...: run.batch_end(...); run.epoch_end(...)
+        run.finish(best_metric=...)                # "completed" or "stopped", RunFinished
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import socket
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from pedsense.errors import ConfigError, PedsenseError
+from pedsense.io import read_json
+from pedsense.runs import RunFolder
+from pedsense.train.events import (BatchEnd, EpochEnd, EventHook, RunFinished, RunStarted,
+                                   StageStarted, StopHook, emit, stop_requested)
+
+log = logging.getLogger("pedsense.train")
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def offline_reason(host: str = "download.pytorch.org", timeout_s: float = 3.0) -> str | None:
+    """Why weights cannot be downloaded now, or None when the network looks reachable.
+
+    ``PEDSENSE_OFFLINE=1`` (or ``YOLO_OFFLINE=1``) says so without touching the network; else
+    a DNS lookup with a timeout, so an unplugged machine falls back in seconds, not minutes.
+    """
+    for variable in ("PEDSENSE_OFFLINE", "YOLO_OFFLINE"):
+        if os.environ.get(variable, "").strip().lower() in _TRUE:
+            return f"{variable}=1"
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        pool.submit(socket.getaddrinfo, host, 443).result(timeout=timeout_s)
+        return None
+    except concurrent.futures.TimeoutError:
+        return f"DNS lookup of {host} timed out"
+    except OSError as exc:
+        return f"no network ({exc.strerror or exc})"
+    finally:
+        pool.shutdown(wait=False)
+
+
+# -- validation -----------------------------------------------------------------------------
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, or ConfigError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}.")
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}.")
+    return int(value)
+
+
+def check_float(name: str, value: Any, minimum: float = 0.0, *, inclusive: bool = False,
+                maximum: float | None = None) -> float:
+    """``value`` as a float above ``minimum`` (and at most ``maximum``), or ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ConfigError(f"{name} must be a number, got {value!r}.")
+    too_small = value < minimum if inclusive else value <= minimum
+    if too_small:
+        raise ConfigError(f"{name} must be {'at least' if inclusive else 'greater than'} {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}.")
+    return float(value)
+
+
+def check_batch_size(batch_size: int, n_samples: int, what: str) -> int:
+    """The batch size, refused when the training split is smaller than one batch."""
+    batch_size = check_int("batch_size", batch_size)
+    if batch_size > n_samples:
+        raise ConfigError(
+            f"batch_size={batch_size} is larger than the {n_samples} {what}. "
+            f"Use batch_size <= {n_samples}, or build a bigger dataset."
+        )
+    return batch_size
+
+
+def check_crop_size(crop_size: Any) -> tuple[int, int] | None:
+    """None, an int (square) or (width, height) -> (width, height)."""
+    if crop_size is None:
+        return None
+    if isinstance(crop_size, (int, float)) and not isinstance(crop_size, bool):
+        crop_size = (crop_size, crop_size)
+    try:
+        width, height = crop_size
+    except (TypeError, ValueError):
+        raise ConfigError(f"crop_size must be an int or (width, height), got {crop_size!r}.") from None
+    return check_int("crop_size width", width, 16), check_int("crop_size height", height, 16)
+
+
+def manifest_summary(manifest_path: Path) -> dict:
+    """The scalar facts of a dataset build's ``manifest.json`` (counts, sizes, source), if any."""
+    manifest = read_json(manifest_path, None)
+    if not isinstance(manifest, dict):
+        return {}
+    summary = {}
+    for key, value in manifest.items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            summary[key] = value
+        elif isinstance(value, dict) and len(value) <= 12 and all(
+                isinstance(v, (str, int, float, bool)) or v is None for v in value.values()):
+            summary[key] = value
+    return summary
+
+
+# -- the run --------------------------------------------------------------------------------
+class TrainingRun:
+    """One training run: its folder, the caller's hooks and the clock."""
+
+    def __init__(self, folder: RunFolder, model_type: str, on_event: EventHook = None,
+                 should_stop: StopHook = None):
+        self.folder = folder
+        self.model_type = model_type
+        self.on_event = on_event
+        self.should_stop = should_stop
+        self.started = time.time()
+        self.stop_seen = False
+        self.epochs_done = 0
+
+    @classmethod
+    def open(cls, model_type: str, name: str | None, *, run_dir: str | os.PathLike | None = None,
+             home: str | os.PathLike | None = None, on_event: EventHook = None,
+             should_stop: StopHook = None) -> "TrainingRun":
+        """Use the run manager's pre-created ``run_dir``, or create a fresh run folder."""
+        if run_dir is not None:
+            folder = RunFolder(run_dir)
+            folder.path.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = RunFolder.create(model_type, name, default_prefix=model_type, home=home)
+        return cls(folder, model_type, on_event, should_stop)
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    @property
+    def run_id(self) -> str:
+        return self.folder.run_id
+
+    def log(self, message: str) -> None:
+        self.folder.log(message)
+        log.debug("%s: %s", self.run_id, message)
+
+    def start(self, config: Mapping[str, Any]) -> None:
+        """Record the config, mark the run running and announce it."""
+        config = {"model_type": self.model_type, "run_id": self.run_id, **config}
+        self.folder.write_config(config)
+        self.folder.set_status("running")
+        self.log(f"started {self.model_type} run in {self.path} on {config.get('device')}")
+        self.log(f"weights: {config.get('weights_source')}")
+        emit(self.on_event, RunStarted(self.run_id, self.path, self.model_type, config))
+
+    def stage(self, stage: str, total_epochs: int) -> None:
+        self.log(f"stage {stage}: {total_epochs} epochs")
+        emit(self.on_event, StageStarted(self.run_id, stage, total_epochs))
+
+    def stop_now(self) -> bool:
+        """Poll the caller's stop flag; once it said stop, the answer stays yes."""
+        if not self.stop_seen and stop_requested(self.should_stop):
+            self.stop_seen = True
+            self.log("stop requested")
+        return self.stop_seen
+
+    def batch_end(self, epoch: int, batch: int, total_batches: int, stage: str = "train") -> bool:
+        """Announce one finished batch; True when the run should stop now."""
+        emit(self.on_event, BatchEnd(self.run_id, epoch, batch, total_batches, stage))
+        return self.stop_now()
+
+    def epoch_end(self, epoch: int, total_epochs: int, row: Mapping[str, Any],
+                  stage: str = "train") -> None:
+        """Append the epoch's metrics row (flushed), log it and announce it."""
+        self.folder.append_metrics(row)
+        self.epochs_done += 1
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k not in ("epoch", "stage"))
+        self.log(f"{stage} epoch {epoch}/{total_epochs}: {shown}")
+        emit(self.on_event, EpochEnd(self.run_id, epoch, total_epochs, dict(row), stage))
+
+    def finish(self, best_metric: Mapping[str, Any] | None = None, **config_extra: Any) -> Path:
+        """Complete config.json, set ``completed`` (or ``stopped``) and announce the end."""
+        status = "stopped" if self.stop_seen else "completed"
+        duration = round(time.time() - self.started, 2)
+        self.folder.update_config(best_metric=dict(best_metric or {}), epochs_done=self.epochs_done,
+                                  duration_s=duration, final_status=status, **config_extra)
+        self.folder.set_status(status, epochs_done=self.epochs_done)
+        self.log(f"{status} after {self.epochs_done} epochs in {duration:.1f}s; best {dict(best_metric or {})}")
+        emit(self.on_event, RunFinished(self.run_id, self.path, status, None, best_metric))
+        return self.path
+
+    def fail(self, exc: BaseException) -> None:
+        """Record a raise: ``failed`` with the message (Ctrl-C reads ``stopped``), metrics kept."""
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        status = "stopped" if interrupted else "failed"
+        message = "interrupted (Ctrl-C)" if interrupted else f"{type(exc).__name__}: {exc}"
+        try:
+            self.folder.set_status(status, error=message, epochs_done=self.epochs_done)
+            self.folder.update_config(final_status=status, epochs_done=self.epochs_done,
+                                      duration_s=round(time.time() - self.started, 2))
+            self.folder.log(f"{status}: {message}")
+            if not interrupted and not isinstance(exc, PedsenseError):
+                self.folder.log("".join(traceback.format_exception(exc)).rstrip())
+        finally:
+            try:
+                emit(self.on_event, RunFinished(self.run_id, self.path, status, message))
+            except Exception:  # the listener's own bug must not hide the original error
+                log.exception("on_event failed while reporting a failed run")
+
+    @contextmanager
+    def guarded(self) -> Iterator["TrainingRun"]:
+        """Mark the run failed (keeping what was written) if the body raises, then re-raise."""
+        try:
+            yield self
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+
+
+def fail_queued_run(run_dir: str | os.PathLike | None, exc: BaseException) -> None:
+    """A run manager's queued folder whose input was refused reads ``failed`` with the reason."""
+    if run_dir is not None and Path(run_dir).is_dir():
+        RunFolder(run_dir).set_status("failed", error=str(exc))
+        RunFolder(run_dir).log(f"failed before training: {exc}")
+
+
+@contextmanager
+def validating(run_dir: str | os.PathLike | None) -> Iterator[None]:
+    """Wrap input checks: a refused input marks a pre-created ``run_dir`` failed, then re-raises."""
+    try:
+        yield
+    except Exception as exc:
+        fail_queued_run(run_dir, exc)
+        raise
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,195 @@
+"""Train the hybrid pipeline: YOLO26 1-class pedestrian detector + ResNet intent classifier.
+
+Stage 1 (``detector``) fine-tunes YOLO on ``data/processed/yolo_detector/data.yaml`` (skipped
+when ``yolo_model`` is given). Stage 2 (``classifier``) trains ``ResNetClassifier`` on
+ground-truth crops ``data/processed/resnet/crops/{split}/<crop_id>.jpg`` + ``crops.csv``,
+built on the fly when missing. Metrics rows carry ``stage`` = detector | classifier.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from pedsense.config import CLASS_NAMES, DETECTOR_CLASS_NAMES, paths
+from pedsense.device import resolve_device
+from pedsense.errors import ConfigError
+from pedsense.io import link_or_copy
+from pedsense.train.common import (TrainingRun, check_batch_size, check_crop_size, check_float,
+                                   check_int, manifest_summary, validating)
+from pedsense.train.events import EventHook, StopHook
+from pedsense.train.resnet_lstm import ResNetClassifier
+from pedsense.train.resnet_trainer import (DEFAULT_CACHE_MB, CachedImageDataset, FitSettings,
+                                           check_missing, fit_classifier, parse_label, read_image,
+                                           read_split_rows)
+from pedsense.train.transforms import normalize_uint8, resize_crop
+from pedsense.train.yolo_trainer import (YoloDataset, check_model_variant, check_yolo_settings,
+                                         fetch_base_model, fit_yolo, load_yolo_dataset, publish_weights)
+
+log = logging.getLogger(__name__)
+
+
+class PedestrianCropDataset(CachedImageDataset):
+    """Single ground-truth pedestrian crops of one split (the hybrid classifier's data).
+
+    ``__getitem__`` returns ``(crop, label)``: crop (3, H, W) float32 normalised like
+    :func:`pedsense.train.transforms.crops_to_tensor`; ``crop_size=(w, h)`` resizes.
+    """
+
+    def __init__(self, split: str = "train", transform: Callable | None = None, *,
+                 home: str | os.PathLike | None = None, crop_size: Sequence[int] | int | None = None,
+                 cache: bool = True, cache_limit_mb: float = DEFAULT_CACHE_MB):
+        self.split, self.transform = split, transform
+        resnet = paths(home).resnet
+        self.root = resnet / "crops" / split
+        self.manifest_path = self.root.parent / "manifest.json"
+        rebuild = "pedsense preprocess crops"
+        rows = read_split_rows(resnet / "crops.csv", split, "hybrid crop dataset", rebuild)
+        self.crop_ids = [row["crop_id"].strip() for row in rows]
+        self.labels = [parse_label(row["label"], f"crops.csv crop {row['crop_id']}") for row in rows]
+        self.samples = [self.root / f"{crop_id}.jpg" for crop_id in self.crop_ids]
+        missing = [p.name for p in self.samples if not p.is_file()]
+        check_missing(missing, len(rows), f"'{split}' crop images", rebuild)
+        first = read_image(self.samples[0])
+        self.crop_size = check_crop_size(crop_size) or (first.shape[1], first.shape[0])
+        self._init_cache(cache, cache_limit_mb)
+
+    def decode(self, index: int) -> np.ndarray:
+        """(H, W, 3) uint8 BGR crop ``index``."""
+        return resize_crop(read_image(self.samples[index]), self.crop_size)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        crop = normalize_uint8(torch.from_numpy(self.pixels(index)))
+        if self.transform is not None:
+            crop = self.transform(crop)
+        return crop, self.labels[index]
+
+
+def ensure_crops(home: str | os.PathLike | None) -> bool:
+    """Build the ground-truth crops when ``crops.csv`` is missing. True when it built them."""
+    if (paths(home).resnet / "crops.csv").is_file():
+        return False
+    from pedsense.data.resnet_format import build_resnet_crops
+
+    log.info("crops.csv is missing; building ground-truth crops (pedsense preprocess crops)")
+    build_resnet_crops(home=home)
+    return True
+
+
+def check_yolo_model(yolo_model: str | os.PathLike | None) -> Path | None:
+    """The existing detector weights to reuse, or None to train stage 1."""
+    if yolo_model is None or not str(yolo_model).strip():
+        return None
+    path = Path(yolo_model).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"yolo_model {path} does not exist. Give the path of a trained detector "
+                          "(e.g. models/hybrid/<run>/yolo_detector.pt), or leave it empty to train stage 1.")
+    if path.suffix.lower() != ".pt":
+        raise ConfigError(f"yolo_model must be an Ultralytics .pt file, got {path.name}.")
+    return path.resolve()
+
+
+def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_rate=1e-4, yolo_epochs=50,
+                 device=None, *, on_event: EventHook = None, should_stop: StopHook = None,
+                 run_dir: str | os.PathLike | None = None, home: str | os.PathLike | None = None,
+                 imgsz: int = 640, model_variant: str = "yolo26n", yolo_batch_size: int | None = None,
+                 backbone: str = "resnet50", pretrained: bool = True, dropout: float = 0.3,
+                 crop_size: int | Sequence[int] | None = None, weight_decay: float = 1e-4,
+                 frozen_children: int = 6, num_workers: int | None = None, workers: int | None = None,
+                 patience: int = 100, seed: int = 42, cache: bool | str = False,
+                 fraction: float = 1.0, verbose: bool = False) -> Path:
+    """Train the hybrid pipeline: YOLO26 pedestrian detector + ResNet intent classifier.
+
+    Stage 1 trains the 1-class detector for ``yolo_epochs`` (``yolo_batch_size``, default
+    ``batch_size``; ``imgsz``; ``model_variant``; ``fraction`` of the images) unless
+    ``yolo_model`` names existing weights.
+    Stage 2 trains ``ResNetClassifier`` for ``epochs`` on ground-truth crops (AdamW, weighted
+    cross-entropy, cosine schedule, best by validation accuracy).
+
+    Returns:
+        The run folder ``models/hybrid/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``) with
+        ``yolo_detector.pt``, ``resnet_classifier.pt`` (= ``best.pt``), ``last.pt``, ``config.json``.
+    """
+    with validating(run_dir):
+        epochs = check_int("epochs", epochs)
+        learning_rate = check_float("learning_rate", learning_rate)
+        weight_decay = check_float("weight_decay", weight_decay, 0.0, inclusive=True)
+        dropout = check_float("dropout", dropout, 0.0, inclusive=True, maximum=0.99)
+        reuse = check_yolo_model(yolo_model)
+        detector_data, yolo_settings, variant = None, None, None
+        if reuse is None:
+            detector_data = load_yolo_dataset(paths(home).yolo_detector / "data.yaml",
+                                              "pedsense preprocess detector")
+            yolo_settings = check_yolo_settings(
+                check_int("yolo_epochs", yolo_epochs), yolo_batch_size or batch_size, imgsz, device,
+                detector_data.counts["train"], workers=workers, patience=patience, seed=seed, lr0=0.01,
+                optimizer="auto", cache=cache, verbose=verbose, fraction=fraction)
+            variant = check_model_variant(model_variant)
+        built_crops = ensure_crops(home)
+        train_set = PedestrianCropDataset("train", home=home, crop_size=crop_size)
+        val_set = PedestrianCropDataset("val", home=home, crop_size=train_set.crop_size)
+        batch_size = check_batch_size(batch_size, len(train_set), "training crops")
+        resolved_device = resolve_device(device)
+    run = TrainingRun.open("hybrid", name, run_dir=run_dir, home=home, on_event=on_event,
+                           should_stop=should_stop)
+    with run.guarded():
+        torch.manual_seed(seed)
+        classifier = ResNetClassifier(2, dropout, backbone=backbone, pretrained=pretrained,
+                                      frozen_children=frozen_children).to(resolved_device)
+        detector_source, detector_weights = _detector_source(reuse, variant, home)
+        run.start({
+            "parameters": {"name": name, "yolo_model": str(yolo_model) if yolo_model else None,
+                           "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                           "yolo_epochs": yolo_epochs, "device": device, "imgsz": imgsz,
+                           "model_variant": model_variant, "yolo_batch_size": yolo_batch_size,
+                           "backbone": backbone, "pretrained": pretrained, "dropout": dropout,
+                           "crop_size": list(train_set.crop_size), "weight_decay": weight_decay,
+                           "frozen_children": frozen_children, "num_workers": num_workers,
+                           "workers": workers, "patience": patience, "seed": seed, "cache": cache,
+                           "fraction": fraction},
+            "class_names": list(CLASS_NAMES), "detector_class_names": list(DETECTOR_CLASS_NAMES),
+            "device": resolved_device,
+            "weights_source": {"detector": detector_weights, "classifier": classifier.weights_source},
+            "model_args": classifier.model_args, "crop_size": list(train_set.crop_size),
+            "dataset": {"crops_train": len(train_set), "crops_val": len(val_set),
+                        "crops_built_by_run": built_crops,
+                        "train_class_counts": train_set.class_counts(),
+                        "val_class_counts": val_set.class_counts(),
+                        "detector": dict(detector_data.counts) if detector_data else None,
+                        "manifest": manifest_summary(train_set.manifest_path)},
+        })
+        detector_best = _stage_detector(run, reuse, detector_data, detector_source, yolo_settings)
+        classifier_best: dict = {}
+        if not run.stop_now():
+            settings = FitSettings(epochs, batch_size, learning_rate, weight_decay, resolved_device,
+                                   num_workers, stage="classifier",
+                                   best_files=("best.pt", "resnet_classifier.pt"))
+            classifier_best = fit_classifier(run, classifier, train_set, val_set, settings)
+        return run.finish(classifier_best, detector_best_metric=detector_best,
+                          best_checkpoint="best.pt", detector_checkpoint="yolo_detector.pt")
+
+
+def _detector_source(reuse: Path | None, variant: tuple | None, home) -> tuple[str, str]:
+    if reuse is not None:
+        return str(reuse), f"reused ({reuse})"
+    kind, value = variant
+    return (str(value), f"file ({value})") if kind == "file" else fetch_base_model(str(value), home)
+
+
+def _stage_detector(run: TrainingRun, reuse: Path | None, dataset: YoloDataset | None,
+                    source: str, settings) -> dict:
+    """Stage 1: train the detector into ``<run>/detector/`` (or reuse one) -> ``yolo_detector.pt``."""
+    if reuse is not None:
+        link_or_copy(reuse, run.path / "yolo_detector.pt")
+        run.log(f"stage detector skipped: reusing {reuse}")
+        return {}
+    save_dir = run.path / "detector"
+    save_dir.mkdir(exist_ok=True)
+    bridge, _ = fit_yolo(run, dataset, source, settings, save_dir, stage="detector")
+    publish_weights(save_dir, run.path, {"best.pt": "yolo_detector.pt"})
+    return bridge.best()

@@ -1,0 +1,76 @@
+"""Named parameter sets per trainer: "quick (CPU)" and the seed's defaults.
+
+The dashboard's forms and ``pedsense train --preset`` read these. Importing this module is
+cheap (no torch). ``reaches`` is what the preset measured on the default demo set
+(``pedsense demo-data`` then ``pedsense preprocess all``) on 2 CPU cores; see README.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pedsense.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One named set of trainer parameters."""
+
+    key: str
+    label: str
+    description: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    reaches: str = ""
+
+
+SEED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "yolo": {"epochs": 50, "batch_size": 16, "imgsz": 640, "model_variant": "yolo26n", "device": None},
+    "resnet-lstm": {"epochs": 30, "batch_size": 8, "learning_rate": 1e-4, "device": None},
+    "hybrid": {"yolo_model": None, "epochs": 30, "batch_size": 16, "learning_rate": 1e-4,
+               "yolo_epochs": 50, "device": None},
+}
+
+QUICK: dict[str, dict[str, Any]] = {
+    # YOLO from scratch on 2 cores: a quarter of the (highly redundant) frames at 320 px.
+    "yolo": {"epochs": 5, "batch_size": 16, "imgsz": 320, "model_variant": "yolo26n", "fraction": 0.25},
+    # 32 px crops and resnet18: a 16-frame sequence costs what one 128 px image would.
+    "resnet-lstm": {"epochs": 3, "batch_size": 8, "learning_rate": 1e-3, "backbone": "resnet18",
+                    "crop_size": 32},
+    "hybrid": {"yolo_epochs": 3, "imgsz": 320, "yolo_batch_size": 16, "fraction": 0.25, "epochs": 3,
+               "batch_size": 32, "learning_rate": 1e-3, "backbone": "resnet18", "crop_size": 32},
+}
+
+QUICK_REACHES = {
+    "yolo": "mAP50 0.00 after 5 epochs from scratch (offline; ~4 min). Put yolo26n.pt in "
+            "models/base/ to fine-tune instead.",
+    "resnet-lstm": "val_acc 0.93 after 3 epochs from scratch (~1 min per epoch on 2 cores).",
+    "hybrid": "classifier val_acc 0.92, detector mAP50 0.00 (3 epochs from scratch); ~4 min.",
+}
+
+PRESETS: dict[str, dict[str, Preset]] = {
+    model_type: {
+        "quick": Preset("quick", "quick (CPU)",
+                        "Finishes on the demo set in a few minutes on 2 CPU cores.",
+                        QUICK[model_type], QUICK_REACHES[model_type]),
+        "seed": Preset("seed", "seed defaults",
+                       "The seed API's defaults: full-size models, for a GPU and real JAAD data.",
+                       SEED_DEFAULTS[model_type], ""),
+    }
+    for model_type in SEED_DEFAULTS
+}
+
+
+def presets_for(model_type: str) -> dict[str, Preset]:
+    """The presets of one trainer (``yolo``, ``resnet-lstm``, ``hybrid``), keyed by name."""
+    if model_type not in PRESETS:
+        raise ConfigError(f"Unknown model type {model_type!r}; expected one of {', '.join(PRESETS)}.")
+    return PRESETS[model_type]
+
+
+def preset_params(model_type: str, preset: str) -> dict[str, Any]:
+    """The parameters of ``preset`` (``quick`` or ``seed``) for ``model_type``."""
+    presets = presets_for(model_type)
+    if preset not in presets:
+        raise ConfigError(f"Unknown preset {preset!r} for {model_type}; use one of {', '.join(presets)}.")
+    return dict(presets[preset].params)

@@ -1,0 +1,138 @@
+"""ResNet feature extractor + LSTM (sequences) and ResNet single-crop classifier (hybrid).
+
+Both freeze the backbone's first ``frozen_children`` children (the seed: 6, i.e. conv1, bn1,
+relu, maxpool, layer1, layer2). Frozen layers stay in eval mode and run without autograd, so
+their BatchNorm statistics keep the pretrained values and the backward pass skips them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pedsense.errors import ConfigError
+from pedsense.train.common import offline_reason
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+FEATURE_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048}
+
+
+def _backbone_factory(backbone: str):
+    """(constructor, default ImageNet weights enum) of a torchvision ResNet."""
+    from torchvision import models
+
+    if backbone not in BACKBONES:
+        raise ConfigError(f"Unknown backbone {backbone!r}. Use one of: {', '.join(BACKBONES)}.")
+    constructor = getattr(models, backbone)
+    weights_enum = models.get_model_weights(constructor)
+    return constructor, weights_enum.DEFAULT
+
+
+def _cached_weights_file(weights) -> Path:
+    """Where torchvision keeps ``weights`` once downloaded (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
+def build_backbone(backbone: str = "resnet50", pretrained: bool = True) -> tuple[nn.Module, str]:
+    """A torchvision ResNet and where its weights came from.
+
+    Returns:
+        (model, weights_source) where weights_source is ``"imagenet"``, ``"scratch"`` or
+        ``"scratch (offline: <reason>)"``. Offline without cached weights, the model is randomly
+        initialised and a warning says so; training still works, only slower to converge.
+    """
+    constructor, weights = _backbone_factory(backbone)
+    if not pretrained:
+        return constructor(weights=None), "scratch"
+    cached = _cached_weights_file(weights).exists()
+    reason = None if cached else offline_reason()
+    if reason is None:
+        try:
+            model = constructor(weights=None)
+            model.load_state_dict(weights.get_state_dict(progress=False, check_hash=False))
+            return model, "imagenet"
+        except Exception as exc:  # no network, proxy, truncated file: fall back, never crash
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+    message = (f"ImageNet weights for {backbone} are not available ({reason}); training from "
+               "random initialisation. Run once with network access to cache them.")
+    warnings.warn(message, stacklevel=2)
+    return constructor(weights=None), f"scratch (offline: {reason})"
+
+
+class FrozenResNetFeatures(nn.Module):
+    """ResNet without its classifier head: (N, 3, H, W) -> (N, feature_dim)."""
+
+    def __init__(self, backbone: str = "resnet50", pretrained: bool = True, frozen_children: int = 6):
+        super().__init__()
+        resnet, self.weights_source = build_backbone(backbone, pretrained)
+        children = list(resnet.children())[:-1]  # drop fc, keep avgpool
+        if not 0 <= frozen_children <= len(children):
+            raise ConfigError(f"frozen_children must be between 0 and {len(children)}, got {frozen_children}.")
+        self.frozen = nn.Sequential(*children[:frozen_children])
+        self.trainable = nn.Sequential(*children[frozen_children:])
+        for parameter in self.frozen.parameters():
+            parameter.requires_grad_(False)
+        self.feature_dim = FEATURE_DIMS[backbone]
+
+    def train(self, mode: bool = True) -> "FrozenResNetFeatures":
+        super().train(mode)
+        self.frozen.eval()  # keep the frozen BatchNorm statistics fixed
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            x = self.frozen(images)
+        return torch.flatten(self.trainable(x), 1)
+
+
+class ResNetLSTM(nn.Module):
+    """ResNet feature extractor + LSTM temporal classifier.
+
+    Forward: (batch, seq_len, 3, H, W) -> (batch, num_classes) logits, classified from the
+    LSTM's last time step.
+    """
+
+    def __init__(self, num_classes: int = 2, hidden_size: int = 256, num_layers: int = 1,
+                 dropout: float = 0.3, *, backbone: str = "resnet50", pretrained: bool = True,
+                 frozen_children: int = 6):
+        super().__init__()
+        self.features = FrozenResNetFeatures(backbone, pretrained, frozen_children)
+        self.weights_source = self.features.weights_source
+        # nn.LSTM's own dropout only acts between stacked layers; the head dropout below always does.
+        self.lstm = nn.LSTM(self.features.feature_dim, hidden_size, num_layers=num_layers,
+                            batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_classes)
+        self.model_args = {"num_classes": num_classes, "hidden_size": hidden_size,
+                           "num_layers": num_layers, "dropout": dropout, "backbone": backbone,
+                           "frozen_children": frozen_children}
+
+    def forward(self, sequences: torch.Tensor) -> torch.Tensor:
+        batch, seq_len = sequences.shape[:2]
+        frames = sequences.reshape(batch * seq_len, *sequences.shape[2:])
+        features = self.features(frames).reshape(batch, seq_len, -1)
+        outputs, _ = self.lstm(features)
+        return self.classifier(self.dropout(outputs[:, -1]))
+
+
+class ResNetClassifier(nn.Module):
+    """ResNet single-crop intent classifier (the hybrid's stage 2).
+
+    Forward: (batch, 3, H, W) -> (batch, num_classes) logits.
+    """
+
+    def __init__(self, num_classes: int = 2, dropout: float = 0.3, *, backbone: str = "resnet50",
+                 pretrained: bool = True, frozen_children: int = 6):
+        super().__init__()
+        self.features = FrozenResNetFeatures(backbone, pretrained, frozen_children)
+        self.weights_source = self.features.weights_source
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(self.features.feature_dim, num_classes)
+        self.model_args = {"num_classes": num_classes, "dropout": dropout, "backbone": backbone,
+                           "frozen_children": frozen_children}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.features(images)))

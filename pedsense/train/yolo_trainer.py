@@ -1,0 +1,353 @@
+"""Fine-tune YOLO26 (Ultralytics) on the JAAD crossing-intent detection dataset.
+
+Ultralytics runs the loop; pedsense wraps its callbacks: ``on_train_batch_end`` announces the
+batch and turns a stop request into ``trainer.stop`` (checked between batches; Ultralytics
+then validates, saves ``weights/last.pt``/``best.pt`` and ends), ``on_fit_epoch_end`` appends
+one metrics row per epoch. Ultralytics fires ``on_fit_epoch_end`` once more for its final
+validation of ``best.pt``; that call has no training epoch behind it and is not reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from pedsense.config import CLASS_NAMES, paths
+from pedsense.device import resolve_device
+from pedsense.errors import ConfigError, DataError
+from pedsense.io import link_or_copy, write_text_atomic
+from pedsense.train.common import (TrainingRun, check_batch_size, check_float, check_int,
+                                   manifest_summary, offline_reason, validating)
+from pedsense.train.events import EventHook, StopHook
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+_VARIANT = re.compile(r"^yolo(v?\d+)([nslmx])?$")
+
+
+# -- the dataset --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class YoloDataset:
+    """A checked Ultralytics ``data.yaml``: its contents with an absolute ``path``, and image counts."""
+
+    yaml_path: Path
+    data: dict
+    counts: dict
+
+    @property
+    def names(self) -> list[str]:
+        names = self.data.get("names", [])
+        return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+
+
+def load_yolo_dataset(yaml_path: Path, rebuild: str) -> YoloDataset:
+    """Read and check ``data.yaml``; DataError naming the fix when it is missing, broken or empty."""
+    if not yaml_path.is_file():
+        raise DataError(f"The YOLO dataset is not built yet: {yaml_path} is missing. Run `{rebuild}` first.")
+    try:
+        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise DataError(f"{yaml_path} is not valid YAML ({exc}). Rebuild it with `{rebuild}`.") from None
+    if not isinstance(data, dict) or not data.get("train") or not data.get("val") or not data.get("names"):
+        raise DataError(f"{yaml_path} needs 'train', 'val' and 'names' entries. Rebuild it with `{rebuild}`.")
+    root = Path(data.get("path") or yaml_path.parent).expanduser()
+    if not root.is_absolute():
+        root = (yaml_path.parent / root).resolve()
+    data = {**data, "path": str(root)}
+    counts = {split: _count_images(root, data[split], split, yaml_path, rebuild) for split in ("train", "val")}
+    return YoloDataset(yaml_path, data, counts)
+
+
+def _count_images(root: Path, entry: Any, split: str, yaml_path: Path, rebuild: str) -> int:
+    entries = entry if isinstance(entry, list) else [entry]
+    total = 0
+    for item in entries:
+        folder = Path(item) if Path(item).is_absolute() else root / item
+        if folder.is_file() and folder.suffix == ".txt":  # a list of image paths
+            total += sum(1 for line in folder.read_text().splitlines() if line.strip())
+        elif folder.is_dir():
+            total += sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if total == 0:
+        raise DataError(f"The '{split}' split of {yaml_path} has no images (looked in {entries} under {root}). "
+                        f"Rebuild the dataset with `{rebuild}`.")
+    return total
+
+
+# -- the base model -----------------------------------------------------------------------------
+def check_model_variant(model_variant: str | os.PathLike) -> tuple[str, Path | str]:
+    """Classify ``model_variant``: ``("file", path)`` for an existing .pt/.yaml, else ``("variant", name)``.
+
+    Raises:
+        ConfigError: unknown variant name, or a .pt/.yaml path that does not exist.
+    """
+    text = str(model_variant).strip()
+    path = Path(text).expanduser()
+    if path.suffix.lower() in (".pt", ".yaml", ".yml"):
+        if path.is_file():
+            return "file", path.resolve()
+        if path.parent != Path(".") or not _VARIANT.match(path.stem):
+            raise ConfigError(f"model_variant file {path} does not exist. Give an existing .pt/.yaml path "
+                              "or a variant name such as 'yolo26n'.")
+        if path.suffix.lower() != ".pt":  # "yolo26n.yaml": Ultralytics' own config, from scratch
+            _check_known_variant(path.stem)
+            return "file", path.name
+        text = path.stem
+    _check_known_variant(text)
+    return "variant", text
+
+
+def _check_known_variant(name: str) -> None:
+    from ultralytics.nn.tasks import yaml_model_load
+
+    if _VARIANT.match(name):
+        try:
+            yaml_model_load(f"{name}.yaml")
+            return
+        except (FileNotFoundError, OSError):
+            pass
+    raise ConfigError(f"Unknown model_variant {name!r}. Use a YOLO detection variant such as 'yolo26n', "
+                      "'yolo26s', 'yolo11n', or a path to a .pt/.yaml file.")
+
+
+def fetch_base_model(variant: str, home: str | os.PathLike | None = None) -> tuple[str, str]:
+    """The model Ultralytics should start from, and where its weights came from.
+
+    ``models/base/{variant}.pt`` is downloaded on the first run. Offline (or when the download
+    fails) a warning says so and the model trains from scratch on ``{variant}.yaml``.
+
+    Returns:
+        (model source for ``ultralytics.YOLO``, weights source for config.json).
+    """
+    target = paths(home).base_models / f"{variant}.pt"
+    if target.is_file() and target.stat().st_size > 0:
+        return str(target), f"pretrained ({target})"
+    reason = offline_reason(host="github.com")
+    if reason is None:
+        try:
+            from ultralytics.utils.downloads import attempt_download_asset
+
+            target.parent.mkdir(parents=True, exist_ok=True)
+            attempt_download_asset(str(target), retry=2)
+            if target.is_file() and target.stat().st_size > 0:
+                return str(target), f"pretrained ({target}, downloaded)"
+            reason = "download produced no file"
+        except Exception as exc:  # network errors of every kind: fall back, never crash
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+    message = (f"Base weights {target.name} could not be fetched ({reason}); training {variant} from "
+               f"scratch ({variant}.yaml). Put {target.name} in {target.parent} to fine-tune instead.")
+    warnings.warn(message, stacklevel=3)
+    return f"{variant}.yaml", f"scratch (offline: {reason})"
+
+
+def ultralytics_device(device: str) -> str:
+    """pedsense device string -> Ultralytics' (``cuda:1`` -> ``1``)."""
+    return device.split(":", 1)[1] if device.startswith("cuda:") else device
+
+
+@contextmanager
+def ultralytics_quiet(verbose: bool) -> Iterator[None]:
+    """Silence Ultralytics' console output (and its progress bars) unless ``verbose``."""
+    from ultralytics.utils import LOGGER
+
+    previous = LOGGER.level
+    if not verbose:
+        LOGGER.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(previous)
+
+
+# -- the loop -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class YoloSettings:
+    """What Ultralytics' ``model.train`` gets, besides data and model."""
+
+    epochs: int
+    batch_size: int
+    imgsz: int
+    device: str
+    workers: int
+    patience: int
+    seed: int
+    lr0: float
+    optimizer: str
+    cache: bool | str
+    verbose: bool
+    fraction: float = 1.0
+
+
+class UltralyticsBridge:
+    """Ultralytics callbacks -> pedsense events, metrics rows and stop requests."""
+
+    def __init__(self, run: TrainingRun, stage: str, total_epochs: int):
+        self.run, self.stage, self.total_epochs = run, stage, total_epochs
+        self.batch = 0
+        self.epoch_started = time.time()
+        self.trained_epoch: int | None = None
+        self.reported: set[int] = set()
+        self.rows: list[dict] = []
+
+    def attach(self, model) -> None:
+        model.add_callback("on_train_epoch_start", self.on_train_epoch_start)
+        model.add_callback("on_train_batch_end", self.on_train_batch_end)
+        model.add_callback("on_train_epoch_end", self.on_train_epoch_end)
+        model.add_callback("on_fit_epoch_end", self.on_fit_epoch_end)
+
+    def on_train_epoch_start(self, trainer) -> None:
+        self.batch = 0
+        self.epoch_started = time.time()
+
+    def on_train_batch_end(self, trainer) -> None:
+        self.batch += 1
+        if self.run.batch_end(trainer.epoch + 1, self.batch, len(trainer.train_loader), self.stage):
+            trainer.stop = True  # Ultralytics breaks after this batch, validates and saves
+
+    def on_train_epoch_end(self, trainer) -> None:
+        self.trained_epoch = trainer.epoch
+
+    def on_fit_epoch_end(self, trainer) -> None:
+        # The final validation of best.pt fires this with epoch + 1 and no training behind it.
+        if trainer.epoch != self.trained_epoch or trainer.epoch in self.reported:
+            return
+        self.reported.add(trainer.epoch)
+        row = self.metrics_row(trainer)
+        self.rows.append(row)
+        self.run.epoch_end(row["epoch"], self.total_epochs, row, self.stage)
+
+    def metrics_row(self, trainer) -> dict:
+        train_losses = trainer.label_loss_items(trainer.tloss, prefix="train") if trainer.tloss else {}
+        metrics = dict(trainer.metrics or {})
+        val_losses = {k: float(v) for k, v in metrics.items() if k.startswith("val/")}
+        row = {"epoch": trainer.epoch + 1, **({"stage": self.stage} if self.stage != "train" else {})}
+        row.update({
+            "train_loss": round(sum(train_losses.values()), 5) if train_losses else None,
+            "val_loss": round(sum(val_losses.values()), 5) if val_losses else None,
+            "precision": _metric(metrics, "precision"), "recall": _metric(metrics, "recall"),
+            "mAP50": _metric(metrics, "mAP50"), "mAP50-95": _metric(metrics, "mAP50-95"),
+        })
+        row.update({k.replace("/", "_"): v for k, v in train_losses.items()})
+        row.update({k.replace("/", "_"): round(v, 5) for k, v in val_losses.items()})
+        lrs = getattr(trainer, "lr", None) or {}
+        row["lr"] = float(next(iter(lrs.values()))) if lrs else None
+        row["seconds"] = round(time.time() - self.epoch_started, 3)
+        return row
+
+    def best(self) -> dict:
+        """The reported epoch with the highest mAP50-95 (Ultralytics' fitness leans on it)."""
+        scored = [r for r in self.rows if r.get("mAP50-95") is not None]
+        if not scored:
+            return {}
+        top = max(scored, key=lambda r: (r["mAP50-95"], r["mAP50"] or 0.0))
+        return {k: top[k] for k in ("epoch", "mAP50", "mAP50-95", "precision", "recall")}
+
+
+def _metric(metrics: dict, name: str) -> float | None:
+    value = metrics.get(f"metrics/{name}(B)")
+    return None if value is None else round(float(value), 5)
+
+
+def fit_yolo(run: TrainingRun, dataset: YoloDataset, model_source: str, settings: YoloSettings,
+             save_dir: Path, stage: str = "train") -> tuple[UltralyticsBridge, Path]:
+    """Train with Ultralytics into ``save_dir`` (its weights/, results.csv, args.yaml).
+
+    Returns the bridge (rows, best) and the resolved dataset YAML written into ``save_dir``.
+    """
+    from ultralytics import YOLO
+
+    data_yaml = save_dir / "dataset.yaml"
+    write_text_atomic(data_yaml, yaml.safe_dump(dataset.data, sort_keys=False))
+    bridge = UltralyticsBridge(run, stage, settings.epochs)
+    run.stage(stage, settings.epochs)
+    with ultralytics_quiet(settings.verbose), warnings.catch_warnings():
+        model = YOLO(model_source)
+        bridge.attach(model)
+        model.train(data=str(data_yaml), epochs=settings.epochs, batch=settings.batch_size,
+                    imgsz=settings.imgsz, device=ultralytics_device(settings.device),
+                    workers=settings.workers, patience=settings.patience, seed=settings.seed,
+                    lr0=settings.lr0, optimizer=settings.optimizer, cache=settings.cache,
+                    fraction=settings.fraction,
+                    project=str(save_dir.parent), name=save_dir.name, exist_ok=True,
+                    plots=False, verbose=settings.verbose, amp=settings.device.startswith("cuda"))
+    return bridge, data_yaml
+
+
+def check_yolo_settings(epochs, batch_size, imgsz, device, n_train: int, *, workers, patience, seed,
+                        lr0, optimizer, cache, verbose, fraction=1.0) -> YoloSettings:
+    """Validated settings (ConfigError naming the bad parameter)."""
+    imgsz = check_int("imgsz", imgsz, 32)
+    if imgsz % 32:
+        raise ConfigError(f"imgsz must be a multiple of 32 (YOLO's largest stride), got {imgsz}.")
+    if cache not in (False, True, "ram", "disk"):
+        raise ConfigError(f"cache must be False, True, 'ram' or 'disk', got {cache!r}.")
+    workers = min(2, os.cpu_count() or 1) if workers is None else check_int("workers", workers, 0)
+    fraction = check_float("fraction", fraction, 0.0, maximum=1.0)
+    return YoloSettings(
+        epochs=check_int("epochs", epochs), imgsz=imgsz, fraction=fraction,
+        batch_size=check_batch_size(batch_size, max(1, int(n_train * fraction)), "training images"),
+        device=resolve_device(device), workers=workers, patience=check_int("patience", patience),
+        seed=int(seed), lr0=check_float("lr0", lr0), optimizer=str(optimizer), cache=cache,
+        verbose=bool(verbose))
+
+
+def publish_weights(save_dir: Path, run_dir: Path, names: dict[str, str]) -> None:
+    """Place Ultralytics' ``weights/<src>`` at the run root as ``<dst>`` (hard link or copy)."""
+    for source, target in names.items():
+        if (save_dir / "weights" / source).is_file():
+            link_or_copy(save_dir / "weights" / source, run_dir / target)
+
+
+# -- the seed function --------------------------------------------------------------------------
+def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yolo26n", device=None, *,
+               on_event: EventHook = None, should_stop: StopHook = None,
+               run_dir: str | os.PathLike | None = None, home: str | os.PathLike | None = None,
+               workers: int | None = None, patience: int = 100, seed: int = 0, lr0: float = 0.01,
+               optimizer: str = "auto", cache: bool | str = False, fraction: float = 1.0,
+               verbose: bool = False) -> Path:
+    """Fine-tune YOLO26 on the JAAD crossing intent dataset (``data/processed/yolo/data.yaml``).
+
+    The base model is downloaded to ``models/base/{model_variant}.pt`` on first run; offline,
+    it trains from ``{model_variant}.yaml`` (recorded as the weights source in config.json).
+    ``model_variant`` may also be a path to a .pt or .yaml file. ``fraction`` trains on that
+    share of the training images (consecutive frames are redundant; the quick preset uses it).
+
+    Returns:
+        The run folder ``models/yolo/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``), holding
+        Ultralytics' ``weights/``, ``results.csv`` and ``args.yaml`` plus ``best.pt``/``last.pt``.
+    """
+    with validating(run_dir):
+        dataset = load_yolo_dataset(paths(home).yolo / "data.yaml", "pedsense preprocess yolo")
+        settings = check_yolo_settings(epochs, batch_size, imgsz, device, dataset.counts["train"],
+                                       workers=workers, patience=patience, seed=seed, lr0=lr0,
+                                       optimizer=optimizer, cache=cache, verbose=verbose,
+                                       fraction=fraction)
+        kind, variant = check_model_variant(model_variant)
+    run = TrainingRun.open("yolo", name, run_dir=run_dir, home=home, on_event=on_event,
+                           should_stop=should_stop)
+    with run.guarded():
+        source, weights_source = (str(variant), f"file ({variant})") if kind == "file" \
+            else fetch_base_model(str(variant), home)
+        run.start({
+            "parameters": {"name": name, "epochs": settings.epochs, "batch_size": settings.batch_size,
+                           "imgsz": settings.imgsz, "model_variant": str(model_variant), "device": device,
+                           "workers": settings.workers, "patience": settings.patience, "seed": settings.seed,
+                           "lr0": settings.lr0, "optimizer": settings.optimizer, "cache": settings.cache,
+                           "fraction": settings.fraction},
+            "class_names": dataset.names or list(CLASS_NAMES), "device": settings.device,
+            "weights_source": weights_source, "base_model": source,
+            "dataset": {"data_yaml": str(dataset.yaml_path), **dataset.counts,
+                        "manifest": manifest_summary(dataset.yaml_path.parent / "manifest.json")},
+        })
+        bridge, _ = fit_yolo(run, dataset, source, settings, run.path)
+        publish_weights(run.path, run.path, {"best.pt": "best.pt", "last.pt": "last.pt"})
+        return run.finish(bridge.best(), best_checkpoint="best.pt")

@@ -1,0 +1,120 @@
+"""YOLO trainer: the seed API, real tiny Ultralytics training, events once per epoch, stop, bad input."""
+
+from __future__ import annotations
+
+import inspect
+
+import cv2
+import pytest
+
+from pedsense.config import paths
+from pedsense.errors import ConfigError, DataError
+from pedsense.runs import RunFolder
+from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted
+from pedsense.train.yolo_trainer import check_model_variant, train_yolo
+from test_train_fixtures import write_yolo_dataset
+
+pytestmark = pytest.mark.filterwarnings("ignore:Base weights")
+TINY = dict(imgsz=64, batch_size=4, workers=0)
+
+
+def test_seed_signature_and_defaults():
+    parameters = inspect.signature(train_yolo).parameters
+    positional = {n: p.default for n, p in parameters.items() if p.kind is not p.KEYWORD_ONLY}
+    assert positional == {"name": None, "epochs": 50, "batch_size": 16, "imgsz": 640,
+                          "model_variant": "yolo26n", "device": None}
+    assert list(positional) == ["name", "epochs", "batch_size", "imgsz", "model_variant", "device"]
+    assert parameters["on_event"].default is None and parameters["should_stop"].default is None
+
+
+def test_trains_on_demo_set_reporting_each_epoch_once(demo_home):
+    events = []
+    run_dir = train_yolo("det", epochs=2, on_event=events.append, **TINY)
+    assert run_dir.parent == paths(demo_home).models / "yolo" and run_dir.name.startswith("det_")
+    for name in ("config.json", "metrics.csv", "status.json", "train.log", "best.pt", "last.pt",
+                 "results.csv", "args.yaml", "weights/best.pt", "weights/last.pt"):
+        assert (run_dir / name).is_file(), name
+    kinds = [type(e) for e in events if not isinstance(e, BatchEnd)]
+    # Ultralytics' extra on_fit_epoch_end after the final validation must not add a third epoch
+    assert kinds == [RunStarted, StageStarted, EpochEnd, EpochEnd, RunFinished]
+    assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [1, 2]
+    assert any(isinstance(e, BatchEnd) for e in events)
+
+    folder = RunFolder(run_dir)
+    assert folder.status == "completed"
+    rows = folder.read_metrics()
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"train_loss", "val_loss", "precision", "recall", "mAP50", "mAP50-95", "lr", "seconds",
+            "train_box_loss", "train_cls_loss", "val_box_loss"} <= set(rows[0])
+    config = folder.read_config()
+    assert config["model_type"] == "yolo" and config["class_names"] == ["not-crossing", "crossing"]
+    assert config["weights_source"] == "scratch (offline: PEDSENSE_OFFLINE=1)"
+    assert config["base_model"] == "yolo26n.yaml" and config["epochs_done"] == 2
+    assert "mAP50" in config["best_metric"]
+
+    from ultralytics import YOLO
+
+    image = next((paths(demo_home).yolo / "images" / "val").iterdir())
+    result = YOLO(str(run_dir / "best.pt"))(cv2.imread(str(image)), imgsz=64, verbose=False)[0]
+    assert result.names == {0: "not-crossing", 1: "crossing"}
+
+
+def test_stop_after_first_batch_keeps_weights(tmp_home):
+    write_yolo_dataset(tmp_home, images={"train": 4, "val": 2})
+    events = []
+    run_dir = train_yolo(epochs=5, imgsz=64, batch_size=2, workers=0, on_event=events.append,
+                         should_stop=lambda: any(isinstance(e, BatchEnd) for e in events))
+    folder = RunFolder(run_dir)
+    assert folder.status == "stopped"
+    assert sum(isinstance(e, BatchEnd) for e in events) == 1
+    assert (run_dir / "best.pt").is_file() and (run_dir / "last.pt").is_file()
+    assert [r["epoch"] for r in folder.read_metrics()] == [1]  # the cut epoch, validated once
+    assert events[-1].status == "stopped"
+
+
+def test_raise_in_a_callback_leaves_failed(tmp_home):
+    write_yolo_dataset(tmp_home)
+
+    def explode(event):
+        if isinstance(event, EpochEnd):
+            raise RuntimeError("listener broke")
+
+    with pytest.raises(RuntimeError, match="listener broke"):
+        train_yolo(epochs=3, on_event=explode, **TINY)
+    (run_dir,) = (paths(tmp_home).models / "yolo").iterdir()
+    status = RunFolder(run_dir).read_status()
+    assert status["status"] == "failed" and "listener broke" in status["error"]
+    assert len(RunFolder(run_dir).read_metrics()) == 1
+
+
+def test_dataset_not_built_points_at_preprocess(tmp_home):
+    with pytest.raises(DataError, match="pedsense preprocess yolo"):
+        train_yolo(epochs=1)
+    assert not paths(tmp_home).models.exists()
+
+
+def test_bad_inputs_fail_before_training(tmp_home):
+    write_yolo_dataset(tmp_home)
+    with pytest.raises(ConfigError, match="Unknown model_variant 'yolo99q'"):
+        train_yolo(model_variant="yolo99q", **TINY)
+    with pytest.raises(ConfigError, match="does not exist"):
+        train_yolo(model_variant=str(tmp_home / "missing.pt"), **TINY)
+    with pytest.raises(ConfigError, match="batch_size=50"):
+        train_yolo(imgsz=64, batch_size=50)
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        train_yolo(imgsz=70, batch_size=2)
+    assert not paths(tmp_home).models.exists()
+
+
+def test_empty_split_is_refused(tmp_home):
+    write_yolo_dataset(tmp_home, images={"train": 2})
+    with pytest.raises(DataError, match="'val' split"):
+        train_yolo(**TINY)
+
+
+@pytest.mark.parametrize("variant, expected", [("yolo26n", ("variant", "yolo26n")),
+                                               ("yolo26s.pt", ("variant", "yolo26s")),
+                                               ("yolo11n", ("variant", "yolo11n")),
+                                               ("yolo26n.yaml", ("file", "yolo26n.yaml"))])
+def test_model_variants(variant, expected):
+    assert check_model_variant(variant) == expected
