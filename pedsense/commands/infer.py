@@ -1,9 +1,92 @@
-"""`pedsense` subcommands: infer."""
+"""`pedsense` subcommands: predict (overlay video of a clip) and evaluate (metrics of a run)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this module's subcommands to the `pedsense` parser."""
+    """Add ``predict`` and ``evaluate`` to the `pedsense` parser."""
+    predict = subparsers.add_parser(
+        "predict", help="render a clip with a run's predictions drawn on it (VP9 WebM)",
+        description="Predict every frame of VIDEO with RUN and write the overlay video.")
+    predict.add_argument("run", help="run folder, or id such as hybrid/hybrid_20250101_120000")
+    predict.add_argument("video", help="clip path, or a video id under data/raw/clips (video_0001)")
+    predict.add_argument("-o", "--output", help="output .webm (default: <run>/renders/<clip>.webm)")
+    predict.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
+    predict.add_argument("--no-ground-truth", action="store_true", help="do not draw annotated boxes")
+    predict.add_argument("--tracker-run", help="ResNet-LSTM on a clip without annotations: "
+                                               "a YOLO or hybrid run whose detector tracks pedestrians")
+    predict.add_argument("--device", help="cpu, cuda, cuda:0, mps (default: auto)")
+    predict.set_defaults(func=run_predict)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="intent metrics (and mAP for detector runs) of a run on a split",
+        description="Evaluate RUN and save evaluation_<split>.json in its folder.")
+    evaluate.add_argument("run", help="run folder, or id such as yolo/yolo_20250101_120000")
+    evaluate.add_argument("--split", choices=("val", "test", "train"), default="val")
+    evaluate.add_argument("--device", help="cpu, cuda, cuda:0, mps (default: auto)")
+    evaluate.add_argument("--max-images", type=int, default=200,
+                          help="frames used for intent on matched detections (default 200)")
+    evaluate.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    evaluate.set_defaults(func=run_evaluate)
+
+
+def _clip_path(video: str) -> Path:
+    from pedsense.config import paths
+
+    given = Path(video)
+    return given if given.exists() or given.suffix else paths().clip(video)
+
+
+def _print_progress(done: int, total: int, message: str) -> None:
+    if done == total or done % 25 == 0:
+        print(f"\r{message}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from pedsense.infer import load_clip_ground_truth, load_predictor, render_video
+    from pedsense.runs import find_run
+
+    run = find_run(args.run)
+    video = _clip_path(args.video)
+    ground_truth, why = load_clip_ground_truth(video)
+    if why:
+        print(why, file=sys.stderr)
+    tracker = find_run(args.tracker_run).path if args.tracker_run else None
+    predictor = load_predictor(run.path, device=args.device, conf=args.conf, tracker_run=tracker)
+    summary = render_video(predictor, video, args.output, ground_truth=ground_truth,
+                           show_ground_truth=not args.no_ground_truth, progress=_print_progress)
+    print(f"wrote {summary.output} ({summary.codec}, {summary.frames} frames {summary.width}x{summary.height}, "
+          f"{summary.fps_achieved} fps)")
+    print(f"pedestrians {summary.pedestrians}; boxes: crossing {summary.crossing}, "
+          f"not-crossing {summary.not_crossing}, buffering {summary.buffering}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from pedsense.evaluation import evaluate
+
+    result = evaluate(args.run, args.split, device=args.device, max_images=args.max_images,
+                      progress=_print_progress)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['run']} on {result['split']}:")
+    for section in ("intent", "matched_intent", "detection"):
+        values = result.get(section)
+        if not values:
+            continue
+        if "skipped" in values:
+            print(f"  {section}: skipped — {values['skipped']}")
+            continue
+        shown = {k: v for k, v in values.items() if isinstance(v, (int, float)) and v is not None}
+        print(f"  {section}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                          for k, v in shown.items()))
+        if "confusion_matrix" in values:
+            (tn, fp), (fn, tp) = values["confusion_matrix"]
+            print(f"    confusion (rows true, cols predicted; not-crossing, crossing): [[{tn}, {fp}], [{fn}, {tp}]]")
+    return 0

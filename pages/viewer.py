@@ -1,0 +1,246 @@
+"""Viewer: a completed run's boxes and crossing intent on a clip, beside the ground truth.
+
+Pick a run and a clip (or upload one), step or play through frames, compare with the
+annotations, and render the whole clip with overlays to a WebM that plays in the browser.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pandas as pd
+import streamlit as st
+
+from pages.common import error_box, show_error
+from pedsense.config import data_home, paths
+from pedsense.errors import PedsenseError
+from pedsense.runs import list_runs
+
+PLAY_INTERVAL_S = 0.5
+CROP_PREVIEW = (96, 96)
+UPLOAD = "Upload a clip"
+
+
+# -- cached loaders (shared across sessions; guarded by the predictor's lock) --------------------
+@st.cache_resource(max_entries=3, show_spinner="Loading the run's weights…")
+def _predictor(run_path: str, tracker_path: str | None, device: str | None):
+    from pedsense.infer import load_predictor
+
+    # a low detector threshold here; the confidence slider filters what is shown
+    return load_predictor(run_path, device=device, conf=0.05, tracker_run=tracker_path)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _ground_truth(clip: str, home: str, mtime: float):
+    from pedsense.infer import load_clip_ground_truth
+
+    return load_clip_ground_truth(clip, home)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _clip_info(clip: str, mtime: float) -> dict:
+    from pedsense.data.video import video_info
+
+    info = video_info(clip)
+    return {"frames": info.frame_count, "fps": info.fps, "width": info.width, "height": info.height}
+
+
+def _synthetic() -> bool:
+    try:
+        from pedsense.data.synthetic import is_synthetic
+    except ImportError:
+        return False
+    try:
+        return bool(is_synthetic())
+    except Exception:  # noqa: BLE001 - a caption is not worth a broken page
+        return False
+
+
+# -- widgets ------------------------------------------------------------------------------------
+def run_ui() -> Path | None:
+    """Select box of completed runs; returns the chosen run folder."""
+    completed = [run for run in list_runs() if run.status == "completed"]
+    if not completed:
+        st.info("No completed run yet. Train one on a Train page (the quick presets take minutes), "
+                "then come back here.")
+        return None
+    by_id = {run.run_id: run.path for run in completed}
+    chosen = st.selectbox("Run", list(by_id), key="viewer_run",
+                          help="Completed runs, newest first (`models/<type>/<name>_<stamp>`).")
+    return by_id.get(chosen)
+
+
+def clip_ui() -> Path | None:
+    """A clip from ``data/raw/clips`` or an upload; returns its path once it decodes."""
+    from pedsense.infer.clips import MAX_UPLOAD_MB, list_clips, save_upload
+
+    clips = list_clips()
+    options = [clip.name for clip in clips] + [UPLOAD]
+    chosen = st.selectbox("Clip", options, key="viewer_clip",
+                          help=f"Clips in {paths().clips}, or your own mp4/avi/webm.")
+    if chosen != UPLOAD:
+        return paths().clips / chosen
+    uploaded = st.file_uploader(f"Video (mp4, avi or webm; at most {MAX_UPLOAD_MB} MB)",
+                                type=["mp4", "avi", "webm"], key="viewer_upload")
+    if uploaded is None:
+        return None
+    cached = st.session_state.get("viewer_uploaded")
+    if cached and cached[0] == (uploaded.name, uploaded.size):
+        return Path(cached[1])
+    try:
+        path, _ = save_upload(uploaded.name, uploaded.getvalue())
+    except PedsenseError as exc:
+        show_error(exc, "reading the upload")
+        return None
+    st.session_state["viewer_uploaded"] = ((uploaded.name, uploaded.size), str(path))
+    return path
+
+
+def tracker_ui(run_path: Path, has_truth: bool) -> Path | None:
+    """For a ResNet-LSTM run on a clip without annotations: the detector run that tracks."""
+    from pedsense.infer.predictors import run_model_type
+
+    if run_model_type(run_path) != "resnet-lstm" or has_truth:
+        return None
+    detectors = {run.run_id: run.path for run in list_runs(model_types=("yolo", "hybrid"))
+                 if run.status == "completed"}
+    if not detectors:
+        st.warning("This clip has no annotations, so a ResNet-LSTM run needs a detector to track "
+                   "pedestrians: train a YOLO or hybrid run first.")
+        return None
+    chosen = st.selectbox("Tracker (detector run)", list(detectors), key="viewer_tracker",
+                          help="No ground-truth tracks for this clip: Ultralytics' ByteTrack on this "
+                               "run's detector gives the tracks whose crops the LSTM reads.")
+    return detectors[chosen]
+
+
+def options_ui(has_truth: bool) -> dict:
+    """Display options: ground truth, confidence threshold, crops."""
+    left, middle, right = st.columns(3)
+    show_truth = left.toggle("Ground truth", value=has_truth, key="viewer_gt", disabled=not has_truth,
+                             help="Annotated boxes, thin and dashed, with their JAAD `cross` label.")
+    threshold = middle.slider("Confidence threshold", 0.05, 0.95, 0.25, 0.05, key="viewer_conf",
+                              help="Hide boxes the detector is less sure of.")
+    crops = right.toggle("Show crops", value=False, key="viewer_crops",
+                         help="The pedestrian crops the intent classifier sees.")
+    return {"show_truth": show_truth and has_truth, "threshold": threshold, "crops": crops}
+
+
+# -- the frame view -----------------------------------------------------------------------------
+def frame_view(predictor, clip: Path, frames: int, ground_truth, options: dict) -> None:
+    """The fragment: reruns alone while playing, so it catches its own errors."""
+    with error_box("showing the frame"):
+        frame_view_ui(predictor, clip, frames, ground_truth, options)
+
+
+def frame_view_ui(predictor, clip: Path, frames: int, ground_truth, options: dict) -> None:
+    """Slider, play button, the overlaid frame, crops and the per-frame table."""
+    from pedsense.infer import draw_overlay, predict_frame
+    from pedsense.infer.compare import compare_frame
+
+    playing = st.session_state.get("viewer_playing", False)
+    if playing:
+        # advance before the slider is drawn: a widget's state may only change before it exists
+        st.session_state["viewer_frame"] = (st.session_state.get("viewer_frame", 0) + 1) % frames
+    st.session_state["viewer_frame"] = min(st.session_state.get("viewer_frame", 0), frames - 1)
+    slider, button = st.columns([6, 1], vertical_alignment="bottom")
+    index = slider.slider("Frame", 0, max(frames - 1, 0), key="viewer_frame")
+    if button.button("⏸ Pause" if playing else "▶ Play", key="viewer_play_button"):
+        st.session_state["viewer_playing"] = not playing
+        st.rerun()
+    with predictor.lock:
+        frame, predictions = predict_frame(predictor, clip, index, ground_truth=ground_truth)
+    shown = predictions.above(options["threshold"])
+    truth = ground_truth.at(index) if ground_truth is not None else None
+    image = draw_overlay(frame, shown, truth if options["show_truth"] else None)
+    st.image(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), width="stretch")
+    st.caption(f"{clip.name} · frame {index}/{frames - 1} · {len(shown)} predicted"
+               + (f" · {len(truth)} annotated" if truth is not None else ""))
+    if options["crops"]:
+        crops_ui(frame, shown)
+    rows = compare_frame(shown, truth)
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    else:
+        st.caption("No pedestrian predicted or annotated in this frame.")
+
+
+def crops_ui(frame, predictions) -> None:
+    from pedsense.data.crops import crop_pedestrian
+    from pedsense.infer.draw import prediction_text
+
+    if len(predictions) == 0:
+        st.caption("No crops: nothing predicted above the threshold in this frame.")
+        return
+    columns = st.columns(min(len(predictions), 8))
+    for i in range(min(len(predictions), 8)):
+        crop = crop_pedestrian(frame, predictions.xyxy[i], CROP_PREVIEW)
+        columns[i].image(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), caption=prediction_text(predictions, i))
+
+
+# -- render -------------------------------------------------------------------------------------
+def render_ui(predictor, clip: Path, ground_truth, options: dict) -> None:
+    """'Render video' → progress bar → the WebM in the page, a download button and a summary."""
+    from pedsense.infer import render_video
+
+    if st.button("Render video", key="viewer_render", type="primary",
+                 help="Predict every frame and write the clip with overlays (VP9 WebM)."):
+        bar = st.progress(0.0, text="Rendering…")
+
+        def progress(done: int, total: int, message: str) -> None:
+            if done == total or done % 5 == 0:
+                bar.progress(min(done / max(total, 1), 1.0), text=f"Rendering {message}")
+
+        with error_box("rendering the video"), predictor.lock:
+            summary = render_video(predictor, clip, ground_truth=ground_truth,
+                                   show_ground_truth=options["show_truth"],
+                                   min_confidence=options["threshold"], progress=progress)
+            st.session_state["viewer_rendered"] = summary.as_dict()
+        bar.empty()
+    summary = st.session_state.get("viewer_rendered")
+    if not summary or not Path(summary["output"]).is_file():
+        return
+    output = Path(summary["output"])
+    st.video(str(output))
+    cols = st.columns(5)
+    cols[0].metric("Pedestrians", summary["pedestrians"])
+    cols[1].metric("Crossing (box-frames)", summary["crossing"])
+    cols[2].metric("Not crossing", summary["not_crossing"])
+    cols[3].metric("Buffering", summary["buffering"])
+    cols[4].metric("FPS achieved", summary["fps_achieved"])
+    st.download_button("Download the WebM", output.read_bytes(), file_name=output.name,
+                       mime="video/webm", key="viewer_download")
+    st.caption(f"{summary['frames']} frames {summary['width']}×{summary['height']} · {summary['codec']} · "
+               f"saved to `{output}`")
+
+
+# -- the page -----------------------------------------------------------------------------------
+def main() -> None:
+    st.title("Viewer")
+    st.caption("A run's predicted boxes on a clip, coloured by crossing intent — **crossing** red, "
+               "**not-crossing** green, **buffering** amber (a ResNet-LSTM track still collecting "
+               "its crop sequence) — beside the ground truth (thin dashed boxes).")
+    run_path = run_ui()
+    clip = clip_ui()
+    if run_path is None or clip is None:
+        return
+    info = _clip_info(str(clip), clip.stat().st_mtime)
+    ground_truth, why = _ground_truth(str(clip), str(data_home()), clip.stat().st_mtime)
+    if why:
+        st.info(why)
+    if _synthetic():
+        st.caption("These clips are the **synthetic** JAAD-format demo set, not real JAAD footage.")
+    tracker = tracker_ui(run_path, ground_truth is not None)
+    options = options_ui(ground_truth is not None)
+    predictor = _predictor(str(run_path), str(tracker) if tracker else None, None)
+    st.caption(f"{info['frames']} frames · {info['width']}×{info['height']} · {info['fps']:g} fps")
+    playing = st.session_state.get("viewer_playing", False)
+    st.fragment(frame_view, run_every=PLAY_INTERVAL_S if playing else None)(
+        predictor, clip, max(info["frames"], 1), ground_truth, options)
+    st.divider()
+    render_ui(predictor, clip, ground_truth, options)
+
+
+with error_box("showing the viewer"):
+    main()

@@ -1,0 +1,96 @@
+"""The Viewer page and the evaluation panel render in AppTest with real tiny runs and a demo clip."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pedsense.config import REPO_ROOT
+from test_infer_fixtures import demo_clip, infer_home, infer_home_base, run_of  # noqa: F401
+
+pytestmark = pytest.mark.slow
+VIEWER = str(REPO_ROOT / "pages" / "viewer.py")
+
+
+def _run_id(path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def _texts(at) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_viewer_without_runs_says_what_to_do(tmp_home):
+    at = AppTest.from_file(VIEWER, default_timeout=60).run()
+    assert not at.exception
+    assert "No completed run yet" in _texts(at)
+
+
+@pytest.mark.parametrize("model_type", ["yolo", "hybrid", "resnet-lstm"])
+def test_viewer_shows_a_frame_with_a_run_and_a_clip_selected(infer_home, model_type):
+    clip = demo_clip(infer_home)
+    at = AppTest.from_file(VIEWER, default_timeout=120)
+    at.session_state["viewer_run"] = _run_id(run_of(infer_home, model_type))
+    at.session_state["viewer_clip"] = clip.name
+    at.session_state["viewer_frame"] = 20
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.slider(key="viewer_frame").value == 20
+    assert "frame 20/" in _texts(at)
+    # ground truth off, crops on, threshold up: the page redraws without errors
+    at.toggle(key="viewer_gt").set_value(False)
+    at.toggle(key="viewer_crops").set_value(True)
+    at.slider(key="viewer_conf").set_value(0.5)
+    at.run()
+    assert not at.exception and not at.error
+
+
+def test_viewer_renders_the_clip(infer_home):
+    at = AppTest.from_file(VIEWER, default_timeout=180)
+    at.session_state["viewer_run"] = _run_id(run_of(infer_home, "yolo"))
+    at.session_state["viewer_clip"] = demo_clip(infer_home).name
+    at.run()
+    at.button(key="viewer_render").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    rendered = at.session_state["viewer_rendered"]
+    assert rendered["frames"] > 0 and rendered["output"].endswith(".webm")
+    assert [m.label for m in at.metric][:1] == ["Pedestrians"]
+
+
+def test_evaluation_panel_evaluates_and_shows_the_matrix(infer_home):
+    run = run_of(infer_home, "resnet-lstm")
+    script = ("from pages.evaluation_panel import evaluation_panel\n"
+              f"evaluation_panel({str(run)!r})\n")
+    at = AppTest.from_string(script, default_timeout=120).run()
+    assert not at.exception
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert (run / "evaluation_val.json").is_file()
+    assert len(at.dataframe) == 1
+
+
+def test_viewer_on_a_clip_without_annotations(infer_home_base, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(infer_home_base, home, copy_function=os.link)
+    monkeypatch.setenv("PEDSENSE_HOME", str(home))
+    clip = demo_clip(home)
+    shutil.copy(clip, clip.with_name("zz_unannotated.mp4"))
+    for model_type in ("yolo", "resnet-lstm"):
+        at = AppTest.from_file(VIEWER, default_timeout=120)
+        at.session_state["viewer_run"] = _run_id(run_of(home, model_type))
+        at.session_state["viewer_clip"] = "zz_unannotated.mp4"
+        at.run()
+        assert not at.exception, at.exception
+        assert "ground truth is unavailable" in _texts(at)
+        assert at.toggle(key="viewer_gt").disabled
+        if model_type == "resnet-lstm":
+            # no ground-truth tracks: the LSTM tracks with a detector run the user picks
+            tracker = at.selectbox(key="viewer_tracker")
+            assert tracker.value in {_run_id(run_of(home, "yolo")), _run_id(run_of(home, "hybrid"))}
+        assert not at.error, [e.value for e in at.error]

@@ -1,0 +1,76 @@
+"""Tiny trained runs of all three model types, trained once per test session (no tests here).
+
+The viewer, inference and evaluation tests import ``infer_home`` from this module. The runs are
+trained into one data home under pytest's base temp folder, marked done on disk, so however
+many test modules import the fixture, each model is trained once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+READY = "INFER_RUNS_READY"
+TINY_IMGSZ = 64
+
+
+def _train_all(home: Path) -> None:
+    from pedsense.train.hybrid_trainer import train_hybrid
+    from pedsense.train.resnet_trainer import train_resnet_lstm
+    from pedsense.train.yolo_trainer import train_yolo
+
+    train_yolo(name="tiny", epochs=1, batch_size=4, imgsz=TINY_IMGSZ, device="cpu", home=home, workers=0)
+    train_hybrid(name="tiny", epochs=1, batch_size=32, yolo_epochs=1, yolo_batch_size=4, device="cpu", home=home,
+                 imgsz=TINY_IMGSZ, backbone="resnet18", pretrained=False, num_workers=0, workers=0)
+    train_resnet_lstm(name="tiny", epochs=1, batch_size=8, device="cpu", home=home, backbone="resnet18",
+                      pretrained=False, num_workers=0)
+
+
+@pytest.fixture(scope="session")
+def infer_home_base(demo_built, tmp_path_factory) -> Path:
+    """A data home with the demo set built and one completed tiny run of each model type."""
+    from pedsense.config import paths
+    from pedsense.data.yolo_format import relocate_data_yaml
+
+    home = tmp_path_factory.getbasetemp() / "infer_runs_home"
+    if (home / READY).exists():
+        return home
+    if home.exists():
+        shutil.rmtree(home)  # a half-trained home from an interrupted fixture
+    shutil.copytree(demo_built, home, copy_function=os.link)
+    for dataset in (paths(home).yolo, paths(home).yolo_detector):
+        relocate_data_yaml(dataset)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PEDSENSE_HOME", str(home))
+        patch.setenv("YOLO_OFFLINE", "1")
+        patch.setenv("PEDSENSE_OFFLINE", "1")
+        _train_all(home)
+    (home / READY).write_text("ok\n")
+    return home
+
+
+@pytest.fixture
+def infer_home(infer_home_base, monkeypatch) -> Path:
+    """``infer_home_base`` set as ``$PEDSENSE_HOME`` for one test."""
+    monkeypatch.setenv("PEDSENSE_HOME", str(infer_home_base))
+    return infer_home_base
+
+
+def run_of(home: Path, model_type: str) -> Path:
+    """The (only) completed run of ``model_type`` in ``home``."""
+    from pedsense.runs import list_runs
+
+    runs = [r.path for r in list_runs(home, model_types=(model_type,)) if r.status == "completed"]
+    assert runs, f"no completed {model_type} run in {home}"
+    return runs[0]
+
+
+def demo_clip(home: Path) -> Path:
+    from pedsense.infer.clips import list_clips
+
+    clips = list_clips(home)
+    assert clips, f"no clips in {home}"
+    return clips[0]
