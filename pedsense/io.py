@@ -6,25 +6,37 @@ import csv
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import IO, Any, Iterable, Iterator, Mapping
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temp file beside ``path``, fsync it, then rename it over ``path``."""
+@contextmanager
+def atomic_open(path: str | os.PathLike, newline: str | None = None) -> Iterator[IO[str]]:
+    """Open a temp file beside ``path`` for writing; on success fsync it and rename it over ``path``.
+
+    Readers see either the old file or the whole new one, never a half-written file; on an error
+    the temp file is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_open(path) as f:
+        f.write(text)
+    return Path(path)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
@@ -41,22 +53,13 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
 
 def write_csv_atomic(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
                      fieldnames: list[str]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``rows`` as CSV with ``fieldnames`` as the header, atomically."""
+    with atomic_open(path, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+    return Path(path)
 
 
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
