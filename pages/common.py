@@ -226,17 +226,32 @@ FIELD_HELP = {
     "weight_decay": "AdamW weight decay (≥ 0).",
     "frozen_children": "Backbone children kept frozen (the seed: 6, i.e. up to layer2).",
     "yolo_batch_size": "Batch size of stage 1 (empty: the same as Batch size).",
+    "task": "The question the labels answer: `action` (is the pedestrian crossing now), `intent` "
+            "(will they cross, 1-2 s ahead: the JAAD benchmark), or as built (whatever the dataset "
+            "on disk holds). A dataset built for the other task is refused.",
 }
 CHOICES = {"optimizer": ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp"),
-           "cache": (False, "ram", "disk")}
+           "cache": (False, "ram", "disk"),
+           # the labels' task and the JAAD benchmark protocol (pedsense.data.intent)
+           "task": (None, "action", "intent"),
+           "split": ("default", "high_visibility", "all_videos", "random"),
+           "sample_type": ("beh", "all"),
+           "irrelevant": ("exclude", "not-crossing")}
+# Labels of special choice values, per parameter.
+CHOICE_LABELS = {"task": {None: "as built (the dataset's task)"}}
 
 
-def _choice_label(value: Any) -> str:
+def _choice_label(value: Any, param: str | None = None) -> str:
+    special = CHOICE_LABELS.get(param or "", {})
+    if value in special:
+        return special[value]
     return {False: "off", True: "on", None: "—"}.get(value, str(value)) if not isinstance(
         value, str) else value
 FIELD_LABELS = {"imgsz": "Image size", "yolo_model": "Existing YOLO model", "yolo_epochs": "YOLO epochs",
                 "model_variant": "Model variant", "batch_size": "Batch size",
-                "learning_rate": "Learning rate", "name": "Run name"}
+                "learning_rate": "Learning rate", "name": "Run name", "task": "Task",
+                "tte": "TTE (frames before the event)", "obs_length": "Observation length",
+                "irrelevant": "crossing = -1"}
 
 
 def docstring_help(function: Any) -> dict[str, str]:
@@ -369,7 +384,8 @@ def _field_ui(model_type: str, param: str, default: Any, help_text: str | None) 
         options = list(dict.fromkeys([*_choices(param), default]))
         if st.session_state.get(key) not in options:
             st.session_state[key] = default
-        st.selectbox(label, options, key=key, help=help_text, format_func=_choice_label)
+        st.selectbox(label, options, key=key, help=help_text,
+                     format_func=lambda value: _choice_label(value, param))
     elif isinstance(default, bool):
         st.checkbox(label, key=key, help=help_text)
     elif isinstance(default, int):
@@ -510,6 +526,10 @@ def trainer_page(model_type: str, title: str, intro: str, needs: tuple[str, ...]
         st.warning("Not built yet: " + ", ".join(f"`{m}`" for m in missing) + ". The trainer "
                    "reads it, so build it on the Data page before launching.", icon=":material/warning:")
         st.page_link(PAGE_DATA, label="Go to the Data page", icon=":material/folder_open:")
+    for need in needs:
+        manifest = need_manifest(need)
+        if manifest:
+            st.caption(f"`{need}`: built for {describe_dataset_task(manifest)}.")
     params = None
     with error_box("building the form"):
         params = training_form_ui(model_type)
@@ -537,6 +557,27 @@ def read_manifest(folder: str | None) -> dict:
         return {}
     manifest = read_json(home() / folder / "manifest.json", {})
     return manifest if isinstance(manifest, dict) else {}
+
+
+def need_manifest(need: str) -> dict:
+    """The build manifest of the dataset whose "built" file is ``need`` ({} when unknown)."""
+    for _, _, marker, manifest_dir in DATASETS:
+        if marker == need and (home() / need).exists():
+            return read_manifest(manifest_dir)
+    return {}
+
+
+def describe_dataset_task(manifest: dict) -> str:
+    """``"intent (obs 16, TTE 30-60, beh, split default)"``, ``"action"``, or "" without a manifest."""
+    if not manifest:
+        return ""
+    task = manifest.get("task") or "action"
+    options = manifest.get("intent_options") or {}
+    if task != "intent" or not options:
+        return task
+    tte = "-".join(str(t) for t in options.get("tte") or ())
+    return (f"intent (obs {options.get('obs_length')}, TTE {tte}, {options.get('sample_type')}, "
+            f"split {options.get('split')})")
 
 
 def datasets_status() -> list[dict]:

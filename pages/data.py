@@ -2,22 +2,75 @@
 
 import streamlit as st
 
-from pages.common import (class_balance_figure, class_counts, datasets_status, error_box, job_manager,
-                          show_error, source_badge, source_facts)
-from pedsense.jobs import DATA_JOBS, PIPELINE
+import pandas as pd
+
+from pages.common import (class_balance_figure, class_counts, datasets_status, describe_dataset_task,
+                          error_box, job_manager, show_error, source_badge, source_facts)
+from pedsense.jobs import DATA_JOBS, PIPELINE, task_job_kwargs
 
 st.title("Data")
 st.caption("Everything here runs in the background: leave the page and come back, the progress "
            "bars pick up where they are. Jobs run one at a time, in the order you start them.")
 
 
+SPLITS = ("default", "high_visibility", "all_videos", "random")
+
+
 def start_jobs(*kinds: str, **options) -> None:
-    """Queue data jobs (the button callbacks); errors show on the next run of the page."""
+    """Queue data jobs (the button callbacks); errors show on the next run of the page.
+
+    The dataset builds take the task and intent options chosen under "Labels".
+    """
     try:
+        labels = labels_options()
         for kind in kinds:
-            job_manager().start(kind, **(options if kind == "demo" else {}))
+            kwargs = options if kind == "demo" else task_job_kwargs(kind, **labels)
+            job_manager().start(kind, **kwargs)
     except Exception as exc:  # noqa: BLE001
         st.session_state["data_job_error"] = exc
+
+
+def labels_options() -> dict:
+    """The task, split and intent protocol the "Labels" widgets hold (session state)."""
+    state = st.session_state
+    task = state.get("data.task", "action")
+    options = {"task": task, "split": state.get("data.split", "default")}
+    if task == "intent":
+        tte = state.get("data.tte", (30, 60))
+        options.update(obs_length=int(state.get("data.obs_length", 16)), tte=(int(tte[0]), int(tte[1])),
+                       overlap=float(state.get("data.overlap", 0.8)),
+                       sample_type=state.get("data.sample_type", "beh"),
+                       irrelevant=state.get("data.irrelevant", "exclude"))
+    return options
+
+
+def labels_ui() -> None:
+    """Which question the dataset builds' labels answer, and the benchmark protocol's options."""
+    st.markdown("**Labels**")
+    st.radio("Task", ("action", "intent"), key="data.task", horizontal=True,
+             format_func={"action": "action — is the pedestrian crossing now (per-frame `cross`)",
+                          "intent": "intent — will they cross, 1-2 s ahead (JAAD benchmark)"}.get,
+             help="`action` labels every frame with JAAD's `cross` attribute (the seed's behaviour). "
+                  "`intent` follows the JAAD pedestrian-action benchmark: 16 frames ending 30-60 "
+                  "frames before the `crossing_point`, labelled with the track-level `crossing`.")
+    st.selectbox("Split", SPLITS, key="data.split",
+                 help="`default`, `high_visibility`, `all_videos`: JAAD's split files (train/val/test); "
+                      "`random`: a seeded random split of the videos.")
+    if st.session_state.get("data.task", "action") != "intent":
+        return
+    left, middle, right = st.columns(3)
+    left.number_input("Observation length (frames)", min_value=1, max_value=64, value=16, step=1,
+                      key="data.obs_length", help="Frames per window; the benchmark uses 16.")
+    middle.slider("TTE (frames before the event)", 0, 120, (30, 60), key="data.tte",
+                  help="Where a window may end: 30-60 frames (1-2 s at 30 fps) before the event.")
+    right.number_input("Overlap", min_value=0.0, max_value=0.95, value=0.8, step=0.05, format="%.2f",
+                       key="data.overlap", help="Window overlap; 0.8 with 16 frames steps 3 frames.")
+    left.selectbox("Sample type", ("beh", "all"), key="data.sample_type",
+                   help="`beh`: pedestrians with behaviour labels; `all`: also `ped` bystanders "
+                        "(labelled not-crossing).")
+    middle.selectbox("crossing = -1", ("exclude", "not-crossing"), key="data.irrelevant",
+                     help="Pedestrians whose crossing is irrelevant: left out (pedsense's default) "
+                          "or not-crossing (as the benchmark code does).")
 
 
 def source_ui() -> None:
@@ -40,6 +93,7 @@ def source_ui() -> None:
 
 def actions_ui() -> None:
     busy = job_manager().busy()
+    labels_ui()
     with st.expander("Demo set options"):
         n_videos = st.number_input("Videos", min_value=1, max_value=64, value=8, step=1,
                                    help="How many synthetic clips to write (each a few seconds).")
@@ -91,17 +145,23 @@ def _summary(result) -> str:
             shown.append(f"{key}: {result[key]}")
     if result.get("path"):
         shown.append(f"in `{result['path']}`")
-    return ", ".join(shown)
+    if result.get("task"):
+        shown.append(f"task {result['task']}")
+    lines = [", ".join(shown)] + [f"- {line}" for line in result.get("summary") or []]
+    return "\n".join(lines)
 
 
 def datasets_ui() -> None:
     st.subheader("What is on disk")
     status = datasets_status()
     st.dataframe(
-        [{"dataset": row["label"], "built": row["built"], "path": row["path"],
-          "created": row["manifest"].get("created_at", ""),
+        [{"dataset": row["label"], "built": row["built"], "task": describe_dataset_task(row["manifest"]),
+          "path": row["path"], "created": row["manifest"].get("created_at", ""),
           "warnings": "; ".join(row["manifest"].get("warnings") or [])} for row in status],
         hide_index=True, width="stretch")
+    for row in status:
+        if row["built"] and row["manifest"]:
+            build_summary_ui(row)
     charts = [(row, class_counts(row["manifest"])) for row in status if row["built"]]
     charts = [(row, counts) for row, counts in charts if counts]
     if not charts:
@@ -112,6 +172,29 @@ def datasets_ui() -> None:
         with columns[index % len(columns)]:
             st.plotly_chart(class_balance_figure(counts, row["label"]), width="stretch",
                             key=f"balance.{row['kind']}")
+
+
+def skipped_table(manifest: dict) -> pd.DataFrame:
+    """``reason, count, meaning`` of everything an ``intent`` build left out (empty otherwise)."""
+    from pedsense.data.intent import SKIP_REASON_TEXT
+    from pedsense.data.manifest import BUILD_SKIP_TEXT
+
+    skipped = (manifest.get("intent") or {}).get("skipped") or {}
+    text = {**SKIP_REASON_TEXT, **BUILD_SKIP_TEXT}
+    return pd.DataFrame([{"reason": reason, "count": count, "meaning": text.get(reason, "")}
+                         for reason, count in skipped.items()], columns=["reason", "count", "meaning"])
+
+
+def build_summary_ui(row: dict) -> None:
+    """One dataset's build summary (task, skips and why, leakage check) and its manifest."""
+    manifest = row["manifest"]
+    with st.expander(f"{row['label']}: build summary and manifest"):
+        for line in manifest.get("summary") or []:
+            st.markdown(f"- {line}")
+        skipped = skipped_table(manifest)
+        if not skipped.empty:
+            st.dataframe(skipped, hide_index=True, width="stretch")
+        st.json(manifest, expanded=False)
 
 
 if "data_job_error" in st.session_state:

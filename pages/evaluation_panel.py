@@ -1,5 +1,9 @@
 """``evaluation_panel(run_dir)``: a run's saved evaluation, its confusion matrix and an Evaluate button.
 
+Below the metrics, the benchmark view (``pedsense.evaluation.benchmark_section``): accuracy,
+AUC, F1, precision and recall, the breakdown by TTE bin, occlusion, time of day and weather
+(``intent`` datasets), and the run beside the published JAAD results, "different inputs" marked.
+
 The Runs page calls it for the selected run. Not a page of its own (the navigation lists pages
 explicitly).
 """
@@ -82,6 +86,104 @@ def evaluation_panel(run_dir: str | Path, *, key: str = "evaluation") -> None:
     for column, (title, matrix) in zip(st.columns(max(len(matrices), 1)), matrices):
         column.plotly_chart(confusion_figure(matrix, title), width="stretch",
                             key=f"{key}_cm_{run_dir.name}_{split}_{title}")
+    benchmark_ui(evaluation.get("benchmark") or {}, key=f"{key}_{run_dir.name}_{split}")
+
+
+# -- the benchmark view ---------------------------------------------------------------------------
+BENCH_METRICS = ("accuracy", "auc", "auc_binary", "f1", "precision", "recall")
+REFERENCE_COLUMNS = ("model", "dataset", "accuracy", "auc", "f1", "precision", "recall", "inputs",
+                     "comparison", "caveats", "source")
+COMPARISON_COLOURS = {"this run": "#1f77b4", "same inputs": "#7f7f7f", "different inputs": "#ff7f0e"}
+
+
+def describe_protocol(benchmark: dict) -> str:
+    """One markdown line: the task and, under ``intent``, the protocol of the evaluated data."""
+    task = benchmark.get("task", "action")
+    if task != "intent":
+        return ("Task **action** (is the pedestrian crossing now): published crossing-*prediction* "
+                "results answer another question; they are listed for scale only.")
+    options = benchmark.get("intent_options") or {}
+    tte = "-".join(str(t) for t in options.get("tte") or ())
+    return (f"Task **intent** (JAAD benchmark): {options.get('obs_length')} observed frames ending "
+            f"{tte} frames before the event, overlap {options.get('overlap')}, sample type "
+            f"`{options.get('sample_type')}`, split `{options.get('split')}`.")
+
+
+def breakdown_frame(rows: list[dict]) -> pd.DataFrame:
+    """The breakdown rows as a table (factor, group, n, positives, metrics)."""
+    columns = ["factor", "group", "n", "positives", *BENCH_METRICS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def breakdown_figure(rows: list[dict], metric: str = "accuracy") -> go.Figure:
+    """Bars of ``metric`` per group, one panel-coloured group of bars per factor."""
+    table = breakdown_frame([r for r in rows if r.get("factor") != "all"])
+    figure = go.Figure()
+    for factor, group in table.groupby("factor", sort=False):
+        figure.add_bar(x=[f"{factor}: {g}" for g in group["group"]], y=group[metric], name=factor,
+                       text=[f"n={n}" for n in group["n"]], textposition="outside")
+    overall = next((r.get(metric) for r in rows if r.get("factor") == "all"), None)
+    if overall is not None:
+        figure.add_hline(y=overall, line_dash="dot", annotation_text=f"all: {overall:.3f}")
+    figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), yaxis_title=metric,
+                         yaxis_range=[0, 1.1], legend_title_text="")
+    return figure
+
+
+def reference_frame(rows: list[dict]) -> pd.DataFrame:
+    """The run's row and the published rows, with the comparison column spelled out."""
+    return pd.DataFrame(rows, columns=list(REFERENCE_COLUMNS))
+
+
+def reference_figure(rows: list[dict]) -> go.Figure:
+    """Accuracy, AUC and F1 of the run beside each published model (bars coloured by comparison)."""
+    figure = go.Figure()
+    for row in rows:
+        label = f"{row['model']} ({row['comparison']})"
+        figure.add_bar(x=["accuracy", "auc", "f1"], y=[row.get(m) for m in ("accuracy", "auc", "f1")],
+                       name=label, marker_color=COMPARISON_COLOURS.get(row["comparison"]),
+                       marker_pattern_shape="/" if row["comparison"] == "different inputs" else "")
+    figure.update_layout(barmode="group", height=300, margin=dict(l=10, r=10, t=30, b=10),
+                         yaxis_range=[0, 1], legend_title_text="")
+    return figure
+
+
+def benchmark_ui(benchmark: dict, *, key: str) -> None:
+    """Draw the benchmark view of a saved evaluation (nothing for evaluations that predate it)."""
+    if not benchmark:
+        return
+    st.subheader("Benchmark view")
+    if benchmark.get("skipped"):
+        st.caption(f"Benchmark metrics skipped: {benchmark['skipped']}")
+        return
+    st.markdown(describe_protocol(benchmark))
+    if benchmark.get("synthetic"):
+        st.caption("Evaluated on the **synthetic** demo set: these numbers say the pipeline works, "
+                   "not how well it predicts real pedestrians.")
+    metrics = benchmark.get("metrics") or {}
+    cols = st.columns(len(BENCH_METRICS))
+    for column, name in zip(cols, BENCH_METRICS):
+        value = metrics.get(name)
+        column.metric(name.replace("_", " "), "—" if value is None else f"{value:.3f}")
+    st.caption(f"On {metrics.get('n', 0)} {benchmark.get('unit', 'samples')} "
+               f"({metrics.get('positives', 0)} crossing); threshold {benchmark.get('threshold', 0.5)}. "
+               "`auc_binary` is the benchmark code's AUC (from thresholded predictions): compare it "
+               "with the published AUC.")
+    rows = benchmark.get("breakdown") or []
+    if rows:
+        st.markdown("**Breakdown** by TTE bin, occlusion, time of day and weather")
+        st.dataframe(breakdown_frame(rows), hide_index=True, width="stretch")
+        st.plotly_chart(breakdown_figure(rows), width="stretch", key=f"{key}_breakdown")
+    elif benchmark.get("breakdown_note"):
+        st.caption(benchmark["breakdown_note"])
+    reference = benchmark.get("reference") or []
+    if reference:
+        st.markdown("**Published JAAD results** beside this run (Kotseruba et al., WACV 2021). "
+                    "Rows marked *different inputs* used more than RGB; the caveats list every "
+                    "other difference.")
+        st.dataframe(reference_frame(reference), hide_index=True, width="stretch",
+                     column_config={"source": st.column_config.TextColumn("source", width="medium")})
+        st.plotly_chart(reference_figure(reference), width="stretch", key=f"{key}_reference")
 
 
 def _show_error(exc: BaseException) -> None:

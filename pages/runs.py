@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.common import (MODEL_LABELS, PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO,
-                          SELECTED_RUN, error_box, fmt_best, fmt_duration, fmt_status,
-                          progress_of, run_manager, show_error)
+                          SELECTED_RUN, describe_dataset_task, error_box, fmt_best, fmt_duration,
+                          fmt_status, progress_of, run_manager, show_error)
 from pages.evaluation_panel import evaluation_panel  # a finished run's evaluation (details_ui)
 from pedsense.runs import FINISHED_STATUSES, RunFolder
 
@@ -143,10 +143,15 @@ def live_view_ui(run_id: str) -> None:
 def details_ui(run_id: str) -> None:
     snap = run_manager().snapshot(run_id)
     folder = RunFolder(snap["path"])
+    config = snap["config"] or folder.read_config()
+    if config.get("task") or (config.get("dataset") or {}).get("manifest", {}).get("task"):
+        task_record = config if config.get("task") else config["dataset"]["manifest"]
+        st.caption(f"Trained on task {describe_dataset_task(task_record)}. Evaluate it on `test` for "
+                   "the benchmark's metrics, breakdown and published reference.")
     config_tab, log_tab, metrics_tab, eval_tab = st.tabs(["Config", "Log", "Metrics table", "Evaluation"])
     with config_tab:
         st.caption(f"`{folder.path}`")
-        st.json(snap["config"] or folder.read_config(), expanded=1)
+        st.json(config, expanded=1)
         download_weights_ui(folder)
     with log_tab:
         st.code(folder.read_log(max_chars=20_000) or "(empty)", language=None, height=320)

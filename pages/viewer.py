@@ -2,6 +2,9 @@
 
 Pick a run and a clip (or upload one), step or play through frames, compare with the
 annotations, and render the whole clip with overlays to a WebM that plays in the browser.
+Under the frame, "Intent over time" charts one annotated pedestrian's P(crossing) with its
+event (``crossing_point``) and the benchmark's TTE window marked
+(``pedsense.infer.intent_series`` computes the series).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from pages.common import error_box, show_error
@@ -36,6 +40,14 @@ def _ground_truth(clip: str, home: str, mtime: float):
     from pedsense.infer import load_clip_ground_truth
 
     return load_clip_ground_truth(clip, home)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _annotation(clip: str, home: str, mtime: float):
+    """The clip's annotation with attributes (``crossing_point``), or None when unannotated."""
+    from pedsense.infer.intent_series import clip_annotation
+
+    return clip_annotation(clip, home)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -179,6 +191,88 @@ def crops_ui(frame, predictions) -> None:
         columns[i].image(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), caption=prediction_text(predictions, i))
 
 
+# -- intent over time ---------------------------------------------------------------------------
+EVENT_TEXT = {"crossing_point": "crossing_point", "track_end": "track end (3rd-to-last frame)"}
+
+
+def intent_figure(series, current_frame: int | None = None) -> go.Figure:
+    """P(crossing) of one pedestrian per frame, its event and TTE window marked (plotly)."""
+    figure = go.Figure(go.Scatter(x=list(series.frames), y=list(series.p_crossing), mode="lines+markers",
+                                  marker=dict(size=4), name="P(crossing)", connectgaps=False,
+                                  hovertemplate="frame %{x}: P(crossing) %{y:.3f}<extra></extra>"))
+    window = series.tte_window
+    if window is not None:
+        figure.add_vrect(x0=window[0], x1=window[1], fillcolor="#ff7f0e", opacity=0.15, line_width=0,
+                         annotation_text=f"TTE {series.tte[0]}-{series.tte[1]}", annotation_position="top left")
+    if series.event_frame is not None:
+        figure.add_vline(x=series.event_frame, line_dash="dash", line_color="#d62728",
+                         annotation_text=EVENT_TEXT.get(series.event_source, "event"),
+                         annotation_position="top right")
+    figure.add_hline(y=0.5, line_dash="dot", line_color="#7f7f7f")
+    if current_frame is not None and series.frames and series.frames[0] <= current_frame <= series.frames[-1]:
+        figure.add_vline(x=current_frame, line_color="#2ca02c", line_width=1)
+    figure.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="frame",
+                         yaxis_title="P(crossing)", yaxis_range=[-0.02, 1.02], showlegend=False)
+    return figure
+
+
+def _run_tte(run_path: Path) -> tuple[int, int]:
+    """The TTE range of the run's intent protocol (the benchmark's 30-60 otherwise)."""
+    from pedsense.io import read_json
+
+    options = (read_json(run_path / "config.json", {}) or {}).get("intent_options") or {}
+    tte = options.get("tte") or (30, 60)
+    return int(tte[0]), int(tte[-1])
+
+
+def describe_series(series) -> str:
+    """A caption: the pedestrian, its label, where its event is and the TTE window."""
+    crossing = {1: "crossing", 0: "not crossing", -1: "irrelevant"}.get(series.crossing, "no attributes")
+    if series.event_frame is None:
+        event = f"no event ({series.skip.replace('_', ' ')})"
+    else:
+        event = (f"event: {EVENT_TEXT.get(series.event_source, series.event_source)} at frame "
+                 f"{series.event_frame}; TTE window frames {series.tte_window[0]}-{series.tte_window[1]}")
+    return (f"Pedestrian `{series.track_id}` ({series.track_label}, track label: {crossing}) · {event} · "
+            f"predicted in {series.predicted_frames}/{len(series.frames)} visible frames "
+            "(gaps: no matching box, or the LSTM still buffering).")
+
+
+def intent_chart_ui(predictor, run_path: Path, clip: Path, annotation) -> None:
+    """Toggle, pedestrian picker and the intent-over-time chart (computed once per pedestrian)."""
+    from pedsense.infer.intent_series import pedestrian_tracks, predict_track_series
+
+    tracks = pedestrian_tracks(annotation)
+    if not tracks:
+        return
+    if not st.toggle("Intent over time", key="viewer_intent",
+                     help="One pedestrian's P(crossing) in each frame it is visible, with its "
+                          "`crossing_point` and the benchmark's TTE window (30-60 frames before it)."):
+        return
+    by_id = {t.track_id: t for t in tracks}
+    if st.session_state.get("viewer_pedestrian") not in by_id:
+        st.session_state["viewer_pedestrian"] = next(iter(by_id))
+    chosen = st.selectbox("Pedestrian", list(by_id), key="viewer_pedestrian",
+                          format_func=lambda tid: f"{tid} ({by_id[tid].label})")
+    cache = st.session_state.setdefault("viewer_intent_series", {})
+    key = (str(run_path), str(clip), clip.stat().st_mtime, chosen)
+    if key not in cache:
+        bar = st.progress(0.0, text="Predicting the pedestrian's frames…")
+
+        def progress(done: int, total: int, message: str) -> None:
+            if done == total or done % 10 == 0:
+                bar.progress(min(done / max(total, 1), 1.0), text=f"Intent over time: {message}")
+
+        with predictor.lock:
+            cache[key] = predict_track_series(predictor, clip, annotation, chosen,
+                                              tte=_run_tte(run_path), progress=progress)
+        bar.empty()
+    series = cache[key]
+    st.plotly_chart(intent_figure(series, st.session_state.get("viewer_frame")), width="stretch",
+                    key="viewer_intent_chart")
+    st.caption(describe_series(series))
+
+
 # -- render -------------------------------------------------------------------------------------
 def render_ui(predictor, clip: Path, ground_truth, options: dict) -> None:
     """'Render video' → progress bar → the WebM in the page, a download button and a summary."""
@@ -238,6 +332,10 @@ def main() -> None:
     playing = st.session_state.get("viewer_playing", False)
     st.fragment(frame_view, run_every=PLAY_INTERVAL_S if playing else None)(
         predictor, clip, max(info["frames"], 1), ground_truth, options)
+    if ground_truth is not None:
+        with error_box("charting intent over time"):
+            intent_chart_ui(predictor, run_path, clip,
+                            _annotation(str(clip), str(data_home()), clip.stat().st_mtime))
     st.divider()
     render_ui(predictor, clip, ground_truth, options)
 

@@ -7,16 +7,23 @@
 - ``detection`` (YOLO and hybrid): mAP50 / mAP50-95 from Ultralytics' validator.
 - ``matched_intent`` (YOLO and hybrid): intent metrics on detections matched one-to-one to
   ground-truth boxes at IoU ≥ 0.5, on the frames of the split's YOLO dataset.
+- ``benchmark``: the JAAD benchmark's view of the same predictions (``pedsense.breakdown``):
+  accuracy, AUC, F1, precision, recall; on ``intent`` datasets a breakdown by TTE bin,
+  occlusion, time of day and weather (from the extra columns of ``labels.csv``/``crops.csv``);
+  and the run's row beside the published JAAD results (``pedsense.benchmarks``), each marked
+  "different inputs" or "same inputs" with every other difference as a caveat.
 
 The metric functions are numpy (tests compare them with scikit-learn).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -148,8 +155,13 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
         conf: detector confidence threshold for matched-intent evaluation.
 
     Returns:
-        The saved dict: ``run``, ``model_type``, ``split``, ``intent`` and/or ``detection`` and
-        ``matched_intent``, ``seconds``, ``evaluated_at``.
+        The saved dict: ``run``, ``model_type``, ``split``, ``task`` (of the dataset evaluated
+        on), ``intent`` and/or ``detection`` and ``matched_intent``, ``benchmark`` (see
+        :func:`benchmark_section`), ``seconds``, ``evaluated_at``.
+
+    Raises:
+        ConfigError: the run was trained on one task and the dataset on disk is now built for
+            the other (its metrics would answer another question).
     """
     from pedsense.device import resolve_device
     from pedsense.infer.predictors import run_model_type
@@ -159,25 +171,139 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
         raise ConfigError(f"split must be one of {SPLITS}, not {split!r}.")
     run_path = find_run(run_dir, home).path
     model_type = run_model_type(run_path)
+    if model_type not in DATASET_MANIFESTS:
+        raise ConfigError(f"Run {run_path.name} has unknown model type {model_type!r}.")
+    run_id = f"{run_path.parent.name}/{run_path.name}"
+    task = check_run_task(run_path, dataset_manifest_path(model_type, home), run_id)
     device = resolve_device(device)
     started = time.perf_counter()
-    result: dict = {"run": f"{run_path.parent.name}/{run_path.name}", "model_type": model_type,
-                    "split": split, "device": device}
+    result: dict = {"run": run_id, "model_type": model_type, "split": split, "device": device,
+                    "task": task}
+    samples = None
     if model_type == "resnet-lstm":
-        result["intent"] = _sequence_intent(run_path, split, device, batch_size, progress, home)
+        result["intent"], samples = _sequence_intent(run_path, split, device, batch_size, progress, home)
     elif model_type == "hybrid":
-        result["intent"] = _crop_intent(run_path, split, device, batch_size, progress, home)
+        result["intent"], samples = _crop_intent(run_path, split, device, batch_size, progress, home)
         result["detection"] = _detection_map(run_path, split, device, home, dataset="yolo_detector")
-        result["matched_intent"] = _matched_intent(run_path, split, device, conf, max_images, progress, home)
-    elif model_type == "yolo":
-        result["detection"] = _detection_map(run_path, split, device, home, dataset="yolo")
-        result["matched_intent"] = _matched_intent(run_path, split, device, conf, max_images, progress, home)
+        result["matched_intent"], _ = _matched_intent(run_path, split, device, conf, max_images, progress, home)
     else:
-        raise ConfigError(f"Run {run_path.name} has unknown model type {model_type!r}.")
+        result["detection"] = _detection_map(run_path, split, device, home, dataset="yolo")
+        result["matched_intent"], samples = _matched_intent(run_path, split, device, conf, max_images,
+                                                            progress, home)
+    result["benchmark"] = (benchmark_section(samples, dataset_manifest_path(model_type, home), label=run_id)
+                           if samples is not None else
+                           {"skipped": "no intent predictions to score (see matched_intent)"})
     result["seconds"] = round(time.perf_counter() - started, 2)
     result["evaluated_at"] = now_iso()
     write_json_atomic(evaluation_path(run_path, split), result)
     return result
+
+
+# -- the benchmark view ----------------------------------------------------------------------------
+# Where each model type's evaluation data lives: the manifest of the dataset it is scored on.
+DATASET_MANIFESTS = {"resnet-lstm": ("sequences",), "hybrid": ("resnet", "crops"), "yolo": ("yolo",)}
+MODEL_INPUTS = ("rgb",)  # every pedsense model sees RGB frames or crops only
+
+
+@dataclass
+class Samples:
+    """What a run predicted on one split, ready for the benchmark's metrics.
+
+    ``y_true`` (N,) 0/1 labels; ``p_crossing`` (N,) P(crossing); ``rows`` one metadata dict per
+    sample (the ``labels.csv``/``crops.csv`` row; empty when there is none); ``unit`` says what a
+    sample is; ``caveat`` how that differs from the benchmark's 16-frame windows ("" when not).
+    """
+
+    y_true: list[int]
+    p_crossing: np.ndarray
+    rows: list[dict]
+    unit: str
+    caveat: str = ""
+
+
+def dataset_manifest_path(model_type: str, home=None) -> Path:
+    """The ``manifest.json`` of the dataset ``model_type`` runs are evaluated on."""
+    base = paths(home)
+    first, *rest = DATASET_MANIFESTS[model_type]
+    return getattr(base, first).joinpath(*rest) / "manifest.json"
+
+
+def run_task(run_path: Path) -> str | None:
+    """The task a run was trained on (``action``/``intent``), None when its config predates tasks."""
+    config = read_json(Path(run_path) / "config.json", {}) or {}
+    manifest = (config.get("dataset") or {}).get("manifest") or {}
+    return config.get("task") or manifest.get("task")
+
+
+def check_run_task(run_path: Path, manifest_path: Path, run_id: str) -> str:
+    """The task of the dataset on disk, refused when the run was trained on the other one."""
+    trained = run_task(run_path)
+    if not manifest_path.is_file():
+        return trained or "action"  # not built: reading the dataset says so, with the fix
+    manifest = read_json(manifest_path, {}) or {}
+    dataset = manifest.get("task") or "action"
+    if trained is not None and trained != dataset:
+        raise ConfigError(
+            f"Run {run_id} was trained on task '{trained}', but {manifest_path.parent} is now built "
+            f"for task '{dataset}', so its metrics would answer another question. Fix: rebuild the "
+            f"dataset with `--task {trained}` (pedsense preprocess ... --task {trained}), or "
+            "evaluate a run trained on the current data.")
+    return dataset
+
+
+def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "this run",
+                      threshold: float = 0.5) -> dict:
+    """The benchmark's metrics, per-group breakdown and reference rows of one run's predictions.
+
+    Returns:
+        ``{"task", "intent_options", "synthetic", "unit", "inputs", "threshold", "metrics",
+        "breakdown", "reference"}`` (JSON-ready; undefined metrics are None). ``metrics`` is
+        ``pedsense.breakdown.classification_metrics``; ``breakdown`` its rows per TTE bin,
+        occlusion, time of day and weather (``intent`` datasets; else ``[]`` with a
+        ``breakdown_note``); ``reference`` the run's row, then each published JAAD result with
+        ``comparison`` ("different inputs"/"same inputs") and ``caveats``.
+    """
+    from pedsense.benchmarks import compare_with_published
+    from pedsense.breakdown import BREAKDOWN_FACTORS, breakdown, classification_metrics
+
+    manifest = read_json(manifest_path, {}) or {}
+    task = manifest.get("task") or "action"
+    options = manifest.get("intent_options") if task == "intent" else None
+    synthetic = bool(manifest.get("synthetic"))
+    metrics = classification_metrics(samples.y_true, samples.p_crossing, threshold)
+    section: dict[str, Any] = {"task": task, "intent_options": options, "synthetic": synthetic,
+                               "unit": samples.unit, "inputs": list(MODEL_INPUTS),
+                               "threshold": threshold, "metrics": metrics, "breakdown": []}
+    columns = set(samples.rows[0]) if samples.rows else set()
+    needed = {"occlusion", "time_of_day", "weather"}
+    if task == "intent" and needed <= columns and ("tte" in columns or "tte_bin" in columns):
+        table = breakdown(samples.rows, samples.y_true, samples.p_crossing, BREAKDOWN_FACTORS, threshold)
+        section["breakdown"] = table.to_dict(orient="records")
+    else:
+        section["breakdown_note"] = (
+            "The breakdown by TTE bin, occlusion, time of day and weather needs an `intent` "
+            "dataset's labels.csv/crops.csv" + ("" if task == "intent" else
+                                                " (this dataset is built for `action`)") + ".")
+    reference = compare_with_published(metrics, MODEL_INPUTS, options=options, task=task,
+                                       synthetic=synthetic, label=label)
+    if samples.caveat:
+        own = reference[0]
+        own["caveats"] = "; ".join(part for part in (own["caveats"], samples.caveat) if part)
+    section["reference"] = reference
+    return json_safe(section)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf as None and numpy scalars as Python numbers (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def evaluation_path(run_dir: str | os.PathLike, split: str = "val") -> Path:
@@ -207,10 +333,10 @@ def _report(progress: Progress | None, done: int, total: int, message: str) -> N
 
 
 def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
-                     progress: Progress | None, home) -> dict:
+                     progress: Progress | None, home) -> tuple[dict, Samples]:
     """ResNet-LSTM on the split's ground-truth crop sequences."""
     from pedsense.infer.predictors import CropClassifier, _require
-    from pedsense.train.resnet_trainer import PedestrianSequenceDataset
+    from pedsense.train.resnet_trainer import PedestrianSequenceDataset, read_split_rows
 
     classifier = CropClassifier(_require(run_path / "best.pt", "the ResNet-LSTM weights"), device=device)
     dataset = PedestrianSequenceDataset(split, home=home, crop_size=classifier.crop_size, cache=False)
@@ -220,12 +346,18 @@ def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
         indices = range(start, min(start + batch_size, len(dataset)))
         probabilities.append(classifier.classify_sequences([list(dataset.decode(i)) for i in indices]))
         _report(progress, k + 1, len(batches), f"sequences {indices[-1] + 1}/{len(dataset)}")
-    return _classifier_metrics(np.concatenate(probabilities), dataset.labels, classifier,
-                               source=f"{len(dataset)} ground-truth crop sequences")
+    probabilities = np.concatenate(probabilities)
+    # the dataset reads labels.csv with read_split_rows too, so the rows line up with its samples
+    rows = read_split_rows(paths(home).resnet / "labels.csv", split, "ResNet sequence dataset",
+                           "pedsense preprocess resnet")
+    samples = Samples(list(dataset.labels), probabilities[:, classifier.crossing_index], rows,
+                      unit=f"{dataset.sequence_length}-frame crop sequences")
+    return _classifier_metrics(probabilities, dataset.labels, classifier,
+                               source=f"{len(dataset)} ground-truth crop sequences"), samples
 
 
 def _crop_intent(run_path: Path, split: str, device: str, batch_size: int,
-                 progress: Progress | None, home) -> dict:
+                 progress: Progress | None, home) -> tuple[dict, Samples]:
     """The hybrid's classifier on the split's ground-truth single crops."""
     from pedsense.infer.predictors import CropClassifier, _require
     from pedsense.train.resnet_trainer import parse_label, read_image, read_split_rows
@@ -241,8 +373,12 @@ def _crop_intent(run_path: Path, split: str, device: str, batch_size: int,
         chunk = files[start:start + batch_size * 4]
         probabilities.append(classifier.classify([read_image(path) for path in chunk]))
         _report(progress, start + len(chunk), len(files), f"crops {start + len(chunk)}/{len(files)}")
-    return _classifier_metrics(np.concatenate(probabilities), labels, classifier,
-                               source=f"{len(files)} ground-truth crops")
+    probabilities = np.concatenate(probabilities)
+    samples = Samples(labels, probabilities[:, classifier.crossing_index], rows,
+                      unit="single ground-truth crops",
+                      caveat="scored per frame (single crops), not per 16-frame window")
+    return _classifier_metrics(probabilities, labels, classifier,
+                               source=f"{len(files)} ground-truth crops"), samples
 
 
 def _classifier_metrics(probabilities: np.ndarray, labels: Sequence[int], classifier, *, source: str) -> dict:
@@ -286,8 +422,10 @@ def _yolo_ground_truth(label_file: Path, width: int, height: int) -> tuple[np.nd
 
 
 def _matched_intent(run_path: Path, split: str, device: str, conf: float, max_images: int,
-                    progress: Progress | None, home) -> dict:
-    """Intent on detections matched to ground-truth boxes (IoU ≥ 0.5) of the 2-class YOLO dataset."""
+                    progress: Progress | None, home) -> tuple[dict, Samples | None]:
+    """Intent on detections matched to ground-truth boxes (IoU ≥ 0.5) of the 2-class YOLO dataset.
+
+    Returns the metrics (or ``{"skipped": why}``) and the matched samples (None when none)."""
     import cv2
 
     from pedsense.infer.predictors import load_predictor
@@ -296,7 +434,7 @@ def _matched_intent(run_path: Path, split: str, device: str, conf: float, max_im
     images = sorted(images_dir.glob("*.jpg")) if images_dir.is_dir() else []
     if not images:
         return {"skipped": f"No {split} images in {images_dir}: build the 2-class dataset with "
-                           "`pedsense preprocess yolo` to measure intent on detections."}
+                           "`pedsense preprocess yolo` to measure intent on detections."}, None
     if len(images) > max_images:
         images = [images[i] for i in np.linspace(0, len(images) - 1, max_images).round().astype(int)]
     predictor = load_predictor(run_path, device=device, conf=conf)
@@ -318,9 +456,12 @@ def _matched_intent(run_path: Path, split: str, device: str, conf: float, max_im
     if not y_true:
         return {"skipped": f"No detection matched a ground-truth box at IoU ≥ {IOU_THRESHOLD} on "
                            f"{len(images)} frames: the detector found nothing usable (train longer).",
-                "images": len(images), "detections": detections, "ground_truth_boxes": ground_truth_boxes}
+                "images": len(images), "detections": detections, "ground_truth_boxes": ground_truth_boxes}, None
     metrics = intent_metrics(y_true, y_pred, scores)
     metrics.update({"images": len(images), "detections": detections, "ground_truth_boxes": ground_truth_boxes,
                     "matched": len(y_true), "match_rate": _ratio(len(y_true), ground_truth_boxes),
                     "iou_threshold": IOU_THRESHOLD})
-    return metrics
+    samples = Samples(y_true, np.asarray(scores, np.float64), [],
+                      unit=f"detections matched to ground-truth boxes (IoU ≥ {IOU_THRESHOLD})",
+                      caveat="scored per detected box in single frames, not per 16-frame window")
+    return metrics, samples

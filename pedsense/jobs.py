@@ -38,6 +38,33 @@ PIPELINE = ("frames", "yolo", "detector", "resnet", "crops")
 JOB_ACTIVE = ("queued", "running")
 
 
+# Dataset builds that take the labels' task (``action``/``intent``) and the intent protocol.
+TASK_JOBS = ("yolo", "detector", "resnet", "crops")
+INTENT_OPTION_NAMES = ("obs_length", "tte", "overlap", "sample_type", "irrelevant")
+
+
+def task_job_kwargs(kind: str, task: str = "action", split: str = "default",
+                    **intent: Any) -> dict[str, Any]:
+    """The keyword arguments data job ``kind`` takes for ``task`` (and, under ``intent``, the
+    protocol ``obs_length, tte, overlap, sample_type, irrelevant``); {} for other jobs.
+
+    The ResNet sequences take the observation length as ``sequence_length``. Under ``action``
+    the protocol is left out, so an action build keeps its own defaults.
+    """
+    if kind not in TASK_JOBS:
+        return {}
+    unknown = sorted(set(intent) - set(INTENT_OPTION_NAMES))
+    if unknown:
+        raise ConfigError(f"Unknown intent option(s) {', '.join(unknown)}; "
+                          f"use {', '.join(INTENT_OPTION_NAMES)}.")
+    kwargs: dict[str, Any] = {"task": task, "split": split}
+    if task == "intent":
+        kwargs.update(intent)
+        if kind == "resnet" and "obs_length" in kwargs:
+            kwargs["sequence_length"] = kwargs.pop("obs_length")
+    return kwargs
+
+
 def load_job_function(kind: str) -> Callable[..., Any]:
     """The library function behind data job ``kind`` (imported lazily)."""
     if kind not in DATA_JOBS:

@@ -69,7 +69,12 @@ def test_evaluation_panel_evaluates_and_shows_the_matrix(infer_home):
     at.button[0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert (run / "evaluation_val.json").is_file()
-    assert len(at.dataframe) == 1
+    # the metrics table, then (benchmark view of an `action` run: no breakdown) the published
+    # reference beside the run, marked as another task
+    assert len(at.dataframe) == 2
+    reference = at.dataframe[1].value
+    assert reference["comparison"].iloc[0] == "this run"
+    assert "task 'action'" in reference["caveats"].iloc[0]
 
 
 def test_viewer_on_a_clip_without_annotations(infer_home_base, tmp_path, monkeypatch):

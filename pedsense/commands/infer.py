@@ -89,4 +89,48 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if "confusion_matrix" in values:
             (tn, fp), (fn, tp) = values["confusion_matrix"]
             print(f"    confusion (rows true, cols predicted; not-crossing, crossing): [[{tn}, {fp}], [{fn}, {tp}]]")
+    print_benchmark(result.get("benchmark") or {})
     return 0
+
+
+METRIC_COLUMNS = ("accuracy", "auc", "auc_binary", "f1", "precision", "recall")
+
+
+def print_benchmark(benchmark: dict) -> None:
+    """The benchmark view of an evaluation: metrics, breakdown and reference tables."""
+    if not benchmark or "skipped" in benchmark:
+        if benchmark.get("skipped"):
+            print(f"\nbenchmark: skipped — {benchmark['skipped']}")
+        return
+    options = benchmark.get("intent_options") or {}
+    tte = "-".join(str(t) for t in options.get("tte") or ())
+    protocol = (f" (obs {options.get('obs_length')}, TTE {tte}, sample {options.get('sample_type')}, "
+                f"split {options.get('split')})" if options else "")
+    print(f"\nbenchmark metrics — task {benchmark['task']}{protocol}, on {benchmark['unit']}"
+          + (", synthetic data" if benchmark.get("synthetic") else "") + ":")
+    print(format_table([benchmark["metrics"]], ("n", "positives", *METRIC_COLUMNS)))
+    if benchmark.get("breakdown"):
+        print("\nbreakdown by TTE bin, occlusion, time of day and weather:")
+        print(format_table(benchmark["breakdown"], ("factor", "group", "n", "positives", *METRIC_COLUMNS)))
+    elif benchmark.get("breakdown_note"):
+        print(f"\nbreakdown: {benchmark['breakdown_note']}")
+    if benchmark.get("reference"):
+        print("\npublished JAAD results beside this run (Kotseruba et al., WACV 2021):")
+        print(format_table(benchmark["reference"],
+                           ("model", "dataset", "accuracy", "auc", "f1", "inputs", "comparison")))
+        for row in benchmark["reference"]:
+            if row.get("caveats"):
+                print(f"  {row['model']}: {row['caveats']}")
+
+
+def format_table(rows: list[dict], columns: tuple[str, ...]) -> str:
+    """A plain-text table: one header line, then one line per row (floats to 3 decimals, None as —)."""
+    def cell(value) -> str:
+        if value is None:
+            return "—"
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    table = [list(columns)] + [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    return "\n".join("  " + "  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip()
+                     for line in table)

@@ -102,18 +102,112 @@ def check_crop_size(crop_size: Any) -> tuple[int, int] | None:
 
 
 def manifest_summary(manifest_path: Path) -> dict:
-    """The scalar facts of a dataset build's ``manifest.json`` (counts, sizes, source), if any."""
+    """The scalar facts of a dataset build's ``manifest.json`` (counts, sizes, source), if any.
+
+    The labels' ``task`` and ``intent_options`` (the benchmark protocol) are always kept, so
+    every trainer's ``config.json`` says which question its data answered.
+    """
     manifest = read_json(manifest_path, None)
     if not isinstance(manifest, dict):
         return {}
     summary = {}
     for key, value in manifest.items():
-        if isinstance(value, (str, int, float, bool)) or value is None:
+        if key in ("task", "intent_options"):
+            summary[key] = value
+        elif isinstance(value, (str, int, float, bool)) or value is None:
             summary[key] = value
         elif isinstance(value, dict) and len(value) <= 12 and all(
                 isinstance(v, (str, int, float, bool)) or v is None for v in value.values()):
             summary[key] = value
     return summary
+
+
+# -- the labels' task (``action`` or ``intent``) -------------------------------------------------
+TASKS = ("action", "intent")
+
+
+def check_task(task: str | None) -> str | None:
+    """``None`` (train on the dataset as built), ``"action"`` or ``"intent"``; else ConfigError."""
+    if task is None or (isinstance(task, str) and not task.strip()):
+        return None
+    if task not in TASKS:
+        raise ConfigError(f"task must be 'action' (is the pedestrian crossing now), 'intent' "
+                          f"(will they cross: the JAAD benchmark) or empty (as built), got {task!r}.")
+    return task
+
+
+def parse_tte(tte: Any) -> tuple[int, int]:
+    """The TTE range ``(min, max)`` from None (the benchmark's 30-60), an int, a pair or text
+    such as ``"30 60"``, ``"30,60"`` or ``"30-60"`` (command lines and form fields give text)."""
+    if tte is None:
+        return (30, 60)
+    if isinstance(tte, str):
+        parts = [p for p in tte.replace(",", " ").replace("-", " ").strip("()[] ").split() if p]
+        try:
+            tte = [int(p) for p in parts]
+        except ValueError:
+            raise ConfigError(f"tte {tte!r} must be MIN MAX frames, e.g. '30 60'.") from None
+    if isinstance(tte, (int, float)) and not isinstance(tte, bool):
+        tte = [tte, tte]
+    values = list(tte) if isinstance(tte, (list, tuple)) else []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or not all(isinstance(v, (int, float)) for v in values) \
+            or not 0 <= values[0] <= values[1]:
+        raise ConfigError(f"tte must be (min, max) frames with 0 <= min <= max, got {tte!r}; "
+                          "the benchmark uses (30, 60).")
+    return int(values[0]), int(values[1])
+
+
+def dataset_task(manifest_path: Path) -> dict:
+    """``{"task", "intent_options"}`` of the dataset whose ``manifest.json`` is ``manifest_path``.
+
+    A dataset built before tasks existed (no ``task`` in its manifest, or no manifest) holds the
+    seed's ``action`` labels.
+    """
+    manifest = read_json(manifest_path, None)
+    manifest = manifest if isinstance(manifest, dict) else {}
+    return {"task": manifest.get("task") or "action", "intent_options": manifest.get("intent_options")}
+
+
+def require_task(task: str | None, manifest_path: Path, what: str, rebuild: str,
+                 options: Mapping[str, Any] | None = None) -> dict:
+    """The dataset's task record, refused when it was built for another task (or protocol).
+
+    Args:
+        task: the task asked for; None accepts the dataset as built.
+        manifest_path: the dataset's ``manifest.json``.
+        what: the dataset in words ("ResNet sequence dataset").
+        rebuild: the command that rebuilds it (``pedsense preprocess resnet``).
+        options: under ``intent``, the protocol asked for (``IntentOptions.as_dict()``); every
+            value that differs from the build's is named.
+
+    Raises:
+        ConfigError: the dataset answers another question than the one asked.
+    """
+    built = dataset_task(manifest_path)
+    if task is None:
+        return built
+    if built["task"] != task:
+        raise ConfigError(
+            f"The {what} ({manifest_path.parent}) was built for task '{built['task']}', but this "
+            f"run asks for task '{task}'. Fix: rebuild it with `{rebuild} --task {task}`, or train "
+            f"with task '{built['task']}' (or leave task empty to train on the data as built).")
+    if task == "intent" and options is not None and isinstance(built["intent_options"], dict):
+        differ = [f"{key}={built['intent_options'].get(key)!r} (asked {value!r})"
+                  for key, value in options.items()
+                  if _plain(built["intent_options"].get(key)) != _plain(value)]
+        if differ:
+            raise ConfigError(
+                f"The {what} ({manifest_path.parent}) was built with another intent protocol: "
+                + ", ".join(differ) + f". Fix: rebuild it with those options ({rebuild} --task "
+                "intent ...), or ask for the protocol it was built with.")
+    return built
+
+
+def _plain(value: Any) -> Any:
+    """Lists and tuples compare equal (JSON turns tuples into lists)."""
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 # -- the run --------------------------------------------------------------------------------

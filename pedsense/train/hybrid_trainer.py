@@ -21,7 +21,8 @@ from pedsense.device import resolve_device
 from pedsense.errors import ConfigError
 from pedsense.io import link_or_copy
 from pedsense.train.common import (TrainingRun, check_batch_size, check_crop_size, check_float,
-                                   check_int, manifest_summary, validating)
+                                   check_int, check_task, dataset_task, manifest_summary,
+                                   parse_tte, require_task, validating)
 from pedsense.train.events import EventHook, StopHook
 from pedsense.train.resnet_lstm import ResNetClassifier
 from pedsense.train.resnet_trainer import (DEFAULT_CACHE_MB, CachedImageDataset, FitSettings,
@@ -70,15 +71,30 @@ class PedestrianCropDataset(CachedImageDataset):
         return crop, self.labels[index]
 
 
-def ensure_crops(home: str | os.PathLike | None) -> bool:
-    """Build the ground-truth crops when ``crops.csv`` is missing. True when it built them."""
+def ensure_crops(home: str | os.PathLike | None, task: str = "action", **options) -> bool:
+    """Build the ground-truth crops when ``crops.csv`` is missing. True when it built them.
+
+    ``task`` and ``options`` (``split``, ``obs_length``, ``tte``, ``overlap``, ``sample_type``,
+    ``irrelevant``) go to ``pedsense.data.resnet_format.build_resnet_crops``.
+    """
     if (paths(home).resnet / "crops.csv").is_file():
         return False
     from pedsense.data.resnet_format import build_resnet_crops
 
-    log.info("crops.csv is missing; building ground-truth crops (pedsense preprocess crops)")
-    build_resnet_crops(home=home)
+    log.info("crops.csv is missing; building ground-truth crops (pedsense preprocess crops --task %s)", task)
+    build_resnet_crops(home=home, task=task, **options)
     return True
+
+
+def intent_build_options(split: str, obs_length: int, tte, overlap: float, sample_type: str,
+                         irrelevant: str) -> dict:
+    """The crops build's task options, checked (ConfigError on a bad value) and JSON-ready."""
+    from pedsense.data.intent import IntentOptions
+
+    options = IntentOptions(obs_length=check_int("obs_length", obs_length), tte=parse_tte(tte),
+                            overlap=check_float("overlap", overlap, 0.0, inclusive=True, maximum=0.99),
+                            sample_type=sample_type, split=split, irrelevant=irrelevant)
+    return options.as_dict()
 
 
 def check_yolo_model(yolo_model: str | os.PathLike | None) -> Path | None:
@@ -102,7 +118,9 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                  crop_size: int | Sequence[int] | None = None, weight_decay: float = 1e-4,
                  frozen_children: int = 6, num_workers: int | None = None, workers: int | None = None,
                  patience: int = 100, seed: int = 42, cache: bool | str = False,
-                 fraction: float = 1.0, verbose: bool = False) -> Path:
+                 fraction: float = 1.0, verbose: bool = False, task: str | None = None,
+                 split: str = "default", sample_type: str = "beh", tte: str | Sequence[int] | None = None,
+                 overlap: float = 0.8, irrelevant: str = "exclude", obs_length: int = 16) -> Path:
     """Train the hybrid pipeline: YOLO26 pedestrian detector + ResNet intent classifier.
 
     Stage 1 trains the 1-class detector for ``yolo_epochs`` (``yolo_batch_size``, default
@@ -110,6 +128,19 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
     ``yolo_model`` names existing weights.
     Stage 2 trains ``ResNetClassifier`` for ``epochs`` on ground-truth crops (AdamW, weighted
     cross-entropy, cosine schedule, best by validation accuracy).
+
+    Args:
+        task: the question the crops must answer: ``action`` (crossing now), ``intent`` (the
+            JAAD benchmark: will they cross) or empty to train on the crops as built (``action``
+            when the run builds them). Crops built for the other task (or, under ``intent``,
+            another protocol) are refused.
+        split: video split of crops the run builds: default, high_visibility, all_videos (JAAD's
+            split files) or random.
+        sample_type: intent crops: beh (behaviour pedestrians) or all (also bystanders).
+        tte: intent: frames from a window's end to the event, MIN MAX (empty: 30 60).
+        overlap: intent: window overlap (JAAD: 0.8).
+        irrelevant: intent: crossing=-1 pedestrians: exclude or not-crossing.
+        obs_length: intent: frames per observation window (16).
 
     Returns:
         The run folder ``models/hybrid/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``) with
@@ -121,6 +152,8 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
         weight_decay = check_float("weight_decay", weight_decay, 0.0, inclusive=True)
         dropout = check_float("dropout", dropout, 0.0, inclusive=True, maximum=0.99)
         reuse = check_yolo_model(yolo_model)
+        task = check_task(task)
+        intent_options = intent_build_options(split, obs_length, tte, overlap, sample_type, irrelevant)
         detector_data, yolo_settings, variant = None, None, None
         if reuse is None:
             detector_data = load_yolo_dataset(paths(home).yolo_detector / "data.yaml",
@@ -130,8 +163,12 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                 detector_data.counts["train"], workers=workers, patience=patience, seed=seed, lr0=0.01,
                 optimizer="auto", cache=cache, verbose=verbose, fraction=fraction)
             variant = check_model_variant(model_variant)
-        built_crops = ensure_crops(home)
+        built_crops = ensure_crops(home, task or "action", **intent_options)
         train_set = PedestrianCropDataset("train", home=home, crop_size=crop_size)
+        built = require_task(task, train_set.manifest_path, "hybrid crop dataset",
+                             "pedsense preprocess crops",
+                             # the protocol's options only bind intent crops
+                             options=intent_options if task == "intent" else None)
         val_set = PedestrianCropDataset("val", home=home, crop_size=train_set.crop_size)
         batch_size = check_batch_size(batch_size, len(train_set), "training crops")
         resolved_device = resolve_device(device)
@@ -151,7 +188,8 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                            "crop_size": list(train_set.crop_size), "weight_decay": weight_decay,
                            "frozen_children": frozen_children, "num_workers": num_workers,
                            "workers": workers, "patience": patience, "seed": seed, "cache": cache,
-                           "fraction": fraction},
+                           "fraction": fraction, "task": task, **intent_options},
+            "task": built["task"], "intent_options": built["intent_options"],
             "class_names": list(CLASS_NAMES), "detector_class_names": list(DETECTOR_CLASS_NAMES),
             "device": resolved_device,
             "weights_source": {"detector": detector_weights, "classifier": classifier.weights_source},
@@ -161,6 +199,8 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                         "train_class_counts": train_set.class_counts(),
                         "val_class_counts": val_set.class_counts(),
                         "detector": dict(detector_data.counts) if detector_data else None,
+                        "detector_task": dataset_task(detector_data.yaml_path.parent / "manifest.json")
+                        if detector_data else None,
                         "manifest": manifest_summary(train_set.manifest_path)},
         })
         detector_best = _stage_detector(run, reuse, detector_data, detector_source, yolo_settings)

@@ -27,7 +27,8 @@ from pedsense.errors import DataError
 from pedsense.io import link_or_copy
 from pedsense.train.checkpoints import save_classifier
 from pedsense.train.common import (TrainingRun, check_batch_size, check_crop_size, check_float,
-                                   check_int, manifest_summary, validating)
+                                   check_int, check_task, manifest_summary, require_task,
+                                   validating)
 from pedsense.train.events import EventHook, StopHook
 from pedsense.train.resnet_lstm import ResNetLSTM
 from pedsense.train.transforms import normalize_uint8, resize_crop
@@ -331,12 +332,18 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
                       num_layers: int = 1, dropout: float = 0.3,
                       crop_size: int | Sequence[int] | None = None, weight_decay: float = 1e-4,
                       frozen_children: int = 6, num_workers: int | None = None,
-                      seed: int = 42) -> Path:
+                      seed: int = 42, task: str | None = None) -> Path:
     """Train ResNet+LSTM on pedestrian crossing sequences.
 
     AdamW (``weight_decay``), CrossEntropyLoss with inverse-frequency class weights,
     CosineAnnealingLR, best model by validation accuracy. ``crop_size`` (int or (w, h))
     resizes the dataset's crops (default: as built, 224x224).
+
+    Args:
+        task: the question the sequences must answer: ``action`` (crossing now), ``intent``
+            (the JAAD benchmark: will they cross) or empty to train on the dataset as built.
+            A dataset built for the other task is refused. ``config.json`` records the
+            dataset's task and intent protocol either way.
 
     Returns:
         The run folder ``models/resnet-lstm/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``).
@@ -347,8 +354,11 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
         weight_decay = check_float("weight_decay", weight_decay, 0.0, inclusive=True)
         dropout = check_float("dropout", dropout, 0.0, inclusive=True, maximum=0.99)
         hidden_size, num_layers = check_int("hidden_size", hidden_size), check_int("num_layers", num_layers)
+        task = check_task(task)
         resolved_device = resolve_device(device)
         train_set = PedestrianSequenceDataset("train", home=home, crop_size=crop_size)
+        built = require_task(task, train_set.manifest_path, "ResNet sequence dataset",
+                             "pedsense preprocess resnet")
         val_set = PedestrianSequenceDataset("val", home=home, crop_size=train_set.crop_size)
         batch_size = check_batch_size(batch_size, len(train_set), "training sequences")
     run = TrainingRun.open("resnet-lstm", name, run_dir=run_dir, home=home,
@@ -363,7 +373,8 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
                            "pretrained": pretrained, "hidden_size": hidden_size, "num_layers": num_layers,
                            "dropout": dropout, "crop_size": list(train_set.crop_size),
                            "weight_decay": weight_decay, "frozen_children": frozen_children,
-                           "num_workers": num_workers, "seed": seed},
+                           "num_workers": num_workers, "seed": seed, "task": task},
+            "task": built["task"], "intent_options": built["intent_options"],
             "class_names": list(CLASS_NAMES), "device": resolved_device,
             "weights_source": model.weights_source, "model_args": model.model_args,
             "sequence_length": train_set.sequence_length, "crop_size": list(train_set.crop_size),
