@@ -343,7 +343,10 @@ def validate_training_params(model_type: str, params: Mapping[str, Any],
     for key, value in params.items():
         if value is None:
             continue
-        if (key == "epochs" or key.endswith("_epochs")) and not _is_int_at_least(value, 1):
+        if key == "warmup_epochs":  # Ultralytics takes fractional warm-up epochs, 0 = none
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                errors[key] = f"must be a number ≥ 0 (got {value!r})."
+        elif (key == "epochs" or key.endswith("_epochs")) and not _is_int_at_least(value, 1):
             errors[key] = f"must be a whole number ≥ 1 (got {value!r})."
         elif (key == "batch_size" or key.endswith("batch_size")) and not _is_int_at_least(value, 1):
             errors[key] = f"must be a whole number ≥ 1 (got {value!r})."

@@ -56,6 +56,14 @@ HELP = {
     "cache": "YOLO image cache: false, ram or disk",
     "verbose": "show Ultralytics' own output",
     "fraction": "share of the YOLO training images used (0-1]",
+    "task": "refuse a dataset built for another task: action or intent (default: train on the dataset as built)",
+    "split": "video split the crops are built with when missing: default, high_visibility, all_videos, random",
+    "sample_type": "intent: beh (behaviour pedestrians) or all (also bystanders, labelled not-crossing)",
+    "tte": "intent: time-to-event range in frames before the crossing point, e.g. '30 60'",
+    "overlap": "intent: overlap between consecutive observation windows (JAAD: 0.8)",
+    "irrelevant": "intent: pedestrians with crossing=-1: exclude or not-crossing",
+    "obs_length": "intent: observation length in frames (JAAD: 16)",
+    "warmup_epochs": "YOLO warm-up epochs (may be fractional; 0 = none)",
 }
 # Parameters whose default is None need their type spelled out.
 TYPES: dict[str, Callable] = {"name": str, "device": str, "yolo_model": str, "crop_size": int,
