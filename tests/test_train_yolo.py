@@ -11,7 +11,7 @@ from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError
 from pedsense.runs import RunFolder
 from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted
-from pedsense.train.yolo_trainer import check_model_variant, train_yolo
+from pedsense.train.yolo_trainer import check_model_variant, spread_subset, train_yolo
 from test_train_fixtures import write_yolo_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore:Base weights")
@@ -59,6 +59,33 @@ def test_trains_on_demo_set_reporting_each_epoch_once(demo_home):
     assert result.names == {0: "not-crossing", 1: "crossing"}
 
 
+def test_fraction_spreads_over_the_frames_and_threads_survive(tmp_home):
+    import torch
+    import yaml
+
+    write_yolo_dataset(tmp_home, images={"train": 8, "val": 2})
+    torch.set_num_threads(2)
+    run_dir = train_yolo(epochs=1, imgsz=64, batch_size=2, workers=0, fraction=0.5, warmup_epochs=0, nbs=2)
+    # Ultralytics' CPU device selection set 1 thread (cpu_count - 1 on 2 cores); the caller's
+    # count is back, so a ResNet stage trained next in this thread does not run on one core
+    assert torch.get_num_threads() == 2
+    subset = (run_dir / "train_subset.txt").read_text().split()
+    assert [s.rsplit("/", 1)[1] for s in subset] == ["img_000.jpg", "img_002.jpg", "img_004.jpg", "img_006.jpg"]
+    assert yaml.safe_load((run_dir / "dataset.yaml").read_text())["train"] == str(run_dir / "train_subset.txt")
+    args = yaml.safe_load((run_dir / "args.yaml").read_text())
+    assert (args["nbs"], args["warmup_epochs"], args["fraction"]) == (2, 0.0, 1.0)
+    parameters = RunFolder(run_dir).read_config()["parameters"]
+    assert (parameters["fraction"], parameters["nbs"], parameters["warmup_epochs"]) == (0.5, 2, 0.0)
+
+
+def test_spread_subset_covers_every_video():
+    frames = [f"video_{v}_{f:03d}.jpg" for v in range(4) for f in range(100)]
+    subset = spread_subset(frames, 0.05)
+    assert len(subset) == 20 and subset == sorted(set(subset))
+    assert {name.split("_")[1] for name in subset} == {"0", "1", "2", "3"}  # Ultralytics' head: video 0 only
+    assert spread_subset(frames[:3], 0.01) == frames[:1]
+
+
 def test_stop_after_first_batch_keeps_weights(tmp_home):
     write_yolo_dataset(tmp_home, images={"train": 4, "val": 2})
     events = []
@@ -103,6 +130,10 @@ def test_bad_inputs_fail_before_training(tmp_home):
         train_yolo(imgsz=64, batch_size=50)
     with pytest.raises(ConfigError, match="multiple of 32"):
         train_yolo(imgsz=70, batch_size=2)
+    with pytest.raises(ConfigError, match="nbs"):
+        train_yolo(nbs=0, **TINY)
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        train_yolo(warmup_epochs=-1, **TINY)
     assert not paths(tmp_home).models.exists()
 
 

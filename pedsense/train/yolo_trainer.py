@@ -5,6 +5,10 @@ batch and turns a stop request into ``trainer.stop`` (checked between batches; U
 then validates, saves ``weights/last.pt``/``best.pt`` and ends), ``on_fit_epoch_end`` appends
 one metrics row per epoch. Ultralytics fires ``on_fit_epoch_end`` once more for its final
 validation of ``best.pt``; that call has no training epoch behind it and is not reported.
+
+Ultralytics' device selection calls ``torch.set_num_threads(cpu_count - 1)`` on CPU (1 thread on
+a 2-core machine), which outlives the training: ``fit_yolo`` puts the caller's thread count
+back when it returns, so a ResNet stage trained next (hybrid) is not left on one core.
 """
 
 from __future__ import annotations
@@ -68,19 +72,41 @@ def load_yolo_dataset(yaml_path: Path, rebuild: str) -> YoloDataset:
     return YoloDataset(yaml_path, data, counts)
 
 
-def _count_images(root: Path, entry: Any, split: str, yaml_path: Path, rebuild: str) -> int:
-    entries = entry if isinstance(entry, list) else [entry]
-    total = 0
-    for item in entries:
+def list_images(root: Path, entry: Any) -> list[str]:
+    """The image paths of one split entry (folders and/or .txt lists, as Ultralytics reads them), sorted."""
+    images = []
+    for item in entry if isinstance(entry, list) else [entry]:
         folder = Path(item) if Path(item).is_absolute() else root / item
-        if folder.is_file() and folder.suffix == ".txt":  # a list of image paths
-            total += sum(1 for line in folder.read_text().splitlines() if line.strip())
+        if folder.is_file() and folder.suffix == ".txt":  # a list of image paths; "./x" is relative to it
+            lines = (line.strip() for line in folder.read_text().splitlines())
+            images += [str(folder.parent / line[2:]) if line.startswith("./") else line for line in lines if line]
         elif folder.is_dir():
-            total += sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            images += [str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(images)
+
+
+def _count_images(root: Path, entry: Any, split: str, yaml_path: Path, rebuild: str) -> int:
+    total = len(list_images(root, entry))
     if total == 0:
-        raise DataError(f"The '{split}' split of {yaml_path} has no images (looked in {entries} under {root}). "
+        raise DataError(f"The '{split}' split of {yaml_path} has no images (looked in {entry} under {root}). "
                         f"Rebuild the dataset with `{rebuild}`.")
     return total
+
+
+def subset_size(n_images: int, fraction: float) -> int:
+    """How many of ``n_images`` a ``fraction`` keeps (Ultralytics' rounding, at least 1)."""
+    return max(1, round(n_images * fraction))
+
+
+def spread_subset(images: list[str], fraction: float) -> list[str]:
+    """``fraction`` of ``images`` evenly spaced along the sorted list.
+
+    Ultralytics' own ``fraction`` keeps the head of the sorted list: the first video or two.
+    Frames are sorted by video then frame index, so every k-th one covers every video and
+    scene while skipping near-duplicate neighbours.
+    """
+    count = subset_size(len(images), fraction)
+    return [images[i * len(images) // count] for i in range(count)]
 
 
 # -- the base model -----------------------------------------------------------------------------
@@ -185,6 +211,11 @@ class YoloSettings:
     cache: bool | str
     verbose: bool
     fraction: float = 1.0
+    # Ultralytics' defaults. Gradients accumulate over nbs / batch_size batches per optimizer
+    # step, and the first warmup_epochs ramp the learning rate: fine for 50 epochs, but the
+    # 5-epoch quick preset would make a handful of optimizer steps, nearly all in warmup.
+    warmup_epochs: float = 3.0
+    nbs: int = 64
 
 
 class UltralyticsBridge:
@@ -265,25 +296,47 @@ def fit_yolo(run: TrainingRun, dataset: YoloDataset, model_source: str, settings
     """
     from ultralytics import YOLO
 
+    data = dict(dataset.data)
+    if settings.fraction < 1.0:  # our evenly spread subset instead of Ultralytics' head slice
+        subset = spread_subset(list_images(Path(data["path"]), data["train"]), settings.fraction)
+        write_text_atomic(save_dir / "train_subset.txt", "\n".join(subset) + "\n")
+        data["train"] = str(save_dir / "train_subset.txt")
     data_yaml = save_dir / "dataset.yaml"
-    write_text_atomic(data_yaml, yaml.safe_dump(dataset.data, sort_keys=False))
+    write_text_atomic(data_yaml, yaml.safe_dump(data, sort_keys=False))
     bridge = UltralyticsBridge(run, stage, settings.epochs)
     run.stage(stage, settings.epochs)
-    with ultralytics_quiet(settings.verbose), warnings.catch_warnings():
+    with ultralytics_quiet(settings.verbose), warnings.catch_warnings(), torch_threads_kept():
         model = YOLO(model_source)
         bridge.attach(model)
         model.train(data=str(data_yaml), epochs=settings.epochs, batch=settings.batch_size,
                     imgsz=settings.imgsz, device=ultralytics_device(settings.device),
                     workers=settings.workers, patience=settings.patience, seed=settings.seed,
                     lr0=settings.lr0, optimizer=settings.optimizer, cache=settings.cache,
-                    fraction=settings.fraction,
+                    warmup_epochs=settings.warmup_epochs, nbs=settings.nbs,
                     project=str(save_dir.parent), name=save_dir.name, exist_ok=True,
                     plots=False, verbose=settings.verbose, amp=settings.device.startswith("cuda"))
     return bridge, data_yaml
 
 
+@contextmanager
+def torch_threads_kept() -> Iterator[int]:
+    """Restore torch's intra-op thread count (yielded) when the block ends.
+
+    Ultralytics' ``select_device`` (each train and val, and a model's first predict) sets it
+    to ``cpu_count - 1`` for the calling thread, where it would stay for later ResNet work.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
+
+
 def check_yolo_settings(epochs, batch_size, imgsz, device, n_train: int, *, workers, patience, seed,
-                        lr0, optimizer, cache, verbose, fraction=1.0) -> YoloSettings:
+                        lr0, optimizer, cache, verbose, fraction=1.0, warmup_epochs=3.0,
+                        nbs=64) -> YoloSettings:
     """Validated settings (ConfigError naming the bad parameter)."""
     imgsz = check_int("imgsz", imgsz, 32)
     if imgsz % 32:
@@ -294,10 +347,11 @@ def check_yolo_settings(epochs, batch_size, imgsz, device, n_train: int, *, work
     fraction = check_float("fraction", fraction, 0.0, maximum=1.0)
     return YoloSettings(
         epochs=check_int("epochs", epochs), imgsz=imgsz, fraction=fraction,
-        batch_size=check_batch_size(batch_size, max(1, int(n_train * fraction)), "training images"),
+        batch_size=check_batch_size(batch_size, subset_size(n_train, fraction), "training images"),
         device=resolve_device(device), workers=workers, patience=check_int("patience", patience),
         seed=int(seed), lr0=check_float("lr0", lr0), optimizer=str(optimizer), cache=cache,
-        verbose=bool(verbose))
+        verbose=bool(verbose), warmup_epochs=check_float("warmup_epochs", warmup_epochs, 0.0, inclusive=True),
+        nbs=check_int("nbs", nbs))
 
 
 def publish_weights(save_dir: Path, run_dir: Path, names: dict[str, str]) -> None:
@@ -313,13 +367,16 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
                run_dir: str | os.PathLike | None = None, home: str | os.PathLike | None = None,
                workers: int | None = None, patience: int = 100, seed: int = 0, lr0: float = 0.01,
                optimizer: str = "auto", cache: bool | str = False, fraction: float = 1.0,
-               verbose: bool = False) -> Path:
+               warmup_epochs: float = 3.0, nbs: int = 64, verbose: bool = False) -> Path:
     """Fine-tune YOLO26 on the JAAD crossing intent dataset (``data/processed/yolo/data.yaml``).
 
     The base model is downloaded to ``models/base/{model_variant}.pt`` on first run; offline,
     it trains from ``{model_variant}.yaml`` (recorded as the weights source in config.json).
     ``model_variant`` may also be a path to a .pt or .yaml file. ``fraction`` trains on that
-    share of the training images (consecutive frames are redundant; the quick preset uses it).
+    share of the training images, evenly spread (consecutive frames are redundant; the quick
+    preset uses it). ``warmup_epochs`` and ``nbs`` (nominal batch size: gradients accumulate over
+    ``nbs / batch_size`` batches) are Ultralytics' own, with its defaults; a short run from
+    scratch wants little warmup and ``nbs`` equal to ``batch_size`` (see the quick preset).
 
     Returns:
         The run folder ``models/yolo/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``), holding
@@ -330,7 +387,7 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
         settings = check_yolo_settings(epochs, batch_size, imgsz, device, dataset.counts["train"],
                                        workers=workers, patience=patience, seed=seed, lr0=lr0,
                                        optimizer=optimizer, cache=cache, verbose=verbose,
-                                       fraction=fraction)
+                                       fraction=fraction, warmup_epochs=warmup_epochs, nbs=nbs)
         kind, variant = check_model_variant(model_variant)
     run = TrainingRun.open("yolo", name, run_dir=run_dir, home=home, on_event=on_event,
                            should_stop=should_stop)
@@ -342,7 +399,8 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
                            "imgsz": settings.imgsz, "model_variant": str(model_variant), "device": device,
                            "workers": settings.workers, "patience": settings.patience, "seed": settings.seed,
                            "lr0": settings.lr0, "optimizer": settings.optimizer, "cache": settings.cache,
-                           "fraction": settings.fraction},
+                           "fraction": settings.fraction, "warmup_epochs": settings.warmup_epochs,
+                           "nbs": settings.nbs},
             "class_names": dataset.names or list(CLASS_NAMES), "device": settings.device,
             "weights_source": weights_source, "base_model": source,
             "dataset": {"data_yaml": str(dataset.yaml_path), **dataset.counts,
