@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from pedsense.config import REPO_ROOT
-
-# Training tests must not fight each other for the 2 cores.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 def _shared_jaad() -> Path:
@@ -21,7 +17,10 @@ def _shared_jaad() -> Path:
     for candidate in candidates:
         if (candidate / "annotations").is_dir():
             return candidate
-    raise RuntimeError("../shared/jaad not found; set PEDSENSE_SHARED_JAAD to its path")
+    raise RuntimeError(
+        "The real JAAD annotations (../shared/jaad beside the repository) were not found; "
+        "set PEDSENSE_SHARED_JAAD to that folder."
+    )
 
 
 @pytest.fixture(scope="session")
