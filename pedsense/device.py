@@ -1,6 +1,9 @@
-"""Pick and describe the torch device."""
+"""Pick and describe the torch device; keep torch's CPU thread count across Ultralytics calls."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 from pedsense.errors import ConfigError
 
@@ -68,3 +71,21 @@ def describe_device(device: str | None = None) -> str:
     if resolved == "mps":
         return "mps — Apple GPU"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+@contextmanager
+def torch_threads_kept() -> Iterator[int]:
+    """Restore torch's intra-op thread count (yielded) when the block ends.
+
+    Ultralytics' ``select_device`` (each train and val, and a model's first predict or track)
+    sets it to ``cpu_count - 1`` for the calling thread (1 on a 2-core machine), where it would
+    stay for the ResNet work that follows: a hybrid's crop classifier, a ResNet-LSTM stage.
+    Wrap every Ultralytics call in this.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)

@@ -401,10 +401,13 @@ def _detection_map(run_path: Path, split: str, device: str, home, *, dataset: st
         raise DataError(f"{data_yaml} is missing, so mAP cannot be measured. Build it with `{command}`.")
     if f"\n{split}:" not in "\n" + data_yaml.read_text(encoding="utf-8"):
         raise DataError(f"{data_yaml} has no '{split}' split. Evaluate on val, or rebuild with a {split} split.")
+    from pedsense.device import torch_threads_kept
+
     detector = Detector(detector_weights(run_path), device=device, imgsz=_run_imgsz(run_path))
-    metrics = detector.model.val(data=str(data_yaml), split=split, imgsz=detector.imgsz, batch=8,
-                                 device=device, plots=False, verbose=False, project=str(run_path / "eval"),
-                                 name=split, exist_ok=True, workers=0)
+    with torch_threads_kept():  # Ultralytics' validator drops torch to one CPU thread
+        metrics = detector.model.val(data=str(data_yaml), split=split, imgsz=detector.imgsz, batch=8,
+                                     device=device, plots=False, verbose=False,
+                                     project=str(run_path / "eval"), name=split, exist_ok=True, workers=0)
     return {"mAP50": float(metrics.box.map50), "mAP50-95": float(metrics.box.map),
             "precision": float(metrics.box.mp), "recall": float(metrics.box.mr), "dataset": str(data_yaml)}
 

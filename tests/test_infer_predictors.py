@@ -149,3 +149,26 @@ def test_wrong_run_type_and_missing_weights(infer_home, tmp_path):
     with pytest.raises(WeightsMissing, match="does not exist"):
         load_predictor(tmp_path / "nowhere")
 
+
+
+def test_detector_calls_leave_torch_thread_count_as_it_was(infer_home):
+    """Ultralytics' first predict/track on CPU sets NUM_THREADS for the calling thread; the
+    classifier that runs next (hybrid crops, ResNet-LSTM buffers) must keep the caller's count."""
+    import torch
+    from ultralytics.utils import NUM_THREADS
+
+    clip = demo_clip(infer_home)
+    frame = read_video_frame(clip, 0)
+    before = torch.get_num_threads()
+    wanted = NUM_THREADS + 1  # a count Ultralytics would never pick, so a reset shows
+    torch.set_num_threads(wanted)
+    try:
+        hybrid = load_predictor(run_of(infer_home, "hybrid"), device="cpu", conf=LOW_CONF)
+        hybrid.predict(frame, 0)  # Detector.detect
+        assert torch.get_num_threads() == wanted
+        tracking = load_predictor(run_of(infer_home, "resnet-lstm"), device="cpu", conf=LOW_CONF,
+                                  tracker_run=run_of(infer_home, "yolo"), track_source="tracker")
+        tracking.predict(frame, 0, None)  # Detector.track
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)

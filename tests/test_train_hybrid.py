@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+import yaml
 
 from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError
@@ -30,7 +31,9 @@ def test_seed_signature_and_defaults():
 
 def test_two_stages_then_reuse_of_the_detector(demo_home):
     events = []
-    run_dir = train_hybrid("hy", epochs=2, batch_size=8, yolo_epochs=1, on_event=events.append, **TINY)
+    detector_extras = dict(optimizer="AdamW", lr0=0.003, warmup_epochs=0.3, nbs=4)
+    run_dir = train_hybrid("hy", epochs=2, batch_size=8, yolo_epochs=1, on_event=events.append,
+                           **detector_extras, **TINY)
     for name in ("yolo_detector.pt", "resnet_classifier.pt", "best.pt", "last.pt", "config.json",
                  "metrics.csv", "status.json", "detector/weights/best.pt", "detector/results.csv"):
         assert (run_dir / name).is_file(), name
@@ -49,6 +52,10 @@ def test_two_stages_then_reuse_of_the_detector(demo_home):
     assert config["weights_source"]["detector"].startswith("scratch (offline:")
     assert config["weights_source"]["classifier"].startswith("scratch (offline:")
     assert "val_acc" in config["best_metric"] and "mAP50" in config["detector_best_metric"]
+    # stage 1 ran with the detector settings given, and the run records them
+    ultralytics_args = yaml.safe_load((run_dir / "detector" / "args.yaml").read_text())
+    assert {k: ultralytics_args[k] for k in detector_extras} == detector_extras
+    assert {k: config["parameters"][k] for k in detector_extras} == detector_extras
 
     model, meta = load_classifier(run_dir / "resnet_classifier.pt")
     assert meta["model"] == "ResNetClassifier" and meta["crop_size"] == [32, 32]

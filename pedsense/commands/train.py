@@ -51,8 +51,8 @@ HELP = {
     "workers": "Ultralytics DataLoader workers (default: up to 2)",
     "patience": "YOLO early-stopping patience (epochs)",
     "seed": "random seed",
-    "lr0": "YOLO initial learning rate",
-    "optimizer": "YOLO optimizer (auto, SGD, AdamW, …)",
+    "lr0": "YOLO (hybrid: stage 1) initial learning rate",
+    "optimizer": "YOLO (hybrid: stage 1) optimizer (auto, SGD, AdamW, …)",
     "cache": "YOLO image cache: false, ram or disk",
     "verbose": "show Ultralytics' own output",
     "fraction": "share of the YOLO training images used (0-1]",
@@ -63,7 +63,8 @@ HELP = {
     "overlap": "intent: overlap between consecutive observation windows (JAAD: 0.8)",
     "irrelevant": "intent: pedestrians with crossing=-1: exclude or not-crossing",
     "obs_length": "intent: observation length in frames (JAAD: 16)",
-    "warmup_epochs": "YOLO warm-up epochs (may be fractional; 0 = none)",
+    "warmup_epochs": "YOLO (hybrid: stage 1) learning-rate warm-up epochs (may be fractional; 0 = none)",
+    "nbs": "YOLO (hybrid: stage 1) nominal batch size: gradients accumulate to it (quick preset: 8)",
 }
 # Parameters whose default is None need their type spelled out.
 TYPES: dict[str, Callable] = {"name": str, "device": str, "yolo_model": str, "crop_size": int,

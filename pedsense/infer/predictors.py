@@ -22,6 +22,7 @@ import numpy as np
 
 from pedsense.config import CLASS_NAMES
 from pedsense.data.crops import crop_pedestrian
+from pedsense.device import torch_threads_kept
 from pedsense.errors import ConfigError, PedsenseError
 from pedsense.infer.predictions import BUFFERING, CROSSING, GroundTruth, Predictions
 from pedsense.io import read_json
@@ -90,7 +91,11 @@ def _run_imgsz(run_dir: Path) -> int | None:
 
 # -- stage models -----------------------------------------------------------------------------------
 class Detector:
-    """An Ultralytics YOLO checkpoint used for boxes (and, for tracking, ids)."""
+    """An Ultralytics YOLO checkpoint used for boxes (and, for tracking, ids).
+
+    Its calls keep torch's thread count: Ultralytics' first predict on CPU drops it to
+    ``cpu_count - 1`` for the calling thread (see ``pedsense.device.torch_threads_kept``).
+    """
 
     def __init__(self, weights: str | os.PathLike, *, device: str = "cpu", imgsz: int | None = None):
         from ultralytics import YOLO
@@ -111,8 +116,9 @@ class Detector:
 
     def detect(self, frame: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes of one BGR frame: (N, 4) xyxy, (N,) confidence, (N,) class index."""
-        result = self.model.predict(frame, conf=conf, imgsz=self.imgsz, device=self.device,
-                                    verbose=False)[0]
+        with torch_threads_kept():  # else the classifier that follows runs on one core
+            result = self.model.predict(frame, conf=conf, imgsz=self.imgsz, device=self.device,
+                                        verbose=False)[0]
         return _boxes_of(result)[:3]
 
     def track(self, frame: np.ndarray, conf: float, *, persist: bool,
@@ -121,8 +127,9 @@ class Detector:
 
         ``tracker`` is an Ultralytics tracker YAML (its name, or a path to your own thresholds).
         """
-        result = self.model.track(frame, conf=conf, imgsz=self.imgsz, device=self.device,
-                                  persist=persist, tracker=str(tracker), verbose=False)[0]
+        with torch_threads_kept():
+            result = self.model.track(frame, conf=conf, imgsz=self.imgsz, device=self.device,
+                                      persist=persist, tracker=str(tracker), verbose=False)[0]
         return _boxes_of(result)
 
 

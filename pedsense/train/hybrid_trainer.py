@@ -118,13 +118,15 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                  crop_size: int | Sequence[int] | None = None, weight_decay: float = 1e-4,
                  frozen_children: int = 6, num_workers: int | None = None, workers: int | None = None,
                  patience: int = 100, seed: int = 42, cache: bool | str = False,
-                 fraction: float = 1.0, verbose: bool = False, task: str | None = None,
+                 fraction: float = 1.0, lr0: float = 0.01, optimizer: str = "auto",
+                 warmup_epochs: float = 3.0, nbs: int = 64, verbose: bool = False, task: str | None = None,
                  split: str = "default", sample_type: str = "beh", tte: str | Sequence[int] | None = None,
                  overlap: float = 0.8, irrelevant: str = "exclude", obs_length: int = 16) -> Path:
     """Train the hybrid pipeline: YOLO26 pedestrian detector + ResNet intent classifier.
 
     Stage 1 trains the 1-class detector for ``yolo_epochs`` (``yolo_batch_size``, default
-    ``batch_size``; ``imgsz``; ``model_variant``; ``fraction`` of the images) unless
+    ``batch_size``; ``imgsz``; ``model_variant``; ``fraction`` of the images; Ultralytics'
+    ``lr0``, ``optimizer``, ``warmup_epochs`` and ``nbs``, as in ``train_yolo``) unless
     ``yolo_model`` names existing weights.
     Stage 2 trains ``ResNetClassifier`` for ``epochs`` on ground-truth crops (AdamW, weighted
     cross-entropy, cosine schedule, best by validation accuracy).
@@ -160,8 +162,9 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                                               "pedsense preprocess detector")
             yolo_settings = check_yolo_settings(
                 check_int("yolo_epochs", yolo_epochs), yolo_batch_size or batch_size, imgsz, device,
-                detector_data.counts["train"], workers=workers, patience=patience, seed=seed, lr0=0.01,
-                optimizer="auto", cache=cache, verbose=verbose, fraction=fraction)
+                detector_data.counts["train"], workers=workers, patience=patience, seed=seed, lr0=lr0,
+                optimizer=optimizer, cache=cache, verbose=verbose, fraction=fraction,
+                warmup_epochs=warmup_epochs, nbs=nbs)
             variant = check_model_variant(model_variant)
         built_crops = ensure_crops(home, task or "action", **intent_options)
         train_set = PedestrianCropDataset("train", home=home, crop_size=crop_size)
@@ -188,7 +191,8 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                            "crop_size": list(train_set.crop_size), "weight_decay": weight_decay,
                            "frozen_children": frozen_children, "num_workers": num_workers,
                            "workers": workers, "patience": patience, "seed": seed, "cache": cache,
-                           "fraction": fraction, "task": task, **intent_options},
+                           "fraction": fraction, "lr0": lr0, "optimizer": optimizer,
+                           "warmup_epochs": warmup_epochs, "nbs": nbs, "task": task, **intent_options},
             "task": built["task"], "intent_options": built["intent_options"],
             "class_names": list(CLASS_NAMES), "detector_class_names": list(DETECTOR_CLASS_NAMES),
             "device": resolved_device,

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import yaml
 
 from pedsense.config import CLASS_NAMES, paths
-from pedsense.device import resolve_device
+from pedsense.device import resolve_device, torch_threads_kept
 from pedsense.errors import ConfigError, DataError
 from pedsense.io import link_or_copy, write_text_atomic
 from pedsense.train.common import (TrainingRun, check_batch_size, check_float, check_int,
@@ -316,22 +316,6 @@ def fit_yolo(run: TrainingRun, dataset: YoloDataset, model_source: str, settings
                     project=str(save_dir.parent), name=save_dir.name, exist_ok=True,
                     plots=False, verbose=settings.verbose, amp=settings.device.startswith("cuda"))
     return bridge, data_yaml
-
-
-@contextmanager
-def torch_threads_kept() -> Iterator[int]:
-    """Restore torch's intra-op thread count (yielded) when the block ends.
-
-    Ultralytics' ``select_device`` (each train and val, and a model's first predict) sets it
-    to ``cpu_count - 1`` for the calling thread, where it would stay for later ResNet work.
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        yield threads
-    finally:
-        torch.set_num_threads(threads)
 
 
 def check_yolo_settings(epochs, batch_size, imgsz, device, n_train: int, *, workers, patience, seed,
