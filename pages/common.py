@@ -32,6 +32,27 @@ PAGE_VIEWER = "pages/viewer.py"
 TRAIN_PAGES = {"yolo": PAGE_TRAIN_YOLO, "resnet-lstm": PAGE_TRAIN_RESNET, "hybrid": PAGE_TRAIN_HYBRID}
 MODEL_LABELS = {"yolo": "YOLO26", "resnet-lstm": "ResNet-LSTM", "hybrid": "Hybrid"}
 
+def use_app_navigation() -> None:
+    """Make a deep link such as ``/runs`` open through app.py's navigation and sidebar.
+
+    Because a ``pages/`` folder sits beside app.py, Streamlit starts a fresh server in its old
+    multipage mode: if the first visitor opens a deep link, it runs that page file on its own
+    (no sidebar of ours, every file of ``pages/`` listed) and keeps doing so until some run
+    calls ``st.navigation``, which a deep link never reaches. Clearing that process-wide flag
+    and rerunning sends the run through app.py, which shows the same page properly.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+# Every page imports this module, and the flag is process-wide, so checking on first import
+# is enough: after one rerun through app.py the server stays in st.navigation mode.
+use_app_navigation()
+
+
 STATUS_COLOURS = {"queued": "gray", "running": "blue", "completed": "green", "failed": "red",
                   "stopped": "orange", "interrupted": "violet", "unknown": "gray"}
 STATUS_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/play_circle:",
