@@ -64,6 +64,27 @@ def _link_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def copy_data_home(src: Path, dst: Path) -> Path:
+    """A hard-link copy of a built data home whose YOLO ``data.yaml`` files point at the copy.
+
+    ``data.yaml`` holds an absolute path: relocating it makes Ultralytics read (and cache its
+    labels) in the copy, never in the shared session home it came from.
+    """
+    from pedsense.config import paths
+    from pedsense.data.yolo_format import relocate_data_yaml
+
+    _link_copy(src, dst)
+    for dataset in (paths(dst).yolo, paths(dst).yolo_detector):
+        relocate_data_yaml(dataset)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def copy_home():
+    """``copy_home(src, dst)``: see ``copy_data_home`` (for fixtures in other test modules)."""
+    return copy_data_home
+
+
 @pytest.fixture(scope="session")
 def demo_raw(tmp_path_factory) -> Path:
     """A data home holding a tiny synthetic demo set (clips, XML, attributes, splits). Read-only."""
@@ -102,15 +123,8 @@ def demo_raw_home(demo_raw, tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def demo_home(demo_built, tmp_path, monkeypatch) -> Path:
     """A writable hard-link copy of ``demo_built``, set as ``$PEDSENSE_HOME``: write runs into it."""
-    from pedsense.config import paths
-    from pedsense.data.yolo_format import relocate_data_yaml
-
-    home = _link_copy(demo_built, tmp_path / "demo_home")
+    home = copy_data_home(demo_built, tmp_path / "demo_home")
     monkeypatch.setenv("PEDSENSE_HOME", str(home))
-    # data.yaml holds an absolute path; point it at this copy so Ultralytics reads (and caches
-    # labels) here, not in the shared session copy.
-    for dataset in (paths(home).yolo, paths(home).yolo_detector):
-        relocate_data_yaml(dataset)
     return home
 
 
@@ -152,11 +166,6 @@ def intent_built(intent_raw, tmp_path_factory) -> Path:
 @pytest.fixture
 def intent_home(intent_built, tmp_path, monkeypatch) -> Path:
     """A writable hard-link copy of ``intent_built``, set as ``$PEDSENSE_HOME``."""
-    from pedsense.config import paths
-    from pedsense.data.yolo_format import relocate_data_yaml
-
-    home = _link_copy(intent_built, tmp_path / "intent_home")
+    home = copy_data_home(intent_built, tmp_path / "intent_home")
     monkeypatch.setenv("PEDSENSE_HOME", str(home))
-    for dataset in (paths(home).yolo, paths(home).yolo_detector):
-        relocate_data_yaml(dataset)
     return home

@@ -7,7 +7,6 @@ many test modules import the fixture, each model is trained once.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -30,19 +29,14 @@ def _train_all(home: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def infer_home_base(demo_built, tmp_path_factory) -> Path:
+def infer_home_base(demo_built, tmp_path_factory, copy_home) -> Path:
     """A data home with the demo set built and one completed tiny run of each model type."""
-    from pedsense.config import paths
-    from pedsense.data.yolo_format import relocate_data_yaml
-
     home = tmp_path_factory.getbasetemp() / "infer_runs_home"
     if (home / READY).exists():
         return home
     if home.exists():
         shutil.rmtree(home)  # a half-trained home from an interrupted fixture
-    shutil.copytree(demo_built, home, copy_function=os.link)
-    for dataset in (paths(home).yolo, paths(home).yolo_detector):
-        relocate_data_yaml(dataset)
+    copy_home(demo_built, home)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PEDSENSE_HOME", str(home))
         patch.setenv("YOLO_OFFLINE", "1")

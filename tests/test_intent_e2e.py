@@ -78,17 +78,12 @@ def test_series_of_a_bystander_ends_at_its_third_to_last_frame():
 
 # -- tiny runs on intent data -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def intent_runs_home(intent_built, tmp_path_factory) -> Path:
+def intent_runs_home(intent_built, tmp_path_factory, copy_home) -> Path:
     """``intent_built`` plus a tiny ResNet-LSTM and a tiny hybrid run, both asked for ``intent``."""
-    from pedsense.config import paths
-    from pedsense.data.yolo_format import relocate_data_yaml
     from pedsense.train.hybrid_trainer import train_hybrid
     from pedsense.train.resnet_trainer import train_resnet_lstm
 
-    home = tmp_path_factory.mktemp("intent_runs") / "home"
-    shutil.copytree(intent_built, home, copy_function=os.link)
-    for dataset in (paths(home).yolo, paths(home).yolo_detector):
-        relocate_data_yaml(dataset)
+    home = copy_home(intent_built, tmp_path_factory.mktemp("intent_runs") / "home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PEDSENSE_HOME", str(home))
         patch.setenv("YOLO_OFFLINE", "1")
