@@ -303,27 +303,14 @@ def docstring_help(function: Any) -> dict[str, str]:
 
 def presets_for(model_type: str, seed: dict[str, Any]) -> dict[str, dict]:
     """``{preset label: full parameter dict}``: the seed defaults plus ``pedsense.train.presets``."""
-    import importlib
+    from pedsense.train import presets
 
     found = {SEED_PRESET: dict(seed)}
-    try:
-        module = importlib.import_module("pedsense.train.presets")
-    except ImportError:
-        return found
-    table: Any = None
-    for attr in ("presets_for", "presets", "get_presets"):
-        if callable(getattr(module, attr, None)):
-            table = getattr(module, attr)(model_type)
-            break
-    if table is None and isinstance(getattr(module, "PRESETS", None), dict):
-        table = module.PRESETS.get(model_type, {})
-    for key, preset in (table or {}).items():
-        label = getattr(preset, "label", key)
-        values = getattr(preset, "params", preset)
-        merged = {**seed, **{k: v for k, v in dict(values).items() if k in seed}}
+    for key, preset in presets.presets_for(model_type).items():
+        merged = {**seed, **{k: v for k, v in preset.params.items() if k in seed}}
         if key == "seed" or merged == seed:
             continue  # the seed defaults are already the first entry
-        found[_preset_label(label)] = merged
+        found[_preset_label(preset.label)] = merged
     return found
 
 
@@ -419,10 +406,8 @@ def _field_ui(model_type: str, param: str, default: Any, help_text: str | None) 
 
 def _choices(param: str) -> tuple[str, ...]:
     if param == "backbone":
-        try:
-            from pedsense.train.resnet_lstm import BACKBONES
-        except ImportError:
-            return ("resnet50",)
+        from pedsense.train.resnet_lstm import BACKBONES
+
         return tuple(BACKBONES)
     return CHOICES[param]
 
@@ -646,28 +631,31 @@ def source_badge(kind: str) -> str:
     return f"**Dataset** {SOURCE_BADGES.get(kind, kind)}"
 
 
+@st.cache_data(max_entries=4, show_spinner="Reading the annotations…")
+def _dataset_stats(home_dir: str, fingerprint: tuple) -> dict:
+    """``dataset_stats`` once per state of the annotation files (parsing all of JAAD takes seconds)."""
+    from pedsense.data.stats import dataset_stats
+
+    return dataset_stats(home_dir)
+
+
 def source_facts() -> dict:
     """What the raw data holds: kind (JAAD / synthetic / none), clips, annotated videos,
-    pedestrians and crossing balance when ``pedsense.data.stats`` can tell."""
-    p_home = home()
-    annotations = sorted((p_home / "data/raw/annotations").glob("*.xml"))
-    clips = [c for c in (p_home / "data/raw/clips").glob("*") if c.is_file()]
-    facts: dict[str, Any] = {"annotations": len(annotations), "clips": len(clips), "synthetic": False,
-                             "stats": None}
-    try:
-        from pedsense.data.synthetic import is_synthetic
+    pedestrians and crossing balance."""
+    from pedsense.config import paths
+    from pedsense.data.synthetic import is_synthetic
 
-        facts["synthetic"] = bool(annotations) and bool(is_synthetic(p_home))
-    except ImportError:
-        pass
-    if annotations:
+    p = paths(home())
+    annotations = sorted(p.annotations.glob("*.xml")) + sorted(p.attributes.glob("*.xml"))
+    xml_count = sum(1 for a in annotations if a.parent == p.annotations)
+    clips = [c for c in p.clips.glob("*") if c.is_file()] if p.clips.is_dir() else []
+    facts: dict[str, Any] = {"annotations": xml_count, "clips": len(clips),
+                             "synthetic": bool(xml_count) and is_synthetic(p.home), "stats": None}
+    if xml_count:
+        fingerprint = tuple((a.name, a.stat().st_mtime_ns, a.stat().st_size) for a in annotations)
         try:
-            from pedsense.data.stats import dataset_stats
-
-            facts["stats"] = dataset_stats(p_home)
-        except ImportError:
-            pass
+            facts["stats"] = _dataset_stats(str(p.home), fingerprint)
         except Exception as exc:  # noqa: BLE001 - a bad XML must not hide the rest of the page
             facts["stats_error"] = str(exc)
-    facts["kind"] = ("none" if not annotations else "synthetic demo" if facts["synthetic"] else "JAAD")
+    facts["kind"] = ("none" if not xml_count else "synthetic demo" if facts["synthetic"] else "JAAD")
     return facts

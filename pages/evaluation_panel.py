@@ -187,9 +187,6 @@ def benchmark_ui(benchmark: dict, *, key: str) -> None:
 
 
 def _show_error(exc: BaseException) -> None:
-    try:
-        from pages.common import show_error
-    except ImportError:
-        st.error(f"Evaluation failed: {exc}")
-        return
+    from pages.common import show_error
+
     show_error(exc, "evaluating the run")

@@ -59,10 +59,8 @@ def _clip_info(clip: str, mtime: float) -> dict:
 
 
 def _synthetic() -> bool:
-    try:
-        from pedsense.data.synthetic import is_synthetic
-    except ImportError:
-        return False
+    from pedsense.data.synthetic import is_synthetic
+
     try:
         return bool(is_synthetic())
     except Exception:  # noqa: BLE001 - a caption is not worth a broken page

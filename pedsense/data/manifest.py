@@ -312,11 +312,9 @@ def collect_inputs(home=None, split: str = "default", train_ratio: float = TRAIN
                        video_split=video_split)
 
 
-def _synthetic_flag(home: Path) -> bool | None:
-    try:
-        from pedsense.data.synthetic import is_synthetic
-    except ImportError:
-        return None
+def _synthetic_flag(home: Path) -> bool:
+    from pedsense.data.synthetic import is_synthetic
+
     return bool(is_synthetic(home))
 
 

@@ -109,11 +109,9 @@ def _format_split(split: Mapping) -> str:
 
 
 def _is_synthetic(home) -> bool:
-    """Whether ``home`` holds the synthetic demo set (False when that module is unavailable)."""
-    try:
-        from pedsense.data.synthetic import is_synthetic
-    except ImportError:
-        return False
+    """Whether ``home`` holds the synthetic demo set."""
+    from pedsense.data.synthetic import is_synthetic
+
     return bool(is_synthetic(home))
 
 
