@@ -85,31 +85,41 @@ def copy_home():
     return copy_data_home
 
 
+def _make_raw(tmp_path_factory, name: str, num_frames: int) -> Path:
+    """A data home holding a tiny synthetic demo set (clips, XML, attributes, splits)."""
+    from pedsense.data.synthetic import make_demo_dataset
+
+    home = tmp_path_factory.mktemp(name)
+    make_demo_dataset(home, n_videos=DEMO_VIDEOS, seed=0, num_frames=num_frames,
+                      width=DEMO_SIZE[0], height=DEMO_SIZE[1])
+    return home
+
+
+def _build_all(raw: Path, tmp_path_factory, name: str, task: str) -> Path:
+    """A copy of ``raw`` with frames extracted and every dataset built for ``task`` (crops 64x64)."""
+    from pedsense.data.frames import extract_frames
+    from pedsense.data.resnet_format import build_resnet_crops, build_resnet_sequences
+    from pedsense.data.yolo_format import build_detector_dataset, build_yolo_dataset
+
+    home = _link_copy(raw, tmp_path_factory.mktemp(name) / "home")
+    extract_frames(home=home)
+    build_yolo_dataset(home=home, task=task)
+    build_detector_dataset(home=home, task=task)
+    build_resnet_sequences(DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP, home=home, task=task)
+    build_resnet_crops(DEMO_CROP, home=home, task=task)
+    return home
+
+
 @pytest.fixture(scope="session")
 def demo_raw(tmp_path_factory) -> Path:
     """A data home holding a tiny synthetic demo set (clips, XML, attributes, splits). Read-only."""
-    from pedsense.data.synthetic import make_demo_dataset
-
-    home = tmp_path_factory.mktemp("demo_raw")
-    make_demo_dataset(home, n_videos=DEMO_VIDEOS, seed=0, num_frames=DEMO_FRAMES,
-                      width=DEMO_SIZE[0], height=DEMO_SIZE[1])
-    return home
+    return _make_raw(tmp_path_factory, "demo_raw", DEMO_FRAMES)
 
 
 @pytest.fixture(scope="session")
 def demo_built(demo_raw, tmp_path_factory) -> Path:
     """``demo_raw`` plus extracted frames and every dataset built (crops 64x64). Read-only."""
-    from pedsense.data.frames import extract_frames
-    from pedsense.data.resnet_format import build_resnet_crops, build_resnet_sequences
-    from pedsense.data.yolo_format import build_detector_dataset, build_yolo_dataset
-
-    home = _link_copy(demo_raw, tmp_path_factory.mktemp("demo_built") / "home")
-    extract_frames(home=home)
-    build_yolo_dataset(home=home)
-    build_detector_dataset(home=home)
-    build_resnet_sequences(DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP, home=home)
-    build_resnet_crops(DEMO_CROP, home=home)
-    return home
+    return _build_all(demo_raw, tmp_path_factory, "demo_built", task="action")
 
 
 @pytest.fixture
@@ -138,29 +148,14 @@ INTENT_DEMO_FRAMES = 200
 @pytest.fixture(scope="session")
 def intent_raw(tmp_path_factory) -> Path:
     """A data home holding 3 synthetic 200-frame demo videos (1 train, 1 val, 1 test). Read-only."""
-    from pedsense.data.synthetic import make_demo_dataset
-
-    home = tmp_path_factory.mktemp("intent_raw")
-    make_demo_dataset(home, n_videos=DEMO_VIDEOS, seed=0, num_frames=INTENT_DEMO_FRAMES,
-                      width=DEMO_SIZE[0], height=DEMO_SIZE[1])
-    return home
+    return _make_raw(tmp_path_factory, "intent_raw", INTENT_DEMO_FRAMES)
 
 
 @pytest.fixture(scope="session")
 def intent_built(intent_raw, tmp_path_factory) -> Path:
     """``intent_raw`` plus frames and every dataset built with ``task="intent"`` (benchmark
     defaults: obs 16, TTE 30-60, overlap 0.8, sample type beh, split default; crops 64x64)."""
-    from pedsense.data.frames import extract_frames
-    from pedsense.data.resnet_format import build_resnet_crops, build_resnet_sequences
-    from pedsense.data.yolo_format import build_detector_dataset, build_yolo_dataset
-
-    home = _link_copy(intent_raw, tmp_path_factory.mktemp("intent_built") / "home")
-    extract_frames(home=home)
-    build_yolo_dataset(home=home, task="intent")
-    build_detector_dataset(home=home, task="intent")
-    build_resnet_sequences(DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP, home=home, task="intent")
-    build_resnet_crops(DEMO_CROP, home=home, task="intent")
-    return home
+    return _build_all(intent_raw, tmp_path_factory, "intent_built", task="intent")
 
 
 @pytest.fixture
