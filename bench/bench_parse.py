@@ -1,6 +1,6 @@
 """Time and memory of ``load_annotations`` against a plain full-tree ``ElementTree.parse``.
 
-Copies the real JAAD annotation files (``../shared/jaad``) many times into a temp folder
+Copies the real JAAD annotation files (``tests/data/jaad``) many times into a temp folder
 (about 100 MB by default, like the 133 MB of the full dataset), then measures side by side
 in this one process:
 
@@ -11,7 +11,7 @@ in this one process:
 Times are the best of ``--repeat`` runs, taken in turn; peak memory is measured with
 tracemalloc in separate runs (tracemalloc slows everything down).
 
-    .venv/bin/python bench/bench_parse.py [--mb 100] [--repeat 3] [--source ../shared/jaad]
+    .venv/bin/python bench/bench_parse.py [--mb 100] [--repeat 3] [--source tests/data/jaad]
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from pedsense.data.jaad import load_annotations  # noqa: E402
 
 
 def default_source() -> Path:
-    env = os.environ.get("PEDSENSE_SHARED_JAAD")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "jaad"
+    """The real annotations the repository carries for its tests."""
+    return REPO_ROOT / "tests" / "data" / "jaad"
 
 
 def make_corpus(source: Path, target: Path, megabytes: float) -> tuple[Path, int, int]:
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mb", type=float, default=100.0, help="MB of XML to parse (default 100)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each (default 3)")
     parser.add_argument("--source", type=Path, default=default_source(),
-                        help="a JAAD folder holding annotations/ (default ../shared/jaad)")
+                        help="a JAAD folder holding annotations/ (default tests/data/jaad)")
     args = parser.parse_args(argv)
 
     functions = (run_tree_keep, run_streaming, run_tree_drop)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real JAAD annotations in ../shared/jaad and tiny synthetic data homes."""
+"""Shared fixtures: the real JAAD annotations in tests/data/jaad and tiny synthetic data homes."""
 
 from __future__ import annotations
 
@@ -7,26 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from pedsense.config import REPO_ROOT
-
-
-def _shared_jaad() -> Path:
-    env = os.environ.get("PEDSENSE_SHARED_JAAD")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO_ROOT.parent / "shared" / "jaad", REPO_ROOT.parent.parent / "shared" / "jaad"]
-    for candidate in candidates:
-        if (candidate / "annotations").is_dir():
-            return candidate
-    raise RuntimeError(
-        "The real JAAD annotations (../shared/jaad beside the repository) were not found; "
-        "set PEDSENSE_SHARED_JAAD to that folder."
-    )
+# The real annotations of 12 JAAD videos (MIT licence, see tests/data/jaad/LICENSE), carried by
+# the repository: a plain clone has nothing beside it, so no test reads outside the checkout.
+JAAD_TEST_DATA = Path(__file__).resolve().parent / "data" / "jaad"
 
 
 @pytest.fixture(scope="session")
 def jaad_dir() -> Path:
     """The real JAAD annotations of 12 videos (MIT licence), read-only."""
-    return _shared_jaad()
+    assert (JAAD_TEST_DATA / "annotations").is_dir(), f"{JAAD_TEST_DATA} is missing from the checkout"
+    return JAAD_TEST_DATA
 
 
 @pytest.fixture

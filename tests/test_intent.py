@@ -1,4 +1,4 @@
-"""The JAAD benchmark protocol on the real annotations in ../shared/jaad (and the demo set)."""
+"""The JAAD benchmark protocol on the real annotations in tests/data/jaad (and the demo set)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Dataset builds under ``task="intent"`` (the JAAD benchmark protocol) and the leakage guard.
 
 End to end on the synthetic demo set (``intent_home``: 3 videos of 200 frames, one per split),
-and on the real annotations in ../shared/jaad with stand-in frames (the clips are not here):
+and on the real annotations in tests/data/jaad with stand-in frames (the clips are not here):
 window placement, labels, beh/all, split membership against the split files, the manifest,
 rebuilds, and the build summary's skip reasons.
 """

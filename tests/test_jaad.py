@@ -1,4 +1,4 @@
-"""The JAAD parser on the 12 real annotation files in ../shared/jaad, and on broken copies."""
+"""The JAAD parser on the 12 real annotation files in tests/data/jaad, and on broken copies."""
 
 from __future__ import annotations
 

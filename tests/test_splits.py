@@ -1,4 +1,4 @@
-"""Video-level splits against JAAD's official split files in ../shared/jaad/split_ids."""
+"""Video-level splits against JAAD's official split files in tests/data/jaad/split_ids."""
 
 from __future__ import annotations
 
