@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import gc
 import math
-import os
 import shutil
 import sys
 import tempfile
