@@ -38,7 +38,7 @@ import re
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import cv2
 
@@ -114,11 +114,13 @@ def sequence_windows(frames: Sequence[int], sequence_length: int, stride: int,
     return windows
 
 
-def _observed(intent: IntentOptions | None, sequence_length: int) -> IntentOptions:
+def _observed(intent: IntentOptions | Mapping | None, sequence_length: int) -> IntentOptions:
     """The protocol of a sequence build: its windows are the sequences, so the observation
     length is ``sequence_length`` (an ``intent`` that says otherwise is refused)."""
     if intent is None:
         return IntentOptions(obs_length=sequence_length)
+    if not isinstance(intent, IntentOptions):
+        intent = IntentOptions.from_dict({"obs_length": sequence_length, **dict(intent)})
     if intent.obs_length != sequence_length:
         raise ConfigError(f"sequence_length={sequence_length} and intent.obs_length={intent.obs_length} "
                           "disagree: under task 'intent' each sequence is one observation window. "
