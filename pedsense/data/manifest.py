@@ -34,7 +34,7 @@ except ImportError:  # Windows: no advisory locks; concurrent builds are then th
     fcntl = None
 
 from pedsense.config import RANDOM_SEED, TRAIN_SPLIT, paths
-from pedsense.data.intent import (GAP_IN_WINDOW, SKIP_REASON_TEXT, TASKS, IntentDataset, IntentOptions,
+from pedsense.data.intent import (GAP_IN_WINDOW, SKIP_REASON_TEXT, SPLITS, TASKS, IntentDataset, IntentOptions,
                                   LeakageError, Window, collect_intent_windows)
 from pedsense.errors import ConfigError, DataError
 from pedsense.io import read_json, write_json_atomic
@@ -327,16 +327,18 @@ BUILD_SKIP_TEXT = {FRAMES_NOT_EXTRACTED: "windows with a frame that was not extr
 WINDOW_REASONS = (GAP_IN_WINDOW, FRAMES_NOT_EXTRACTED)
 
 
-def task_options(task: str = "action", intent: IntentOptions | Mapping[str, Any] | None = None
-                 ) -> IntentOptions | None:
+def task_options(task: str = "action", intent: IntentOptions | Mapping[str, Any] | None = None,
+                 split: str = "default") -> IntentOptions | None:
     """The benchmark protocol of an ``intent`` build; None for ``action``.
 
-    ``intent`` is an ``IntentOptions`` (or its ``as_dict()``; None: the benchmark's). It is
-    checked under both tasks, so a typo fails before any work.
+    ``intent`` is an ``IntentOptions`` (or its ``as_dict()``; None: the benchmark's). It and the
+    ``split`` are checked under both tasks, so a typo fails before any work.
 
     Raises:
-        ConfigError: an unknown task, or an option the protocol does not allow.
+        ConfigError: an unknown task or split, or an option the protocol does not allow.
     """
+    if split not in SPLITS:
+        raise ConfigError(f"Unknown split {split!r}. Fix: use one of {', '.join(SPLITS)}.")
     if task not in TASKS:
         raise ConfigError(f"Unknown task {task!r}. Fix: use 'action' (is the pedestrian crossing "
                           "now, the default) or 'intent' (will they cross: the JAAD benchmark).")

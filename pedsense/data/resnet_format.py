@@ -155,7 +155,8 @@ def build_resnet_sequences(sequence_length: int = SEQUENCE_LENGTH, stride: int =
     if int(sequence_length) < 1 or int(stride) < 1:
         raise DataError(f"sequence_length={sequence_length!r} and stride={stride!r} must be 1 or more.")
     width, height = _check_crop_size(crop_size)
-    options = task_options(task, _observed(intent, int(sequence_length)) if task == "intent" else intent)
+    options = task_options(task, _observed(intent, int(sequence_length)) if task == "intent" else intent,
+                           split)
     params = {"dataset": "resnet_sequences", "sequence_length": int(sequence_length), "stride": int(stride),
               "crop_size": [width, height], "split": split, "train_ratio": train_ratio, "seed": seed,
               **task_parameters(task, options)}
@@ -331,7 +332,7 @@ def build_resnet_crops(crop_size: Sequence[int] = CROP_SIZE, *, home=None, split
     if int(frame_step) < 1:
         raise DataError(f"frame_step={frame_step!r} must be 1 or more.")
     width, height = _check_crop_size(crop_size)
-    options = task_options(task, intent)
+    options = task_options(task, intent, split)
     params = {"dataset": "resnet_crops", "crop_size": [width, height], "split": split,
               "frame_step": int(frame_step), "include_bystanders": include_bystanders,
               "train_ratio": train_ratio, "seed": seed, **task_parameters(task, options)}

@@ -177,7 +177,7 @@ def build_yolo_dataset(attribute: str = "cross", *, home=None, split: str = "def
         ConfigError: an unknown task or intent option.
     """
     labeller = intent_labeller(attribute, include_bystanders)  # validates ``attribute``
-    options = task_options(task, intent)
+    options = task_options(task, intent, split)
     if options is not None and attribute != "cross":
         raise ConfigError(f"task='intent' labels by the track-level `crossing`; attribute={attribute!r} "
                           "only works with task='action'.")
@@ -199,7 +199,7 @@ def build_detector_dataset(*, home=None, split: str = "default", frame_step: int
     is recorded (so a hybrid run can check its stages agree) and the split options apply; the
     other intent options are checked and recorded but change nothing.
     """
-    options = task_options(task, intent)
+    options = task_options(task, intent, split)
     params = {"dataset": "yolo_detector", "split": split, "frame_step": frame_step,
               "include_empty": include_empty, "train_ratio": train_ratio, "seed": seed, "task": task}
     return _build(paths(home).yolo_detector, params, list(DETECTOR_CLASS_NAMES), detector_labeller,

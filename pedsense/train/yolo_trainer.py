@@ -29,9 +29,9 @@ from pedsense.config import CLASS_NAMES, paths
 from pedsense.device import resolve_device, torch_threads_kept
 from pedsense.errors import ConfigError, DataError
 from pedsense.io import link_or_copy, write_text_atomic
-from pedsense.train.common import (TrainingRun, check_batch_size, check_float, check_int,
-                                   manifest_summary, offline_reason, validating)
+from pedsense.train.common import (TrainingRun, check_batch_size, manifest_summary, offline_reason)
 from pedsense.train.events import EventHook, StopHook
+from pedsense.train.params import YOLO
 
 log = logging.getLogger(__name__)
 
@@ -318,24 +318,19 @@ def fit_yolo(run: TrainingRun, dataset: YoloDataset, model_source: str, settings
     return bridge, data_yaml
 
 
-def check_yolo_settings(epochs, batch_size, imgsz, device, n_train: int, *, workers, patience, seed,
-                        lr0, optimizer, cache, verbose, fraction=1.0, warmup_epochs=3.0,
-                        nbs=64) -> YoloSettings:
-    """Validated settings (ConfigError naming the bad parameter)."""
-    imgsz = check_int("imgsz", imgsz, 32)
-    if imgsz % 32:
-        raise ConfigError(f"imgsz must be a multiple of 32 (YOLO's largest stride), got {imgsz}.")
-    if cache not in (False, True, "ram", "disk"):
-        raise ConfigError(f"cache must be False, True, 'ram' or 'disk', got {cache!r}.")
-    workers = min(2, os.cpu_count() or 1) if workers is None else check_int("workers", workers, 0)
-    fraction = check_float("fraction", fraction, 0.0, maximum=1.0)
+def check_yolo_settings(params: dict, n_train: int) -> YoloSettings:
+    """Ultralytics' settings from checked parameters (``pedsense.train.params``) of ``train_yolo``
+    or the hybrid's stage 1; the batch must fit the (``fraction`` of the) training images."""
+    fraction = params["fraction"]
+    workers = params["workers"]
     return YoloSettings(
-        epochs=check_int("epochs", epochs), imgsz=imgsz, fraction=fraction,
-        batch_size=check_batch_size(batch_size, subset_size(n_train, fraction), "training images"),
-        device=resolve_device(device), workers=workers, patience=check_int("patience", patience),
-        seed=int(seed), lr0=check_float("lr0", lr0), optimizer=str(optimizer), cache=cache,
-        verbose=bool(verbose), warmup_epochs=check_float("warmup_epochs", warmup_epochs, 0.0, inclusive=True),
-        nbs=check_int("nbs", nbs))
+        epochs=params["epochs"], imgsz=params["imgsz"], fraction=fraction,
+        batch_size=check_batch_size(params["batch_size"], subset_size(n_train, fraction), "training images"),
+        device=resolve_device(params["device"]),
+        workers=min(2, os.cpu_count() or 1) if workers is None else workers,
+        patience=params["patience"], seed=params["seed"], lr0=params["lr0"],
+        optimizer=params["optimizer"], cache=params["cache"], verbose=params["verbose"],
+        warmup_epochs=params["warmup_epochs"], nbs=params["nbs"])
 
 
 def publish_weights(save_dir: Path, run_dir: Path, names: dict[str, str]) -> None:
@@ -366,25 +361,17 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
         The run folder ``models/yolo/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``), holding
         Ultralytics' ``weights/``, ``results.csv`` and ``args.yaml`` plus ``best.pt``/``last.pt``.
     """
-    with validating(run_dir):
-        dataset = load_yolo_dataset(paths(home).yolo / "data.yaml", "pedsense preprocess yolo")
-        settings = check_yolo_settings(epochs, batch_size, imgsz, device, dataset.counts["train"],
-                                       workers=workers, patience=patience, seed=seed, lr0=lr0,
-                                       optimizer=optimizer, cache=cache, verbose=verbose,
-                                       fraction=fraction, warmup_epochs=warmup_epochs, nbs=nbs)
-        kind, variant = check_model_variant(model_variant)
+    params = YOLO.check(YOLO.bind(locals()))
+    dataset = load_yolo_dataset(paths(home).yolo / "data.yaml", "pedsense preprocess yolo")
+    settings = check_yolo_settings(params, dataset.counts["train"])
+    kind, variant = check_model_variant(params["model_variant"])
     run = TrainingRun.open("yolo", name, run_dir=run_dir, home=home, on_event=on_event,
                            should_stop=should_stop)
     with run.guarded():
         source, weights_source = (str(variant), f"file ({variant})") if kind == "file" \
             else fetch_base_model(str(variant), home)
         run.start({
-            "parameters": {"name": name, "epochs": settings.epochs, "batch_size": settings.batch_size,
-                           "imgsz": settings.imgsz, "model_variant": str(model_variant), "device": device,
-                           "workers": settings.workers, "patience": settings.patience, "seed": settings.seed,
-                           "lr0": settings.lr0, "optimizer": settings.optimizer, "cache": settings.cache,
-                           "fraction": settings.fraction, "warmup_epochs": settings.warmup_epochs,
-                           "nbs": settings.nbs},
+            "parameters": YOLO.record(params),
             "class_names": dataset.names or list(CLASS_NAMES), "device": settings.device,
             "weights_source": weights_source, "base_model": source,
             "dataset": {"data_yaml": str(dataset.yaml_path), **dataset.counts,
