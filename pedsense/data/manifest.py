@@ -287,10 +287,14 @@ class BuildInputs:
         videos = [annotations[v] for v in self.video_ids if v in annotations]
         rejected = [(video.video_id, box) for video in videos for box in video.rejected_boxes]
         by_reason = Counter(box.reason for _, box in rejected)
-        short = {video: {"clip_frames": meta["frame_count"],
-                         "annotation_frames": meta["annotation_frame_count"]}
-                 for video, meta in self.metas.items()
-                 if (meta.get("annotation_frame_count") or 0) > meta.get("frame_count", 0)}
+        short = {}
+        for video, meta in self.metas.items():
+            # the parsed annotation when there is one: frames extracted before meta.json kept
+            # the annotation's count are checked too
+            annotated = (annotations[video].num_frames if video in annotations
+                         else meta.get("annotation_frame_count")) or 0
+            if annotated > meta.get("frame_count", 0):
+                short[video] = {"clip_frames": meta["frame_count"], "annotation_frames": annotated}
         attributes = {video.video_id: video.attributes_error for video in videos
                       if video.attributes_error}
         fields = {
