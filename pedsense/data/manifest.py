@@ -293,8 +293,9 @@ class BuildInputs:
             # the annotation's count are checked too
             annotated = (annotations[video].num_frames if video in annotations
                          else meta.get("annotation_frame_count")) or 0
-            if annotated > meta.get("frame_count", 0):
-                short[video] = {"clip_frames": meta["frame_count"], "annotation_frames": annotated}
+            decoded = meta.get("frame_count")
+            if decoded is not None and annotated > decoded:
+                short[video] = {"clip_frames": decoded, "annotation_frames": annotated}
         attributes = {video.video_id: video.attributes_error for video in videos
                       if video.attributes_error}
         fields = {
