@@ -13,7 +13,7 @@ from pedsense.errors import PedsenseError
 # commands it adds are listed here, so running one registers only its module: `pedsense info`
 # never imports the trainers (and with them torch), whose options ``train`` reads from them.
 COMMAND_MODULES = {
-    "pedsense.commands.data": ("setup", "demo-data", "preprocess", "info"),
+    "pedsense.commands.data": ("setup", "demo-data", "preprocess", "info", "windows"),
     "pedsense.commands.train": ("train",),
     "pedsense.commands.runs": ("runs",),
     "pedsense.commands.infer": ("predict", "evaluate"),
