@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 from pedsense.config import paths
-from pedsense.data.intent import (IntentOptions, LeakageError, collect_intent_windows,
-                                  intent_windows)
+from pedsense.data.intent import IntentOptions, intent_windows
+from pedsense.data.intent_dataset import collect_intent_windows
 from pedsense.data.jaad import load_annotations
-from pedsense.data.manifest import FRAMES_NOT_EXTRACTED, leakage_check, task_options
+from pedsense.data.manifest import FRAMES_NOT_EXTRACTED, task_options
 from pedsense.data.resnet_format import (CROP_COLUMNS, INTENT_COLUMNS, SEQUENCE_COLUMNS,
                                          build_resnet_crops, build_resnet_sequences)
-from pedsense.data.splits import split_videos
+from pedsense.data.splits import LeakageError, leakage_check, split_videos
 from pedsense.data.yolo_format import (build_detector_dataset, build_yolo_dataset, window_labeller,
                                        window_labels, yolo_line)
 from pedsense.errors import ConfigError, DataError

@@ -10,7 +10,8 @@ import streamlit as st
 
 from pedsense.catalogue import class_counts, datasets_status, describe_task
 from pedsense.config import paths
-from pedsense.data.intent import SKIP_REASON_TEXT, SPLITS, TASKS, IntentOptions
+from pedsense.data.intent import SKIP_REASON_TEXT, TASKS, IntentOptions
+from pedsense.data.splits import SPLITS
 from pedsense.jobs import DATA_JOBS, PIPELINE, task_job_kwargs
 from pedsense.train.params import IRRELEVANT, OBS_LENGTH, OVERLAP, PLACEMENT, SAMPLE_TYPE, TTE
 from ui.feedback import source_badge

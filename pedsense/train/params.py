@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from pedsense.data.intent import (IRRELEVANT_POLICIES, PLACEMENTS, SAMPLE_TYPES, SPLITS,
-                                  parse_tte)
+from pedsense.data.intent import IRRELEVANT_POLICIES, PLACEMENTS, SAMPLE_TYPES, parse_tte
+from pedsense.data.splits import SPLITS
 from pedsense.errors import ConfigError
 
 # Keyword arguments the callers (run manager, CLI, resume) pass; never a form field.
