@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pedsense.config import paths
+from pedsense.data.manifest import annotated_video_ids, frames_meta, missing_clips
 from pedsense.io import read_json
 
 
@@ -100,15 +101,20 @@ def class_counts(manifest: dict) -> list[dict]:
 
 
 def next_step(home: str | os.PathLike | None = None) -> str:
-    """The command a user should run next, from what the data home holds."""
-    from pedsense.data.frames import annotated_video_ids, frames_meta
-
+    """The command a user should run next, from what the data home holds (the real cause first)."""
     p = paths(home)
     videos = annotated_video_ids(p.home)
     if not videos:
         return ("put JAAD in data/raw/ (see README, 'JAAD data') or run `pedsense demo-data` "
                 "for the synthetic set")
     if not any(frames_meta(v, p.home) for v in videos):
+        missing = missing_clips(videos, p.home)
+        if len(missing) == len(videos):
+            return (f"put JAAD's clips (video_XXXX.mp4) in {p.clips} (see README, 'JAAD data'), "
+                    "then `pedsense preprocess all`")
+        if missing:
+            return (f"`pedsense preprocess all` ({len(missing)} videos without a clip will be skipped: "
+                    f"put their clips in {p.clips} first to include them)")
         return "`pedsense preprocess frames` (or `pedsense preprocess all`)"
     if not all(d.built(p.home) for d in PROCESSED):
         return "`pedsense preprocess all` builds the missing datasets"

@@ -10,6 +10,7 @@ from typing import Callable
 from pedsense.config import CROP_SIZE, SEQUENCE_LENGTH, SEQUENCE_STRIDE, paths
 # Light modules only at the top (no OpenCV, no torch): `setup` and `info` stay cheap. The builds
 # are imported by the steps that run them.
+from pedsense.catalogue import PROCESSED, next_step
 from pedsense.data.intent import IRRELEVANT_POLICIES, PLACEMENTS, SAMPLE_TYPES, TASKS, IntentOptions
 from pedsense.data.manifest import annotated_video_ids, frames_meta, list_videos, missing_clips
 from pedsense.data.splits import SPLITS
@@ -125,7 +126,7 @@ def cmd_setup(args) -> int:
     print(f"data home: {p.home}")
     for line in describe_data(p):
         print("  " + line)
-    print(f"next: {next_step(p)}")
+    print(f"next: {next_step(p.home)}")
     return 0
 
 
@@ -135,8 +136,9 @@ def describe_data(p) -> list[str]:
     extracted = [v for v in videos if frames_meta(v, p.home)]
     lines = [f"annotations: {len(videos)} XML in {p.annotations}", _clips_line(p, videos),
              f"frames:      {len(extracted)}/{len(videos)} videos extracted in {p.frames}"]
-    for name, marker in _datasets(p):
-        lines.append(f"{name + ':':<12} {'built' if marker.exists() else 'not built'} ({marker.parent})")
+    for dataset in PROCESSED:
+        built = "built" if dataset.built(p.home) else "not built"
+        lines.append(f"{dataset.kind + ':':<12} {built} ({p.home / dataset.marker})")
     return lines
 
 
@@ -154,31 +156,6 @@ def _clips_line(p, videos: list[str]) -> str:
     return line
 
 
-def _datasets(p):
-    return [("yolo", p.yolo / "data.yaml"), ("detector", p.yolo_detector / "data.yaml"),
-            ("sequences", p.resnet / "labels.csv"), ("crops", p.resnet / "crops.csv")]
-
-
-def next_step(p) -> str:
-    """The command a user should run next, from what the data home holds (the real cause first)."""
-    videos = annotated_video_ids(p.home)
-    if not videos:
-        return ("put JAAD in data/raw/ (see README, 'JAAD data') or run `pedsense demo-data` "
-                "for the synthetic set")
-    if not any(frames_meta(v, p.home) for v in videos):
-        missing = missing_clips(videos, p.home)
-        if len(missing) == len(videos):
-            return (f"put JAAD's clips (video_XXXX.mp4) in {p.clips} (see README, 'JAAD data'), "
-                    "then `pedsense preprocess all`")
-        if missing:
-            return (f"`pedsense preprocess all` ({len(missing)} videos without a clip will be skipped: "
-                    f"put their clips in {p.clips} first to include them)")
-        return "`pedsense preprocess frames` (or `pedsense preprocess all`)"
-    if not all(marker.exists() for _, marker in _datasets(p)):
-        return "`pedsense preprocess all` builds the missing datasets"
-    return "train: `make run` and open the dashboard, or `pedsense train ...`"
-
-
 # -- demo data ------------------------------------------------------------------------------
 def cmd_demo_data(args) -> int:
     p = paths()
@@ -194,7 +171,7 @@ def cmd_demo_data(args) -> int:
                       progress=TerminalProgress("demo-data"), overwrite=args.overwrite)
     print(f"wrote a synthetic demo set of {args.videos} videos to {p.raw} "
           f"in {time.perf_counter() - started:.1f} s (SYNTHETIC data, not JAAD)")
-    print(f"next: {next_step(p)}")
+    print(f"next: {next_step(p.home)}")
     return 0
 
 
