@@ -2,6 +2,10 @@
 
 Pick a run and a clip (or upload one), step or play through frames, compare with the
 annotations, and render the whole clip with overlays to a WebM that plays in the browser.
+The run's weights are loaded once per process and shared by every browser session (ONNX
+Runtime when the run has an ONNX export, else PyTorch); each session keeps its own clip state
+(tracks, crop buffers) in ``st.session_state``, so two tabs never reset each other, and no
+lock is held across a render.
 Under the frame, "Intent over time" charts one annotated pedestrian's P(crossing) with its
 event (``crossing_point``) and the benchmark's TTE window marked
 (``pedsense.infer.intent_series`` computes the series).
@@ -26,13 +30,32 @@ CROP_PREVIEW = (96, 96)
 UPLOAD = "Upload a clip"
 
 
-# -- cached loaders (shared across sessions; guarded by the predictor's lock) --------------------
+# -- cached loaders (shared across sessions: weights only, thread-safe) --------------------------
 @st.cache_resource(max_entries=3, show_spinner="Loading the run's weights…")
-def _predictor(run_path: str, tracker_path: str | None, device: str | None):
+def _predictor(run_path: str, tracker_path: str | None, device: str | None, exports: tuple):
+    """``exports`` (the export records' mtimes) is part of the key: an ONNX export made since
+    the last load is picked up on the next rerun."""
     from pedsense.infer import load_predictor
 
     # a low detector threshold here; the confidence slider filters what is shown
     return load_predictor(run_path, device=device, conf=0.05, tracker_run=tracker_path)
+
+
+def _export_stamp(*runs: Path | None) -> tuple:
+    from pedsense.infer.backends import EXPORT_RECORD
+
+    return tuple((run / EXPORT_RECORD).stat().st_mtime_ns if run and (run / EXPORT_RECORD).is_file() else 0
+                 for run in runs)
+
+
+def clip_state(run_path: Path, tracker: Path | None, predictor):
+    """This browser session's per-clip state for the run (tracks, buffers, last frame shown)."""
+    key = (str(run_path), str(tracker) if tracker else None)
+    held = st.session_state.get("viewer_clip_state")
+    if held is None or held[0] != key:
+        held = (key, predictor.new_state())
+        st.session_state["viewer_clip_state"] = held
+    return held[1]
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -137,14 +160,34 @@ def options_ui(has_truth: bool) -> dict:
     return {"show_truth": show_truth and has_truth, "threshold": threshold, "crops": crops}
 
 
+def backend_ui(predictor, run_path: Path) -> None:
+    """Which engine runs the model, and an ONNX export button where it would make the CPU faster."""
+    from pedsense.infer.backends import PYTORCH, onnxruntime_version
+
+    st.caption(f"Inference: {predictor.describe_backend()}")
+    if predictor.backend != PYTORCH or predictor.device != "cpu" or onnxruntime_version() is None:
+        return
+    if st.button("Export to ONNX", key="viewer_export",
+                 help="Write the run's models as ONNX files (`pedsense export RUN --format onnx`), "
+                      "so ONNX Runtime runs them on the CPU, usually faster than PyTorch."):
+        from pedsense.export import export_run
+
+        exported = False
+        with error_box("exporting the run to ONNX"), st.spinner("Exporting to ONNX…"):
+            export_run(run_path)
+            exported = True
+        if exported:
+            st.rerun()  # the predictor's cache key includes the export: the next run loads it
+
+
 # -- the frame view -----------------------------------------------------------------------------
-def frame_view(predictor, clip: Path, frames: int, ground_truth, options: dict) -> None:
+def frame_view(predictor, state, clip: Path, frames: int, ground_truth, options: dict) -> None:
     """The fragment: reruns alone while playing, so it catches its own errors."""
     with error_box("showing the frame"):
-        frame_view_ui(predictor, clip, frames, ground_truth, options)
+        frame_view_ui(predictor, state, clip, frames, ground_truth, options)
 
 
-def frame_view_ui(predictor, clip: Path, frames: int, ground_truth, options: dict) -> None:
+def frame_view_ui(predictor, state, clip: Path, frames: int, ground_truth, options: dict) -> None:
     """Slider, play button, the overlaid frame, crops and the per-frame table."""
     from pedsense.infer import draw_overlay, predict_frame
     from pedsense.infer.compare import compare_frame
@@ -159,14 +202,13 @@ def frame_view_ui(predictor, clip: Path, frames: int, ground_truth, options: dic
     if button.button("⏸ Pause" if playing else "▶ Play", key="viewer_play_button"):
         st.session_state["viewer_playing"] = not playing
         st.rerun()
-    with predictor.lock:
-        frame, predictions = predict_frame(predictor, clip, index, ground_truth=ground_truth)
+    frame, predictions = predict_frame(predictor, clip, index, ground_truth=ground_truth, state=state)
     shown = predictions.above(options["threshold"])
     truth = ground_truth.at(index) if ground_truth is not None else None
     image = draw_overlay(frame, shown, truth if options["show_truth"] else None)
     st.image(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), width="stretch")
     st.caption(f"{clip.name} · frame {index}/{frames - 1} · {len(shown)} predicted"
-               + (f" · {len(truth)} annotated" if truth is not None else ""))
+               + (f" · {len(truth)} annotated" if truth is not None else "") + f" · {speed_text(state)}")
     if options["crops"]:
         crops_ui(frame, shown)
     rows = compare_frame(shown, truth)
@@ -174,6 +216,15 @@ def frame_view_ui(predictor, clip: Path, frames: int, ground_truth, options: dic
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     else:
         st.caption("No pedestrian predicted or annotated in this frame.")
+
+
+def speed_text(state) -> str:
+    """``"inference 14.2 FPS (16 frames replayed)"`` from the state's last ``predict_frame``."""
+    if not state.timing:
+        return "inference speed unknown"
+    count, seconds = state.timing
+    replayed = f" ({count} frames replayed)" if count > 1 else ""
+    return f"inference {count / max(seconds, 1e-9):.1f} FPS{replayed}"
 
 
 def crops_ui(frame, predictions) -> None:
@@ -261,9 +312,8 @@ def intent_chart_ui(predictor, run_path: Path, clip: Path, annotation) -> None:
             if done == total or done % 10 == 0:
                 bar.progress(min(done / max(total, 1), 1.0), text=f"Intent over time: {message}")
 
-        with predictor.lock:
-            cache[key] = predict_track_series(predictor, clip, annotation, chosen,
-                                              tte=_run_tte(run_path), progress=progress)
+        cache[key] = predict_track_series(predictor, clip, annotation, chosen,
+                                          tte=_run_tte(run_path), progress=progress)
         bar.empty()
     series = cache[key]
     st.plotly_chart(intent_figure(series, st.session_state.get("viewer_frame")), width="stretch",
@@ -284,7 +334,7 @@ def render_ui(predictor, clip: Path, ground_truth, options: dict) -> None:
             if done == total or done % 5 == 0:
                 bar.progress(min(done / max(total, 1), 1.0), text=f"Rendering {message}")
 
-        with error_box("rendering the video"), predictor.lock:
+        with error_box("rendering the video"):
             summary = render_video(predictor, clip, ground_truth=ground_truth,
                                    show_ground_truth=options["show_truth"],
                                    min_confidence=options["threshold"], progress=progress)
@@ -300,11 +350,12 @@ def render_ui(predictor, clip: Path, ground_truth, options: dict) -> None:
     cols[1].metric("Crossing (box-frames)", summary["crossing"])
     cols[2].metric("Not crossing", summary["not_crossing"])
     cols[3].metric("Buffering", summary["buffering"])
-    cols[4].metric("FPS achieved", summary["fps_achieved"])
+    cols[4].metric("FPS achieved", summary["fps_achieved"],
+                   help="Frames per second of the whole render: decode, predict, draw and encode.")
     st.download_button("Download the WebM", output.read_bytes(), file_name=output.name,
                        mime="video/webm", key="viewer_download")
     st.caption(f"{summary['frames']} frames {summary['width']}×{summary['height']} · {summary['codec']} · "
-               f"saved to `{output}`")
+               f"{summary.get('backend', '')} · saved to `{output}`")
 
 
 # -- the page -----------------------------------------------------------------------------------
@@ -325,11 +376,14 @@ def main() -> None:
         st.caption("These clips are the **synthetic** JAAD-format demo set, not real JAAD footage.")
     tracker = tracker_ui(run_path, ground_truth is not None)
     options = options_ui(ground_truth is not None)
-    predictor = _predictor(str(run_path), str(tracker) if tracker else None, None)
+    predictor = _predictor(str(run_path), str(tracker) if tracker else None, None,
+                           _export_stamp(run_path, tracker))
+    state = clip_state(run_path, tracker, predictor)
     st.caption(f"{info['frames']} frames · {info['width']}×{info['height']} · {info['fps']:g} fps")
+    backend_ui(predictor, run_path)
     playing = st.session_state.get("viewer_playing", False)
     st.fragment(frame_view, run_every=PLAY_INTERVAL_S if playing else None)(
-        predictor, clip, max(info["frames"], 1), ground_truth, options)
+        predictor, state, clip, max(info["frames"], 1), ground_truth, options)
     if ground_truth is not None:
         with error_box("charting intent over time"):
             intent_chart_ui(predictor, run_path, clip,
