@@ -138,13 +138,12 @@ class Detector:
         self.engine = ONNXRUNTIME if self.weights.suffix == ".onnx" else PYTORCH
         self._idle: list[Any] = []
         self._pool_lock = threading.Lock()  # guards the pool list only, never held during a predict
+        # ONNX: one session of ours (torch's thread count) serves every pooled model; its run is thread-safe
+        self._session = ort_session(self.weights) if self.engine == ONNXRUNTIME else None
+        self.imgsz = int(imgsz or 640)  # an ONNX export has the fixed input size it was exported at
         self.model = self._load()
         if self.engine == ONNXRUNTIME:
-            self.imgsz = int(imgsz or 640)  # an ONNX export has the fixed input size it was exported at
-            self.names = {int(k): str(v) for k, v in (names or {}).items()}
-            with quiet_ultralytics():  # the first predict loads the ONNX Runtime session
-                self._predict(self.model, np.zeros((self.imgsz, self.imgsz, 3), np.uint8), 0.99)
-            self.names = self.names or {int(k): str(v) for k, v in dict(self.model.names).items()}
+            self.names = {int(k): str(v) for k, v in (names or dict(self.model.names)).items()}
         else:
             # predict at the size the detector trained at: a tiny model at another size finds little
             trained = (getattr(self.model, "ckpt", None) or {}).get("train_args", {}).get("imgsz")
@@ -156,12 +155,19 @@ class Detector:
         from ultralytics import YOLO
 
         try:
-            return YOLO(str(self.weights), task="detect")
+            model = YOLO(str(self.weights), task="detect")
         except Exception as exc:  # Ultralytics raises many types for a corrupt file
             raise WeightsMissing(
                 f"{self.weights} could not be loaded as Ultralytics weights ({exc}). "
                 "The file may be truncated: train (or export) the run again."
             ) from exc
+        if self._session is not None:
+            with quiet_ultralytics():  # Ultralytics builds its ONNX Runtime backend on the first predict
+                self._predict(model, np.zeros((self.imgsz, self.imgsz, 3), np.uint8), 0.99)
+            backend = getattr(getattr(model.predictor, "model", None), "backend", None)
+            if backend is not None and hasattr(backend, "session"):
+                backend.session = self._session  # else Ultralytics' own (all cores) stays: slower, not wrong
+        return model
 
     @contextmanager
     def _borrowed(self) -> Iterator[Any]:
