@@ -14,7 +14,7 @@ from pedsense.infer.clips import list_clips
 from test_infer_fixtures import infer_home, infer_home_base, run_of  # noqa: F401
 
 pytestmark = pytest.mark.slow
-FRAMES = 24  # more than a ResNet-LSTM's 16-frame buffer, so tracks get decided
+FRAMES = 18  # more than a ResNet-LSTM's 16-frame buffer, so tracks get decided
 LOW_TRACKER = ("tracker_type: bytetrack\ntrack_high_thresh: 0.001\ntrack_low_thresh: 0.0005\n"
                "new_track_thresh: 0.001\ntrack_buffer: 30\nmatch_thresh: 0.8\nfuse_score: True\n")
 
