@@ -85,6 +85,8 @@ def export_run(run: str | os.PathLike, format: str = "onnx", *, opset: int | Non
              "resnet-lstm": ("features+temporal",)}.get(model_type)
     if steps is None:
         raise ExportError(f"Run {run_path.name} has unknown model type {model_type!r}: nothing to export.")
+    # a re-export that fails half-way must not leave the old record pointing at a mix of files
+    (run_path / EXPORT_RECORD).unlink(missing_ok=True)
     components: dict[str, dict] = {}
     for done, step in enumerate(steps, start=1):
         if step == "detector":
