@@ -14,11 +14,14 @@ import re
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from pedsense.config import MODEL_TYPES, paths
 from pedsense.errors import PedsenseError
-from pedsense.io import read_json, write_csv_atomic, write_json_atomic
+from pedsense.io import filter_csv_rows, read_json, write_csv_atomic, write_json_atomic
+
+# Columns of a run's steps.csv (pedsense.train.events.StepEnd plus seconds since the run began).
+STEP_COLUMNS = ("stage", "epoch", "step", "loss", "lr", "time")
 
 STATUSES = ("queued", "running", "completed", "failed", "stopped", "interrupted")
 FINISHED_STATUSES = ("completed", "failed", "stopped", "interrupted")
@@ -195,10 +198,44 @@ class RunFolder:
 
     def read_metrics(self) -> list[dict]:
         """Rows of ``metrics.csv`` with numbers parsed (empty cells become ``None``)."""
-        rows = []
-        for raw in self._read_metric_rows():
-            rows.append({k: _parse_cell(v) for k, v in raw.items() if k is not None})
-        return rows
+        return [_parse_row(raw) for raw in self._read_metric_rows()]
+
+    def keep_metrics(self, keep: Callable[[dict], bool]) -> int:
+        """Drop the ``metrics.csv`` rows ``keep(row)`` refuses (rows with numbers parsed), atomically.
+
+        Returns how many rows were dropped. A resumed run uses it to drop epochs it retrains.
+        """
+        with self._lock:
+            return filter_csv_rows(self.metrics_path, lambda raw: keep(_parse_row(raw)))
+
+    # -- steps (the loss curve between epochs) ----------------------------------------------
+    @property
+    def steps_path(self) -> Path:
+        return self.path / "steps.csv"
+
+    def append_steps(self, row: Mapping[str, Any]) -> None:
+        """Append one ``stage,epoch,step,loss,lr,time`` row to ``steps.csv`` and flush it."""
+        with self._lock:
+            new = not self.steps_path.exists() or self.steps_path.stat().st_size == 0
+            with open(self.steps_path, "a", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=STEP_COLUMNS, extrasaction="ignore")
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def read_steps(self) -> list[dict]:
+        """Rows of ``steps.csv`` with numbers parsed (empty when the run has none)."""
+        if not self.steps_path.exists():
+            return []
+        with open(self.steps_path, newline="", encoding="utf-8") as f:
+            return [_parse_row(raw) for raw in csv.DictReader(f)]
+
+    def keep_steps(self, keep: Callable[[dict], bool]) -> int:
+        """Drop the ``steps.csv`` rows ``keep(row)`` refuses, atomically; returns how many."""
+        with self._lock:
+            return filter_csv_rows(self.steps_path, lambda raw: keep(_parse_row(raw)))
 
     # -- log ------------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -214,6 +251,10 @@ class RunFolder:
         except FileNotFoundError:
             return ""
         return text[-max_chars:]
+
+
+def _parse_row(raw: Mapping[str | None, str | None]) -> dict:
+    return {k: _parse_cell(v) for k, v in raw.items() if k is not None}
 
 
 def _parse_cell(value: str | None) -> Any:
@@ -294,8 +335,8 @@ TRAINER_PATHS = {
 }
 DEFAULT_PREFIXES = {"yolo": "yolo", "resnet-lstm": "resnet-lstm", "hybrid": "hybrid"}
 
-# Keyword arguments the manager itself passes; a form never sets them.
-HOOK_PARAMS = ("on_event", "should_stop", "run_dir", "home", "progress")
+# Keyword arguments the manager (or pedsense.train.resume) passes; a form never sets them.
+HOOK_PARAMS = ("on_event", "should_stop", "run_dir", "home", "progress", "resume", "init_weights")
 
 # Run folders owned by a live RunManager thread anywhere in this process (queued or running).
 # Process-wide, so a second manager (a second data home, a test) never marks them interrupted.
@@ -608,7 +649,8 @@ class RunManager:
                 continue
             folder.set_status("interrupted", error=(
                 f"the process that ran it is gone (it was {status.get('status')}); "
-                "its metrics up to then are kept. Launch it again to retrain."))
+                "its metrics and weights up to then are kept. Resume it "
+                "(pedsense.train.resume.resume_run) or launch it again."))
             folder.log("marked interrupted: its process is gone")
             marked.append(folder.run_id)
         return marked

@@ -24,7 +24,7 @@ TRAINERS = {
     "hybrid": ("pedsense.train.hybrid_trainer", "train_hybrid",
                "train the YOLO pedestrian detector + ResNet crop classifier"),
 }
-HOOKS = ("on_event", "should_stop", "run_dir", "home")
+HOOKS = ("on_event", "should_stop", "run_dir", "home", "resume", "init_weights")
 SHOWN_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "precision", "recall", "mAP50",
                  "mAP50-95", "lr", "seconds")
 
