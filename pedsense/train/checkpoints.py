@@ -128,10 +128,18 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
                         "YOLO weights load with ultralytics.YOLO instead.")
     bad = nonfinite_tensors(checkpoint.get("state_dict") or {})
     if bad:
-        raise DataError(f"The weights in {path} (run {path.parent.parent.name}/{path.parent.name}) are not "
-                        f"finite (NaN or inf in {', '.join(bad[:3])}): that run diverged. Retrain it with a "
-                        "lower learning rate.")
+        raise DataError(f"The weights in {path} ({_run_name(path)}) are not finite (NaN or inf in "
+                        f"{', '.join(bad[:3])}): that run diverged. Retrain it with a lower learning rate.")
     return checkpoint
+
+
+def _run_name(path: Path) -> str:
+    """``run <model_type>/<folder>`` for a checkpoint inside a run folder, else its folder."""
+    from pedsense.config import MODEL_TYPES
+
+    if path.parent.parent.name in MODEL_TYPES:
+        return f"run {path.parent.parent.name}/{path.parent.name}"
+    return f"folder {path.parent}"
 
 
 def load_classifier(path: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
