@@ -2,9 +2,15 @@
 
 Every number here is attributed to a table of its paper. Only numbers that could be checked
 against the source are listed; precision/recall are ``None`` where they were not verified.
-The published protocol is the JAAD benchmark's: 16 observed frames, TTE 30-60 frames,
-overlap 0.8, the ``default`` split (see ``pedsense.data.intent``). Note: the benchmark code
-computes AUC from thresholded predictions; compare it with pedsense's ``auc_binary``.
+The published protocol is the JAAD benchmark's: 16 observed boxes, TTE 30-60, overlap 0.8,
+``crossing = -1`` as not-crossing, windows counted in boxes, JAAD's ``default`` split, scored on
+its ``test`` part (see ``pedsense.data.intent``). The benchmark code computes AUC from
+thresholded predictions, so a published AUC stands beside pedsense's ``auc_binary``; the
+probability ROC-AUC (``roc_auc``) is shown separately under its own name.
+
+A run's row is marked comparable with a published row only when nothing differs: the run was
+scored on ``test``, under the benchmark's protocol, split and sample type, on JAAD (not the
+synthetic demo set), per observation window, with the same inputs. Every difference is named.
 """
 
 from __future__ import annotations
@@ -24,7 +30,11 @@ INPUT_NAMES = {"rgb": "RGB frames/crops", "box": "bounding-box coordinates",
                "pose": "2D pose keypoints", "speed": "ego-vehicle speed/action",
                "flow": "optical flow"}
 BENCHMARK_OPTIONS = IntentOptions()  # the protocol the published numbers follow
-METRICS = ("accuracy", "auc", "f1", "precision", "recall")
+BENCHMARK_SPLIT = "default"          # JAAD's split files the published numbers use ...
+BENCHMARK_PART = "test"              # ... and the part they are scored on
+METRICS = ("accuracy", "auc", "f1", "precision", "recall")  # as published (auc: thresholded)
+# The columns of a comparison row, published and run alike.
+ROW_METRICS = ("accuracy", "auc_binary", "roc_auc", "f1", "precision", "recall")
 
 
 @dataclass(frozen=True)
@@ -49,8 +59,10 @@ class PublishedResult:
         return self.dataset.split("_", 1)[1]
 
     def as_row(self) -> dict[str, Any]:
-        return {"model": self.model, "dataset": self.dataset,
-                **{m: getattr(self, m) for m in METRICS},
+        """The published numbers as a comparison row: the published AUC is ``auc_binary``."""
+        return {"model": self.model, "dataset": self.dataset, "accuracy": self.accuracy,
+                "auc_binary": self.auc, "roc_auc": None, "f1": self.f1,
+                "precision": self.precision, "recall": self.recall,
                 "inputs": ", ".join(self.inputs), "source": f"{self.source}, {self.locator}",
                 "url": self.url}
 
@@ -74,44 +86,56 @@ def published_results(dataset: str | None = None) -> list[dict[str, Any]]:
 def compare_with_published(run_metrics: Mapping[str, float], inputs: Iterable[str] = ("rgb",), *,
                            options: IntentOptions | Mapping[str, Any] | None = None,
                            task: str = "intent", synthetic: bool = False,
-                           label: str = "this run") -> list[dict[str, Any]]:
-    """The run's own metrics, then every published row marked by how comparable it is.
+                           split: str = BENCHMARK_SPLIT, evaluated_on: str = BENCHMARK_PART,
+                           unit: str = "", label: str = "this run") -> list[dict[str, Any]]:
+    """The run's own metrics, then every published row marked comparable or not, and why.
 
     Args:
-        run_metrics: the run's test-split metrics (``accuracy``, ``auc``, ``f1``, ``precision``,
-            ``recall``; ``auc_binary`` too when known).
+        run_metrics: the run's metrics (``pedsense.metrics.classification_metrics``): ``accuracy``,
+            ``auc_binary`` (the benchmark's AUC), ``roc_auc``, ``f1``, ``precision``, ``recall``.
         inputs: what the run's model sees (names from ``INPUT_NAMES``).
         options: the run's intent protocol (``IntentOptions`` or its ``as_dict()``);
             ``None`` means the benchmark's.
         task: ``intent`` or ``action``; an ``action`` run answers a different question.
         synthetic: the run was trained/tested on the synthetic demo set.
+        split: the video split the run's data used (``default``, ``high_visibility``,
+            ``all_videos`` or ``random``).
+        evaluated_on: the part it was scored on (``train``, ``val``, ``test``).
+        unit: how the run was scored when not per observation window ("" when it was), e.g.
+            "scored per frame (single crops), not per 16-frame window".
         label: the name of the run's row.
 
     Returns:
-        Dicts with ``model, dataset, accuracy, auc, f1, precision, recall, inputs, comparison,
-        caveats, comparable, source``. ``comparison`` is ``"different inputs"`` or
-        ``"same inputs"``; ``caveats`` lists every other difference; ``comparable`` is True only
-        when there is none of either.
+        Dicts with ``model, dataset, accuracy, auc_binary, roc_auc, f1, precision, recall,
+        inputs, comparison, comparable, caveats, source, url``. A published row's
+        ``auc_binary`` is its published AUC (the same definition); its ``roc_auc`` is None.
+        ``comparison`` is ``"this run"``, ``"comparable"`` or ``"not comparable"``;
+        ``caveats`` names every difference; ``comparable`` is True only when there is none.
     """
     if isinstance(options, Mapping):
         options = IntentOptions.from_dict(options)
     options = options or BENCHMARK_OPTIONS
     run_inputs = tuple(inputs)
-    own = {"model": label, "dataset": f"JAAD_{options.sample_type}" if not synthetic else "synthetic",
-           **{m: _maybe_float(run_metrics.get(m)) for m in METRICS},
-           "auc_binary": _maybe_float(run_metrics.get("auc_binary")),
-           "inputs": ", ".join(run_inputs), "comparison": "this run",
-           "caveats": "; ".join(_data_caveats(options, task, synthetic, None)),
-           "comparable": None, "source": "pedsense", "url": ""}
+    own_caveats = _data_caveats(options, task, synthetic, split, evaluated_on, unit)
+    own = {"model": label, "dataset": "synthetic" if synthetic else f"JAAD_{options.sample_type}",
+           **{m: _maybe_float(run_metrics.get(m)) for m in ROW_METRICS},
+           "inputs": ", ".join(run_inputs), "comparison": "this run", "comparable": None,
+           "caveats": "; ".join(own_caveats), "source": "pedsense", "url": ""}
     rows = [own]
     for result in PUBLISHED_JAAD:
-        input_note = _input_difference(result.inputs, run_inputs)
-        caveats = _data_caveats(options, task, synthetic, result)
-        rows.append({**result.as_row(), "auc_binary": None,
-                     "comparison": "different inputs" if input_note else "same inputs",
-                     "caveats": "; ".join(([input_note] if input_note else []) + caveats),
-                     "comparable": not input_note and not caveats})
+        caveats = _row_caveats(result, options, run_inputs, synthetic) + own_caveats
+        rows.append({**result.as_row(), "comparison": "not comparable" if caveats else "comparable",
+                     "comparable": not caveats, "caveats": "; ".join(caveats)})
     return rows
+
+
+def _row_caveats(result: PublishedResult, options: IntentOptions, run_inputs: tuple[str, ...],
+                 synthetic: bool) -> list[str]:
+    """The differences between the run and one published row: inputs, then sample type."""
+    caveats = [note for note in [_input_difference(result.inputs, run_inputs)] if note]
+    if not synthetic and options.sample_type != result.sample_type:
+        caveats.append(f"published on {result.dataset}, this run on JAAD_{options.sample_type}")
+    return caveats
 
 
 def _input_difference(published: tuple[str, ...], ours: tuple[str, ...]) -> str:
@@ -124,27 +148,28 @@ def _input_difference(published: tuple[str, ...], ours: tuple[str, ...]) -> str:
     return "; ".join(parts)
 
 
-def _data_caveats(options: IntentOptions, task: str, synthetic: bool,
-                  result: PublishedResult | None) -> list[str]:
-    """Every way the run's data or protocol differs from the benchmark's."""
+def _data_caveats(options: IntentOptions, task: str, synthetic: bool, split: str,
+                  evaluated_on: str, unit: str) -> list[str]:
+    """Every way the run's data, protocol or scoring differs from the benchmark's."""
     caveats = []
+    if evaluated_on != BENCHMARK_PART:
+        caveats.append(f"scored on the '{evaluated_on}' split; published numbers are "
+                       f"'{BENCHMARK_PART}'-split numbers")
     if task != "intent":
         caveats.append(f"this run is task '{task}' (is the pedestrian crossing now), "
                        "not the benchmark's 'intent' (will they cross in 1-2 s)")
     if synthetic:
         caveats.append("this run is on the synthetic demo set, not JAAD")
-    if result is not None and options.sample_type != result.sample_type:
-        caveats.append(f"published on {result.dataset}, this run on JAAD_{options.sample_type}")
-    if options.split != BENCHMARK_OPTIONS.split:
-        caveats.append(f"this run uses split '{options.split}', the benchmark 'default'")
-    protocol = ("obs_length", "tte", "overlap")
-    changed = [p for p in protocol if getattr(options, p) != getattr(BENCHMARK_OPTIONS, p)]
-    if changed:
-        caveats.append("different protocol: " + ", ".join(
-            f"{p}={getattr(options, p)} (benchmark {getattr(BENCHMARK_OPTIONS, p)})" for p in changed))
-    if options.irrelevant != "not-crossing":
-        caveats.append("crossing=-1 pedestrians excluded (the benchmark code counts them "
-                       "not-crossing; set irrelevant='not-crossing' to match)")
+    if split != BENCHMARK_SPLIT:
+        caveats.append(f"this run uses split '{split}', the benchmark '{BENCHMARK_SPLIT}'")
+    if task == "intent":
+        protocol = ("obs_length", "tte", "overlap", "irrelevant", "placement")
+        changed = [p for p in protocol if getattr(options, p) != getattr(BENCHMARK_OPTIONS, p)]
+        if changed:
+            caveats.append("different protocol: " + ", ".join(
+                f"{p}={getattr(options, p)} (benchmark {getattr(BENCHMARK_OPTIONS, p)})" for p in changed))
+    if unit:
+        caveats.append(unit)
     return caveats
 
 

@@ -1,9 +1,8 @@
 """Test-split metrics, overall and broken down by TTE bin, occlusion, time of day and weather.
 
-All numbers come from scikit-learn. Two AUCs are reported: ``auc`` from the predicted
-probabilities (the usual ROC AUC) and ``auc_binary`` from the thresholded predictions, which is
-what the JAAD benchmark's ``test()`` computes (``roc_auc_score(y, np.round(pred))``); compare
-``auc_binary`` with published AUCs.
+The numbers are ``pedsense.metrics.classification_metrics`` (scikit-learn) per group: ``roc_auc``
+from the predicted probabilities, ``auc_binary`` from the thresholded predictions (the JAAD
+benchmark's AUC: compare it with published AUCs).
 """
 
 from __future__ import annotations
@@ -12,45 +11,20 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from pedsense.data.intent import tte_bin
 from pedsense.errors import DataError
+from pedsense.metrics import classification_metrics
 
 BREAKDOWN_FACTORS = ("tte_bin", "occlusion", "time_of_day", "weather")
-METRIC_NAMES = ("accuracy", "auc", "auc_binary", "f1", "precision", "recall")
+METRIC_NAMES = ("accuracy", "roc_auc", "auc_binary", "f1", "precision", "recall")
 BREAKDOWN_COLUMNS = ("factor", "group", "n", "positives") + METRIC_NAMES
 
 
-def classification_metrics(y_true: Sequence[int], y_prob: Sequence[float],
-                           threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, AUC (probabilities and thresholded), F1, precision and recall of class 1.
-
-    Args:
-        y_true: (N,) labels, 1 crossing / 0 not-crossing.
-        y_prob: (N,) predicted probability of crossing.
-        threshold: probability at or above which a sample is predicted crossing.
-
-    Returns:
-        ``{"n", "positives", "accuracy", "auc", "auc_binary", "f1", "precision", "recall"}``;
-        the AUCs are NaN when only one class is present (ROC AUC is undefined then);
-        every metric is NaN for an empty input.
-    """
-    y_true, y_prob = _as_arrays(y_true, y_prob)
-    if len(y_true) == 0:  # an empty split has no metrics, not an error
-        return {"n": 0, "positives": 0, **{name: float("nan") for name in METRIC_NAMES}}
-    y_pred = (y_prob >= threshold).astype(int)
-    two_classes = len(np.unique(y_true)) == 2
-    return {
-        "n": int(len(y_true)),
-        "positives": int(y_true.sum()),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "auc": float(roc_auc_score(y_true, y_prob)) if two_classes else float("nan"),
-        "auc_binary": float(roc_auc_score(y_true, y_pred)) if two_classes else float("nan"),
-        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
-        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
-        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
-    }
+def _row(y_true: np.ndarray, y_prob: np.ndarray, threshold: float) -> dict[str, Any]:
+    metrics = classification_metrics(y_true, y_prob, threshold=threshold)
+    return {"n": metrics["n"], "positives": metrics["positives"],
+            **{name: metrics[name] for name in METRIC_NAMES}}
 
 
 def breakdown(windows_meta: pd.DataFrame | Iterable[Mapping[str, Any]], y_true: Sequence[int],
@@ -78,7 +52,7 @@ def breakdown(windows_meta: pd.DataFrame | Iterable[Mapping[str, Any]], y_true: 
                         "pass one metadata row per predicted sample, in the same order.")
     if "tte_bin" in by and "tte_bin" not in meta.columns and "tte" in meta.columns:
         meta = meta.assign(tte_bin=[tte_bin(int(t)) for t in meta["tte"]])
-    rows = [{"factor": "all", "group": "all", **classification_metrics(y_true, y_prob, threshold)}]
+    rows = [{"factor": "all", "group": "all", **_row(y_true, y_prob, threshold)}]
     for factor in by:
         if factor not in meta.columns:
             raise DataError(f"breakdown factor '{factor}' is not a metadata column "
@@ -86,9 +60,9 @@ def breakdown(windows_meta: pd.DataFrame | Iterable[Mapping[str, Any]], y_true: 
         groups = meta[factor].astype(str).to_numpy()
         for group in sorted(set(groups)):
             mask = groups == group
-            rows.append({"factor": factor, "group": group,
-                         **classification_metrics(y_true[mask], y_prob[mask], threshold)})
-    return pd.DataFrame(rows, columns=list(BREAKDOWN_COLUMNS))
+            rows.append({"factor": factor, "group": group, **_row(y_true[mask], y_prob[mask], threshold)})
+    # None (undefined) reads as NaN in the numeric columns
+    return pd.DataFrame(rows, columns=list(BREAKDOWN_COLUMNS)).astype({m: float for m in METRIC_NAMES})
 
 
 def _as_arrays(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,10 @@
   accuracy, AUC, F1, precision, recall; on ``intent`` datasets a breakdown by TTE bin,
   occlusion, time of day and weather (from the extra columns of ``labels.csv``/``crops.csv``);
   and the run's row beside the published JAAD results (``pedsense.benchmarks``), each marked
-  "different inputs" or "same inputs" with every other difference as a caveat.
+  "comparable" or "not comparable", every difference named in its caveats.
 
-The metric functions are numpy (tests compare them with scikit-learn).
+Every metric comes from ``pedsense.metrics`` (scikit-learn): ``roc_auc`` from probabilities,
+``auc_binary`` from thresholded predictions (the benchmark's AUC).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import numpy as np
 from pedsense.config import CLASS_NAMES, paths
 from pedsense.errors import ConfigError, DataError
 from pedsense.io import read_json, write_json_atomic
+from pedsense.metrics import classification_metrics
+from pedsense.train.samples import parse_label, read_split_rows
 
 SPLITS = ("train", "val", "test")
 IOU_THRESHOLD = 0.5
@@ -37,77 +40,16 @@ Progress = Callable[[int, int, str], None]
 
 
 # -- metrics -------------------------------------------------------------------------------------
-def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 2) -> np.ndarray:
-    """(C, C) int64 counts, rows = true class, columns = predicted (scikit-learn's layout)."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
-    return matrix
-
-
-def roc_auc(y_true: Sequence[int], scores: Sequence[float]) -> float | None:
-    """Area under the ROC curve (the Mann-Whitney U statistic, ties counted half).
-
-    Returns None when ``y_true`` holds one class only (the AUC is undefined).
-    """
-    y_true = np.asarray(y_true, np.int64)
-    scores = np.asarray(scores, np.float64)
-    positives, negatives = int((y_true == 1).sum()), int((y_true == 0).sum())
-    if positives == 0 or negatives == 0:
-        return None
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), np.float64)
-    sorted_scores = scores[order]
-    # average ranks over ties, so equal scores count half either way
-    start = 0
-    while start < len(scores):
-        stop = start
-        while stop + 1 < len(scores) and sorted_scores[stop + 1] == sorted_scores[start]:
-            stop += 1
-        ranks[order[start:stop + 1]] = (start + stop) / 2.0 + 1.0
-        start = stop + 1
-    rank_sum = ranks[y_true == 1].sum()
-    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    return float(numerator / denominator) if denominator else 0.0
-
-
 def intent_metrics(y_true: Sequence[int], y_pred: Sequence[int],
                    crossing_scores: Sequence[float] | None = None) -> dict:
-    """Binary crossing-intent metrics, crossing (1) being the positive class.
+    """``pedsense.metrics.classification_metrics`` of one split's predictions, refusing an empty one.
 
-    Args:
-        y_true: (N,) 0/1 ground truth.
-        y_pred: (N,) 0/1 predictions.
-        crossing_scores: (N,) P(crossing), for ROC AUC (None: no AUC).
-
-    Returns:
-        ``accuracy, balanced_accuracy, precision, recall, f1, roc_auc`` (None when undefined),
-        ``confusion_matrix`` [[tn, fp], [fn, tp]], ``support`` {class name: count} and ``n``.
-        Precision/recall/F1 with no predicted/true positives are 0 (scikit-learn's
-        ``zero_division=0``); balanced accuracy averages the recall of the classes present.
+    Raises:
+        DataError: no samples (the split is empty).
     """
-    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
-    if len(y_true) != len(y_pred):
-        raise ValueError(f"{len(y_true)} targets but {len(y_pred)} predictions")
     if len(y_true) == 0:
         raise DataError("No samples to evaluate: the split is empty. Rebuild the dataset or pick another split.")
-    matrix = confusion_matrix(y_true, y_pred)
-    (tn, fp), (fn, tp) = matrix
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    present = [c for c in range(2) if matrix[c].sum() > 0]
-    return {
-        "n": int(len(y_true)),
-        "accuracy": _ratio(tp + tn, len(y_true)),
-        "balanced_accuracy": float(np.mean([_ratio(matrix[c, c], matrix[c].sum()) for c in present])),
-        "precision": precision,
-        "recall": recall,
-        "f1": _ratio(2 * precision * recall, precision + recall),
-        "roc_auc": roc_auc(y_true, crossing_scores) if crossing_scores is not None else None,
-        "confusion_matrix": matrix.tolist(),
-        "support": {CLASS_NAMES[c]: int(matrix[c].sum()) for c in range(2)},
-    }
+    return classification_metrics(y_true, crossing_scores, y_pred=y_pred)
 
 
 def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
@@ -165,7 +107,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
     """
     from pedsense.device import resolve_device
     from pedsense.infer.predictors import run_model_type
-    from pedsense.runs import find_run, now_iso
+    from pedsense.runfolder import find_run, now_iso
 
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, not {split!r}.")
@@ -190,7 +132,8 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
         result["detection"] = _detection_map(run_path, split, device, home, dataset="yolo")
         result["matched_intent"], samples = _matched_intent(run_path, split, device, conf, max_images,
                                                             progress, home)
-    result["benchmark"] = (benchmark_section(samples, dataset_manifest_path(model_type, home), label=run_id)
+    result["benchmark"] = (benchmark_section(samples, dataset_manifest_path(model_type, home),
+                                             label=run_id, split=split)
                            if samples is not None else
                            {"skipped": "no intent predictions to score (see matched_intent)"})
     result["seconds"] = round(time.perf_counter() - started, 2)
@@ -252,26 +195,31 @@ def check_run_task(run_path: Path, manifest_path: Path, run_id: str) -> str:
 
 
 def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "this run",
-                      threshold: float = 0.5) -> dict:
+                      threshold: float = 0.5, split: str = "test") -> dict:
     """The benchmark's metrics, per-group breakdown and reference rows of one run's predictions.
 
+    ``split`` is the part the samples come from: published numbers are ``test``-split numbers,
+    so on any other part every published row is marked not comparable, and says why.
+
     Returns:
-        ``{"task", "intent_options", "synthetic", "unit", "inputs", "threshold", "metrics",
-        "breakdown", "reference"}`` (JSON-ready; undefined metrics are None). ``metrics`` is
-        ``pedsense.breakdown.classification_metrics``; ``breakdown`` its rows per TTE bin,
-        occlusion, time of day and weather (``intent`` datasets; else ``[]`` with a
+        ``{"task", "intent_options", "split", "data_split", "synthetic", "unit", "inputs",
+        "threshold", "metrics", "breakdown", "reference"}`` (JSON-ready; undefined metrics are
+        None). ``metrics`` is ``pedsense.metrics.classification_metrics``; ``breakdown`` its rows
+        per TTE bin, occlusion, time of day and weather (``intent`` datasets; else ``[]`` with a
         ``breakdown_note``); ``reference`` the run's row, then each published JAAD result with
-        ``comparison`` ("different inputs"/"same inputs") and ``caveats``.
+        ``comparison`` ("comparable"/"not comparable") and ``caveats`` naming every difference.
     """
     from pedsense.benchmarks import compare_with_published
-    from pedsense.breakdown import BREAKDOWN_FACTORS, breakdown, classification_metrics
+    from pedsense.breakdown import BREAKDOWN_FACTORS, breakdown
 
     manifest = read_json(manifest_path, {}) or {}
     task = manifest.get("task") or "action"
     options = manifest.get("intent_options") if task == "intent" else None
     synthetic = bool(manifest.get("synthetic"))
-    metrics = classification_metrics(samples.y_true, samples.p_crossing, threshold)
-    section: dict[str, Any] = {"task": task, "intent_options": options, "synthetic": synthetic,
+    data_split = split_scheme(manifest)
+    metrics = classification_metrics(samples.y_true, samples.p_crossing, threshold=threshold)
+    section: dict[str, Any] = {"task": task, "intent_options": options, "split": split,
+                               "data_split": data_split, "synthetic": synthetic,
                                "unit": samples.unit, "inputs": list(MODEL_INPUTS),
                                "threshold": threshold, "metrics": metrics, "breakdown": []}
     columns = set(samples.rows[0]) if samples.rows else set()
@@ -284,13 +232,19 @@ def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "th
             "The breakdown by TTE bin, occlusion, time of day and weather needs an `intent` "
             "dataset's labels.csv/crops.csv" + ("" if task == "intent" else
                                                 " (this dataset is built for `action`)") + ".")
-    reference = compare_with_published(metrics, MODEL_INPUTS, options=options, task=task,
-                                       synthetic=synthetic, label=label)
-    if samples.caveat:
-        own = reference[0]
-        own["caveats"] = "; ".join(part for part in (own["caveats"], samples.caveat) if part)
-    section["reference"] = reference
+    section["reference"] = compare_with_published(
+        metrics, MODEL_INPUTS, options=options, task=task, synthetic=synthetic, split=data_split,
+        evaluated_on=split, unit=samples.caveat, label=label)
     return json_safe(section)
+
+
+def split_scheme(manifest: dict) -> str:
+    """The video split a dataset was actually built on (``default``, ..., or ``random`` when the
+    build fell back to a random split because the split files were missing)."""
+    source = str((manifest.get("split") or {}).get("source") or "")
+    if source.startswith("official:"):
+        return source.split(":", 1)[1]
+    return "random" if source else "unknown"
 
 
 def json_safe(value: Any) -> Any:
@@ -319,7 +273,7 @@ def headline_metrics(evaluation: dict) -> dict[str, float | None]:
     """One flat row per evaluation (for tables and ranking runs): intent, matched intent, mAP."""
     row: dict[str, float | None] = {}
     intent = evaluation.get("intent") or evaluation.get("matched_intent") or {}
-    for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc"):
+    for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "auc_binary"):
         row[key] = intent.get(key)
     detection = evaluation.get("detection") or {}
     row["mAP50"] = detection.get("mAP50")
@@ -336,7 +290,7 @@ def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
                      progress: Progress | None, home) -> tuple[dict, Samples]:
     """ResNet-LSTM on the split's ground-truth crop sequences."""
     from pedsense.infer.predictors import CropClassifier, _require
-    from pedsense.train.resnet_trainer import PedestrianSequenceDataset, read_split_rows
+    from pedsense.train.resnet_trainer import PedestrianSequenceDataset
 
     classifier = CropClassifier(_require(run_path / "best.pt", "the ResNet-LSTM weights"), device=device)
     dataset = PedestrianSequenceDataset(split, home=home, crop_size=classifier.crop_size, cache=False)
@@ -360,7 +314,7 @@ def _crop_intent(run_path: Path, split: str, device: str, batch_size: int,
                  progress: Progress | None, home) -> tuple[dict, Samples]:
     """The hybrid's classifier on the split's ground-truth single crops."""
     from pedsense.infer.predictors import CropClassifier, _require
-    from pedsense.train.resnet_trainer import parse_label, read_image, read_split_rows
+    from pedsense.train.resnet_trainer import read_image
 
     classifier = CropClassifier(_require(run_path / "resnet_classifier.pt", "the hybrid's classifier"),
                                 device=device)
@@ -462,7 +416,7 @@ def _matched_intent(run_path: Path, split: str, device: str, conf: float, max_im
                 "images": len(images), "detections": detections, "ground_truth_boxes": ground_truth_boxes}, None
     metrics = intent_metrics(y_true, y_pred, scores)
     metrics.update({"images": len(images), "detections": detections, "ground_truth_boxes": ground_truth_boxes,
-                    "matched": len(y_true), "match_rate": _ratio(len(y_true), ground_truth_boxes),
+                    "matched": len(y_true), "match_rate": len(y_true) / ground_truth_boxes if ground_truth_boxes else 0.0,
                     "iou_threshold": IOU_THRESHOLD})
     samples = Samples(y_true, np.asarray(scores, np.float64), [],
                       unit=f"detections matched to ground-truth boxes (IoU ≥ {IOU_THRESHOLD})",

@@ -11,7 +11,8 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 
 from pedsense.benchmarks import (BENCHMARK_OPTIONS, PUBLISHED_JAAD, WACV2021_URL,
                                  compare_with_published, published_results)
-from pedsense.breakdown import BREAKDOWN_COLUMNS, breakdown, classification_metrics
+from pedsense.breakdown import BREAKDOWN_COLUMNS, breakdown
+from pedsense.metrics import classification_metrics
 from pedsense.data.intent import IntentOptions
 from pedsense.errors import DataError
 
@@ -44,8 +45,8 @@ def test_every_published_row_is_attributed_and_in_range():
 
 def test_published_results_are_pandas_ready_and_filter_by_variant():
     frame = pd.DataFrame(published_results())
-    assert {"model", "dataset", "accuracy", "auc", "f1", "precision", "recall", "inputs",
-            "source"} <= set(frame.columns)
+    assert {"model", "dataset", "accuracy", "auc_binary", "roc_auc", "f1", "precision", "recall",
+            "inputs", "source"} <= set(frame.columns)
     assert len(frame) == len(PUBLISHED_JAAD)
     assert published_results("JAAD_beh") == [r.as_row() for r in PUBLISHED_JAAD
                                              if r.dataset == "JAAD_beh"]
@@ -53,39 +54,47 @@ def test_published_results_are_pandas_ready_and_filter_by_variant():
 
 # ---------------------------------------------------------------- comparison marks
 
-def test_rgb_run_marks_pose_and_speed_models_as_different_inputs():
-    rows = compare_with_published({"accuracy": 0.7, "auc": 0.6, "f1": 0.5}, inputs=("rgb",),
-                                  options=IntentOptions(sample_type="all", irrelevant="not-crossing"))
+RUN = {"accuracy": 0.7, "auc_binary": 0.62, "roc_auc": 0.71, "f1": 0.5}
+
+
+def test_a_benchmark_run_on_test_is_comparable_with_same_input_rows_only():
+    rows = compare_with_published(RUN, inputs=("rgb",), options=IntentOptions(sample_type="all"))
     own, by_model = rows[0], {r["model"]: r for r in rows[1:]}
-    assert own["comparison"] == "this run" and own["accuracy"] == 0.7
-    assert by_model["PCPA"]["comparison"] == "different inputs"
+    assert own["comparison"] == "this run" and own["accuracy"] == 0.7 and own["caveats"] == ""
+    # the benchmark's AUC (thresholded) is the run's `auc_binary`, beside the published AUC
+    assert own["auc_binary"] == 0.62 and own["roc_auc"] == 0.71
+    assert by_model["C3D"]["auc_binary"] == 0.81 and by_model["C3D"]["roc_auc"] is None
+    assert by_model["PCPA"]["comparison"] == "not comparable" and by_model["PCPA"]["comparable"] is False
     assert "pose" in by_model["PCPA"]["caveats"]
-    assert by_model["C3D"]["comparison"] == "same inputs"
-    # Same inputs, same data variant, benchmark protocol and labelling: directly comparable.
+    # Same inputs, same data variant, benchmark protocol, labelling and test split: comparable.
+    assert by_model["C3D"]["comparison"] == "comparable"
     assert by_model["C3D"]["comparable"] is True and by_model["C3D"]["caveats"] == ""
 
 
 @pytest.mark.parametrize("kwargs, expected", [
+    ({"evaluated_on": "val"}, "scored on the 'val' split; published numbers are 'test'-split numbers"),
     ({"synthetic": True}, "synthetic demo set"),
     ({"task": "action"}, "task 'action'"),
-    ({"options": IntentOptions(split="random", sample_type="all", irrelevant="not-crossing")},
-     "split 'random'"),
-    ({"options": IntentOptions(sample_type="beh", irrelevant="not-crossing")},
-     "published on JAAD_all, this run on JAAD_beh"),
-    ({"options": {"obs_length": 8, "sample_type": "all", "irrelevant": "not-crossing"}},
-     "obs_length=8"),
-    ({"options": IntentOptions(sample_type="all")}, "crossing=-1 pedestrians excluded"),
+    ({"split": "random"}, "split 'random'"),
+    ({"options": IntentOptions(sample_type="beh")}, "published on JAAD_all, this run on JAAD_beh"),
+    ({"options": {"obs_length": 8, "sample_type": "all"}}, "obs_length=8"),
+    ({"options": IntentOptions(sample_type="all", irrelevant="exclude")}, "irrelevant=exclude"),
+    ({"options": IntentOptions(sample_type="all", placement="frames")}, "placement=frames"),
+    ({"unit": "scored per frame (single crops), not per 16-frame window"}, "single crops"),
+    ({"inputs": ("rgb", "box")}, "this run also uses bounding-box coordinates"),
 ])
-def test_every_data_difference_is_a_caveat(kwargs, expected):
-    rows = compare_with_published({"accuracy": 0.5}, inputs=("rgb",), **kwargs)
+def test_every_difference_is_named_and_makes_the_row_not_comparable(kwargs, expected):
+    kwargs = {"options": IntentOptions(sample_type="all"), **kwargs}
+    rows = compare_with_published(RUN, **kwargs)
     c3d = next(r for r in rows if r["model"] == "C3D")
     assert expected in c3d["caveats"]
-    assert c3d["comparable"] is False
+    assert c3d["comparable"] is False and c3d["comparison"] == "not comparable"
+    assert not any(r["comparison"] == "comparable" for r in rows)
 
 
 def test_benchmark_options_are_the_published_protocol():
-    assert (BENCHMARK_OPTIONS.obs_length, BENCHMARK_OPTIONS.tte, BENCHMARK_OPTIONS.overlap,
-            BENCHMARK_OPTIONS.split) == (16, (30, 60), 0.8, "default")
+    assert (BENCHMARK_OPTIONS.obs_length, BENCHMARK_OPTIONS.tte, BENCHMARK_OPTIONS.overlap) == (16, (30, 60), 0.8)
+    assert (BENCHMARK_OPTIONS.irrelevant, BENCHMARK_OPTIONS.placement) == ("not-crossing", "boxes")
 
 
 # ---------------------------------------------------------------- breakdown
@@ -103,7 +112,7 @@ Y_PROB = np.array([0.9, 0.4, 0.2, 0.7, 0.6, 0.1, 0.8, 0.3, 0.55, 0.45])
 
 def _sklearn(y, p):
     pred = (p >= 0.5).astype(int)
-    return {"accuracy": accuracy_score(y, pred), "auc": roc_auc_score(y, p),
+    return {"accuracy": accuracy_score(y, pred), "roc_auc": roc_auc_score(y, p),
             "auc_binary": roc_auc_score(y, pred), "f1": f1_score(y, pred),
             "precision": precision_score(y, pred, zero_division=0),
             "recall": recall_score(y, pred, zero_division=0)}
@@ -131,7 +140,7 @@ def test_breakdown_single_class_group_has_nan_auc():
     table = breakdown(META, Y_TRUE, Y_PROB, by=("occlusion",))
     full = table[table["group"] == "full"].iloc[0]  # one not-crossing window
     assert full["n"] == 1 and full["accuracy"] == 1.0
-    assert math.isnan(full["auc"]) and math.isnan(full["auc_binary"])
+    assert math.isnan(full["roc_auc"]) and math.isnan(full["auc_binary"])
 
 
 def test_breakdown_accepts_dict_rows_and_rejects_bad_input():
@@ -145,4 +154,4 @@ def test_breakdown_accepts_dict_rows_and_rejects_bad_input():
 
 def test_metrics_of_an_empty_split():
     metrics = classification_metrics([], [])
-    assert metrics["n"] == 0 and math.isnan(metrics["auc"])
+    assert metrics["n"] == 0 and metrics["roc_auc"] is None and metrics["accuracy"] is None

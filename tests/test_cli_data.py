@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from pedsense.cli import main
-from pedsense.commands.data import TerminalProgress, parse_crop_size, parse_tte
+from pedsense.commands.data import TerminalProgress, parse_crop_size
+from pedsense.data.intent import parse_tte
 from pedsense.config import REPO_ROOT, paths
 from pedsense.data.frames import annotated_video_ids, frames_meta
 from pedsense.errors import ConfigError
@@ -114,7 +115,8 @@ def test_python_dash_m_pedsense():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "--sequence-length" in result.stdout and "--annotated-only" in result.stdout
-    for option in ("--task", "--sample-type", "--tte", "--overlap", "--irrelevant", "high_visibility"):
+    for option in ("--task", "--sample-type", "--tte", "--overlap", "--irrelevant", "--placement",
+                   "high_visibility"):
         assert option in result.stdout
 
 
@@ -122,14 +124,14 @@ def test_preprocess_intent_records_the_options_and_says_what_was_skipped(intent_
     import json
 
     code = main(["preprocess", "resnet", "--task", "intent", "--sample-type", "all", "--tte", "35", "60",
-                 "--overlap", "0.5", "--crop-size", "32", "--irrelevant", "not-crossing"])
+                 "--overlap", "0.5", "--crop-size", "32", "--irrelevant", "exclude"])
     out = capsys.readouterr()
     assert code == 0, out.err
     manifest = json.loads((paths().sequences / "manifest.json").read_text())
     assert manifest["task"] == "intent" and manifest["split"]["source"] == "official:default"
     assert manifest["intent_options"] == {"obs_length": 16, "tte": [35, 60], "overlap": 0.5,
-                                          "sample_type": "all", "split": "default",
-                                          "irrelevant": "not-crossing"}
+                                          "sample_type": "all", "irrelevant": "exclude",
+                                          "placement": "boxes"}
     assert "task intent (obs 16, TTE 35-60, overlap 0.5, sample all" in out.out
     assert "1 pedestrians skipped: 1 track shorter than observation + max TTE" in out.out
     assert "leakage check passed" in out.out
@@ -140,7 +142,7 @@ def test_preprocess_intent_records_the_options_and_says_what_was_skipped(intent_
 
 def test_preprocess_rejects_bad_intent_options(intent_home, capsys):
     assert main(["preprocess", "crops", "--task", "intent", "--tte", "60", "30"]) == 2
-    assert "--tte 60 30" in capsys.readouterr().err
+    assert "tte must be (min, max)" in capsys.readouterr().err
     assert main(["preprocess", "resnet", "--task", "intent", "--overlap", "1.5"]) == 2
     assert "overlap" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from pedsense.evaluation import box_iou, intent_metrics, match_boxes, roc_auc
+from pedsense.evaluation import box_iou, intent_metrics, match_boxes
+from pedsense.metrics import classification_metrics
 
 # (y_true, y_pred, P(crossing)): hand-made, including ties, one-sided and all-wrong cases.
 CASES = {
@@ -27,12 +28,13 @@ def test_intent_metrics_equal_scikit_learn(case):
     assert ours["recall"] == pytest.approx(skm.recall_score(y_true, y_pred, zero_division=0))
     assert ours["f1"] == pytest.approx(skm.f1_score(y_true, y_pred, zero_division=0))
     assert ours["roc_auc"] == pytest.approx(skm.roc_auc_score(y_true, scores))
+    assert ours["auc_binary"] == pytest.approx(skm.roc_auc_score(y_true, y_pred))
     assert ours["confusion_matrix"] == skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist()
     assert ours["n"] == len(y_true)
 
 
 def test_auc_is_undefined_with_one_class():
-    assert roc_auc([1, 1, 1], [0.2, 0.5, 0.9]) is None
+    assert classification_metrics([1, 1, 1], [0.2, 0.5, 0.9])["roc_auc"] is None
     metrics = intent_metrics([1, 1], [1, 0], [0.9, 0.1])
     assert metrics["roc_auc"] is None
     assert metrics["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score([1, 1], [1, 0]))
@@ -98,7 +100,7 @@ def test_evaluate_saves_metrics_in_the_run_folder(infer_home, model_type):
 def test_evaluate_bad_input(infer_home, tmp_path, monkeypatch):
     from pedsense.errors import ConfigError, DataError
     from pedsense.evaluation import evaluate
-    from pedsense.runs import RunNotFound
+    from pedsense.runfolder import RunNotFound
 
     with pytest.raises(ConfigError, match="split must be one of"):
         evaluate(run_of(infer_home, "yolo"), split="holdout")

@@ -53,7 +53,7 @@ def _reasons(skips) -> dict:
 def test_default_options_are_the_benchmark_protocol():
     options = IntentOptions()
     assert (options.obs_length, options.tte, options.overlap) == (16, (30, 60), 0.8)
-    assert (options.sample_type, options.split) == ("beh", "default")
+    assert (options.sample_type, options.irrelevant, options.placement) == ("beh", "not-crossing", "boxes")
     assert options.step == 3 and options.min_track_frames == 76
     assert options.ttes() == (60, 57, 54, 51, 48, 45, 42, 39, 36, 33, 30)
     assert IntentOptions.from_dict(json.loads(json.dumps(options.as_dict()))) == options
@@ -62,7 +62,7 @@ def test_default_options_are_the_benchmark_protocol():
 
 @pytest.mark.parametrize("kwargs", [
     {"obs_length": 0}, {"tte": (60, 30)}, {"tte": (-1, 5)}, {"overlap": 1.0},
-    {"sample_type": "everyone"}, {"split": "kfold"}, {"irrelevant": "drop"},
+    {"sample_type": "everyone"}, {"placement": "seconds"}, {"irrelevant": "drop"},
 ])
 def test_bad_options_name_the_problem(kwargs):
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
@@ -104,11 +104,16 @@ def test_event_is_the_crossing_point_else_the_third_to_last_frame(annotations):
 
 
 def test_labels_equal_the_crossing_attribute(annotations):
-    windows, _ = _windows(annotations, IntentOptions())
+    windows, _ = _windows(annotations, IntentOptions(irrelevant="exclude"))
     assert windows
     for w in windows:
         assert w.label == _track(annotations, w.video_id, w.track_id).crossing
         assert w.label in (0, 1)
+    # The benchmark's default labels every window int(crossing > 0): -1 reads not-crossing.
+    windows, _ = _windows(annotations, IntentOptions())
+    assert {_track(annotations, w.video_id, w.track_id).crossing for w in windows} == {-1, 0, 1}
+    for w in windows:
+        assert w.label == int(_track(annotations, w.video_id, w.track_id).crossing > 0)
 
 
 def test_beh_vs_all_adds_only_bystanders_labelled_not_crossing(annotations):
@@ -124,7 +129,7 @@ def test_beh_vs_all_adds_only_bystanders_labelled_not_crossing(annotations):
 # ---------------------------------------------------------------- skips
 
 def test_real_quirks_are_skipped_with_reasons(annotations):
-    _, skips = _windows(annotations, IntentOptions(sample_type="all"))
+    _, skips = _windows(annotations, IntentOptions(sample_type="all", irrelevant="exclude"))
     reasons = _reasons(skips)
     assert reasons[("video_0005", "0_5_16b")] == CROSSING_IRRELEVANT    # crossing = -1
     assert reasons[("video_0273", "0_273_2159b")] == SHORT_TRACK        # crossing_point = 1st frame
@@ -179,7 +184,7 @@ def _split_file(jaad_dir, split, name) -> set[str]:
 
 @pytest.mark.parametrize("split", ["default", "high_visibility", "all_videos"])
 def test_windows_follow_the_official_split_files(annotations, jaad_dir, split_home, split):
-    options = IntentOptions(sample_type="all", split=split)
+    options = IntentOptions(sample_type="all")
     video_split = splits.split_videos(sorted(annotations), split=split, home=split_home)
     dataset = collect_intent_windows(annotations, video_split, options)
     for name in ("train", "val", "test"):
@@ -194,7 +199,8 @@ def test_windows_follow_the_official_split_files(annotations, jaad_dir, split_ho
 
 def test_default_split_dataset_counts_and_manifest(annotations, split_home):
     video_split = splits.split_videos(sorted(annotations), split="default", home=split_home)
-    dataset = collect_intent_windows(annotations, video_split, IntentOptions())
+    options = IntentOptions(irrelevant="exclude")
+    dataset = collect_intent_windows(annotations, video_split, options)
     counts = dataset.class_counts()
     assert counts["test"] == {"not-crossing": 0, "crossing": 11, "total": 11}  # 0_46_213b
     assert counts["val"]["total"] == 0
@@ -202,7 +208,7 @@ def test_default_split_dataset_counts_and_manifest(annotations, split_home):
     assert skipped[VIDEO_NOT_IN_SPLIT] >= 1 and skipped[SHORT_TRACK] >= 1
     assert sum(skipped.values()) == len(dataset.skips)
     manifest = json.loads(json.dumps(dataset.manifest()))
-    assert manifest["task"] == "intent" and manifest["protocol"] == IntentOptions().as_dict()
+    assert manifest["task"] == "intent" and manifest["protocol"] == options.as_dict()
     assert manifest["leakage"]["checked"] is True and manifest["skipped"] == skipped
     assert any("leakage check passed" in line for line in dataset.summary_lines())
     rows = dataset.rows("test")

@@ -55,10 +55,10 @@ def _split_files(home, split="default") -> dict[str, set[str]]:
     return {part: set((folder / f"{part}.txt").read_text().split()) for part in PARTS}
 
 
-def _expected_windows(home, options: IntentOptions) -> dict:
+def _expected_windows(home, options: IntentOptions, split: str = "default") -> dict:
     """``{(video, track, end_frame): window}`` the protocol gives on this home's split."""
     annotations = _annotations(home)
-    video_split = split_videos(sorted(annotations), options.split, home=home)
+    video_split = split_videos(sorted(annotations), split, home=home)
     dataset = collect_intent_windows(annotations, video_split, options)
     return {(w.video_id, w.track_id, w.end_frame): (w, split)
             for split in PARTS for w in dataset.windows[split]}
@@ -202,8 +202,8 @@ def test_detector_labels_do_not_depend_on_the_task(intent_home):
 
 def test_beh_vs_all_adds_bystanders_as_not_crossing(intent_home):
     _, beh = _rows(paths().resnet / "labels.csv")
-    result = build_resnet_sequences(DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP, sample_type="all",
-                                    task="intent")
+    result = build_resnet_sequences(DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP,
+                                    intent=IntentOptions(sample_type="all"), task="intent")
     assert not result["reused"] and result["intent_options"]["sample_type"] == "all"
     _, every = _rows(paths().resnet / "labels.csv")
     beh_ids = {r["sequence_id"] for r in beh}
@@ -218,19 +218,20 @@ def test_changing_task_or_options_rebuilds(intent_home):
     args = (DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP)
     assert build_resnet_sequences(*args, task="intent")["reused"]
     assert build_resnet_sequences(DEMO_SEQUENCE_LENGTH, 4, DEMO_CROP, task="intent")["reused"]  # stride unused
-    narrow = build_resnet_sequences(*args, task="intent", tte=(30, 45))
+    narrow = build_resnet_sequences(*args, task="intent", intent=IntentOptions(tte=(30, 45)))
     assert not narrow["reused"] and narrow["intent_options"]["tte"] == [30, 45]
     _, rows = _rows(paths().resnet / "labels.csv")
     assert {int(r["tte"]) for r in rows} == {45, 42, 39, 36, 33, 30}
-    sparse = build_resnet_sequences(*args, task="intent", overlap=0.5)
+    sparse = build_resnet_sequences(*args, task="intent", intent=IntentOptions(overlap=0.5))
     assert not sparse["reused"] and {int(r["tte"]) for r in _rows(paths().resnet / "labels.csv")[1]} \
         == {60, 52, 44, 36}
     action = build_resnet_sequences(*args)
     assert not action["reused"] and action["task"] == "action" and action["intent_options"] is None
     assert _rows(paths().resnet / "labels.csv")[0] == SEQUENCE_COLUMNS
     assert "task action" in action["summary"][0]
-    assert not build_yolo_dataset(task="intent", sample_type="all")["reused"]
-    assert not build_resnet_crops(DEMO_CROP, task="intent", irrelevant="not-crossing")["reused"]
+    assert not build_yolo_dataset(task="intent", intent=IntentOptions(sample_type="all"))["reused"]
+    assert not build_resnet_crops(DEMO_CROP, task="intent", intent=IntentOptions(irrelevant="exclude"))["reused"]
+    assert not build_resnet_crops(DEMO_CROP, task="intent", intent=IntentOptions(placement="frames"))["reused"]
 
 
 def test_windows_over_frames_not_extracted_are_counted(intent_home):
@@ -262,15 +263,17 @@ def test_split_file_naming_absent_videos_is_counted(intent_home):
 
 def test_no_window_at_all_is_a_clear_error(intent_home):
     with pytest.raises(DataError, match="short_track"):
-        build_resnet_sequences(DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP, task="intent", tte=(30, 190))
+        build_resnet_sequences(DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP, task="intent",
+                               intent=IntentOptions(tte=(30, 190)))
     assert _manifest(paths().sequences)["task"] == "intent"  # the previous build is still there
 
 
 @pytest.mark.parametrize("build, kwargs", [
     (build_resnet_sequences, {"task": "predict"}),
-    (build_resnet_sequences, {"task": "intent", "sample_type": "everyone"}),
-    (build_resnet_crops, {"task": "intent", "tte": (60, 30)}),
-    (build_yolo_dataset, {"task": "intent", "overlap": 1.0}),
+    (build_resnet_sequences, {"task": "intent", "intent": {"sample_type": "everyone"}}),
+    (build_resnet_sequences, {"task": "intent", "intent": IntentOptions(obs_length=8)}),
+    (build_resnet_crops, {"task": "intent", "intent": {"tte": (60, 30)}}),
+    (build_yolo_dataset, {"task": "intent", "intent": {"overlap": 1.0}}),
     (build_yolo_dataset, {"task": "intent", "attribute": "look"}),
     (build_detector_dataset, {"task": "intent", "split": "official"}),
 ])
@@ -281,11 +284,11 @@ def test_bad_task_options_name_the_problem(tmp_home, build, kwargs):
 
 
 def test_task_options():
-    assert task_options() is None and task_options("action", sample_type="all") is None
+    assert task_options() is None and task_options("action", IntentOptions(sample_type="all")) is None
     assert task_options("intent") == IntentOptions()
-    assert task_options("intent", obs_length=8, tte=[20, 40]) == IntentOptions(obs_length=8, tte=(20, 40))
+    assert task_options("intent", {"obs_length": 8, "tte": [20, 40]}) == IntentOptions(obs_length=8, tte=(20, 40))
     with pytest.raises(ConfigError, match="sample_type"):
-        task_options("action", sample_type="nobody")  # checked under action too
+        task_options("action", {"sample_type": "nobody"})  # checked under action too
 
 
 # ---------------------------------------------------------------- the leakage guard
@@ -372,10 +375,10 @@ def jaad_home(jaad_dir, jaad_annotations, tmp_home) -> Path:
 
 @pytest.mark.parametrize("split", ["default", "high_visibility"])
 def test_intent_sequences_on_real_jaad(jaad_home, jaad_annotations, split):
-    options = IntentOptions(sample_type="all", split=split)
-    result = build_resnet_sequences(16, 8, (16, 16), task="intent", sample_type="all", split=split)
+    options = IntentOptions(sample_type="all", irrelevant="exclude")
+    result = build_resnet_sequences(16, 8, (16, 16), task="intent", intent=options, split=split)
     _, rows = _rows(paths().resnet / "labels.csv")
-    expected = _expected_windows(jaad_home, options)
+    expected = _expected_windows(jaad_home, options, split)
     assert {(r["video_id"], r["track_id"], int(r["end_frame"])) for r in rows} == set(expected)
     files = _split_files(jaad_home, split)
     tracks = {(v, t.track_id): t for v, a in jaad_annotations.items() for t in a.tracks}

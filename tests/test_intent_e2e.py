@@ -95,7 +95,7 @@ def intent_runs_home(intent_built, tmp_path_factory, copy_home) -> Path:
 
 @pytest.fixture
 def intent_runs(intent_runs_home, monkeypatch) -> dict[str, Path]:
-    from pedsense.runs import list_runs
+    from pedsense.runfolder import list_runs
 
     monkeypatch.setenv("PEDSENSE_HOME", str(intent_runs_home))
     runs = {r.model_type: r.path for r in list_runs(intent_runs_home) if r.status == "completed"}
@@ -111,7 +111,7 @@ def _evaluated(run: Path, split: str = "test") -> dict:
 
 @pytest.mark.slow
 def test_config_records_the_task_and_protocol(intent_runs):
-    from pedsense.runs import RunFolder
+    from pedsense.runfolder import RunFolder
 
     for model_type, run in intent_runs.items():
         config = RunFolder(run).read_config()
@@ -155,9 +155,11 @@ def test_test_split_evaluation_has_metrics_breakdown_and_reference(intent_runs, 
     assert reference[0]["accuracy"] == pytest.approx(metrics["accuracy"])
     assert "synthetic" in reference[0]["caveats"]
     published = {r["model"]: r for r in reference[1:]}
-    assert published["PCPA"]["comparison"] == "different inputs"
-    assert published["PCPA"]["accuracy"] == 0.85 and published["C3D"]["comparison"] == "same inputs"
+    assert published["PCPA"]["comparison"] == "not comparable" and "pose" in published["PCPA"]["caveats"]
+    assert published["PCPA"]["accuracy"] == 0.85 and published["C3D"]["comparison"] == "not comparable"
+    assert "pose" not in published["C3D"]["caveats"] and "synthetic" in published["C3D"]["caveats"]
     assert all(r["comparable"] is False for r in reference[1:])  # synthetic data: never comparable
+    assert reference[0]["auc_binary"] == metrics["auc_binary"] and reference[0]["roc_auc"] == metrics["roc_auc"]
     if model_type == "hybrid":
         assert "per frame" in reference[0]["caveats"]
 
@@ -169,9 +171,14 @@ def test_cli_prints_the_benchmark_tables(intent_runs, capsys):
     run = intent_runs["resnet-lstm"]
     assert main(["evaluate", str(run), "--split", "test", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert "benchmark metrics — task intent" in out
+    assert "scored on the 'test' split" in out and "benchmark metrics on the 'test' split" in out
+    assert "task intent" in out and "auc_binary is the benchmark's AUC" in out
     assert "breakdown by TTE bin" in out and "tte_bin" in out and "time_of_day" in out
-    assert "different inputs" in out and "PCPA" in out and "C3D" in out
+    assert "not comparable" in out and "PCPA" in out and "C3D" in out
+    assert main(["evaluate", str(run), "--split", "val", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "scored on the 'val' split" in out and "caveat: this evaluation is on 'val'" in out
+    assert "published numbers are 'test'-split numbers" in out
 
 
 @pytest.mark.slow
@@ -213,7 +220,7 @@ def test_evaluation_panel_shows_benchmark_breakdown_and_reference(intent_runs):
 
     run = intent_runs["resnet-lstm"]
     _evaluated(run)
-    script = ("from pages.evaluation_panel import evaluation_panel\n"
+    script = ("from ui.evaluation import evaluation_panel\n"
               f"evaluation_panel({str(run)!r})\n")
     at = AppTest.from_string(script, default_timeout=60)
     at.session_state[f"evaluation_split_{run.name}"] = "test"
@@ -221,7 +228,8 @@ def test_evaluation_panel_shows_benchmark_breakdown_and_reference(intent_runs):
     assert not at.exception and not at.error, [e.value for e in at.error]
     frames = [df.value for df in at.dataframe]
     reference = next(df for df in frames if "comparison" in df.columns)
-    assert "different inputs" in set(reference["comparison"]) and "PCPA" in set(reference["model"])
+    assert set(reference["comparison"]) == {"this run", "not comparable"} and "PCPA" in set(reference["model"])
+    assert any("never charted beside published JAAD results" in str(c.value) for c in at.caption)
     breakdown = next(df for df in frames if "factor" in df.columns)
     assert {"tte_bin", "occlusion", "time_of_day", "weather"} <= set(breakdown["factor"])
     assert any("Task **intent**" in str(m.value) for m in at.markdown)
@@ -254,7 +262,7 @@ def test_data_page_builds_intent_datasets_and_the_train_pages_offer_the_task(int
                                                                               monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from pages.common import job_manager
+    from ui.state import job_manager
     from pedsense.config import REPO_ROOT
     from pedsense.io import read_json
 

@@ -8,11 +8,11 @@ import time
 from typing import Callable
 
 from pedsense.config import CROP_SIZE, SEQUENCE_LENGTH, SEQUENCE_STRIDE, paths
-from pedsense.data.intent import IRRELEVANT_POLICIES, SAMPLE_TYPES, SPLITS  # a light, pure module
+from pedsense.data.intent import (IRRELEVANT_POLICIES, PLACEMENTS, SAMPLE_TYPES,  # a light, pure module
+                                  SPLITS, TASKS, IntentOptions)
 from pedsense.errors import ConfigError
 
 PREPROCESS_STEPS = ("frames", "yolo", "detector", "resnet", "crops", "all")
-TASKS = ("action", "intent")  # pedsense.data.manifest.TASKS, without importing the builds
 
 
 class TerminalProgress:
@@ -72,8 +72,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pre.add_argument("--tte", type=int, nargs="+", default=[30, 60], metavar="FRAMES",
                      help="intent: frames from a window's end to the event, MIN MAX (default 30 60) or one value")
     pre.add_argument("--overlap", type=float, default=0.8, help="intent: window overlap (default 0.8)")
-    pre.add_argument("--irrelevant", default="exclude", choices=IRRELEVANT_POLICIES,
-                     help="intent: pedestrians with crossing=-1: exclude (default) or count as not-crossing")
+    pre.add_argument("--irrelevant", default="not-crossing", choices=IRRELEVANT_POLICIES,
+                     help="intent: pedestrians with crossing=-1: not-crossing (default, as the benchmark "
+                          "code does) or exclude")
+    pre.add_argument("--placement", default="boxes", choices=PLACEMENTS,
+                     help="intent: count a track's boxes as the benchmark does (default: a window bridges "
+                          "a frame gap, TTE in boxes) or its frames (frame-accurate; gap windows dropped)")
     pre.add_argument("--frame-step", type=int, default=1, help="yolo/detector/crops: every n-th frame")
     pre.add_argument("--sequence-length", type=int, default=SEQUENCE_LENGTH,
                      help="resnet: frames per sequence; intent: the observation length of every build")
@@ -85,6 +89,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     info = subparsers.add_parser("info", help="print dataset statistics")
     info.set_defaults(func=cmd_info)
+
+    windows = subparsers.add_parser(
+        "windows", help="count the intent benchmark's tracks and windows per split (no frames needed)")
+    windows.add_argument("--split", default="default", choices=SPLITS, help="video split (default: default)")
+    windows.add_argument("--irrelevant", default="not-crossing", choices=IRRELEVANT_POLICIES,
+                         help="pedestrians with crossing=-1 (default: not-crossing, as the benchmark)")
+    windows.add_argument("--placement", default="boxes", choices=PLACEMENTS,
+                         help="count boxes (default, as the benchmark) or frames")
+    windows.set_defaults(func=cmd_windows)
 
 
 def parse_crop_size(text: str) -> tuple[int, int]:
@@ -170,7 +183,7 @@ def cmd_demo_data(args) -> int:
 def cmd_preprocess(args) -> int:
     steps = ["frames", "yolo", "detector", "resnet", "crops"] if args.step == "all" else [args.step]
     crop_size = parse_crop_size(args.crop_size)
-    parse_tte(args.tte)  # fail before extracting frames
+    intent_options(args)  # fail before extracting frames
     for step in steps:
         started = time.perf_counter()
         summary = _STEPS[step](args, crop_size, TerminalProgress(step))
@@ -178,24 +191,17 @@ def cmd_preprocess(args) -> int:
     return 0
 
 
-def parse_tte(values) -> tuple[int, int]:
-    """``--tte 30 60`` → (30, 60); ``--tte 45`` → (45, 45)."""
-    values = list(values)
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or not 0 <= values[0] <= values[1]:
-        raise ConfigError(f"--tte {' '.join(map(str, values))} must be MIN MAX (or one value) with "
-                          "0 <= MIN <= MAX, e.g. --tte 30 60 (the JAAD benchmark).")
-    return values[0], values[1]
+def intent_options(args) -> IntentOptions:
+    """The one ``IntentOptions`` of the parsed ``--tte/--overlap/--sample-type/--irrelevant/
+    --placement`` options (the observation length is ``--sequence-length``)."""
+    return IntentOptions(obs_length=args.sequence_length, tte=args.tte, overlap=args.overlap,
+                         sample_type=args.sample_type, irrelevant=args.irrelevant,
+                         placement=args.placement)
 
 
-def task_kwargs(args, obs_length: bool = True) -> dict:
+def task_kwargs(args) -> dict:
     """The task keywords every dataset build takes, from the parsed options."""
-    kwargs = {"split": args.split, "task": args.task, "tte": parse_tte(args.tte),
-              "overlap": args.overlap, "sample_type": args.sample_type, "irrelevant": args.irrelevant}
-    if obs_length:
-        kwargs["obs_length"] = args.sequence_length
-    return kwargs
+    return {"split": args.split, "task": args.task, "intent": intent_options(args)}
 
 
 def _frames(args, crop_size, progress) -> dict:
@@ -224,7 +230,7 @@ def _resnet(args, crop_size, progress) -> dict:
 
     # the sequence length is the observation length here
     return build_resnet_sequences(args.sequence_length, args.stride, crop_size, progress=progress,
-                                  **task_kwargs(args, obs_length=False))
+                                  **task_kwargs(args))
 
 
 def _crops(args, crop_size, progress) -> dict:
@@ -269,4 +275,32 @@ def cmd_info(args) -> int:
     print()
     for line in describe_data(p):
         print(line)
+    return 0
+
+
+# -- windows --------------------------------------------------------------------------------
+def cmd_windows(args) -> int:
+    """Tracks / windows (crossing / not) per split for sample types ``beh`` and ``all``."""
+    from pedsense.data.intent import collect_intent_windows
+    from pedsense.data.jaad import load_annotations
+    from pedsense.data.splits import split_videos
+
+    p = paths()
+    annotations = load_annotations(p.annotations, p.attributes)
+    if not annotations:
+        raise ConfigError(f"No annotations in {p.annotations}. Put JAAD's annotations/ there "
+                          "(README, 'JAAD data') or run `pedsense demo-data`.")
+    video_split = split_videos(sorted(annotations), split=args.split, home=p.home)
+    print(f"{len(annotations)} annotated videos, split {video_split.source}, "
+          f"crossing=-1 {args.irrelevant}, windows by {args.placement}")
+    print(f"{'set':<10} {'tracks':>7} {'windows':>8} {'crossing':>9} {'not':>6}")
+    for sample_type in ("beh", "all"):
+        options = IntentOptions(sample_type=sample_type, irrelevant=args.irrelevant,
+                                placement=args.placement)
+        dataset = collect_intent_windows(annotations, video_split, options)
+        tracks, counts = dataset.pedestrian_counts(), dataset.class_counts()
+        for part in ("train", "val", "test"):
+            c = counts[part]
+            print(f"{sample_type + ' ' + part:<10} {tracks[part]:>7} {c['total']:>8} "
+                  f"{c['crossing']:>9} {c['not-crossing']:>6}")
     return 0

@@ -49,7 +49,7 @@ def _print_progress(done: int, total: int, message: str) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from pedsense.infer import load_clip_ground_truth, load_predictor, render_video
-    from pedsense.runs import find_run
+    from pedsense.runfolder import find_run
 
     run = find_run(args.run)
     video = _clip_path(args.video)
@@ -75,7 +75,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{result['run']} on {result['split']}:")
+    print(f"{result['run']} scored on the '{result['split']}' split:")
     for section in ("intent", "matched_intent", "detection"):
         values = result.get(section)
         if not values:
@@ -93,7 +93,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-METRIC_COLUMNS = ("accuracy", "auc", "auc_binary", "f1", "precision", "recall")
+METRIC_COLUMNS = ("accuracy", "auc_binary", "roc_auc", "f1", "precision", "recall")
 
 
 def print_benchmark(benchmark: dict) -> None:
@@ -105,9 +105,14 @@ def print_benchmark(benchmark: dict) -> None:
     options = benchmark.get("intent_options") or {}
     tte = "-".join(str(t) for t in options.get("tte") or ())
     protocol = (f" (obs {options.get('obs_length')}, TTE {tte}, sample {options.get('sample_type')}, "
-                f"split {options.get('split')})" if options else "")
-    print(f"\nbenchmark metrics — task {benchmark['task']}{protocol}, on {benchmark['unit']}"
+                f"crossing=-1 {options.get('irrelevant')}, windows by {options.get('placement')})"
+                if options else "")
+    split = benchmark.get("split", "?")
+    print(f"\nbenchmark metrics on the '{split}' split (data split {benchmark.get('data_split', '?')}) "
+          f"— task {benchmark['task']}{protocol}, on {benchmark['unit']}"
           + (", synthetic data" if benchmark.get("synthetic") else "") + ":")
+    print("  auc_binary is the benchmark's AUC (from thresholded predictions): it is the one to set "
+          "beside published AUCs; roc_auc is from the probabilities.")
     print(format_table([benchmark["metrics"]], ("n", "positives", *METRIC_COLUMNS)))
     if benchmark.get("breakdown"):
         print("\nbreakdown by TTE bin, occlusion, time of day and weather:")
@@ -115,9 +120,13 @@ def print_benchmark(benchmark: dict) -> None:
     elif benchmark.get("breakdown_note"):
         print(f"\nbreakdown: {benchmark['breakdown_note']}")
     if benchmark.get("reference"):
-        print("\npublished JAAD results beside this run (Kotseruba et al., WACV 2021):")
+        print("\npublished JAAD results (Kotseruba et al., WACV 2021; test-split numbers) beside this run:")
+        if split != "test":
+            print(f"  caveat: this evaluation is on '{split}', so no row is comparable; "
+                  "evaluate with --split test for the benchmark's numbers.")
         print(format_table(benchmark["reference"],
-                           ("model", "dataset", "accuracy", "auc", "f1", "inputs", "comparison")))
+                           ("model", "dataset", "accuracy", "auc_binary", "roc_auc", "f1", "inputs",
+                            "comparison")))
         for row in benchmark["reference"]:
             if row.get("caveats"):
                 print(f"  {row['model']}: {row['caveats']}")

@@ -10,14 +10,17 @@ and the benchmark code (``action_predict.py``: ``get_data_sequence``; ``train_te
   third-to-last frame, which then plays the event's part.
 - A track needs ``obs_length + tte_max`` visible frames up to its event (16 + 60 = 76), else it
   is dropped.
-- Windows of ``obs_length`` frames end ``tte`` frames before the event, ``tte`` running from
+- Windows of ``obs_length`` boxes end ``tte`` boxes before the event, ``tte`` running from
   ``tte_max`` down to ``tte_min`` in steps of ``int((1 - overlap) * obs_length)`` (3 for 0.8):
-  TTE 60, 57, ..., 30, i.e. 11 windows per pedestrian. pedsense places windows by frame number,
-  so a window is always ``obs_length`` consecutive frames; one that would span a frame where the
-  pedestrian is not visible is dropped (JAAD's interface indexes boxes and would bridge the gap).
-- The label is the track-level ``crossing`` attribute; ``ped`` bystanders (sample type ``all``) are
-  not-crossing. The official code folds ``crossing == -1`` ("irrelevant") into not-crossing; the
-  pedsense default excludes them (``irrelevant="exclude"``) and counts them as skipped.
+  TTE 60, 57, ..., 30, i.e. 11 windows per pedestrian. Like the benchmark, the default placement
+  (``placement="boxes"``) counts a track's boxes, not its frame numbers: on a track with a frame
+  gap a window bridges the gap and TTE is counted in boxes. ``placement="frames"`` places windows
+  by frame number instead (a window is always ``obs_length`` consecutive frames, TTE is in frames,
+  and a window that would span a frame where the pedestrian is not visible is dropped).
+- The label is the track-level ``crossing`` attribute, ``int(crossing > 0)`` as the benchmark
+  computes it: ``crossing == -1`` ("irrelevant") counts as not-crossing by default
+  (``irrelevant="not-crossing"``); ``irrelevant="exclude"`` leaves those pedestrians out and
+  counts them as skipped. ``ped`` bystanders (sample type ``all``) are not-crossing.
 
 Nothing is dropped silently: every pedestrian that yields no window is reported as a :class:`Skip`
 with a reason, and :func:`collect_intent_windows` counts them per reason for the build summary.
@@ -31,9 +34,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from pedsense.errors import ConfigError, DataError
 
+TASKS = ("action", "intent")  # is the pedestrian crossing now / will they cross (this protocol)
 SAMPLE_TYPES = ("beh", "all")
 SPLITS = ("default", "high_visibility", "all_videos", "random")
-IRRELEVANT_POLICIES = ("exclude", "not-crossing")
+IRRELEVANT_POLICIES = ("not-crossing", "exclude")
+PLACEMENTS = ("boxes", "frames")  # count a track's boxes (the benchmark) or its frame numbers
 SPLIT_NAMES = ("train", "val", "test")
 OCCLUSION_LEVELS = ("none", "part", "full")
 TTE_BIN_EDGES = (30, 40, 50, 60)
@@ -57,7 +62,7 @@ SKIP_REASON_TEXT = {
     NO_ATTRIBUTES: "behaviour pedestrians without an attributes file entry",
     INVALID_CROSSING: "`crossing` attribute missing or not 1/0/-1",
     CROSSING_IRRELEVANT: "`crossing` = -1 (irrelevant), excluded",
-    EVENT_OUTSIDE_TRACK: "`crossing_point` outside the track's frames",
+    EVENT_OUTSIDE_TRACK: "`crossing_point` not a frame of the track",
     SHORT_TRACK: "track shorter than observation + max TTE before its event",
     GAP_IN_WINDOW: "windows with a frame the pedestrian is not visible in",
     VIDEO_NOT_IN_SPLIT: "pedestrians of videos no split lists",
@@ -68,36 +73,69 @@ class LeakageError(DataError):
     """A video or pedestrian appears in two splits."""
 
 
+def parse_tte(tte: Any) -> tuple[int, int]:
+    """The TTE range ``(min, max)`` in frames from None (the benchmark's 30-60), an int, a pair or
+    text such as ``"30 60"``, ``"30,60"`` or ``"30-60"`` (command lines and form fields give text).
+
+    Raises:
+        ConfigError: anything else, or ``min > max``, or a negative value.
+    """
+    if tte is None:
+        return (30, 60)
+    if isinstance(tte, str):
+        parts = [p for p in tte.replace(",", " ").replace("-", " ").strip("()[] ").split() if p]
+        try:
+            tte = [int(p) for p in parts]
+        except ValueError:
+            raise ConfigError(f"tte {tte!r} must be MIN MAX frames, e.g. '30 60' (the benchmark).") from None
+    if isinstance(tte, (int, float)) and not isinstance(tte, bool):
+        tte = [tte, tte]
+    values = list(tte) if isinstance(tte, (list, tuple)) else []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or not all(_is_whole(v) for v in values) or not 0 <= values[0] <= values[1]:
+        raise ConfigError(f"tte must be (min, max) frames with 0 <= min <= max, got {tte!r}; "
+                          "the benchmark uses (30, 60).")
+    return int(values[0]), int(values[1])
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+
+
 @dataclass(frozen=True)
 class IntentOptions:
-    """The benchmark protocol's parameters (defaults: the JAAD benchmark's).
+    """The benchmark protocol's parameters (defaults: exactly the JAAD benchmark's).
 
-    ``tte`` is ``(min, max)`` frames between a window's last frame and the event; an int means a
-    single TTE. ``irrelevant`` says what happens to ``crossing == -1`` pedestrians: ``exclude``
-    (default) or ``not-crossing`` (as the official benchmark code does).
+    ``tte`` is ``(min, max)`` boxes between a window's last box and the event (any form
+    :func:`parse_tte` reads). ``irrelevant`` says what happens to ``crossing == -1`` pedestrians:
+    ``not-crossing`` (default, as the benchmark code does) or ``exclude``. ``placement`` counts
+    a track's ``boxes`` (default, as the benchmark does) or its ``frames`` (frame-accurate).
+    The video split is not part of the protocol: every build takes it as ``split``.
     """
 
     obs_length: int = 16
     tte: tuple[int, int] = (30, 60)
     overlap: float = 0.8
     sample_type: str = "beh"
-    split: str = "default"
-    irrelevant: str = "exclude"
+    irrelevant: str = "not-crossing"
+    placement: str = "boxes"
 
     def __post_init__(self) -> None:
-        tte = (self.tte, self.tte) if isinstance(self.tte, int) else tuple(int(t) for t in self.tte)
-        object.__setattr__(self, "tte", tte)
+        object.__setattr__(self, "tte", parse_tte(self.tte))
         _check_options(self)
 
     @property
     def step(self) -> int:
-        """Frames between consecutive window ends: ``int((1 - overlap) * obs_length)``, at least 1."""
-        # The epsilon keeps 0.75 * 16 = 4 from flooring to 3 on binary rounding.
-        return max(1, int((1.0 - self.overlap) * self.obs_length + 1e-9))
+        """Boxes between consecutive window ends: the benchmark's ``int((1 - overlap) * obs_length)``
+        (``obs_length`` when overlap is 0), at least 1."""
+        if self.overlap == 0:
+            return self.obs_length
+        return max(1, int((1.0 - self.overlap) * self.obs_length))
 
     @property
     def min_track_frames(self) -> int:
-        """Frames a track needs up to and including its event (the benchmark's min_track_size)."""
+        """Boxes a track needs up to and including its event (the benchmark's min_track_size)."""
         return self.obs_length + self.tte[1]
 
     def ttes(self) -> tuple[int, ...]:
@@ -111,34 +149,37 @@ class IntentOptions:
         return values
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "IntentOptions":
-        """Rebuild options from :meth:`as_dict` output (unknown keys are ignored)."""
-        known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
-        return cls(**known)
+    def from_dict(cls, values: Mapping[str, Any] | None) -> "IntentOptions":
+        """Rebuild options from :meth:`as_dict` output or trainer parameters (other keys, and
+        None values, are ignored: they take the benchmark's default)."""
+        values = dict(values or {})
+        return cls(**{k: values[k] for k in cls.__dataclass_fields__ if values.get(k) is not None})
 
 
 def _check_options(options: IntentOptions) -> None:
-    if not isinstance(options.obs_length, int) or options.obs_length < 1:
-        raise ConfigError(f"obs_length must be a positive integer, got {options.obs_length!r}; "
+    if not isinstance(options.obs_length, int) or isinstance(options.obs_length, bool) \
+            or options.obs_length < 1:
+        raise ConfigError(f"obs_length must be a positive whole number, got {options.obs_length!r}; "
                           "the benchmark uses 16.")
-    if len(options.tte) != 2 or not 0 <= options.tte[0] <= options.tte[1]:
-        raise ConfigError(f"tte must be (min, max) with 0 <= min <= max, got {options.tte!r}; "
-                          "the benchmark uses (30, 60).")
-    if not 0.0 <= float(options.overlap) < 1.0:
-        raise ConfigError(f"overlap must be in [0, 1), got {options.overlap!r}; JAAD uses 0.8.")
+    overlap = options.overlap
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or not 0.0 <= overlap < 1.0:
+        raise ConfigError(f"overlap must be in [0, 1), got {overlap!r}; JAAD uses 0.8.")
     for name, value, allowed in (("sample_type", options.sample_type, SAMPLE_TYPES),
-                                 ("split", options.split, SPLITS),
-                                 ("irrelevant", options.irrelevant, IRRELEVANT_POLICIES)):
+                                 ("irrelevant", options.irrelevant, IRRELEVANT_POLICIES),
+                                 ("placement", options.placement, PLACEMENTS)):
         if value not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}.")
 
 
 @dataclass(frozen=True)
 class Window:
-    """One benchmark sample: ``obs_length`` consecutive visible frames of one pedestrian.
+    """One benchmark sample: ``obs_length`` consecutive visible boxes of one pedestrian.
 
-    ``boxes_xyxy`` has one ``(x1, y1, x2, y2)`` per frame, shape (obs_length, 4).
-    ``tte`` = ``event_frame - frames[-1]``. ``occlusion`` is the worst level in the window.
+    ``frames`` are the boxes' frame indices (consecutive unless the track has a gap and the
+    placement is ``boxes``); ``boxes_xyxy`` has one ``(x1, y1, x2, y2)`` per frame, shape
+    (obs_length, 4). ``tte`` counts from the window's last box to the event's, in boxes
+    (``placement="boxes"``) or frames (``"frames"``): the two agree on a track without gaps.
+    ``occlusion`` is the worst level in the window.
     """
 
     video_id: str
@@ -218,18 +259,20 @@ def visible_frames(track) -> list[int]:
     return sorted(box.frame for box in track.boxes if not getattr(box, "outside", False))
 
 
-def track_event(track) -> TrackEvent | str:
+def track_event(track, placement: str = "boxes") -> TrackEvent | str:
     """The event of one pedestrian track, or a skip reason when it has none.
 
     ``crossing_point`` when the attributes give one (>= 0); otherwise the third-to-last visible
-    frame, as JAAD's interface cuts the track (``boxes[:-2]``).
+    frame, as JAAD's interface cuts the track (``boxes[:-2]``). Under ``placement="boxes"`` the
+    crossing point must be one of the track's frames (the benchmark looks its box up by frame);
+    under ``"frames"`` it only has to lie within the track's span.
     """
     frames = visible_frames(track)
     crossing_point = _crossing_point(track) if track.is_behavioural else None
     if crossing_point is not None and crossing_point >= 0:
-        if not frames or not frames[0] <= crossing_point <= frames[-1]:
-            return EVENT_OUTSIDE_TRACK
-        return TrackEvent(crossing_point, "crossing_point")
+        inside = crossing_point in frames if placement == "boxes" else \
+            bool(frames) and frames[0] <= crossing_point <= frames[-1]
+        return TrackEvent(crossing_point, "crossing_point") if inside else EVENT_OUTSIDE_TRACK
     if len(frames) < 3:
         return SHORT_TRACK
     return TrackEvent(frames[-3], "track_end")
@@ -278,28 +321,48 @@ def _track_windows(annotation, track, options: IntentOptions) -> tuple[list[Wind
     label = track_label(track, options)
     if isinstance(label, str):
         return [], [Skip(video_id, track_id, label, _skip_detail(track, label))]
-    event = track_event(track)
+    event = track_event(track, options.placement)
     if isinstance(event, str):
         return [], [Skip(video_id, track_id, event, _skip_detail(track, event))]
-    frames = visible_frames(track)
-    # Count visible frames, as JAAD's interface counts boxes up to the event (min_track_size).
-    count = sum(1 for f in frames if f <= event.frame)
-    if count < options.min_track_frames:
-        detail = (f"{count} visible frames up to event frame {event.frame}; "
+    boxes = sorted((box for box in track.boxes if not getattr(box, "outside", False)),
+                   key=lambda box: box.frame)
+    # The boxes up to and including the event's: the benchmark's min_track_size counts them.
+    upto = [box for box in boxes if box.frame <= event.frame]
+    if len(upto) < options.min_track_frames:
+        detail = (f"{len(upto)} visible boxes up to event frame {event.frame}; "
                   f"needs {options.min_track_frames}")
         return [], [Skip(video_id, track_id, SHORT_TRACK, detail)]
-    visible = set(frames)
-    boxes = {box.frame: box for box in track.boxes if box.frame in visible}
+    if options.placement == "boxes":
+        return _windows_by_box(annotation, track, upto, label, event, options), []
+    return _windows_by_frame(annotation, track, boxes, label, event, options)
+
+
+def _windows_by_box(annotation, track, upto: list, label: int, event: TrackEvent,
+                    options: IntentOptions) -> list[Window]:
+    """The benchmark's arithmetic: the window ending ``tte`` boxes before the event's box."""
+    windows = []
+    for tte in options.ttes():  # largest TTE first: ascending end
+        end = len(upto) - 1 - tte
+        window = upto[end - options.obs_length + 1:end + 1]
+        windows.append(_make_window(annotation, track, window, label, event, tte))
+    return windows
+
+
+def _windows_by_frame(annotation, track, boxes: list, label: int, event: TrackEvent,
+                      options: IntentOptions) -> tuple[list[Window], list[Skip]]:
+    """Frame-accurate windows: ``obs_length`` consecutive frames ending ``tte`` frames before the
+    event; a window over a frame without a visible box is dropped (and reported)."""
+    by_frame = {box.frame: box for box in boxes}
     windows, skips = [], []
-    for tte in options.ttes():  # largest TTE first: ascending end frame
+    for tte in options.ttes():
         end = event.frame - tte
-        window_frames = tuple(range(end - options.obs_length + 1, end + 1))
-        missing = [f for f in window_frames if f not in visible]
+        window_frames = range(end - options.obs_length + 1, end + 1)
+        missing = [f for f in window_frames if f not in by_frame]
         if missing:
-            skips.append(Skip(video_id, track_id, GAP_IN_WINDOW,
+            skips.append(Skip(annotation.video_id, track.track_id, GAP_IN_WINDOW,
                               f"window ending at frame {end} lacks frames {missing[:5]}"))
             continue
-        windows.append(_make_window(annotation, track, [boxes[f] for f in window_frames],
+        windows.append(_make_window(annotation, track, [by_frame[f] for f in window_frames],
                                     label, event, tte))
     return windows, skips
 
@@ -354,7 +417,7 @@ def _skip_detail(track, reason: str) -> str:
     if reason == EVENT_OUTSIDE_TRACK:
         frames = visible_frames(track)
         span = f"{frames[0]}-{frames[-1]}" if frames else "no visible frames"
-        return f"crossing_point {_crossing_point(track)} not in visible frames {span}"
+        return f"crossing_point {_crossing_point(track)} is not a visible frame of the track ({span})"
     if reason == INVALID_CROSSING:
         return f"crossing = {track.attributes.get('crossing')!r}"
     if reason == SHORT_TRACK:

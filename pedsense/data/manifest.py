@@ -34,7 +34,7 @@ except ImportError:  # Windows: no advisory locks; concurrent builds are then th
     fcntl = None
 
 from pedsense.config import RANDOM_SEED, TRAIN_SPLIT, paths
-from pedsense.data.intent import (GAP_IN_WINDOW, SKIP_REASON_TEXT, IntentDataset, IntentOptions,
+from pedsense.data.intent import (GAP_IN_WINDOW, SKIP_REASON_TEXT, TASKS, IntentDataset, IntentOptions,
                                   LeakageError, Window, collect_intent_windows)
 from pedsense.errors import ConfigError, DataError
 from pedsense.io import read_json, write_json_atomic
@@ -319,7 +319,6 @@ def _synthetic_flag(home: Path) -> bool:
 
 
 # -- the task: which question the labels answer --------------------------------------------------
-TASKS = ("action", "intent")
 # Window-level drops a build adds to the protocol's own skip reasons.
 FRAMES_NOT_EXTRACTED = "frames_not_extracted"
 BUILD_SKIP_TEXT = {FRAMES_NOT_EXTRACTED: "windows with a frame that was not extracted "
@@ -328,12 +327,12 @@ BUILD_SKIP_TEXT = {FRAMES_NOT_EXTRACTED: "windows with a frame that was not extr
 WINDOW_REASONS = (GAP_IN_WINDOW, FRAMES_NOT_EXTRACTED)
 
 
-def task_options(task: str = "action", *, obs_length: int = 16, tte=(30, 60), overlap: float = 0.8,
-                 sample_type: str = "beh", split: str = "default",
-                 irrelevant: str = "exclude") -> IntentOptions | None:
+def task_options(task: str = "action", intent: IntentOptions | Mapping[str, Any] | None = None
+                 ) -> IntentOptions | None:
     """The benchmark protocol of an ``intent`` build; None for ``action``.
 
-    The options are checked under both tasks, so a typo fails before any work.
+    ``intent`` is an ``IntentOptions`` (or its ``as_dict()``; None: the benchmark's). It is
+    checked under both tasks, so a typo fails before any work.
 
     Raises:
         ConfigError: an unknown task, or an option the protocol does not allow.
@@ -341,13 +340,7 @@ def task_options(task: str = "action", *, obs_length: int = 16, tte=(30, 60), ov
     if task not in TASKS:
         raise ConfigError(f"Unknown task {task!r}. Fix: use 'action' (is the pedestrian crossing "
                           "now, the default) or 'intent' (will they cross: the JAAD benchmark).")
-    try:
-        length = int(obs_length)
-    except (TypeError, ValueError):
-        raise ConfigError(f"obs_length / sequence_length {obs_length!r} must be a whole number.") from None
-    options = IntentOptions(obs_length=length, tte=tte if isinstance(tte, int) else tuple(tte),
-                            overlap=float(overlap), sample_type=sample_type, split=split,
-                            irrelevant=irrelevant)
+    options = intent if isinstance(intent, IntentOptions) else IntentOptions.from_dict(intent)
     return options if task == "intent" else None
 
 
@@ -423,8 +416,8 @@ def describe_task(task: str, options: IntentOptions | None, split_source: str) -
     if options is None:
         return f"task action (per-frame `cross` label), split {split_source}"
     return (f"task intent (obs {options.obs_length}, TTE {options.tte[0]}-{options.tte[1]}, overlap "
-            f"{options.overlap}, sample {options.sample_type}, crossing=-1 {options.irrelevant}), "
-            f"split {split_source}")
+            f"{options.overlap}, sample {options.sample_type}, crossing=-1 {options.irrelevant}, "
+            f"placement by {options.placement}), split {split_source}")
 
 
 def _skip_lines(selection: IntentSelection) -> list[str]:

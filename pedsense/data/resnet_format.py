@@ -46,13 +46,13 @@ from pedsense.config import (CLASS_NAMES, CROP_SIZE, RANDOM_SEED, SEQUENCE_LENGT
                              TRAIN_SPLIT, paths)
 from pedsense.data.crops import crop_pedestrian
 # one occlusion rule for windows and crops: the protocol's (worst level in a window, per box here)
-from pedsense.data.intent import OCCLUSION_LEVELS, Window, _occlusion_level
+from pedsense.data.intent import OCCLUSION_LEVELS, IntentOptions, Window, _occlusion_level
 from pedsense.data.manifest import (BuildInputs, IntentSelection, StagedBuild, build_summary,
                                     collect_inputs, leakage_check, now_iso, select_intent_windows,
                                     task_options, task_parameters)
 from pedsense.data.yolo_format import (BEHAVIOUR_LABEL, annotation_size, attribute_class,
                                        intent_labeller)
-from pedsense.errors import DataError
+from pedsense.errors import ConfigError, DataError
 from pedsense.io import write_csv_atomic
 
 SEQUENCE_COLUMNS = ["sequence_id", "label", "video_id", "track_id", "start_frame", "end_frame", "split"]
@@ -114,12 +114,23 @@ def sequence_windows(frames: Sequence[int], sequence_length: int, stride: int,
     return windows
 
 
+def _observed(intent: IntentOptions | None, sequence_length: int) -> IntentOptions:
+    """The protocol of a sequence build: its windows are the sequences, so the observation
+    length is ``sequence_length`` (an ``intent`` that says otherwise is refused)."""
+    if intent is None:
+        return IntentOptions(obs_length=sequence_length)
+    if intent.obs_length != sequence_length:
+        raise ConfigError(f"sequence_length={sequence_length} and intent.obs_length={intent.obs_length} "
+                          "disagree: under task 'intent' each sequence is one observation window. "
+                          "Give the same length to both (the benchmark uses 16).")
+    return intent
+
+
 def build_resnet_sequences(sequence_length: int = SEQUENCE_LENGTH, stride: int = SEQUENCE_STRIDE,
                            crop_size: Sequence[int] = CROP_SIZE, *, home=None, split: str = "default",
                            progress: Progress | None = None, train_ratio: float = TRAIN_SPLIT,
                            seed: int = RANDOM_SEED, task: str = "action",
-                           tte: tuple[int, int] = (30, 60), overlap: float = 0.8,
-                           sample_type: str = "beh", irrelevant: str = "exclude") -> dict:
+                           intent: IntentOptions | None = None) -> dict:
     """Build the crop-sequence dataset for ResNet-50 + LSTM (layout in the module docstring).
 
     Args:
@@ -127,8 +138,9 @@ def build_resnet_sequences(sequence_length: int = SEQUENCE_LENGTH, stride: int =
         stride: ``action``: frames between window starts (unused under ``intent``).
         split: ``default``, ``high_visibility``, ``all_videos`` (JAAD's split files) or ``random``.
         task: ``action`` (label = ``cross`` at the last frame) or ``intent`` (benchmark windows).
-        tte, overlap, sample_type, irrelevant: the ``intent`` protocol
-            (``pedsense.data.intent.IntentOptions``); checked, but unused, under ``action``.
+        intent: the ``intent`` protocol (``pedsense.data.intent.IntentOptions``; None: the JAAD
+            benchmark's with ``obs_length=sequence_length``); checked, but unused, under
+            ``action``. Its ``obs_length`` must equal ``sequence_length``.
 
     Returns:
         The manifest, plus ``path``, ``labels_csv`` and ``reused``.
@@ -141,8 +153,7 @@ def build_resnet_sequences(sequence_length: int = SEQUENCE_LENGTH, stride: int =
     if int(sequence_length) < 1 or int(stride) < 1:
         raise DataError(f"sequence_length={sequence_length!r} and stride={stride!r} must be 1 or more.")
     width, height = _check_crop_size(crop_size)
-    options = task_options(task, obs_length=sequence_length, tte=tte, overlap=overlap,
-                           sample_type=sample_type, split=split, irrelevant=irrelevant)
+    options = task_options(task, _observed(intent, int(sequence_length)) if task == "intent" else intent)
     params = {"dataset": "resnet_sequences", "sequence_length": int(sequence_length), "stride": int(stride),
               "crop_size": [width, height], "split": split, "train_ratio": train_ratio, "seed": seed,
               **task_parameters(task, options)}
@@ -299,9 +310,8 @@ def _try_link(source: Path, target: Path) -> bool:
 def build_resnet_crops(crop_size: Sequence[int] = CROP_SIZE, *, home=None, split: str = "default",
                        frame_step: int = 1, progress: Progress | None = None,
                        include_bystanders: bool = True, train_ratio: float = TRAIN_SPLIT,
-                       seed: int = RANDOM_SEED, task: str = "action", obs_length: int = SEQUENCE_LENGTH,
-                       tte: tuple[int, int] = (30, 60), overlap: float = 0.8,
-                       sample_type: str = "beh", irrelevant: str = "exclude") -> dict:
+                       seed: int = RANDOM_SEED, task: str = "action",
+                       intent: IntentOptions | None = None) -> dict:
     """Build single ground-truth pedestrian crops for the hybrid's classifier.
 
     Args:
@@ -310,8 +320,8 @@ def build_resnet_crops(crop_size: Sequence[int] = CROP_SIZE, *, home=None, split
             dataset does); under ``intent`` the sample type decides.
         task: ``action`` (every labelled box) or ``intent`` (the frames of the benchmark windows,
             labelled with the track-level ``crossing``).
-        obs_length, tte, overlap, sample_type, irrelevant: the ``intent`` protocol
-            (``pedsense.data.intent.IntentOptions``); checked, but unused, under ``action``.
+        intent: the ``intent`` protocol (``pedsense.data.intent.IntentOptions``; None: the JAAD
+            benchmark's); checked, but unused, under ``action``.
 
     Returns:
         The manifest, plus ``path``, ``crops_csv`` and ``reused``.
@@ -319,8 +329,7 @@ def build_resnet_crops(crop_size: Sequence[int] = CROP_SIZE, *, home=None, split
     if int(frame_step) < 1:
         raise DataError(f"frame_step={frame_step!r} must be 1 or more.")
     width, height = _check_crop_size(crop_size)
-    options = task_options(task, obs_length=obs_length, tte=tte, overlap=overlap,
-                           sample_type=sample_type, split=split, irrelevant=irrelevant)
+    options = task_options(task, intent)
     params = {"dataset": "resnet_crops", "crop_size": [width, height], "split": split,
               "frame_step": int(frame_step), "include_bystanders": include_bystanders,
               "train_ratio": train_ratio, "seed": seed, **task_parameters(task, options)}

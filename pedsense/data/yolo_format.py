@@ -36,9 +36,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from pedsense.config import (CLASS_NAMES, DETECTOR_CLASS_NAMES, RANDOM_SEED, SEQUENCE_LENGTH,
-                             TRAIN_SPLIT, paths)
-from pedsense.data.intent import Window
+from pedsense.config import CLASS_NAMES, DETECTOR_CLASS_NAMES, RANDOM_SEED, TRAIN_SPLIT, paths
+from pedsense.data.intent import IntentOptions, Window
 from pedsense.data.manifest import (BuildInputs, IntentSelection, StagedBuild, build_summary,
                                     collect_inputs, leakage_check, now_iso, select_intent_windows,
                                     task_options, task_parameters)
@@ -154,9 +153,7 @@ def build_yolo_dataset(attribute: str = "cross", *, home=None, split: str = "def
                        frame_step: int = 1, progress: Progress | None = None,
                        include_bystanders: bool = True, include_empty: bool = False,
                        train_ratio: float = TRAIN_SPLIT, seed: int = RANDOM_SEED,
-                       task: str = "action", obs_length: int = SEQUENCE_LENGTH,
-                       tte: tuple[int, int] = (30, 60), overlap: float = 0.8,
-                       sample_type: str = "beh", irrelevant: str = "exclude") -> dict:
+                       task: str = "action", intent: IntentOptions | None = None) -> dict:
     """Build the 2-class crossing-intent YOLO dataset in ``data/processed/yolo/``.
 
     Args:
@@ -169,8 +166,8 @@ def build_yolo_dataset(attribute: str = "cross", *, home=None, split: str = "def
         include_empty: keep frames without any labelled box as background images.
         task: ``action`` (per-frame ``cross``) or ``intent`` (the JAAD benchmark windows; see the
             module docstring).
-        obs_length, tte, overlap, sample_type, irrelevant: the ``intent`` protocol
-            (``pedsense.data.intent.IntentOptions``); checked, but unused, under ``action``.
+        intent: the ``intent`` protocol (``pedsense.data.intent.IntentOptions``; None: the JAAD
+            benchmark's); checked, but unused, under ``action``.
 
     Returns:
         The manifest, plus ``path`` (the dataset folder) and ``reused`` (nothing was rebuilt).
@@ -180,8 +177,7 @@ def build_yolo_dataset(attribute: str = "cross", *, home=None, split: str = "def
         ConfigError: an unknown task or intent option.
     """
     labeller = intent_labeller(attribute, include_bystanders)  # validates ``attribute``
-    options = task_options(task, obs_length=obs_length, tte=tte, overlap=overlap,
-                           sample_type=sample_type, split=split, irrelevant=irrelevant)
+    options = task_options(task, intent)
     if options is not None and attribute != "cross":
         raise ConfigError(f"task='intent' labels by the track-level `crossing`; attribute={attribute!r} "
                           "only works with task='action'.")
@@ -195,9 +191,7 @@ def build_yolo_dataset(attribute: str = "cross", *, home=None, split: str = "def
 def build_detector_dataset(*, home=None, split: str = "default", frame_step: int = 1,
                            progress: Progress | None = None, include_empty: bool = False,
                            train_ratio: float = TRAIN_SPLIT, seed: int = RANDOM_SEED,
-                           task: str = "action", obs_length: int = SEQUENCE_LENGTH,
-                           tte: tuple[int, int] = (30, 60), overlap: float = 0.8,
-                           sample_type: str = "beh", irrelevant: str = "exclude") -> dict:
+                           task: str = "action", intent: IntentOptions | None = None) -> dict:
     """Build the 1-class pedestrian detector dataset in ``data/processed/yolo_detector/``.
 
     Same layout, split and options as ``build_yolo_dataset``; stage 1 of the hybrid trains on it.
@@ -205,8 +199,7 @@ def build_detector_dataset(*, home=None, split: str = "default", frame_step: int
     is recorded (so a hybrid run can check its stages agree) and the split options apply; the
     other intent options are checked and recorded but change nothing.
     """
-    options = task_options(task, obs_length=obs_length, tte=tte, overlap=overlap,
-                           sample_type=sample_type, split=split, irrelevant=irrelevant)
+    options = task_options(task, intent)
     params = {"dataset": "yolo_detector", "split": split, "frame_step": frame_step,
               "include_empty": include_empty, "train_ratio": train_ratio, "seed": seed, "task": task}
     return _build(paths(home).yolo_detector, params, list(DETECTOR_CLASS_NAMES), detector_labeller,
