@@ -174,6 +174,36 @@ def test_a_full_disk_under_ultralytics_keeps_the_epoch_row(tmp_home, monkeypatch
     assert RunFolder(run_dir).read_status()["error"].startswith("No space left on")
 
 
+def test_a_full_disk_while_ultralytics_writes_keeps_the_previous_checkpoint(tmp_home, monkeypatch):
+    import pathlib
+
+    from pedsense.train.yolo_trainer import train_yolo
+
+    write_yolo_dataset(tmp_home, images={"train": 4, "val": 2})
+    write_bytes, written = pathlib.Path.write_bytes, []
+
+    def fills_up(self, data):  # the disk fills up half-way through epoch 2's last.pt
+        if self.name == "last.pt":
+            written.append(self)
+            if len(written) == 2:
+                write_bytes(self, data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", fills_up)
+    with pytest.raises(DiskFull, match="No space left on"):
+        train_yolo(epochs=3, **YOLO_TINY)
+    monkeypatch.undo()
+    (run_dir,) = (paths(tmp_home).models / "yolo").iterdir()
+    assert epochs_of(run_dir) == [1, 2]
+    checkpoint = torch.load(run_dir / "weights" / "last.pt", weights_only=False)
+    assert checkpoint["epoch"] == 0 and checkpoint["optimizer"] is not None  # epoch 1's, whole
+    assert not list((run_dir / "weights").glob("*.previous"))
+
+    resume_run(run_dir)  # epoch 2 again (its row too), then 3
+    assert RunFolder(run_dir).status == "completed" and epochs_of(run_dir) == [1, 2, 3]
+
+
 # -- 4. resume and extend ---------------------------------------------------------------------
 def test_resume_after_a_stop_mid_epoch_continues_like_an_uninterrupted_run(tiny_home):
     straight_events = []

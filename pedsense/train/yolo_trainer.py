@@ -260,6 +260,9 @@ class UltralyticsBridge:
                 save_metrics(metrics=metrics)
                 self.report_epoch(trainer)  # before Ultralytics writes the epoch's weights
             trainer.save_metrics = save_metrics_then_report
+        save_model = getattr(trainer, "save_model", None)
+        if callable(save_model):
+            trainer.save_model = lambda: keeping_previous_weights(save_model, Path(trainer.wdir))
 
     def on_train_epoch_start(self, trainer) -> None:
         self.batch = 0
@@ -359,6 +362,37 @@ def _resume_file(last: Path) -> Path:
     return last.with_name("resume.pt")
 
 
+PREVIOUS_SUFFIX = ".previous"
+
+
+def keeping_previous_weights(save_model, weights_dir: Path):
+    """Run Ultralytics' ``save_model`` so that a failed write loses no checkpoint.
+
+    Ultralytics overwrites ``last.pt`` and ``best.pt`` in place; a full disk mid-write would
+    leave half a file where the previous epoch's was. They are moved aside first (a rename,
+    no copy), put back if the save raises, and dropped once it succeeded.
+    """
+    moved = []
+    for name in ("last.pt", "best.pt"):
+        path = weights_dir / name
+        if path.is_file():
+            os.replace(path, path.with_name(name + PREVIOUS_SUFFIX))
+            moved.append(path)
+    try:
+        result = save_model()
+    except BaseException:
+        for path in moved:
+            os.replace(path.with_name(path.name + PREVIOUS_SUFFIX), path)
+        raise
+    for path in moved:
+        previous = path.with_name(path.name + PREVIOUS_SUFFIX)
+        if path.is_file():
+            previous.unlink(missing_ok=True)
+        else:  # best.pt is written only when the epoch is the best so far
+            os.replace(previous, path)
+    return result
+
+
 def keep_resume_point(last: Path) -> None:
     """Set ``weights/last.pt`` (the last completed epoch, optimizer included) aside as ``resume.pt``.
 
@@ -372,8 +406,10 @@ def keep_resume_point(last: Path) -> None:
 def resume_point(save_dir: Path) -> tuple[Path | None, int]:
     """The checkpoint Ultralytics can resume ``save_dir`` from, and how many epochs it holds.
 
-    Of ``weights/last.pt`` and ``weights/resume.pt``, the one that still has its optimizer and the
-    most epochs; ``(None, 0)`` when neither does (stopped in the first epoch: train it again).
+    Of ``weights/last.pt``, ``weights/resume.pt`` (set aside by a stop) and
+    ``weights/last.pt.previous`` (left by a crash during a save), the one that still has its
+    optimizer and the most epochs; ``(None, 0)`` when none does (stopped in the first epoch:
+    train it again).
 
     Raises:
         DataError: a checkpoint there cannot be read (truncated by a crash or a full disk) and
@@ -383,7 +419,9 @@ def resume_point(save_dir: Path) -> tuple[Path | None, int]:
 
     best: tuple[Path | None, int] = (None, 0)
     unreadable = []
-    for path in (save_dir / "weights" / "last.pt", save_dir / "weights" / "resume.pt"):
+    weights = save_dir / "weights"
+    # last.pt.previous: a process killed while Ultralytics was writing last.pt over it
+    for path in (weights / "last.pt", weights / "resume.pt", weights / f"last.pt{PREVIOUS_SUFFIX}"):
         if not path.is_file():
             continue
         try:
