@@ -1,16 +1,21 @@
 """pedsense dashboard: `streamlit run app.py` (README, section "The dashboard").
 
-Navigation over the pages in ``pages/`` and the sidebar every page shares. Training runs
-belong to the process-wide run manager (pages/common.py), so they survive page switches,
-browser reloads and a second tab.
+Navigation over the pages in ``pages/`` and the sidebar every page shares (``ui.sidebar``).
+Training runs belong to the process-wide run manager (``ui.state``), so they survive page
+switches, browser reloads and a second tab.
 """
+
+from pathlib import Path
 
 import streamlit as st
 
-from pages.common import (PAGE_DATA, PAGE_OVERVIEW, PAGE_RUNS, PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET,
-                          PAGE_TRAIN_YOLO, PAGE_VIEWER, sidebar)
+from ui.sidebar import sidebar
+from ui.state import (PAGE_DATA, PAGE_OVERVIEW, PAGE_RUNS, PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET,
+                      PAGE_TRAIN_YOLO, PAGE_VIEWER)
 
-st.set_page_config(page_title="pedsense", page_icon=":material/directions_walk:", layout="wide")
+# A local icon: nothing is fetched from the network (the dashboard works offline).
+st.set_page_config(page_title="pedsense", page_icon=str(Path(__file__).parent / "ui" / "icon.png"),
+                   layout="wide")
 
 navigation = st.navigation({
     "pedsense": [

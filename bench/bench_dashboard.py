@@ -68,7 +68,7 @@ def run_managed(home: Path, epochs: int) -> tuple[float, list[float]]:
 
     def poll(run_id: str) -> None:
         while not done.is_set():
-            rows = len(manager.snapshot(run_id)["metrics"])
+            rows = len(manager.snapshot(run_id).metrics)
             now = time.perf_counter()
             for n in range(1, rows + 1):
                 seen.setdefault(n, now)
@@ -82,8 +82,8 @@ def run_managed(home: Path, epochs: int) -> tuple[float, list[float]]:
     elapsed = time.perf_counter() - started
     done.set()
     poller.join()
-    if snap["status"] != "completed":
-        raise SystemExit(f"managed run ended {snap['status']}: {snap['error']}")
+    if snap.status != "completed":
+        raise SystemExit(f"managed run ended {snap.status}: {snap.error}")
     return elapsed, [seen[n] - emitted[n] for n in sorted(emitted) if n in seen]
 
 

@@ -16,10 +16,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import error_box, show_error
+from ui.feedback import error_box, show_error
 from pedsense.config import data_home, paths
 from pedsense.errors import PedsenseError
-from pedsense.runs import list_runs
+from pedsense.runfolder import list_runs
 
 PLAY_INTERVAL_S = 0.5
 CROP_PREVIEW = (96, 96)

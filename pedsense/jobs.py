@@ -1,26 +1,27 @@
 """Background data jobs (demo set, frame extraction, dataset builds) with progress.
 
-The Data page starts them and polls ``snapshot``; they run one at a time on a worker thread in
-the order they were started, because each build reads what the one before it wrote. Like the
-``RunManager``, a ``JobManager`` never touches Streamlit: pages read plain dicts.
+The Data page starts them and reads :class:`JobSummary` copies; they run one at a time in the
+order they were started (each build reads what the one before it wrote) on the same
+:class:`pedsense.workqueue.WorkQueue` as training runs, with the same status words. Like the
+``RunManager``, a ``JobManager`` never touches Streamlit.
 """
 
 from __future__ import annotations
 
-import collections
 import importlib
 import inspect
 import itertools
 import os
-import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from pedsense.config import paths
-from pedsense.errors import ConfigError, PedsenseError
+from pedsense.data.intent import IntentOptions
+from pedsense.errors import ConfigError
+from pedsense.runfolder import LIVE_STATUSES
+from pedsense.workqueue import WorkItem, WorkQueue
 
 # kind -> ("module:function", label shown on the Data page). Each function takes ``home`` (or
 # ``root`` for the demo set) and ``progress(done, total, message)``, and returns a summary dict.
@@ -35,33 +36,28 @@ DATA_JOBS: dict[str, tuple[str, str]] = {
 }
 # What "prepare everything" runs, in order.
 PIPELINE = ("frames", "yolo", "detector", "resnet", "crops")
-JOB_ACTIVE = ("queued", "running")
 
 
 # Dataset builds that take the labels' task (``action``/``intent``) and the intent protocol.
 TASK_JOBS = ("yolo", "detector", "resnet", "crops")
-INTENT_OPTION_NAMES = ("obs_length", "tte", "overlap", "sample_type", "irrelevant")
 
 
 def task_job_kwargs(kind: str, task: str = "action", split: str = "default",
-                    **intent: Any) -> dict[str, Any]:
-    """The keyword arguments data job ``kind`` takes for ``task`` (and, under ``intent``, the
-    protocol ``obs_length, tte, overlap, sample_type, irrelevant``); {} for other jobs.
+                    intent: IntentOptions | None = None) -> dict[str, Any]:
+    """The keyword arguments data job ``kind`` takes for ``task``, ``split`` and, under
+    ``intent``, the protocol (one ``IntentOptions``); {} for other jobs.
 
     The ResNet sequences take the observation length as ``sequence_length``. Under ``action``
     the protocol is left out, so an action build keeps its own defaults.
     """
     if kind not in TASK_JOBS:
         return {}
-    unknown = sorted(set(intent) - set(INTENT_OPTION_NAMES))
-    if unknown:
-        raise ConfigError(f"Unknown intent option(s) {', '.join(unknown)}; "
-                          f"use {', '.join(INTENT_OPTION_NAMES)}.")
     kwargs: dict[str, Any] = {"task": task, "split": split}
     if task == "intent":
-        kwargs.update(intent)
-        if kind == "resnet" and "obs_length" in kwargs:
-            kwargs["sequence_length"] = kwargs.pop("obs_length")
+        options = intent or IntentOptions()
+        kwargs["intent"] = options
+        if kind == "resnet":
+            kwargs["sequence_length"] = options.obs_length
     return kwargs
 
 
@@ -78,21 +74,36 @@ def load_job_function(kind: str) -> Callable[..., Any]:
 
 
 @dataclass
-class Job:
-    """One data job's state; guarded by the manager's lock."""
+class Job(WorkItem):
+    """One data job: the function's keyword arguments, its progress and its result."""
 
-    job_id: str
-    kind: str
-    kwargs: dict
-    status: str = "queued"
+    kwargs: dict = field(default_factory=dict)
     done: int = 0
     total: int = 0
     message: str = ""
     result: Any = None
-    error: str | None = None
-    submitted_at: float = field(default_factory=time.time)
-    started_at: float | None = None
-    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """A plain copy of a job's state (safe to read from any thread)."""
+
+    job_id: str
+    kind: str
+    label: str
+    status: str
+    done: int
+    total: int
+    message: str
+    fraction: float
+    result: Any
+    error: str | None
+    duration_s: float | None
+    version: int
+
+    @property
+    def active(self) -> bool:
+        return self.status in LIVE_STATUSES
 
 
 class JobManager:
@@ -102,83 +113,61 @@ class JobManager:
                  functions: Mapping[str, Callable[..., Any]] | None = None):
         self.home = paths(home).home
         self._functions = dict(functions or {})
-        self._lock = threading.Condition()
-        self._jobs: dict[str, Job] = {}
-        self._queue: collections.deque[str] = collections.deque()
         self._counter = itertools.count(1)
-        self._worker: threading.Thread | None = None
+        self._queue = WorkQueue("data-jobs", self._run)
+
+    def function(self, kind: str) -> Callable[..., Any]:
+        return self._functions.get(kind) or load_job_function(kind)
 
     def start(self, kind: str, **kwargs: Any) -> str:
         """Queue data job ``kind`` with keyword arguments for its function; returns the job id."""
-        function = self._functions.get(kind) or load_job_function(kind)
-        accepted = inspect.signature(function).parameters
+        accepted = inspect.signature(self.function(kind)).parameters
         unknown = [k for k in kwargs if k not in accepted]
         if unknown:
             raise ConfigError(f"{DATA_JOBS.get(kind, (kind, kind))[1]} takes no option(s) "
                               + ", ".join(unknown) + ".")
-        with self._lock:
-            job = Job(job_id=f"{kind}-{next(self._counter)}", kind=kind, kwargs=dict(kwargs))
-            self._jobs[job.job_id] = job
-            self._queue.append(job.job_id)
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._work, name="pedsense-data-jobs",
-                                                daemon=True)
-                self._worker.start()
-            self._lock.notify_all()
-        return job.job_id
+        job = Job(item_id=f"{kind}-{next(self._counter)}", kind=kind, kwargs=dict(kwargs))
+        return self._queue.submit(job)
 
-    def snapshot(self, job_id: str) -> dict:
-        with self._lock:
-            return _job_dict(self._jobs[job_id])
+    def snapshot(self, job_id: str) -> JobSummary:
+        with self._queue.lock:
+            return _summary(self._queue.get(job_id))
 
-    def latest(self, kind: str) -> dict | None:
+    def latest(self, kind: str) -> JobSummary | None:
         """The most recent job of ``kind`` (running, queued or finished), or None."""
-        with self._lock:
-            found = [j for j in self._jobs.values() if j.kind == kind]
-            return _job_dict(found[-1]) if found else None
+        with self._queue.lock:
+            found = [j for j in self._queue.items() if j.kind == kind]
+            return _summary(found[-1]) if found else None
 
-    def active(self) -> list[dict]:
-        with self._lock:
-            return [_job_dict(j) for j in self._jobs.values() if j.status in JOB_ACTIVE]
+    def active(self) -> list[JobSummary]:
+        with self._queue.lock:
+            return [_summary(j) for j in self._queue.active()]
 
     def busy(self) -> bool:
-        with self._lock:
-            return any(j.status in JOB_ACTIVE for j in self._jobs.values())
+        return self._queue.busy()
+
+    def version(self) -> int:
+        """Moves whenever any job changes (progress included): a cheap "anything new?"."""
+        with self._queue.lock:
+            return max((j.version for j in self._queue.items()), default=0)
+
+    def status_version(self) -> tuple:
+        """Moves when a job is added or its status changes (not on progress)."""
+        with self._queue.lock:
+            return tuple((j.item_id, j.status) for j in self._queue.items())
 
     def wait_idle(self, timeout: float = 120.0) -> None:
         """Block until every job has finished (for tests and scripts)."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while any(j.status in JOB_ACTIVE for j in self._jobs.values()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"data jobs still running after {timeout:.0f} s")
-                self._lock.wait(min(remaining, 0.5))
+        self._queue.wait_idle(timeout)
 
-    # -- worker ---------------------------------------------------------------------------
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._worker = None
-                    return
-                job = self._jobs[self._queue.popleft()]
-                job.status, job.started_at = "running", time.time()
-            self._run(job)
-
-    def _run(self, job: Job) -> None:
-        status, result, error = "done", None, None
-        try:
-            function = self._functions.get(job.kind) or load_job_function(job.kind)
-            result = function(**self._call_kwargs(function, job))
-        except PedsenseError as exc:
-            status, error = "failed", str(exc)
-        except Exception as exc:  # keep the app serving; the page shows the message
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
-            traceback.print_exc()
-        with self._lock:
-            job.status, job.result, job.error, job.finished_at = status, result, error, time.time()
-            self._lock.notify_all()
+    # -- running one job -------------------------------------------------------------------
+    def _run(self, job: Job) -> tuple[str, str | None]:
+        function = self.function(job.kind)
+        result = function(**self._call_kwargs(function, job))
+        with self._queue.lock:
+            job.result = result
+        failed = _all_failed(result)
+        return ("failed", failed) if failed else ("completed", None)
 
     def _call_kwargs(self, function: Callable[..., Any], job: Job) -> dict:
         accepted = inspect.signature(function).parameters
@@ -193,21 +182,34 @@ class JobManager:
 
     def _progress_hook(self, job: Job) -> Callable[[int, int, str], None]:
         def progress(done: int, total: int, message: str = "") -> None:
-            with self._lock:
+            with self._queue.lock:
                 job.done, job.total, job.message = int(done), int(total), str(message)
+                job.touch()
         return progress
 
 
-def _job_dict(job: Job) -> dict:
+def _all_failed(result: Any) -> str | None:
+    """Why a job that returned is still a failure: every item it had to do failed."""
+    if isinstance(result, Mapping) and result.get("failed") and not result.get("extracted") \
+            and not result.get("skipped"):
+        failed = result["failed"]
+        return (f"all {len(failed)} videos failed, e.g. {next(iter(failed))}: "
+                f"{next(iter(failed.values()))}" if isinstance(failed, Mapping) and failed
+                else "every item failed")
+    return None
+
+
+def _summary(job: Job | None) -> JobSummary | None:
+    if job is None:
+        return None
     result = job.result
     if isinstance(result, Mapping):
         result = {k: (str(v) if isinstance(v, Path) else v) for k, v in result.items()}
     elif isinstance(result, Path):
         result = {"path": str(result)}
-    return {
-        "job_id": job.job_id, "kind": job.kind, "label": DATA_JOBS.get(job.kind, (None, job.kind))[1],
-        "status": job.status, "done": job.done, "total": job.total, "message": job.message,
-        "fraction": (min(job.done / job.total, 1.0) if job.total else (1.0 if job.status == "done" else 0.0)),
-        "result": result, "error": job.error,
-        "duration_s": ((job.finished_at or time.time()) - job.started_at) if job.started_at else None,
-    }
+    fraction = min(job.done / job.total, 1.0) if job.total else (1.0 if job.status == "completed" else 0.0)
+    return JobSummary(
+        job_id=job.item_id, kind=job.kind, label=DATA_JOBS.get(job.kind, (None, job.kind))[1],
+        status=job.status, done=job.done, total=job.total, message=job.message, fraction=fraction,
+        result=result, error=job.error, version=job.version,
+        duration_s=((job.finished_at or time.time()) - job.started_at) if job.started_at else None)

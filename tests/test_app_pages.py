@@ -69,7 +69,7 @@ def test_overview_on_demo_set_says_synthetic_and_built(demo_home):
 
 
 def test_data_page_makes_the_demo_set_in_the_background(tmp_home):
-    from pages.common import job_manager
+    from ui.state import job_manager
 
     at = open_page("pages/data.py")
     at.number_input[0].set_value(1)  # one clip is enough here
@@ -84,7 +84,7 @@ def test_data_page_makes_the_demo_set_in_the_background(tmp_home):
 
 
 def test_data_page_prepares_everything_with_class_balance(demo_raw_home):
-    from pages.common import job_manager
+    from ui.state import job_manager
 
     at = open_page("pages/data.py")
     next(b for b in at.button if "Prepare everything" in b.label).click()

@@ -62,7 +62,7 @@ def test_viewer_renders_the_clip(infer_home):
 
 def test_evaluation_panel_evaluates_and_shows_the_matrix(infer_home):
     run = run_of(infer_home, "resnet-lstm")
-    script = ("from pages.evaluation_panel import evaluation_panel\n"
+    script = ("from ui.evaluation import evaluation_panel\n"
               f"evaluation_panel({str(run)!r})\n")
     at = AppTest.from_string(script, default_timeout=120).run()
     assert not at.exception

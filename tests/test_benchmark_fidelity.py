@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from pedsense.data.intent import (GAP_IN_WINDOW, SHORT_TRACK, IntentOptions,
-                                  collect_intent_windows, intent_windows)
+from pedsense.data.intent import GAP_IN_WINDOW, SHORT_TRACK, IntentOptions, intent_windows
+from pedsense.data.intent_dataset import collect_intent_windows
 from pedsense.data.jaad import parse_annotation
 from pedsense.data.splits import split_videos
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pedsense.runs import RunFolder
+from pedsense.runfolder import RunFolder
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

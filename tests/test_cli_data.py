@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 
 from pedsense.cli import main
@@ -73,7 +77,10 @@ def test_preprocess_frames_reports_a_missing_clip(demo_raw_home, capsys):
     missing = annotated_video_ids()[0]
     paths().clip(missing).unlink()
     assert main(["preprocess", "frames"]) == 0
-    assert f"warning: {missing} skipped" in capsys.readouterr().err
+    out = capsys.readouterr()
+    warning, = [line for line in out.err.splitlines() if line.startswith("warning:")]
+    assert "1 of 3 annotated videos have no clip" in warning and warning.count(missing) == 1
+    assert "1 failed (1 without a clip)" in out.out
 
 
 def test_info_prints_statistics(demo_raw_home, capsys):
@@ -160,3 +167,89 @@ def test_parse_tte(values, expected):
 def test_parse_tte_rejects(values):
     with pytest.raises(ConfigError):
         parse_tte(values)
+
+
+# -- real JAAD annotations without their clips ------------------------------------------------
+@pytest.fixture
+def jaad_home(jaad_dir, tmp_home):
+    """The 12 real annotation files (with attributes and splits) in a data home with no clip."""
+    for folder in ("annotations", "annotations_attributes", "split_ids"):
+        shutil.copytree(jaad_dir / folder, paths().raw / folder)
+    return tmp_home
+
+
+def _write_clip(video_id: str, frames: int) -> None:
+    path = paths().clip(video_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30.0, (64, 36))
+    for i in range(frames):
+        writer.write(np.full((36, 64, 3), i % 255, np.uint8))
+    writer.release()
+
+
+def test_setup_says_the_clips_are_missing_and_where_they_go(jaad_home, capsys):
+    assert main(["setup"]) == 0
+    out = capsys.readouterr().out
+    clips_line = next(line for line in out.splitlines() if "clips:" in line)
+    assert "0 of 12 annotated videos have a clip" in clips_line and "clips are missing" in clips_line
+    assert str(paths().clips) in clips_line and "README, 'JAAD data'" in clips_line
+    next_line = next(line for line in out.splitlines() if line.startswith("next:"))
+    assert str(paths().clips) in next_line and "JAAD data" in next_line
+    assert not next_line.startswith("next: `pedsense preprocess frames`")
+
+
+@pytest.mark.parametrize("step", ["all", "frames"])
+def test_preprocess_without_any_clip_stops_before_any_work_with_one_message(jaad_home, capsys, step):
+    assert main(["preprocess", step]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    error, = out.err.splitlines()
+    assert error.startswith("error: None of the 12 annotated videos has a clip")
+    assert str(paths().clips) in error and "README, 'JAAD data'" in error
+    assert "video_0005" not in error  # one answer, not a line per video
+    assert not any(paths().frames.glob("*/*"))
+
+
+def test_a_build_without_any_clip_names_the_real_cause(jaad_home, capsys):
+    assert main(["preprocess", "yolo"]) == 2
+    err = capsys.readouterr().err
+    assert "has a clip" in err and str(paths().clips) in err and "JAAD data" in err
+    assert "Run `pedsense preprocess frames` first" not in err
+
+
+def test_preprocess_names_each_missing_clip_once_and_summarises_past_ten(jaad_home, capsys):
+    _write_clip("video_0207", 60)
+    assert main(["preprocess", "frames"]) == 0
+    out = capsys.readouterr()
+    warnings = [line for line in out.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    warning = warnings[0]
+    assert "11 of 12 annotated videos have no clip" in warning and str(paths().clips) in warning
+    missing = [v for v in annotated_video_ids() if v != "video_0207"]
+    assert all(warning.count(v) == 1 for v in missing[:10]) and missing[10] not in warning
+    assert warning.rstrip().endswith("or move their annotations away.") and "... and 1 more" in warning
+    assert frames_meta("video_0207")["frame_count"] == 60
+    assert "1 videos extracted" in out.out and "11 failed (11 without a clip)" in out.out
+
+
+def test_info_imports_neither_torch_nor_ultralytics_nor_opencv(demo_raw_home):
+    code = ("import sys; from pedsense.cli import main; rc = main(['info']); "
+            "print('\\n', rc, *(m in sys.modules for m in ('torch', 'ultralytics', 'cv2')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PEDSENSE_HOME": str(demo_raw_home)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["0", "False", "False", "False"]
+    assert "Dataset: synthetic demo set" in result.stdout
+
+
+def test_every_command_is_mapped_to_the_module_that_adds_it():
+    """`pedsense.cli` registers only the module of the command it runs: its map must be complete."""
+    import argparse
+    import importlib
+
+    from pedsense.cli import COMMAND_MODULES
+
+    for module, commands in COMMAND_MODULES.items():
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(subparsers)
+        assert tuple(subparsers.choices) == commands, module

@@ -21,7 +21,7 @@ from pedsense.data.crops import crop_pedestrian, square_box
 from pedsense.data.video import open_video, read_video_frame, video_info
 from pedsense.errors import DataError
 from pedsense.io import link_or_copy, read_json, write_json_atomic
-from pedsense.runs import RunFolder, RunNotFound, find_run, list_runs, sanitize_name
+from pedsense.runfolder import RunFolder, RunNotFound, find_run, list_runs, sanitize_name
 
 
 def test_data_home_follows_env(monkeypatch, tmp_path):

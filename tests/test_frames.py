@@ -137,3 +137,38 @@ def test_meta_records_the_settings(demo_raw_home):
     assert meta["complete"] and meta["quality"] == 80 and meta["fps"] is None
     assert meta["annotated_only"] is False and meta["video_id"] == video
     assert os.path.getsize(paths().frame(video, 0)) > 0
+
+
+def test_a_clip_shorter_than_its_annotation_is_a_warning_kept_in_meta_and_manifests(demo_raw_home):
+    from pedsense.data.yolo_format import build_yolo_dataset
+
+    video = annotated_video_ids(demo_raw_home)[0]
+    xml = paths().annotation(video)
+    frames = parse_annotation(xml).num_frames
+    _replace_file(xml, xml.read_bytes().replace(f"<size>{frames}</size>".encode(),
+                                                f"<size>{frames + 80}</size>".encode()))
+    summary = extract_frames()
+    expected = f"{video}: the clip has {frames} frames but its annotation {frames + 80}"
+    assert [w for w in summary["warnings"] if expected in w]
+    meta = frames_meta(video)
+    assert meta["annotation_frame_count"] == frames + 80 and expected in meta["warnings"][0]
+    assert summary["skipped"] == [] and extract_frames()["warnings"] == summary["warnings"]  # said again
+    result = build_yolo_dataset()
+    assert result["short_clips"] == {video: {"clip_frames": frames, "annotation_frames": frames + 80}}
+    assert any(expected in w for w in result["warnings"])
+
+
+def test_extraction_where_every_video_failed_raises(demo_raw_home):
+    for video in annotated_video_ids(demo_raw_home):
+        _replace_file(paths().clip(video), b"not a video" * 10)
+    with pytest.raises(DataError, match="failed for every one of the 3 videos"):
+        extract_frames()
+
+
+def test_no_clip_at_all_stops_before_any_work(demo_raw_home):
+    for video in annotated_video_ids(demo_raw_home):
+        paths().clip(video).unlink()
+    calls = []
+    with pytest.raises(DataError, match=r"None of the 3 annotated videos has a clip.*README, 'JAAD data'"):
+        extract_frames(progress=lambda *args: calls.append(args))
+    assert calls == []

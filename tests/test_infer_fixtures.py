@@ -55,7 +55,7 @@ def infer_home(infer_home_base, monkeypatch) -> Path:
 
 def run_of(home: Path, model_type: str) -> Path:
     """The (only) completed run of ``model_type`` in ``home``."""
-    from pedsense.runs import list_runs
+    from pedsense.runfolder import list_runs
 
     runs = [r.path for r in list_runs(home, model_types=(model_type,)) if r.status == "completed"]
     assert runs, f"no completed {model_type} run in {home}"

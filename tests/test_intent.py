@@ -11,8 +11,10 @@ import pytest
 
 from pedsense.data.intent import (CROSSING_IRRELEVANT, EVENT_OUTSIDE_TRACK, GROUP_TRACK,
                                   NO_ATTRIBUTES, NOT_IN_SAMPLE, SHORT_TRACK, VIDEO_NOT_IN_SPLIT,
-                                  IntentOptions, LeakageError, Skip, check_no_leakage,
-                                  collect_intent_windows, intent_windows, tte_bin, visible_frames)
+                                  IntentOptions, Skip, intent_windows, tte_bin, visible_frames)
+from pedsense.data.intent_dataset import collect_intent_windows
+from pedsense.data.splits import LeakageError
+from pedsense.data.splits import leakage_check as check_no_leakage
 from pedsense.errors import ConfigError
 
 jaad = pytest.importorskip("pedsense.data.jaad")

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 from pedsense.config import paths
-from pedsense.data.intent import (IntentOptions, LeakageError, collect_intent_windows,
-                                  intent_windows)
+from pedsense.data.intent import IntentOptions, intent_windows
+from pedsense.data.intent_dataset import collect_intent_windows
 from pedsense.data.jaad import load_annotations
-from pedsense.data.manifest import FRAMES_NOT_EXTRACTED, leakage_check, task_options
+from pedsense.data.manifest import FRAMES_NOT_EXTRACTED, task_options
 from pedsense.data.resnet_format import (CROP_COLUMNS, INTENT_COLUMNS, SEQUENCE_COLUMNS,
                                          build_resnet_crops, build_resnet_sequences)
-from pedsense.data.splits import split_videos
+from pedsense.data.splits import LeakageError, leakage_check, split_videos
 from pedsense.data.yolo_format import (build_detector_dataset, build_yolo_dataset, window_labeller,
                                        window_labels, yolo_line)
 from pedsense.errors import ConfigError, DataError
@@ -342,7 +342,7 @@ def test_window_labeller_on_real_jaad(jaad_annotations, sample_type):
                     assert got is None
                     continue
                 labelled += 1
-                assert got == (track.crossing if track.is_behavioural else 0)
+                assert got == (int(track.crossing > 0) if track.is_behavioural else 0)  # the benchmark's
     assert labelled > 0
 
 
@@ -402,16 +402,23 @@ def test_intent_sequences_on_real_jaad(jaad_home, jaad_annotations, split):
 
 
 def test_intent_yolo_and_crops_on_real_jaad(jaad_home, jaad_annotations):
-    crops = build_resnet_crops((16, 16), task="intent")
+    exclude = IntentOptions(irrelevant="exclude")  # the crossing=-1 pedestrians left out
+    crops = build_resnet_crops((16, 16), task="intent", intent=exclude)
     _, rows = _rows(paths().resnet / "crops.csv")
     assert {(r["video_id"], r["track_id"], r["label"]) for r in rows} == {("video_0046", "0_46_213b", "1")}
     assert crops["counts"]["test"]["crossing"] == len(rows)
-    yolo = build_yolo_dataset(task="intent")
+    yolo = build_yolo_dataset(task="intent", intent=exclude)
     labels = list((paths().yolo / "labels" / "test").glob("*.txt"))
     assert {p.stem.rsplit("_", 1)[0] for p in labels} == {"video_0046"}
     assert all(p.read_text().split()[0] == "1" for p in labels)
     assert yolo["counts"]["test"]["boxes"]["crossing"] == len(rows)
     assert yolo["intent"]["skipped"] == crops["intent"]["skipped"]
+    # With the benchmark's default, video_0005's five crossing=-1 pedestrians are not-crossing windows.
+    default = build_resnet_crops((16, 16), task="intent")
+    _, rows = _rows(paths().resnet / "crops.csv")
+    assert {r["track_id"] for r in rows if r["label"] == "0"} == {"0_5_12b", "0_5_13b", "0_5_14b",
+                                                                   "0_5_16b", "0_5_18b"}
+    assert default["counts"]["test"]["crossing"] == crops["counts"]["test"]["crossing"]
 
 
 def test_action_build_on_real_jaad_says_what_the_split_files_miss(jaad_home):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pedsense.data.jaad import BoundingBox, Track
+from pedsense.data.annotation import BoundingBox, Track
 from pedsense.errors import ConfigError
 from pedsense.infer.intent_series import track_intent_series
 from pedsense.infer.predictions import Predictions

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pedsense.data import jaad
-from pedsense.data.jaad import (AnnotationWarning, BoundingBox, Track, VideoAnnotation,
-                                load_annotations, parse_annotation)
+from pedsense.data.jaad import AnnotationWarning, load_annotations, parse_annotation, parse_attributes
+from pedsense.data.annotation import BEHAVIOUR_LABELS, BoundingBox, Track, VideoAnnotation
 from pedsense.errors import AnnotationError, DataError
 
 
@@ -41,11 +41,12 @@ def _tiny_xml(tracks: str, size: int = 10, meta: str | None = None) -> str:
 
 
 def _box(frame: int, ped_id: str = "0_1_1b", old_id: str = "pedestrian1", outside: int = 0,
-         cross: str = "crossing", xtl: str = "1.0") -> str:
-    return (f'<box frame="{frame}" keyframe="1" occluded="0" outside="{outside}" xbr="20.0" '
-            f'xtl="{xtl}" ybr="40.0" ytl="2.0"><attribute name="id">{ped_id}</attribute>'
+         cross: str = "crossing", xtl: str = "1.0", occlusion: str = "part", xbr: str = "20.0",
+         ytl: str = "2.0", ybr: str = "40.0") -> str:
+    return (f'<box frame="{frame}" keyframe="1" occluded="0" outside="{outside}" xbr="{xbr}" '
+            f'xtl="{xtl}" ybr="{ybr}" ytl="{ytl}"><attribute name="id">{ped_id}</attribute>'
             f'<attribute name="old_id">{old_id}</attribute><attribute name="cross">{cross}'
-            '</attribute><attribute name="occlusion">part</attribute></box>')
+            f'</attribute><attribute name="occlusion">{occlusion}</attribute></box>')
 
 
 # -- every real file -------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def test_to_jaad_dict_uses_jaad_codes(videos):
     assert ped["old_id"] == "pedestrian1" and ped["frames"] == list(range(180))
     assert ped["bbox"][0] == [974.0, 681.0, 1025.0, 800.0]
     assert Counter(ped["occlusion"]) == {0: 158, 1: 21, 2: 1}
-    assert sorted(ped["behavior"]) == sorted(jaad.BEHAVIOUR_LABELS)
+    assert sorted(ped["behavior"]) == sorted(BEHAVIOUR_LABELS)
     assert ped["behavior"]["cross"] == [0] * 180 and ped["behavior"]["look"][:3] == [0, 0, 1]
     attributes = ped["attributes"]
     assert (attributes["old_id"], attributes["gender"], attributes["age"]) == ("pedestrian1", 2, 2)
@@ -391,3 +392,87 @@ def test_missing_or_empty_folder_says_how_to_get_data(tmp_path, make):
 def test_unknown_video_id_is_an_error(jaad_dir):
     with pytest.raises(DataError, match="video_9999"):
         load_annotations(jaad_dir / "annotations", video_ids=["video_0005", "video_9999"])
+
+
+# -- boxes no build may label ------------------------------------------------------------------
+@pytest.mark.parametrize("box, reason, detail", [
+    (dict(cross="maybe"), "unknown_cross", "cross='maybe'"),
+    (dict(occlusion="partial"), "unknown_occlusion", "occlusion='partial'"),
+    (dict(xtl="30.0"), "inverted_box", "xtl 30.0 > xbr 20.0"),
+    (dict(ytl="50.0"), "inverted_box", "ytl 50.0 > ybr 40.0"),
+    (dict(xtl="20.0"), "empty_box", "zero width"),
+    (dict(xtl="70.0", xbr="90.0"), "outside_image", "64x48"),
+])
+def test_a_box_no_build_may_label_is_left_out_with_a_warning(tmp_path, caplog, box, reason, detail):
+    """Unknown label values and impossible corners: never coerced to a class, never silent."""
+    xml = tmp_path / "video_9300.xml"
+    xml.write_text(_tiny_xml('<track label="pedestrian">' + _box(0) + _box(1, **box) + _box(2)
+                             + "</track>"))
+    video = parse_annotation(xml)
+    assert video.tracks[0].frames == [0, 2]
+    rejected, = video.rejected_boxes
+    assert (rejected.track_id, rejected.frame, rejected.reason) == ("0_1_1b", 1, reason)
+    assert detail in rejected.detail
+    warning = caplog.text
+    assert "video_9300.xml" in warning and "0_1_1b" in warning and "frame 1" in warning
+
+
+def test_irrelevant_is_a_known_cross_value(tmp_path):
+    xml = tmp_path / "video_9301.xml"
+    xml.write_text(_tiny_xml('<track label="pedestrian">' + _box(0, cross="irrelevant") + "</track>"))
+    video = parse_annotation(xml)
+    assert video.tracks[0].boxes[0].cross == "irrelevant" and video.rejected_boxes == []
+
+
+def test_the_real_files_have_no_box_to_leave_out(videos):
+    assert all(video.rejected_boxes == [] for video in videos.values())
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e999"])
+def test_non_finite_coordinates_are_an_error_naming_file_line_and_track(tmp_path, value):
+    xml = tmp_path / "video_9302.xml"
+    xml.write_text(_tiny_xml('<track label="ped">' + _box(0, ped_id="0_1_1")
+                             + "</track>\n" + '<track label="pedestrian">' + _box(0) + _box(1, ybr=value)
+                             + "</track>"))
+    with pytest.raises(AnnotationError) as error:
+        parse_annotation(xml)
+    message = str(error.value)
+    assert "video_9302.xml" in message and "line 3" in message and "track 0_1_1b" in message
+    assert "frame 1" in message and "not a finite number" in message and "Fix:" in message
+
+
+def test_an_unreadable_attributes_file_keeps_the_video_s_boxes(jaad_dir, tmp_path, caplog):
+    ann = _copy(jaad_dir, tmp_path, "video_0024", "video_0046")
+    broken = tmp_path / "annotations_attributes" / "video_0024_attributes.xml"
+    broken.write_text('<ped_attributes><pedestrian id="0_24_99b"')
+    with pytest.warns(AnnotationWarning, match="video_0024_attributes.xml"):
+        loaded = load_annotations(ann)
+    assert list(loaded) == ["video_0024", "video_0046"]
+    video = loaded["video_0024"]
+    assert video.num_boxes == 155 and video.tracks[0].attributes == {}
+    assert video.attributes_error and "video_0024_attributes.xml" in video.attributes_error
+    assert loaded["video_0046"].tracks[0].crossing == 1
+    assert "video_0024_attributes.xml" in caplog.text and "missing" in caplog.text
+
+
+BOMB = """<?xml version="1.0"?>
+<!DOCTYPE annotations [
+ <!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">
+ <!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
+ <!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">
+ <!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">
+ <!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;">
+]>
+<annotations><meta><task><size>&e;</size></task></meta></annotations>
+"""
+
+
+@pytest.mark.parametrize("name", ["video_9400.xml", "video_9400_attributes.xml"])
+def test_an_entity_bomb_is_refused_for_safety(tmp_path, name):
+    path = tmp_path / name
+    path.write_text(BOMB)
+    with pytest.raises(AnnotationError) as error:
+        parse_attributes(path) if "attributes" in name else parse_annotation(path)
+    message = str(error.value)
+    assert name in message and "DTD" in message and "entity expansion" in message
+    assert "refused for safety" in message and "truncated" not in message and "Fix:" in message

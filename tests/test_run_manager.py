@@ -15,7 +15,9 @@ import pytest
 
 from pedsense.errors import ConfigError
 from pedsense.io import write_json_atomic
-from pedsense.runs import FormError, RunFolder, RunManager, list_runs
+from pedsense.runfolder import RunFolder, list_runs
+from pedsense.runs import RunManager
+from pedsense.train.params import FormError
 from pedsense.train import events as ev
 
 
@@ -69,20 +71,20 @@ def test_runs_in_fifo_order_one_at_a_time(manager, trainer):
     trainer.gate.clear()
     ids = [manager.submit("resnet-lstm", {"name": f"run{i}", "epochs": 2}) for i in range(3)]
     assert trainer.started.wait(10)
-    states = [manager.snapshot(r)["status"] for r in ids]
+    states = [manager.snapshot(r).status for r in ids]
     assert states == ["running", "queued", "queued"]
-    assert [manager.snapshot(r)["queue_position"] for r in ids[1:]] == [1, 2]
+    assert [manager.snapshot(r).queue_position for r in ids[1:]] == [1, 2]
     # The queued runs already exist on disk, so the Runs page (and other tabs) show them.
-    assert [RunFolder(manager.snapshot(r)["path"]).status for r in ids[1:]] == ["queued", "queued"]
+    assert [RunFolder(manager.snapshot(r).path).status for r in ids[1:]] == ["queued", "queued"]
     trainer.gate.set()
     manager.wait_idle(30)
     assert trainer.order == ["run0", "run1", "run2"]
     for run_id in ids:
         snap = manager.snapshot(run_id)
-        assert snap["status"] == "completed"
-        assert snap["epochs_done"] == snap["epochs_total"] == 2
-        assert [row["epoch"] for row in snap["metrics"]] == [1, 2]
-        assert snap["best_metric"]["name"] == "val_acc"
+        assert snap.status == "completed"
+        assert snap.epochs_done == snap.epochs_total == 2
+        assert [row["epoch"] for row in snap.metrics] == [1, 2]
+        assert snap.best_metric["name"] == "val_acc"
 
 
 def test_stop_running_and_cancel_queued(manager, trainer):
@@ -94,11 +96,11 @@ def test_stop_running_and_cancel_queued(manager, trainer):
     assert manager.stop(running) == "running"
     trainer.gate.set()
     snap = manager.wait(running, 30)
-    assert snap["status"] == "stopped"
-    assert 1 <= snap["epochs_done"] < 50
-    assert RunFolder(snap["path"]).status == "stopped"
+    assert snap.status == "stopped"
+    assert 1 <= snap.epochs_done < 50
+    assert RunFolder(snap.path).status == "stopped"
     cancelled = manager.snapshot(queued)
-    assert cancelled["status"] == "stopped" and cancelled["epochs_done"] == 0
+    assert cancelled.status == "stopped" and cancelled.epochs_done == 0
     assert trainer.order == ["long"]
 
 
@@ -107,13 +109,13 @@ def test_trainer_exception_fails_the_run_and_the_queue_goes_on(manager, trainer)
     good = manager.submit("resnet-lstm", {"name": "good", "epochs": 1})
     manager.wait_idle(30)
     snap = manager.snapshot(bad)
-    assert snap["status"] == "failed"
-    assert "CUDA fell over" in snap["error"]
-    assert len(snap["metrics"]) == 1  # the epoch before the crash is kept
-    on_disk = RunFolder(snap["path"])
+    assert snap.status == "failed"
+    assert "CUDA fell over" in snap.error
+    assert len(snap.metrics) == 1  # the epoch before the crash is kept
+    on_disk = RunFolder(snap.path)
     assert on_disk.status == "failed" and "CUDA fell over" in on_disk.read_status()["error"]
     assert "RuntimeError" in on_disk.read_log()
-    assert manager.snapshot(good)["status"] == "completed"
+    assert manager.snapshot(good).status == "completed"
 
 
 def test_invalid_params_create_nothing(manager, tmp_home):
@@ -131,7 +133,7 @@ def test_invalid_params_create_nothing(manager, tmp_home):
 def test_names_are_sanitised(manager):
     run_id = manager.submit("resnet-lstm", {"name": "../../etc/passwd", "epochs": 1})
     manager.wait(run_id, 30)
-    path = manager.snapshot(run_id)["path"]
+    path = manager.snapshot(run_id).path
     assert "/models/resnet-lstm/etc-passwd_" in path
 
 
@@ -164,9 +166,9 @@ def test_dead_process_runs_are_marked_interrupted_with_metrics_kept(tmp_home, tr
         mgr = RunManager(tmp_home, trainers={"resnet-lstm": trainer})
         assert sorted(mgr.interrupted) == sorted([crashed.run_id, orphan.run_id])
         snap = mgr.snapshot(crashed.run_id)
-        assert snap["status"] == "interrupted"
-        assert snap["metrics"][0]["val_acc"] == 0.6
-        assert "gone" in snap["error"]
+        assert snap.status == "interrupted"
+        assert snap.metrics[0]["val_acc"] == 0.6
+        assert "gone" in snap.error
         assert finished.status == "completed"
         assert elsewhere.status == "running"
     finally:
@@ -180,7 +182,7 @@ def test_second_manager_leaves_live_runs_alone_and_sees_them(manager, trainer, t
     assert trainer.started.wait(10)
     other = RunManager(tmp_home, trainers={"resnet-lstm": trainer})
     assert other.interrupted == []
-    assert [r["run_id"] for r in other.runs()] == [run_id]
+    assert [r.run_id for r in other.runs()] == [run_id]
     trainer.gate.set()
     manager.wait(run_id, 30)
 
@@ -203,11 +205,12 @@ def test_live_snapshot_has_batch_progress_and_eta(manager, trainer):
     run_id = manager.submit("resnet-lstm", {"name": "eta", "epochs": 3})
     assert trainer.started.wait(10)
     trainer.gate.set()
-    while manager.snapshot(run_id)["status"] in ("queued", "running"):
+    while manager.snapshot(run_id).status in ("queued", "running"):
         seen.append(manager.snapshot(run_id))
     final = manager.snapshot(run_id)
-    assert final["duration_s"] is not None and final["eta_s"] is None
-    assert all(isinstance(s["metrics"], list) for s in seen)
-    # Snapshots are copies: changing one never touches the manager's state.
-    final["metrics"].clear()
-    assert len(manager.snapshot(run_id)["metrics"]) == 3
+    assert final.duration_s is not None and final.eta_s is None
+    assert all(isinstance(s.metrics, tuple) for s in seen)
+    # Snapshots are copies: changing one never touches the manager's state (or its disk cache).
+    for snapshot in (seen[-1], final):
+        snapshot.metrics[0].clear()
+    assert len(manager.snapshot(run_id).metrics) == 3 and manager.snapshot(run_id).metrics[0]["epoch"] == 1

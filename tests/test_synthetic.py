@@ -366,3 +366,17 @@ def test_round_trip_through_the_jaad_parser(tiny_home):
             if label == "pedestrian":
                 crossing = any(b.cross == "crossing" for b in track.boxes)
                 assert str(track.attributes["crossing"]) == ("1" if crossing else "0")
+
+
+def test_is_synthetic_imports_no_opencv(tiny_home):
+    import subprocess
+    import sys
+
+    from pedsense.config import REPO_ROOT
+
+    code = ("import sys; from pedsense.data.synthetic import is_synthetic; "
+            f"print(is_synthetic({str(tiny_home)!r}), 'cv2' in sys.modules, 'numpy' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "False"]

@@ -94,7 +94,7 @@ def write_yolo_dataset(home: Path, folder: str = "yolo", names: tuple[str, ...] 
 def check_step_curve(events: list, run_dir: Path, stage: str = "train") -> list:
     """The run's ``StepEnd`` events of ``stage``, checked: steps rise from 1, loss and lr are
     finite, and ``steps.csv`` holds the same points (its ``time`` rising)."""
-    from pedsense.runs import RunFolder
+    from pedsense.runfolder import RunFolder
     from pedsense.train.events import StepEnd
 
     steps = [e for e in events if isinstance(e, StepEnd) and e.stage == stage]

@@ -9,7 +9,7 @@ import yaml
 
 from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError
-from pedsense.runs import RunFolder
+from pedsense.runfolder import RunFolder
 from pedsense.train.checkpoints import load_classifier
 from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd
 from pedsense.train.hybrid_trainer import PedestrianCropDataset, train_hybrid

@@ -15,7 +15,7 @@ import torch
 
 from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError, DiskFull, TrainingDiverged
-from pedsense.runs import RunFolder
+from pedsense.runfolder import RunFolder
 from pedsense.train.checkpoints import load_classifier, read_checkpoint, save_classifier
 from pedsense.train.common import TrainingRun
 from pedsense.train.events import BatchEnd, EpochEnd, StageStarted, StepEnd

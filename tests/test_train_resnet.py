@@ -13,7 +13,7 @@ import torch
 from pedsense.config import paths
 from pedsense.device import DeviceError
 from pedsense.errors import ConfigError, DataError
-from pedsense.runs import RunFolder
+from pedsense.runfolder import RunFolder
 from pedsense.train.checkpoints import load_classifier
 from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd
 from pedsense.train.resnet_lstm import ResNetClassifier, ResNetLSTM

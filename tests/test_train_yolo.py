@@ -9,7 +9,7 @@ import pytest
 
 from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError
-from pedsense.runs import RunFolder
+from pedsense.runfolder import RunFolder
 from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd
 from pedsense.train.yolo_trainer import check_model_variant, spread_subset, train_yolo
 from test_train_fixtures import check_step_curve, write_yolo_dataset

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections import Counter
 
@@ -12,6 +13,7 @@ import pytest
 from pedsense.config import paths
 from pedsense.data.frames import annotated_video_ids
 from pedsense.data.jaad import parse_annotation
+from pedsense.data.resnet_format import build_resnet_crops
 from pedsense.data.yolo_format import (attribute_class, build_detector_dataset, build_yolo_dataset,
                                        yolo_line)
 from pedsense.errors import DataError
@@ -225,3 +227,78 @@ def test_a_second_build_at_the_same_time_fails_fast(demo_home):
         with pytest.raises(DataError, match="Another build"):
             build_yolo_dataset(frame_step=3)
     assert build_yolo_dataset(frame_step=3)["parameters"]["frame_step"] == 3
+
+
+# -- boxes and files no build may use --------------------------------------------------------
+def _rewrite(path, change) -> None:
+    """Replace (never edit) a file of a hard-link copy with ``change(text)``."""
+    text = change(path.read_text())
+    path.unlink()
+    path.write_text(text)
+
+
+def _manifest(folder):
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def _train_video():
+    return _manifest(paths().yolo)["split"]["videos"]["train"][0]
+
+
+def test_unknown_cross_values_are_left_out_and_counted_never_labelled_not_crossing(demo_home):
+    before = _manifest(paths().yolo)["counts"]["train"]["boxes"]
+    xml = paths().annotation(_train_video())
+    n = xml.read_text().count(">crossing<")
+    assert n and before["crossing"] >= n
+    _rewrite(xml, lambda text: text.replace(">crossing<", ">maybe<"))
+    result = build_yolo_dataset()
+    after = result["counts"]["train"]["boxes"]
+    assert after["not-crossing"] == before["not-crossing"]  # not one `maybe` became not-crossing
+    assert after["crossing"] == before["crossing"] - n
+    assert result["invalid_boxes"]["count"] == n
+    assert result["invalid_boxes"]["by_reason"] == {"unknown_cross": n}
+    assert any(f"{n} boxes left out as invalid ({n} unknown `cross` value)" in w for w in result["warnings"])
+    assert _manifest(paths().yolo)["invalid_boxes"]["count"] == n
+
+
+def _invert(text: str, k: int) -> str:
+    """Swap xbr and xtl of the first ``k`` visible boxes (xtl > xbr)."""
+    return re.sub(r'outside="0" xbr="([\d.]+)" xtl="([\d.]+)"',
+                  lambda m: f'outside="0" xbr="{m[2]}" xtl="{m[1]}"', text, count=k)
+
+
+def test_inverted_boxes_follow_one_rule_in_every_build(demo_home):
+    crops_before = _manifest(paths().resnet / "crops")["counts"]["train"]
+    yolo_before = _manifest(paths().yolo)["counts"]["train"]["boxes"]
+    _rewrite(paths().annotation(_train_video()), lambda text: _invert(text, 5))
+    crops = build_resnet_crops((32, 32))
+    yolo = build_yolo_dataset()
+    for result in (crops, yolo):
+        assert result["invalid_boxes"]["by_reason"] == {"inverted_box": 5}
+        assert any("5 boxes left out as invalid (5 inverted corners" in w for w in result["warnings"])
+    assert sum(crops["counts"]["train"].values()) == sum(crops_before.values()) - 5
+    assert sum(yolo["counts"]["train"]["boxes"].values()) == sum(yolo_before.values()) - 5
+
+
+def test_a_non_finite_coordinate_skips_that_file_by_name_and_the_builds_go_on(demo_home):
+    video = _manifest(paths().yolo)["split"]["videos"]["test"][0]
+    _rewrite(paths().annotation(video), lambda text: re.sub(r'ybr="[\d.]+"', 'ybr="nan"', text, count=1))
+    crops = build_resnet_crops((32, 32))  # used to crash: cannot convert float NaN to integer
+    yolo = build_yolo_dataset()
+    for result in (crops, yolo):
+        skipped = result["skipped"]["files"]
+        assert skipped["count"] == 1 and skipped["list"][0]["file"].endswith(f"{video}.xml")
+        assert "not a finite number" in skipped["list"][0]["reason"]
+        assert any(f"{video}.xml skipped" in w for w in result["warnings"])
+        assert set(result["counts"]) == {"train", "val", "test"} and result["skipped"]["videos"]["count"] == 0
+    assert yolo["counts"]["test"]["images"] == 0 and sum(crops["counts"]["test"].values()) == 0
+
+
+def test_an_unreadable_attributes_file_keeps_the_video_in_the_action_builds(demo_home):
+    before = _manifest(paths().yolo)["counts"]["train"]
+    video = _train_video()
+    _rewrite(paths().attributes_file(video), lambda text: text[: len(text) // 2])
+    result = build_yolo_dataset()
+    assert result["counts"]["train"] == before  # the boxes did not need the attributes
+    assert list(result["attributes_missing"]) == [video]
+    assert any(f"{video}: attributes missing" in w for w in result["warnings"])

@@ -8,8 +8,13 @@ import time
 from typing import Callable
 
 from pedsense.config import CROP_SIZE, SEQUENCE_LENGTH, SEQUENCE_STRIDE, paths
-from pedsense.data.intent import (IRRELEVANT_POLICIES, PLACEMENTS, SAMPLE_TYPES,  # a light, pure module
-                                  SPLITS, TASKS, IntentOptions)
+# Light modules only at the top (no OpenCV, no torch): `setup` and `info` stay cheap. The builds
+# are imported by the steps that run them.
+from pedsense.catalogue import PROCESSED, next_step
+from pedsense.data.intent import IRRELEVANT_POLICIES, PLACEMENTS, SAMPLE_TYPES, TASKS, IntentOptions
+from pedsense.data.manifest import annotated_video_ids, frames_meta, list_videos, missing_clips
+from pedsense.data.splits import SPLITS
+from pedsense.data.stats import dataset_stats, format_stats
 from pedsense.errors import ConfigError
 
 PREPROCESS_STEPS = ("frames", "yolo", "detector", "resnet", "crops", "all")
@@ -121,43 +126,34 @@ def cmd_setup(args) -> int:
     print(f"data home: {p.home}")
     for line in describe_data(p):
         print("  " + line)
-    print(f"next: {next_step(p)}")
+    print(f"next: {next_step(p.home)}")
     return 0
 
 
 def describe_data(p) -> list[str]:
-    """One line per thing in the data layout: what is there."""
-    from pedsense.data.frames import annotated_video_ids, frames_meta
-
+    """One line per thing in the data layout: what is there (and, for clips, what is missing)."""
     videos = annotated_video_ids(p.home)
-    clips = [c for c in p.clips.glob("*") if c.is_file()] if p.clips.is_dir() else []
     extracted = [v for v in videos if frames_meta(v, p.home)]
-    lines = [f"annotations: {len(videos)} XML in {p.annotations}",
-             f"clips:       {len(clips)} in {p.clips}",
+    lines = [f"annotations: {len(videos)} XML in {p.annotations}", _clips_line(p, videos),
              f"frames:      {len(extracted)}/{len(videos)} videos extracted in {p.frames}"]
-    for name, marker in _datasets(p):
-        lines.append(f"{name + ':':<12} {'built' if marker.exists() else 'not built'} ({marker.parent})")
+    for dataset in PROCESSED:
+        built = "built" if dataset.built(p.home) else "not built"
+        lines.append(f"{dataset.kind + ':':<12} {built} ({p.home / dataset.marker})")
     return lines
 
 
-def _datasets(p):
-    return [("yolo", p.yolo / "data.yaml"), ("detector", p.yolo_detector / "data.yaml"),
-            ("sequences", p.resnet / "labels.csv"), ("crops", p.resnet / "crops.csv")]
-
-
-def next_step(p) -> str:
-    """The command a user should run next, from what the data home holds."""
-    from pedsense.data.frames import annotated_video_ids, frames_meta
-
-    videos = annotated_video_ids(p.home)
+def _clips_line(p, videos: list[str]) -> str:
     if not videos:
-        return ("put JAAD in data/raw/ (see README, 'JAAD data') or run `pedsense demo-data` "
-                "for the synthetic set")
-    if not any(frames_meta(v, p.home) for v in videos):
-        return "`pedsense preprocess frames` (or `pedsense preprocess all`)"
-    if not all(marker.exists() for _, marker in _datasets(p)):
-        return "`pedsense preprocess all` builds the missing datasets"
-    return "train: `make run` and open the dashboard, or `pedsense train ...`"
+        clips = [c for c in p.clips.glob("*") if c.is_file()] if p.clips.is_dir() else []
+        return f"clips:       {len(clips)} in {p.clips}"
+    missing = missing_clips(videos, p.home)
+    line = f"clips:       {len(videos) - len(missing)} of {len(videos)} annotated videos have a clip in {p.clips}"
+    if len(missing) == len(videos):
+        return (line + ": the clips are missing. JAAD's clips are downloaded separately from its "
+                "annotations; put them there as video_XXXX.mp4 (see README, 'JAAD data')")
+    if missing:
+        return line + f"; {len(missing)} missing: {list_videos(missing)}"
+    return line
 
 
 # -- demo data ------------------------------------------------------------------------------
@@ -175,7 +171,7 @@ def cmd_demo_data(args) -> int:
                       progress=TerminalProgress("demo-data"), overwrite=args.overwrite)
     print(f"wrote a synthetic demo set of {args.videos} videos to {p.raw} "
           f"in {time.perf_counter() - started:.1f} s (SYNTHETIC data, not JAAD)")
-    print(f"next: {next_step(p)}")
+    print(f"next: {next_step(p.home)}")
     return 0
 
 
@@ -208,8 +204,12 @@ def _frames(args, crop_size, progress) -> dict:
     from pedsense.data.frames import extract_frames
 
     summary = extract_frames(args.video, fps=args.fps, annotated_only=args.annotated_only, progress=progress)
+    # videos without a clip are named once, in one summarised warning; other failures one each
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     for video, problem in summary["failed"].items():
-        print(f"warning: {video} skipped: {problem}", file=sys.stderr)
+        if video not in summary["missing_clips"]:
+            print(f"warning: {video} skipped: {problem}", file=sys.stderr)
     return summary
 
 
@@ -245,8 +245,10 @@ _STEPS: dict[str, Callable] = {"frames": _frames, "yolo": _yolo, "detector": _de
 
 def _describe_summary(step: str, summary: dict) -> str:
     if step == "frames":
+        no_clip = len(summary["missing_clips"])
         return (f"{len(summary['extracted'])} videos extracted, {len(summary['skipped'])} already done, "
-                f"{len(summary['failed'])} failed; {summary['frames_total']} frames")
+                f"{len(summary['failed'])} failed" + (f" ({no_clip} without a clip)" if no_clip else "")
+                + f"; {summary['frames_total']} frames")
     counts = summary.get("counts", {})
     parts = ", ".join(f"{part} {_count(c)}" for part, c in counts.items())
     reused = " (unchanged, reused)" if summary.get("reused") else ""
@@ -268,8 +270,6 @@ def _count(part_counts: dict) -> str:
 
 # -- info -----------------------------------------------------------------------------------
 def cmd_info(args) -> int:
-    from pedsense.data.stats import dataset_stats, format_stats
-
     p = paths()
     print(format_stats(dataset_stats(p.home)))
     print()
@@ -281,7 +281,7 @@ def cmd_info(args) -> int:
 # -- windows --------------------------------------------------------------------------------
 def cmd_windows(args) -> int:
     """Tracks / windows (crossing / not) per split for sample types ``beh`` and ``all``."""
-    from pedsense.data.intent import collect_intent_windows
+    from pedsense.data.intent_dataset import collect_intent_windows
     from pedsense.data.jaad import load_annotations
     from pedsense.data.splits import split_videos
 

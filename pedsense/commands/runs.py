@@ -6,9 +6,7 @@ import argparse
 import json
 
 from pedsense.config import MODEL_TYPES
-
-PREFERRED_METRICS = ("val_acc", "mAP50", "mAP50-95")
-
+from pedsense.runfolder import describe_best
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``runs`` to the `pedsense` parser."""
@@ -19,36 +17,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runs.set_defaults(func=cmd_runs)
 
 
-def run_summary(run) -> dict:
-    """What the runs table shows for one ``RunFolder``."""
-    config, status = run.read_config(), run.read_status()
-    params = config.get("parameters") or {}
-    done = config.get("epochs_done", status.get("epochs_done"))
-    if done is None:
-        done = len(run.read_metrics())
-    planned = params.get("epochs")
-    if run.model_type == "hybrid" and params.get("yolo_epochs") and not params.get("yolo_model"):
-        planned = (planned or 0) + params["yolo_epochs"]
-    return {"run_id": run.run_id, "type": run.model_type, "status": status.get("status", "unknown"),
-            "epochs_done": done, "epochs": planned, "best": format_best(config.get("best_metric")),
-            "created": status.get("created_at") or "", "error": status.get("error"), "path": str(run.path)}
-
-
-def format_best(best: dict | None) -> str:
-    """``val_acc=0.912`` / ``mAP50=0.53`` from a config's ``best_metric``."""
-    if not best:
-        return "-"
-    shown = [f"{k}={best[k]:.3f}" for k in PREFERRED_METRICS if isinstance(best.get(k), (int, float))]
-    if "epoch" in best and shown:
-        shown.append(f"@{best['epoch']}")
-    return " ".join(shown) or "-"
+def run_row(summary) -> dict:
+    """What the runs table shows for one ``RunSummary``."""
+    return {"run_id": summary.run_id, "type": summary.model_type, "status": summary.status,
+            "epochs_done": summary.epochs_done, "epochs": summary.epochs_total or None,
+            "best": describe_best(summary.best_metric), "created": summary.started_at or "",
+            "error": summary.error, "path": summary.path}
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from pedsense.runs import list_runs
+    from pedsense.runfolder import list_runs
+    from pedsense.runs import disk_summary
 
     types = (args.model_type,) if args.model_type else MODEL_TYPES
-    rows = [run_summary(r) for r in list_runs(model_types=types)[: max(0, args.limit)]]
+    rows = [run_row(disk_summary(r)) for r in list_runs(model_types=types)[: max(0, args.limit)]]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -1,120 +1,54 @@
 """`pedsense train yolo|resnet-lstm|hybrid`: every trainer parameter as an option.
 
-Options are generated from the trainer's signature, so a new keyword shows up here by itself.
-One line per epoch on stdout, a progress bar on stderr (terminals only), Ctrl-C stops after
-the current batch (status ``stopped``, weights kept); a second Ctrl-C aborts at once.
+Options come from the trainer's parameter spec (``pedsense.train.params``): names, types,
+choices, help and defaults are written once there. One line per epoch on stdout, a progress bar
+on stderr (terminals only), Ctrl-C stops after the current batch (status ``stopped``, weights
+kept); a second Ctrl-C aborts at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import signal
 import sys
 import threading
-from typing import Any, Callable
+from typing import Any
 
 from pedsense.errors import ConfigError
+from pedsense.train.params import SPECS, Param, spec_for
 
-TRAINERS = {
-    "yolo": ("pedsense.train.yolo_trainer", "train_yolo", "fine-tune YOLO26 as a 2-class intent detector"),
-    "resnet-lstm": ("pedsense.train.resnet_trainer", "train_resnet_lstm",
-                    "train ResNet + LSTM on pedestrian crop sequences"),
-    "hybrid": ("pedsense.train.hybrid_trainer", "train_hybrid",
-               "train the YOLO pedestrian detector + ResNet crop classifier"),
-}
-HOOKS = ("on_event", "should_stop", "run_dir", "home", "resume", "init_weights")
 SHOWN_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "precision", "recall", "mAP50",
                  "mAP50-95", "lr", "seconds")
 
-HELP = {
-    "name": "run name prefix (default: the model type)",
-    "epochs": "training epochs (hybrid: ResNet classifier epochs)",
-    "batch_size": "batch size",
-    "imgsz": "YOLO training image size (multiple of 32)",
-    "model_variant": "YOLO variant (yolo26n, yolo26s, …) or a .pt/.yaml path",
-    "device": "cpu, cuda, cuda:N, mps (default: auto-detect)",
-    "learning_rate": "AdamW learning rate",
-    "yolo_model": "existing detector .pt (skips stage 1)",
-    "yolo_epochs": "YOLO detector epochs (stage 1)",
-    "yolo_batch_size": "YOLO detector batch size (default: --batch-size)",
-    "backbone": "ResNet backbone (resnet18, resnet34, resnet50, resnet101)",
-    "pretrained": "start from ImageNet weights (offline: from scratch)",
-    "hidden_size": "LSTM hidden size",
-    "num_layers": "LSTM layers",
-    "dropout": "dropout rate",
-    "crop_size": "resize crops to this square size in px (default: as built, 224)",
-    "weight_decay": "AdamW weight decay",
-    "frozen_children": "frozen leading children of the ResNet (seed: 6)",
-    "num_workers": "DataLoader workers (default: 0 when the data fits in memory)",
-    "workers": "Ultralytics DataLoader workers (default: up to 2)",
-    "patience": "YOLO early-stopping patience (epochs)",
-    "seed": "random seed",
-    "lr0": "YOLO (hybrid: stage 1) initial learning rate",
-    "optimizer": "YOLO (hybrid: stage 1) optimizer (auto, SGD, AdamW, …)",
-    "cache": "YOLO image cache: false, ram or disk",
-    "verbose": "show Ultralytics' own output",
-    "fraction": "share of the YOLO training images used (0-1]",
-    "task": "refuse a dataset built for another task: action or intent (default: train on the dataset as built)",
-    "split": "video split the crops are built with when missing: default, high_visibility, all_videos, random",
-    "sample_type": "intent: beh (behaviour pedestrians) or all (also bystanders, labelled not-crossing)",
-    "tte": "intent: time-to-event range in frames before the crossing point, e.g. '30 60'",
-    "overlap": "intent: overlap between consecutive observation windows (JAAD: 0.8)",
-    "irrelevant": "intent: pedestrians with crossing=-1: exclude or not-crossing",
-    "obs_length": "intent: observation length in frames (JAAD: 16)",
-    "warmup_epochs": "YOLO (hybrid: stage 1) learning-rate warm-up epochs (may be fractional; 0 = none)",
-    "nbs": "YOLO (hybrid: stage 1) nominal batch size: gradients accumulate to it (quick preset: 8)",
-}
-# Parameters whose default is None need their type spelled out.
-TYPES: dict[str, Callable] = {"name": str, "device": str, "yolo_model": str, "crop_size": int,
-                              "num_workers": int, "workers": int, "yolo_batch_size": int}
 
-
-def trainer_function(model_type: str) -> Callable:
-    module, function, _ = TRAINERS[model_type]
-    return getattr(importlib.import_module(module), function)
-
-
-def trainer_parameters(model_type: str) -> dict[str, inspect.Parameter]:
-    """The trainer's user-facing parameters (hooks and paths left out), imported lazily."""
-    signature = inspect.signature(trainer_function(model_type))
-    return {n: p for n, p in signature.parameters.items() if n not in HOOKS}
-
-
-def _parse_cache(text: str) -> bool | str:
-    lowered = text.strip().lower()
-    if lowered in ("false", "no", "0", "off", "none"):
-        return False
-    if lowered in ("true", "yes", "1", "on"):
-        return True
-    return lowered
+def _option_help(param: Param) -> str:
+    default = param.none_label if param.default is None else param.default
+    shown = {False: "false", True: "true"}.get(default, default) if isinstance(default, bool) else default
+    rule = "" if param.kind in ("bool", "text", "choice") else f"; {param.describe()}"
+    return f"{param.help.replace('%', '%%')}{rule} (default: {shown})"
 
 
 def add_trainer_options(parser: argparse.ArgumentParser, model_type: str) -> None:
-    """One ``--option`` per trainer parameter; every default is None = "not given"."""
-    for name, parameter in trainer_parameters(model_type).items():
-        flag = "--" + name.replace("_", "-")
-        default = parameter.default
-        shown = f" (default: {default})" if default is not None else ""
-        if isinstance(default, bool) and name != "cache":
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
-                                help=HELP.get(name, name) + shown)
+    """One ``--option`` per parameter of the trainer's spec; every default is None = "not given"."""
+    for param in spec_for(model_type):
+        flag = "--" + param.name.replace("_", "-")
+        if param.kind == "bool":
+            parser.add_argument(flag, dest=param.name, action=argparse.BooleanOptionalAction,
+                                default=None, help=_option_help(param))
             continue
-        if name == "cache":
-            kind = _parse_cache
-        else:
-            kind = TYPES.get(name) or (type(default) if default is not None else str)
-        parser.add_argument(flag, dest=name, type=kind, default=None, metavar=name.upper(),
-                            help=HELP.get(name, name) + shown)
+        choices = ([c if isinstance(c, str) else {None: "none", False: "false", True: "true"}[c]
+                    for c in param.choices] if param.kind == "choice" else None)
+        parser.add_argument(flag, dest=param.name, type=param.cli_value, default=None,
+                            metavar="|".join(choices) if choices else param.name.upper(),
+                            help=_option_help(param))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train`` (with yolo, resnet-lstm, hybrid) to the `pedsense` parser."""
     train = subparsers.add_parser("train", help="train a model (yolo, resnet-lstm, hybrid)")
     kinds = train.add_subparsers(dest="model_type", metavar="MODEL", required=True)
-    for model_type, (_, _, help_text) in TRAINERS.items():
-        sub = kinds.add_parser(model_type, help=help_text, description=help_text)
+    for model_type, spec in SPECS.items():
+        sub = kinds.add_parser(model_type, help=spec.description, description=spec.description)
         sub.add_argument("--preset", choices=("quick", "seed"), default=None,
                          help="start from a preset: quick (CPU, minutes) or seed (the seed defaults); "
                               "options given explicitly override it")
@@ -127,7 +61,7 @@ def resolve_params(model_type: str, args: argparse.Namespace) -> dict[str, Any]:
     from pedsense.train.presets import preset_params
 
     params = preset_params(model_type, args.preset) if args.preset else {}
-    for name in trainer_parameters(model_type):
+    for name in spec_for(model_type).names:
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
@@ -211,12 +145,12 @@ class StopOnInterrupt:
 
 def cmd_train(args: argparse.Namespace) -> int:
     params = resolve_params(args.model_type, args)
-    train = trainer_function(args.model_type)
+    train = spec_for(args.model_type).load_trainer()
     if "run_dir" in params or "on_event" in params:
         raise ConfigError("run_dir/on_event cannot be set from the command line.")
     with StopOnInterrupt() as stop:
         run_dir = train(**params, on_event=ConsoleReporter(), should_stop=stop)
-    from pedsense.runs import RunFolder
+    from pedsense.runfolder import RunFolder
 
     return 130 if RunFolder(run_dir).status == "stopped" else 0
 

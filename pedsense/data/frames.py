@@ -4,7 +4,9 @@ File names carry the ORIGINAL frame index (the index JAAD's annotations use), al
 some frames are kept (``fps`` sub-sampling or ``annotated_only``). Each video folder gets a
 ``meta.json`` written last: it is the completion marker. A video is skipped only when that
 marker says it finished with the same settings from the same clip; anything else (a crash
-mid-video, other settings, a replaced clip) is redone from scratch.
+mid-video, other settings, a replaced clip) is redone from scratch. ``meta.json`` also records the
+annotation's frame count: a clip shorter than its XML gets a warning there, which every build
+using those frames repeats in its manifest.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ import cv2
 import numpy as np
 
 from pedsense.config import Paths, paths
-from pedsense.data.manifest import file_stamp, now_iso
+from pedsense.data.jaad import parse_annotation, read_frame_count
+from pedsense.data.manifest import FRAMES_META_NAME as META_NAME
+from pedsense.data.manifest import (annotated_video_ids, file_stamp, frames_meta, list_videos,
+                                    missing_clips, no_annotations_error, no_clips_message, now_iso)
 from pedsense.data.video import open_video, read_video_frame
-from pedsense.errors import DataError
+from pedsense.errors import AnnotationError, DataError
 from pedsense.io import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-META_NAME = "meta.json"
 DEFAULT_QUALITY = 95
 # Encoding a JPEG costs about as much as decoding a frame; cv2 releases the GIL in both, so
 # two writer threads keep the decoder busy without holding many frames in memory.
@@ -38,28 +42,6 @@ _WRITER_THREADS = 2
 _MAX_PENDING = 8
 
 Progress = Callable[[int, int, str], None]
-
-
-# -- which videos ---------------------------------------------------------------------------
-def annotated_video_ids(home=None) -> list[str]:
-    """Ids of the videos with an annotation XML in ``data/raw/annotations`` (sorted)."""
-    folder = paths(home).annotations
-    if not folder.is_dir():
-        return []
-    return sorted(p.stem for p in folder.glob("*.xml") if not p.name.startswith("."))
-
-
-def _no_annotations_error(p: Paths) -> DataError:
-    return DataError(
-        f"No annotation XML in {p.annotations}. Put JAAD's annotations/ folder there "
-        "(see README, 'JAAD data') or run `pedsense demo-data` for the synthetic set."
-    )
-
-
-def frames_meta(video_id: str, home=None) -> dict | None:
-    """The ``meta.json`` of a video whose extraction finished, else None."""
-    meta = read_json(paths(home).video_frames(video_id) / META_NAME)
-    return meta if isinstance(meta, dict) and meta.get("complete") else None
 
 
 # -- extraction -----------------------------------------------------------------------------
@@ -77,20 +59,25 @@ def extract_frames(video_id: str | None = None, fps: float | None = None,
         quality: JPEG quality, 1-100.
 
     Returns:
-        ``{"videos", "extracted", "skipped", "failed": {video: message}, "frames_written",
-        "frames_total"}``.
+        ``{"videos", "extracted", "skipped", "failed": {video: message}, "missing_clips": [video],
+        "warnings": [line], "frames_written", "frames_total"}``. ``warnings`` names each video
+        without a clip once (summarised past ten) and each clip shorter than its annotation.
 
     Raises:
-        DataError: no annotations (with ``video_id=None``), or the one video asked for has no
+        DataError: no annotations; no annotated video has a clip (nothing is tried: the message
+            says where the clips go); every video failed; or the one video asked for has no
             clip / a clip that will not open / no annotation while ``annotated_only``.
     """
     p = paths(home)
     _check_options(fps, quality)
     video_ids = [video_id] if video_id else annotated_video_ids(p.home)
     if not video_ids:
-        raise _no_annotations_error(p)
+        raise no_annotations_error(p)
+    no_clip = missing_clips(video_ids, p.home) if not video_id else []
+    if no_clip and len(no_clip) == len(video_ids) and not any(frames_meta(v, p.home) for v in video_ids):
+        raise DataError(no_clips_message(p, len(video_ids)))
     summary = {"videos": video_ids, "extracted": [], "skipped": [], "failed": {},
-               "frames_written": 0, "frames_total": 0}
+               "missing_clips": [], "warnings": [], "frames_written": 0, "frames_total": 0}
     for done, vid in enumerate(video_ids):
         if progress:
             progress(done, len(video_ids), f"{vid}: extracting frames")
@@ -99,15 +86,36 @@ def extract_frames(video_id: str | None = None, fps: float | None = None,
         except DataError as exc:
             if video_id:
                 raise
-            log.warning("skipping %s: %s", vid, exc)
+            log.debug("skipping %s: %s", vid, exc)  # reported once, in the summary
             summary["failed"][vid] = str(exc)
+            if vid in no_clip:
+                summary["missing_clips"].append(vid)
             continue
         summary["extracted" if written else "skipped"].append(vid)
         summary["frames_written"] += len(meta["frames"]) if written else 0
         summary["frames_total"] += len(meta["frames"])
+        summary["warnings"] += meta.get("warnings", [])
     if progress:
         progress(len(video_ids), len(video_ids), "frames extracted")
+    _report_failures(p, summary)
     return summary
+
+
+def _report_failures(p: Paths, summary: dict) -> None:
+    """Put the missing clips in one warning line; raise when no video could be extracted."""
+    missing = summary["missing_clips"]
+    if missing:
+        summary["warnings"].insert(0, (
+            f"{len(missing)} of {len(summary['videos'])} annotated videos have no clip in {p.clips} "
+            f"and were skipped: {list_videos(missing)}. Put their clips there (see README, 'JAAD "
+            "data') and run `pedsense preprocess frames` again, or move their annotations away."))
+    failed = summary["failed"]
+    if failed and not summary["extracted"] and not summary["skipped"]:
+        others = {v: m for v, m in failed.items() if v not in missing}
+        details = "".join(f"\n  {v}: {m}" for v, m in list(others.items())[:10])
+        raise DataError(f"Frame extraction failed for every one of the {len(failed)} videos; "
+                        "nothing was extracted." + (f" {summary['warnings'][0]}" if missing else "")
+                        + details)
 
 
 def _check_options(fps: float | None, quality: int) -> None:
@@ -143,11 +151,14 @@ def _extract_video(p: Paths, video_id: str, fps: float | None, annotated_only: b
         frames, decoded, size = _decode_and_write(capture, out, keep, quality)
     if decoded == 0:
         raise DataError(f"Clip {clip} opens but holds no decodable frame. Re-download or replace it.")
+    annotated = _annotation_frame_count(p, video_id)
     meta = {"video_id": video_id, "clip": clip.name, "clip_stamp": file_stamp(clip),
-            "frame_count": decoded, "reported_frame_count": reported, "fps": source_fps,
+            "frame_count": decoded, "reported_frame_count": reported,
+            "annotation_frame_count": annotated, "fps": source_fps,
             "width": size[0], "height": size[1], **settings,
             # the largest gap between kept frames that still counts as "consecutive"
             "frame_step": max(1, math.ceil(source_fps / fps)) if fps else 1, "frames": frames,
+            "warnings": _short_clip_warnings(video_id, decoded, annotated),
             "created_at": now_iso(), "complete": True}
     write_json_atomic(out / META_NAME, meta)
     return meta, True
@@ -165,10 +176,26 @@ def _is_finished(meta, settings: dict, clip: Path, out: Path) -> bool:
     return all(f"frame_{index:06d}.jpg" in present for index in meta.get("frames", []))
 
 
+def _annotation_frame_count(p: Paths, video_id: str) -> int | None:
+    """The annotation's ``meta/task/size``; None without a readable annotation (the builds
+    report an unreadable file themselves)."""
+    try:
+        return read_frame_count(p.annotation(video_id))
+    except AnnotationError as exc:
+        log.debug("no frame count for %s: %s", video_id, exc)
+        return None
+
+
+def _short_clip_warnings(video_id: str, decoded: int, annotated: int | None) -> list[str]:
+    if annotated is None or decoded >= annotated:
+        return []
+    return [f"{video_id}: the clip has {decoded} frames but its annotation {annotated} "
+            f"(meta/task/size), so frames {decoded}-{annotated - 1} have no image and their boxes "
+            "are left out of every dataset. Re-download the clip if it was cut short."]
+
+
 def _annotated_frames(p: Paths, video_id: str) -> set[int]:
     """Frames where at least one box of any track is visible."""
-    from pedsense.data.jaad import parse_annotation
-
     xml = p.annotation(video_id)
     if not xml.exists():
         raise DataError(f"annotated_only needs {xml}, which does not exist. Put the video's "

@@ -23,20 +23,19 @@ and the benchmark code (``action_predict.py``: ``get_data_sequence``; ``train_te
   counts them as skipped. ``ped`` bystanders (sample type ``all``) are not-crossing.
 
 Nothing is dropped silently: every pedestrian that yields no window is reported as a :class:`Skip`
-with a reason, and :func:`collect_intent_windows` counts them per reason for the build summary.
+with a reason, and ``pedsense.data.intent_dataset.collect_intent_windows`` counts them per
+reason for the build summary.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
 
-from pedsense.errors import ConfigError, DataError
+from pedsense.errors import ConfigError
 
 TASKS = ("action", "intent")  # is the pedestrian crossing now / will they cross (this protocol)
 SAMPLE_TYPES = ("beh", "all")
-SPLITS = ("default", "high_visibility", "all_videos", "random")
 IRRELEVANT_POLICIES = ("not-crossing", "exclude")
 PLACEMENTS = ("boxes", "frames")  # count a track's boxes (the benchmark) or its frame numbers
 SPLIT_NAMES = ("train", "val", "test")
@@ -67,10 +66,6 @@ SKIP_REASON_TEXT = {
     GAP_IN_WINDOW: "windows with a frame the pedestrian is not visible in",
     VIDEO_NOT_IN_SPLIT: "pedestrians of videos no split lists",
 }
-
-
-class LeakageError(DataError):
-    """A video or pedestrian appears in two splits."""
 
 
 def parse_tte(tte: Any) -> tuple[int, int]:
@@ -299,7 +294,7 @@ def intent_windows(annotation, options: IntentOptions | None = None
     """Cut every pedestrian of one video into benchmark windows.
 
     Args:
-        annotation: a ``pedsense.data.jaad.VideoAnnotation``.
+        annotation: a ``pedsense.data.annotation.VideoAnnotation``.
         options: the protocol (default: the JAAD benchmark's).
 
     Returns:
@@ -423,151 +418,3 @@ def _skip_detail(track, reason: str) -> str:
     if reason == SHORT_TRACK:
         return f"{len(visible_frames(track))} visible frames"
     return ""
-
-
-# ---------------------------------------------------------------------------------------------
-# A whole dataset
-
-
-@dataclass
-class IntentDataset:
-    """Benchmark windows per split, with what was skipped and the leakage check's result."""
-
-    options: IntentOptions
-    windows: dict[str, list[Window]]
-    skips: list[Skip]
-    split_source: str = ""
-    missing_videos: tuple[str, ...] = ()
-    unassigned_videos: tuple[str, ...] = ()
-    leakage: dict[str, Any] = field(default_factory=dict)
-
-    def all_windows(self) -> list[Window]:
-        return [w for name in SPLIT_NAMES for w in self.windows.get(name, [])]
-
-    def skip_counts(self) -> dict[str, int]:
-        """How many skips each reason caused, most frequent first."""
-        return dict(Counter(skip.reason for skip in self.skips).most_common())
-
-    def class_counts(self) -> dict[str, dict[str, int]]:
-        """``{split: {"not-crossing": n0, "crossing": n1, "total": n}}``."""
-        counts = {}
-        for name in SPLIT_NAMES:
-            labels = [w.label for w in self.windows.get(name, [])]
-            counts[name] = {"not-crossing": labels.count(0), "crossing": labels.count(1),
-                            "total": len(labels)}
-        return counts
-
-    def pedestrian_counts(self) -> dict[str, int]:
-        """Distinct pedestrians with at least one window, per split."""
-        return {name: len({(w.video_id, w.track_id) for w in self.windows.get(name, [])})
-                for name in SPLIT_NAMES}
-
-    def rows(self, split: str | None = None) -> list[dict[str, Any]]:
-        """DataFrame-ready window metadata (``Window.as_row`` plus ``split``)."""
-        names = SPLIT_NAMES if split is None else (split,)
-        return [{**w.as_row(), "split": name} for name in names for w in self.windows.get(name, [])]
-
-    def summary_lines(self) -> list[str]:
-        """Human-readable build summary: windows per split, and every skip reason with a count."""
-        lines = []
-        for name, c in self.class_counts().items():
-            lines.append(f"{name}: {c['total']} windows ({c['crossing']} crossing, "
-                         f"{c['not-crossing']} not-crossing)")
-        for reason, count in self.skip_counts().items():
-            lines.append(f"skipped {count}: {SKIP_REASON_TEXT.get(reason, reason)}")
-        if self.missing_videos:
-            lines.append(f"{len(self.missing_videos)} videos named by the split files are absent")
-        if self.leakage.get("checked"):
-            lines.append("leakage check passed: no video or pedestrian is in two splits")
-        return lines
-
-    def manifest(self) -> dict[str, Any]:
-        """JSON-ready record of the protocol, counts, skips and leakage check."""
-        return {"task": "intent", "protocol": self.options.as_dict(),
-                "split_source": self.split_source, "class_counts": self.class_counts(),
-                "pedestrians": self.pedestrian_counts(), "skipped": self.skip_counts(),
-                "missing_videos": list(self.missing_videos),
-                "unassigned_videos": list(self.unassigned_videos), "leakage": self.leakage}
-
-
-def collect_intent_windows(annotations: Mapping[str, Any], video_split,
-                           options: IntentOptions | None = None, *,
-                           progress: Callable[[int, int, str], None] | None = None) -> IntentDataset:
-    """Cut every video into benchmark windows, grouped by the split its video belongs to.
-
-    Args:
-        annotations: ``{video_id: VideoAnnotation}`` (e.g. from ``load_annotations``).
-        video_split: a ``pedsense.data.splits.VideoSplit`` (``.train .val .test .split_of(vid)``).
-        options: the protocol (default: the JAAD benchmark's).
-        progress: ``progress(done, total, message)`` after each video.
-
-    Returns:
-        An :class:`IntentDataset`; the leakage check has run (it raises :class:`LeakageError`).
-    """
-    options = options or IntentOptions()
-    windows: dict[str, list[Window]] = {name: [] for name in SPLIT_NAMES}
-    skips: list[Skip] = []
-    unassigned = []
-    total = len(annotations)
-    for done, video_id in enumerate(sorted(annotations), start=1):
-        annotation = annotations[video_id]
-        split = video_split.split_of(video_id)
-        if split not in windows:
-            unassigned.append(video_id)
-            skips.extend(Skip(video_id, t.track_id, VIDEO_NOT_IN_SPLIT) for t in annotation.tracks)
-        else:
-            video_windows, video_skips = intent_windows(annotation, options)
-            windows[split].extend(video_windows)
-            skips.extend(video_skips)
-        if progress:
-            progress(done, total, f"intent windows: {video_id}")
-    leakage = check_no_leakage(_split_members(video_split), windows)
-    return IntentDataset(options=options, windows=windows, skips=skips,
-                         split_source=str(getattr(video_split, "source", "")),
-                         missing_videos=tuple(getattr(video_split, "missing", ()) or ()),
-                         unassigned_videos=tuple(unassigned), leakage=leakage)
-
-
-def _split_members(video_split) -> dict[str, list[str]]:
-    if isinstance(video_split, Mapping):
-        return {name: list(video_split.get(name, ())) for name in SPLIT_NAMES}
-    return {name: list(getattr(video_split, name, ()) or ()) for name in SPLIT_NAMES}
-
-
-def check_no_leakage(split_videos: Mapping[str, Iterable[str]],
-                     windows: Mapping[str, Iterable[Window]] | None = None) -> dict[str, Any]:
-    """Raise :class:`LeakageError` when a video, or a pedestrian, is in two splits.
-
-    Args:
-        split_videos: ``{split: video ids}`` (a ``VideoSplit`` works through ``_split_members``).
-        windows: optional ``{split: windows}``; pedestrians are ``(video_id, track_id)`` pairs.
-
-    Returns:
-        The manifest record: ``{"checked": True, "videos": {split: n}, "pedestrians": {split: n}}``.
-    """
-    if not isinstance(split_videos, Mapping):
-        split_videos = _split_members(split_videos)
-    videos = {name: set(ids) for name, ids in split_videos.items()}
-    _raise_on_overlap(videos, "video", "Fix the split files so each video is listed once.")
-    pedestrians = {name: {(w.video_id, w.track_id) for w in ws}
-                   for name, ws in (windows or {}).items()}
-    _raise_on_overlap(pedestrians, "pedestrian",
-                      "Split by video (pedsense.data.splits) so no pedestrian crosses splits.")
-    for name, ped_set in pedestrians.items():
-        stray = {vid for vid, _ in ped_set} - videos.get(name, set())
-        if stray and name in videos:
-            raise LeakageError(f"Split '{name}' holds windows of videos it does not list: "
-                               f"{sorted(stray)[:5]}. Rebuild the windows from one VideoSplit.")
-    return {"checked": True, "videos": {n: len(v) for n, v in videos.items()},
-            "pedestrians": {n: len(p) for n, p in pedestrians.items()}}
-
-
-def _raise_on_overlap(members: Mapping[str, set], kind: str, fix: str) -> None:
-    names = list(members)
-    for i, first in enumerate(names):
-        for second in names[i + 1:]:
-            shared = members[first] & members[second]
-            if shared:
-                example = sorted(map(str, shared))[:5]
-                raise LeakageError(f"{len(shared)} {kind}(s) in both '{first}' and '{second}' "
-                                   f"splits, e.g. {example}. {fix}")

@@ -12,6 +12,13 @@ attributes of its first box; a track has behaviour labels when its ``old_id`` co
 by the pedestrian ``id``; a later track with an id already seen replaces the earlier one. Unlike
 the official interface, boxes with ``outside="1"`` (not visible) are dropped.
 
+Boxes no build may label are left out of their track too, each recorded in
+``VideoAnnotation.rejected_boxes`` with a logged warning naming file, track and frame:
+:func:`box_problem` is the one rule (a label value outside JAAD's vocabulary, inverted or empty
+corners, a box wholly outside the image). Non-finite coordinates (``nan``, ``inf``) are an
+:class:`AnnotationError` naming file, line and track. Files declaring a DTD are refused before
+parsing: JAAD never uses one, and entity expansion can blow a small file up to gigabytes.
+
 Parsing streams (``iterparse``, elements cleared as they are read): the 346 JAAD files are
 133 MB of XML, and a full tree of them would take several GB.
 """
@@ -21,154 +28,39 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 import os
+import pyexpat
 import warnings
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from pedsense.config import paths
+from pedsense.data.annotation import (BoundingBox, RejectedBox, Track, VideoAnnotation,
+                                      _int_or_text, box_problem)
 from pedsense.errors import AnnotationError, DataError
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 
-TRACK_LABELS = ("pedestrian", "ped", "people")
-# The per-box behaviour labels of a behaviour track, as JAAD's interface collects them.
-BEHAVIOUR_LABELS = ("action", "cross", "look", "nod", "hand_gesture", "reaction")
-
-# JAAD's numeric codes for its text labels (the vocabularies in the XML ``<labels>`` block and
-# in the attributes files). Only :meth:`VideoAnnotation.to_jaad_dict` uses them; everything else
-# keeps the readable text.
-LABEL_CODES: dict[str, dict[str, int]] = {
-    "occlusion": {"none": 0, "part": 1, "full": 2},
-    "action": {"standing": 0, "walking": 1},
-    "nod": {"__undefined__": 0, "nodding": 1},
-    "look": {"not-looking": 0, "looking": 1},
-    "hand_gesture": {"__undefined__": 0, "greet": 1, "yield": 2, "rightofway": 3, "other": 4},
-    "reaction": {"__undefined__": 0, "clear_path": 1, "speed_up": 2, "slow_down": 3},
-    "cross": {"not-crossing": 0, "crossing": 1, "irrelevant": -1},
-    "age": {"child": 0, "young": 1, "adult": 2, "senior": 3},
-    "designated": {"ND": 0, "D": 1},
-    "gender": {"n/a": 0, "female": 1, "male": 2},
-    "intersection": {"no": 0, "yes": 1},
-    "motion_direction": {"n/a": 0, "LAT": 1, "LONG": 2},
-    "traffic_direction": {"OW": 0, "TW": 1},
-    "signalized": {"n/a": 0, "NS": 1, "S": 2},
-}
-
 _FIX_FILE = ("Fix: re-download the file from JAAD (github.com/ykotseruba/JAAD) or regenerate the "
              "demo set with `pedsense demo-data`, or delete the file to skip that video.")
-
-
-@dataclass(slots=True)
-class BoundingBox:
-    """One visible box of one track in one frame, in pixels of the original frame."""
-
-    frame: int
-    xtl: float
-    ytl: float
-    xbr: float
-    ybr: float
-    occluded: bool = False        # CVAT ``occluded`` flag
-    occlusion: str = "none"       # JAAD ``occlusion`` attribute: none | part | full
-    action: str | None = None     # standing | walking (behaviour tracks only)
-    cross: str | None = None      # crossing | not-crossing (behaviour tracks only)
-    look: str | None = None       # looking | not-looking (behaviour tracks only)
-    extra: dict = field(default_factory=dict)  # every other attribute: id, old_id, nod, keyframe...
-
-    @property
-    def xyxy(self) -> tuple[float, float, float, float]:
-        """(x1, y1, x2, y2): top-left and bottom-right corners."""
-        return (self.xtl, self.ytl, self.xbr, self.ybr)
-
-
-@dataclass(slots=True)
-class Track:
-    """One pedestrian (``pedestrian`` / ``ped``) or group (``people``) through the video."""
-
-    label: str
-    track_id: str
-    boxes: list[BoundingBox] = field(default_factory=list)
-    attributes: dict = field(default_factory=dict)  # from the attributes file; {} when none
-    old_id: str = ""
-    _by_frame: dict | None = field(default=None, init=False, repr=False, compare=False)
-
-    @property
-    def frames(self) -> list[int]:
-        return [box.frame for box in self.boxes]
-
-    @property
-    def is_behavioural(self) -> bool:
-        """Whether the boxes carry behaviour labels (JAAD's rule: ``pedestrian`` in ``old_id``)."""
-        return _has_behaviour(self.label, self.old_id)
-
-    @property
-    def crossing(self) -> int | None:
-        """Track-level ``crossing``: 1 crosses, 0 not, -1 irrelevant; None without attributes."""
-        return _int_or_none(self.attributes.get("crossing"))
-
-    @property
-    def crossing_point(self) -> int | None:
-        """Frame where the pedestrian starts crossing (or -1); None without attributes."""
-        return _int_or_none(self.attributes.get("crossing_point"))
-
-    def box_at(self, frame: int) -> BoundingBox | None:
-        """The visible box in ``frame``, or None."""
-        if self._by_frame is None:
-            self._by_frame = {box.frame: box for box in self.boxes}
-        return self._by_frame.get(frame)
-
-
-@dataclass(slots=True)
-class VideoAnnotation:
-    """A parsed ``video_XXXX.xml``."""
-
-    video_id: str
-    num_frames: int
-    width: int
-    height: int
-    time_of_day: str = ""
-    weather: str = ""
-    location: str = ""
-    tracks: list[Track] = field(default_factory=list)
-    source: str = ""  # the XML file it came from
-
-    @property
-    def num_boxes(self) -> int:
-        return sum(len(track.boxes) for track in self.tracks)
-
-    def track(self, track_id: str) -> Track | None:
-        return next((t for t in self.tracks if t.track_id == track_id), None)
-
-    def boxes_by_frame(self) -> dict[int, list[tuple[Track, BoundingBox]]]:
-        """``{frame: [(track, box), ...]}`` for every frame with at least one visible box."""
-        index: dict[int, list[tuple[Track, BoundingBox]]] = {}
-        for track in self.tracks:
-            for box in track.boxes:
-                index.setdefault(box.frame, []).append((track, box))
-        return dict(sorted(index.items()))
-
-    def to_jaad_dict(self) -> dict:
-        """This video in the layout of the official interface's ``generate_database()`` entry.
-
-        ``ped_annotations[id]`` holds ``old_id, frames, bbox, occlusion`` (codes), ``behavior``
-        (per-box codes, ``{}`` for non-behaviour tracks) and ``attributes`` (codes, ``{}`` when
-        none). Vehicle, traffic and appearance annotations are not part of it.
-        """
-        return {"num_frames": self.num_frames, "width": self.width, "height": self.height,
-                "ped_annotations": {t.track_id: _track_to_jaad(t) for t in self.tracks}}
-
 
 # -- parsing one file -----------------------------------------------------------------------
 def parse_annotation(xml_path: str | os.PathLike,
                      attributes_path: str | os.PathLike | None = None) -> VideoAnnotation:
     """Parse one JAAD annotation file (and, when given, its attributes file).
 
+    Boxes no build may label (:func:`box_problem`) are left out of their tracks, listed in
+    ``rejected_boxes`` and logged as warnings.
+
     Raises:
-        AnnotationError: the file is missing, malformed or truncated (the message names the
-            file and line), or lacks the frame count or frame size.
+        AnnotationError: the file is missing, malformed, truncated or declares a DTD (the
+            message names the file and line), lacks the frame count or frame size, or has a
+            box with a missing, non-numeric or non-finite coordinate.
     """
     xml_path = Path(xml_path)
     attributes = parse_attributes(attributes_path) if attributes_path is not None else {}
@@ -196,11 +88,36 @@ def parse_attributes(attributes_path: str | os.PathLike) -> dict[str, dict]:
     return attributes
 
 
+def read_frame_count(xml_path: str | os.PathLike) -> int:
+    """The frame count (``<meta><task><size>``) of an annotation file, reading only its head.
+
+    Raises:
+        AnnotationError: the file cannot be read, is malformed or has no frame count.
+    """
+    path = Path(xml_path)
+    _refuse_dtd(path)
+    video = VideoAnnotation(video_id=path.stem, num_frames=-1, width=-1, height=-1)
+    try:
+        for _, element in ET.iterparse(path, events=("end",)):
+            if element.tag == "meta":
+                _read_meta(element, video, path)
+                break
+    except ET.ParseError as exc:
+        raise _parse_error(path, exc) from None
+    except OSError as exc:
+        raise AnnotationError(f"Cannot read annotation file {path}: {exc}. {_FIX_FILE}") from None
+    if video.num_frames < 0:
+        raise AnnotationError(f"{path} has no <meta><task><size> (frame count): it is not a JAAD "
+                              f"annotation file. {_FIX_FILE}")
+    return video.num_frames
+
+
 def _parse_video(path: Path, strings: dict[str, str]) -> VideoAnnotation:
     """Stream ``path`` into a VideoAnnotation (attributes not attached).
 
     ``strings`` pools repeated texts: one str object for 'not-looking' in 100 000 boxes.
     """
+    _refuse_dtd(path)
     intern = strings.setdefault
     video = VideoAnnotation(video_id=path.stem, num_frames=-1, width=-1, height=-1,
                             source=str(path))
@@ -211,7 +128,7 @@ def _parse_video(path: Path, strings: dict[str, str]) -> VideoAnnotation:
         for _, element in ET.iterparse(path, events=("end",)):
             tag = element.tag
             if tag == "box":
-                boxes.append(_read_box(element, path, intern))
+                boxes.append(_read_box(element, intern))
                 element.clear()
             elif tag == "track":
                 fallback_id = f"{video.video_id}_track{n_tracks}"
@@ -226,10 +143,16 @@ def _parse_video(path: Path, strings: dict[str, str]) -> VideoAnnotation:
         raise _parse_error(path, exc) from None
     except OSError as exc:
         raise AnnotationError(f"Cannot read annotation file {path}: {exc}. {_FIX_FILE}") from None
+    except _BadBox as exc:
+        track_id = (boxes[0][0].get("id") if boxes else None) or exc.box_id or "?"
+        line, column = _box_position(path, n_tracks, len(boxes))
+        raise AnnotationError(f"{path}, line {line}, column {column}: track {track_id}, "
+                              f"frame {exc.frame}: {exc.problem}. {_FIX_FILE}") from None
     if video.num_frames < 0:
         raise AnnotationError(f"{path} has no <meta><task><size> (frame count): it is not a JAAD "
                               f"annotation file. {_FIX_FILE}")
     video.tracks = list(tracks.values())
+    _reject_boxes(video, path)
     return video
 
 
@@ -256,21 +179,34 @@ def _read_meta(meta: ET.Element, video: VideoAnnotation, path: Path) -> None:
         video.location = (attributes.findtext("location") or "").strip()
 
 
-def _read_box(element: ET.Element, path: Path, intern: Callable[[str, str], str]
+class _BadBox(Exception):
+    """A box whose frame or corners cannot be read; :func:`_parse_video` adds file and line."""
+
+    def __init__(self, box_id: str | None, frame: str, problem: str):
+        super().__init__(problem)
+        self.box_id, self.frame, self.problem = box_id, frame, problem
+
+
+def _read_box(element: ET.Element, intern: Callable[[str, str], str]
               ) -> tuple[dict, BoundingBox | None]:
     """The box's ``<attribute>`` values, and the box itself (None when ``outside="1"``)."""
     values = {child.get("name"): intern(child.text, child.text) for child in element}
     header = element.attrib
     if header.get("outside") == "1":
         return values, None  # not visible; its id still names the track
+    frame = header.get("frame", "?")
     try:
         box = BoundingBox(int(header["frame"]), float(header["xtl"]), float(header["ytl"]),
                           float(header["xbr"]), float(header["ybr"]),
                           occluded=header.get("occluded") == "1", extra=values)
     except (KeyError, ValueError) as exc:
-        where = f"id {values.get('id', '?')}, frame {header.get('frame', '?')}"
-        raise AnnotationError(f"{path}: box ({where}) has a missing or non-numeric frame or "
-                              f"coordinate ({exc!r}). {_FIX_FILE}") from None
+        raise _BadBox(values.get("id"), frame,
+                      f"box (id {values.get('id', '?')}, frame {frame}) has a missing or "
+                      f"non-numeric frame or coordinate ({exc!r})") from None
+    if not all(map(math.isfinite, box.xyxy)):
+        name = next(n for n in ("xtl", "ytl", "xbr", "ybr") if not math.isfinite(float(header[n])))
+        raise _BadBox(values.get("id"), frame,
+                      f"box coordinate {name}={header[name]!r} is not a finite number")
     if "keyframe" in header:
         values["keyframe"] = intern(header["keyframe"], header["keyframe"])
     return values, box
@@ -303,8 +239,38 @@ def _add_track(tracks: dict[str, Track], track: Track, path: Path) -> None:
     tracks[track.track_id] = track
 
 
+def _reject_boxes(video: VideoAnnotation, path: Path) -> None:
+    """Take the boxes :func:`box_problem` refuses out of their tracks; record and log them."""
+    for track in video.tracks:
+        kept = []
+        for box in track.boxes:
+            problem = box_problem(box, video.width, video.height)
+            if problem is None:
+                kept.append(box)
+            else:
+                video.rejected_boxes.append(RejectedBox(track.track_id, box.frame, *problem))
+        if len(kept) < len(track.boxes):
+            track.boxes = kept
+            track._by_frame = None
+    by_problem: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for rejected in video.rejected_boxes:
+        by_problem[(rejected.track_id, rejected.detail)].append(rejected.frame)
+    for (track_id, detail), frames in by_problem.items():
+        # one line per track and problem: a file with 253 bad labels is one warning, not 253
+        log.warning("%s: track %s, %s: %s; %s left out of every dataset", path, track_id,
+                    _frames_text(frames), detail, "the box is" if len(frames) == 1 else "the boxes are")
+
+
+def _frames_text(frames: list[int]) -> str:
+    if len(frames) == 1:
+        return f"frame {frames[0]}"
+    shown = ", ".join(map(str, frames[:10]))
+    return f"frames {shown}" + (f" ... ({len(frames)} in all)" if len(frames) > 10 else "")
+
+
 def _parse_small_xml(path: Path) -> ET.Element:
     """A whole (small) XML file, with file-and-line errors."""
+    _refuse_dtd(path)
     try:
         return ET.parse(path).getroot()
     except ET.ParseError as exc:
@@ -313,19 +279,89 @@ def _parse_small_xml(path: Path) -> ET.Element:
         raise AnnotationError(f"Cannot read {path}: {exc}. {_FIX_FILE}") from None
 
 
+class _PrologRead(Exception):
+    """The root element started: the prolog, where a DTD would be, is read."""
+
+
+def _refuse_dtd(path: Path) -> None:
+    """Raise AnnotationError when ``path`` declares a DTD (``<!DOCTYPE``).
+
+    JAAD files never do; a DTD is how an XML file defines entities, and nested entities (an
+    "entity bomb") expand a few hundred bytes into gigabytes. Only the prolog is read: expat
+    stops at the root element. Read errors are left to the real parse, which names them.
+    """
+    parser = pyexpat.ParserCreate()
+
+    def doctype(name, *_):
+        line, column = parser.CurrentLineNumber, parser.CurrentColumnNumber
+        raise AnnotationError(
+            f"{path} declares a DTD (<!DOCTYPE {name}> at line {line}, column {column}): DTDs "
+            "and entity expansion are refused for safety, since nested entities (an 'entity "
+            "bomb') can expand a small file into gigabytes. JAAD's annotation files have no "
+            f"DTD, so this one was altered or is not from JAAD. {_FIX_FILE}")
+
+    def root(*_):
+        raise _PrologRead
+
+    parser.StartDoctypeDeclHandler = doctype
+    parser.StartElementHandler = root
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 16):
+                parser.Parse(chunk, False)
+    except (_PrologRead, pyexpat.ExpatError, OSError):
+        return
+
+
+def _box_position(path: Path, track_index: int, box_index: int) -> tuple[int, int]:
+    """(line, column) where box ``box_index`` of track ``track_index`` starts (0-based indices).
+
+    Only called for an error message: iterparse does not give element positions, so expat reads
+    the file once more up to that box.
+    """
+    parser = pyexpat.ParserCreate()
+    counts = {"track": -1, "box": -1}
+    found: list[tuple[int, int]] = []
+
+    def start(tag, _attrs):
+        if tag == "track":
+            counts["track"], counts["box"] = counts["track"] + 1, -1
+        elif tag == "box" and counts["track"] == track_index:
+            counts["box"] += 1
+            if counts["box"] == box_index:
+                found.append((parser.CurrentLineNumber, parser.CurrentColumnNumber + 1))
+                raise _PrologRead  # stop: found it
+
+    parser.StartElementHandler = start
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 16):
+                parser.Parse(chunk, False)
+    except (_PrologRead, pyexpat.ExpatError, OSError):
+        pass
+    return found[0] if found else (0, 0)
+
+
 def _parse_error(path: Path, exc: ET.ParseError) -> AnnotationError:
     line, column = getattr(exc, "position", (0, 0))
+    if "amplification" in str(exc):  # expat's own entity-bomb guard, should a DTD slip past
+        return AnnotationError(f"{path}: entity expansion refused for safety at line {line}, "
+                               f"column {column} ({exc}): the file's DTD defines nested entities "
+                               f"(an 'entity bomb'). JAAD's files have no DTD. {_FIX_FILE}")
     return AnnotationError(f"{path} is not well-formed XML (truncated or corrupted): line {line}, "
                            f"column {column} ({exc}). {_FIX_FILE}")
 
 
 # -- loading a folder -----------------------------------------------------------------------
 class AnnotationWarning(UserWarning):
-    """Some annotation files could not be read and were skipped; ``.skipped`` lists them."""
+    """Some annotation files could not be read and were skipped (``.skipped`` lists them), or
+    some attributes files could not be read (``.attributes_missing``: their boxes are kept)."""
 
-    def __init__(self, message: str, skipped: dict[str, str]):
+    def __init__(self, message: str, skipped: dict[str, str],
+                 attributes_missing: dict[str, str] | None = None):
         super().__init__(message)
         self.skipped = skipped
+        self.attributes_missing = attributes_missing or {}
 
 
 def load_annotations(annotations_dir: str | os.PathLike | None = None,
@@ -342,14 +378,42 @@ def load_annotations(annotations_dir: str | os.PathLike | None = None,
 
     Returns:
         ``{video_id: VideoAnnotation}`` in video id order. Unreadable files are skipped with an
-        :class:`AnnotationWarning` listing them.
+        :class:`AnnotationWarning` listing them. A video whose attributes file cannot be read
+        keeps its boxes (its ``attributes_error`` says why; the warning names the file).
 
     Raises:
         DataError: the folder is missing or holds no XML, a requested video has no XML, or
             no file could be read.
     """
-    from pedsense.config import paths
+    loaded, skipped = load_annotation_folder(annotations_dir, attributes_dir, video_ids, progress)
+    missing = {video.source: video.attributes_error for video in loaded.values()
+               if video.attributes_error}
+    if skipped or missing:
+        parts = []
+        if skipped:
+            details = "\n".join(f"  {message}" for message in skipped.values())
+            parts.append(f"Skipped {len(skipped)} unreadable annotation file(s):\n{details}")
+        if missing:
+            details = "\n".join(f"  {message}" for message in missing.values())
+            parts.append(f"The attributes of {len(missing)} video(s) are missing (their boxes "
+                         f"are kept; samples that need attributes are left out):\n{details}")
+        warnings.warn(AnnotationWarning("\n".join(parts), skipped, missing), stacklevel=2)
+    return loaded
 
+
+def load_annotation_folder(annotations_dir: str | os.PathLike | None = None,
+                           attributes_dir: str | os.PathLike | None = None,
+                           video_ids: Iterable[str] | None = None,
+                           progress: Progress | None = None
+                           ) -> tuple[dict[str, VideoAnnotation], dict[str, str]]:
+    """:func:`load_annotations` without the Python warning: ``(videos, skipped)``.
+
+    ``skipped`` maps each unreadable annotation file to the reason, for callers (the dataset
+    builds) that record it themselves. The problems are still logged.
+
+    Raises:
+        DataError: as :func:`load_annotations`.
+    """
     ann_dir = Path(annotations_dir) if annotations_dir is not None else paths().annotations
     attr_dir = (Path(attributes_dir) if attributes_dir is not None
                 else ann_dir.parent / "annotations_attributes")
@@ -365,15 +429,22 @@ def load_annotations(annotations_dir: str | os.PathLike | None = None,
                 skipped[str(xml)] = str(exc)
             if progress is not None:
                 progress(done, len(xml_files), xml.stem)
-    _report_skipped(skipped, loaded, ann_dir)
-    return loaded
+    _log_skipped(skipped, loaded, ann_dir)
+    return loaded, skipped
 
 
 def _load_one(xml: Path, attr_dir: Path, strings: dict[str, str]) -> VideoAnnotation:
     annotation = _parse_video(xml, strings)
     attributes_file = attr_dir / f"{xml.stem}_attributes.xml"
     if attributes_file.is_file():
-        attributes = parse_attributes(attributes_file)
+        try:
+            attributes = parse_attributes(attributes_file)
+        except AnnotationError as exc:
+            # Keep the boxes: only the samples that need attributes (intent labels) go.
+            annotation.attributes_error = str(exc)
+            log.warning("attributes missing for %s: %s is unreadable, so the video's boxes are "
+                        "kept without attributes", xml.stem, attributes_file)
+            return annotation
         for track in annotation.tracks:
             track.attributes = dict(attributes.get(track.track_id, {}))
     return annotation
@@ -398,17 +469,14 @@ def _annotation_files(ann_dir: Path, video_ids: Iterable[str] | None) -> list[Pa
     return sorted(by_id[vid] for vid in wanted)
 
 
-def _report_skipped(skipped: dict[str, str], loaded: dict, ann_dir: Path) -> None:
+def _log_skipped(skipped: dict[str, str], loaded: dict, ann_dir: Path) -> None:
     if not skipped:
         return
     details = "\n".join(f"  {message}" for message in skipped.values())
     if not loaded:
         raise DataError(f"None of the {len(skipped)} annotation files in {ann_dir} could be "
                         f"read:\n{details}")
-    message = f"Skipped {len(skipped)} unreadable annotation file(s):\n{details}"
-    log.warning(message)
-    warnings.warn(AnnotationWarning(message, skipped), stacklevel=3)
-
+    log.warning(f"Skipped {len(skipped)} unreadable annotation file(s):\n{details}")
 
 # -- small helpers --------------------------------------------------------------------------
 @contextlib.contextmanager
@@ -425,50 +493,3 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _has_behaviour(label: str, old_id: str) -> bool:
-    if old_id:
-        return "pedestrian" in old_id
-    return label == "pedestrian"  # no old_id at all: fall back on the label
-
-
-def _int_or_none(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _int_or_text(text: str) -> int | str:
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
-def _code(name: str, value) -> int | str:
-    """JAAD's numeric code for a label text; ints and unknown texts are returned unchanged."""
-    if isinstance(value, int):
-        return value
-    return LABEL_CODES.get(name, {}).get(value, value)
-
-
-def _track_to_jaad(track: Track) -> dict:
-    behaviour: dict[str, list] = {}
-    if track.is_behavioural:
-        for name in BEHAVIOUR_LABELS:
-            behaviour[name] = [_code(name, _box_label(box, name)) for box in track.boxes]
-    attributes = {}
-    if track.attributes:
-        attributes = {k: (v if k == "old_id" else _code(k, v)) for k, v in track.attributes.items()}
-    return {"old_id": track.old_id, "frames": track.frames,
-            "bbox": [list(box.xyxy) for box in track.boxes],
-            "occlusion": [_code("occlusion", box.occlusion) for box in track.boxes],
-            "behavior": behaviour, "attributes": attributes}
-
-
-def _box_label(box: BoundingBox, name: str):
-    if name in ("action", "cross", "look"):
-        return getattr(box, name)
-    return box.extra.get(name)

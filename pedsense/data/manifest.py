@@ -10,9 +10,13 @@ Every build (YOLO, detector, ResNet sequences, ResNet crops) goes through ``Stag
 3. ``commit`` moves the outputs into place, the file readers check for last (``labels.csv``,
    say), after deleting the old one first: a crash mid-swap leaves "not built", never a mix.
 
-It also holds what every build shares about labels: the ``task`` (``action``: the per-frame
-``cross`` label, the seed's; ``intent``: the JAAD benchmark protocol of ``pedsense.data.intent``),
-the leakage guard every build runs, and the build summary that names everything left out.
+It also holds what every build reads and shares: which videos are annotated and which have
+finished frames (the frames' ``meta.json``, written by ``pedsense.data.frames``), the inputs of a
+build and everything they lacked (skipped videos and files, boxes left out as invalid, clips
+shorter than their annotation), the ``task`` (``action``: the per-frame ``cross`` label, the
+seed's; ``intent``: the JAAD benchmark protocol of ``pedsense.data.intent``), and the build
+summary that names everything left out. The leakage guard every build runs is
+``pedsense.data.splits.leakage_check``.
 """
 
 from __future__ import annotations
@@ -33,13 +37,18 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent builds are then the user's care
     fcntl = None
 
-from pedsense.config import RANDOM_SEED, TRAIN_SPLIT, paths
-from pedsense.data.intent import (GAP_IN_WINDOW, SKIP_REASON_TEXT, TASKS, IntentDataset, IntentOptions,
-                                  LeakageError, Window, collect_intent_windows)
+from pedsense.config import RANDOM_SEED, TRAIN_SPLIT, Paths, paths
+from pedsense.data.intent import GAP_IN_WINDOW, SKIP_REASON_TEXT, TASKS, IntentOptions, Window
+from pedsense.data.intent_dataset import IntentDataset, collect_intent_windows
+from pedsense.data.jaad import load_annotation_folder
+from pedsense.data.annotation import REJECT_REASON_TEXT
+from pedsense.data.splits import PARTS, SPLITS, split_videos
+from pedsense.data.synthetic import is_synthetic
 from pedsense.errors import ConfigError, DataError
 from pedsense.io import read_json, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
+FRAMES_META_NAME = "meta.json"  # a video's frame-extraction marker (pedsense.data.frames)
 _STAGING_INFO = ".build.json"
 _DONE_DIR = ".done"
 _COMMITTING = ".committing"
@@ -67,43 +76,46 @@ def file_stamp(path: Path) -> list:
     return [path.name, stat.st_size, stat.st_mtime_ns]
 
 
-def leakage_check(videos_by_split: Mapping[str, Iterable[str]],
-                  pedestrians_by_split: Mapping[str, Iterable[tuple[str, str]]] | None = None) -> dict:
-    """The leakage guard every build runs on what it wrote: no video (or pedestrian) in two splits.
-
-    Args:
-        videos_by_split: ``{split: video ids}`` of the written samples.
-        pedestrians_by_split: optional ``{split: (video_id, track_id) pairs}``.
-
-    Returns:
-        The manifest record ``{"ok": True, "checked": True, "videos": {split: n},
-        "pedestrians": {split: n} (when given), "videos_in_several_splits": {}}``.
-
-    Raises:
-        LeakageError: a video or pedestrian is in two splits (a DataError naming them).
-    """
-    videos = {name: set(ids) for name, ids in videos_by_split.items()}
-    record = {"ok": True, "checked": True, "videos": {name: len(ids) for name, ids in videos.items()},
-              "videos_in_several_splits": {}}
-    _raise_if_shared(videos, "video")
-    if pedestrians_by_split is not None:
-        pedestrians = {name: set(pairs) for name, pairs in pedestrians_by_split.items()}
-        _raise_if_shared(pedestrians, "pedestrian")
-        record["pedestrians"] = {name: len(pairs) for name, pairs in pedestrians.items()}
-    return record
+# -- what the data home holds ---------------------------------------------------------------
+def annotated_video_ids(home=None) -> list[str]:
+    """Ids of the videos with an annotation XML in ``data/raw/annotations`` (sorted)."""
+    folder = paths(home).annotations
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.xml") if not p.name.startswith("."))
 
 
-def _raise_if_shared(members: Mapping[str, set], kind: str) -> None:
-    seen: dict[Any, list[str]] = {}
-    for split_name, items in members.items():
-        for item in items:
-            seen.setdefault(item, []).append(split_name)
-    shared = {item: names for item, names in seen.items() if len(names) > 1}
-    if shared:
-        example = sorted(shared.items(), key=lambda kv: str(kv[0]))[:5]
-        raise LeakageError(f"{len(shared)} {kind}(s) would be in two splits, e.g. "
-                           f"{', '.join(f'{item} in {names}' for item, names in example)}. Fix the "
-                           "split files (data/raw/split_ids) so each video is listed once, then build again.")
+def frames_meta(video_id: str, home=None) -> dict | None:
+    """The ``meta.json`` of a video whose frame extraction finished, else None."""
+    meta = read_json(paths(home).video_frames(video_id) / FRAMES_META_NAME)
+    return meta if isinstance(meta, dict) and meta.get("complete") else None
+
+
+def no_annotations_error(p: Paths) -> DataError:
+    return DataError(
+        f"No annotation XML in {p.annotations}. Put JAAD's annotations/ folder there "
+        "(see README, 'JAAD data') or run `pedsense demo-data` for the synthetic set."
+    )
+
+
+def missing_clips(video_ids: Iterable[str], home=None) -> list[str]:
+    """The videos of ``video_ids`` that have no clip in ``data/raw/clips``."""
+    p = paths(home)
+    return [video for video in video_ids if not p.clip(video).exists()]
+
+
+def list_videos(video_ids: Sequence[str], limit: int = 10) -> str:
+    """``"video_0001, video_0002, ... and 336 more"``: each id once, at most ``limit`` of them."""
+    shown = ", ".join(video_ids[:limit])
+    return shown + (f" ... and {len(video_ids) - limit} more" if len(video_ids) > limit else "")
+
+
+def no_clips_message(p: Paths, n_videos: int) -> str:
+    """The one answer to "annotations but no clip at all": where the clips go."""
+    return (f"None of the {n_videos} annotated videos has a clip: {p.clips} holds no video_XXXX.mp4. "
+            "JAAD's clips are downloaded separately from its annotations; put them in that folder "
+            "(see README, 'JAAD data'), then run `pedsense preprocess frames` (or `pedsense "
+            "preprocess all`). Without JAAD, use another data home and `pedsense demo-data`.")
 
 
 def _remove(path: Path) -> None:
@@ -223,8 +235,11 @@ class BuildInputs:
 
     ``parts`` maps split name (``train``, ``val``, and ``test`` when the split has one) to the
     video ids in it that have extracted frames; ``metas`` holds their frame ``meta.json``.
-    ``missing`` are ids the split files name that have no annotation here; ``unassigned`` are
-    annotated videos no split file lists; ``video_split`` is the ``VideoSplit`` they come from.
+    ``skipped`` gives the reason for each annotated video left out (no clip, frames not
+    extracted, in no part of the split); ``skipped_files`` each annotation file that could not be
+    parsed (filled by :meth:`load_annotations`). ``missing`` are ids the split files name that
+    have no annotation here; ``unassigned`` are annotated videos no split file lists;
+    ``video_split`` is the ``VideoSplit`` they come from.
     """
 
     home: Path
@@ -238,6 +253,7 @@ class BuildInputs:
     missing: tuple[str, ...] = ()
     unassigned: tuple[str, ...] = ()
     video_split: Any = None
+    skipped_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def video_ids(self) -> list[str]:
@@ -252,14 +268,67 @@ class BuildInputs:
         """Parse the annotations (and attribute files) of the videos in ``parts``.
 
         ``include_unassigned`` also parses the videos no split lists, so an ``intent`` build can
-        count their pedestrians as skipped.
+        count their pedestrians as skipped. Unreadable files go in ``skipped_files``.
         """
-        from pedsense.data.jaad import load_annotations
-
         p = paths(self.home)
         video_ids = self.video_ids + (list(self.unassigned) if include_unassigned else [])
-        return load_annotations(p.annotations, p.attributes, video_ids=video_ids,
-                                progress=progress)
+        loaded, skipped = load_annotation_folder(p.annotations, p.attributes, video_ids=video_ids,
+                                                 progress=progress)
+        self.skipped_files = skipped
+        return loaded
+
+    def report(self, annotations: Mapping[str, Any]) -> tuple[dict, list[str]]:
+        """What the build's inputs lacked: ``(manifest fields, warning lines)``.
+
+        The fields: ``skipped`` (``videos`` and ``files``, each ``{"count", "list"}``),
+        ``invalid_boxes`` (boxes of the build's videos the parser left out, ``pedsense.data.jaad
+        .box_problem``: ``{"count", "by_reason", "examples"}``), ``short_clips`` (``{video:
+        {"clip_frames", "annotation_frames"}}``) and ``attributes_missing`` (``{video: reason}``).
+        """
+        videos = [annotations[v] for v in self.video_ids if v in annotations]
+        rejected = [(video.video_id, box) for video in videos for box in video.rejected_boxes]
+        by_reason = Counter(box.reason for _, box in rejected)
+        short = {}
+        for video, meta in self.metas.items():
+            # the parsed annotation when there is one: frames extracted before meta.json kept
+            # the annotation's count are checked too
+            annotated = (annotations[video].num_frames if video in annotations
+                         else meta.get("annotation_frame_count")) or 0
+            decoded = meta.get("frame_count")
+            if decoded is not None and annotated > decoded:
+                short[video] = {"clip_frames": decoded, "annotation_frames": annotated}
+        attributes = {video.video_id: video.attributes_error for video in videos
+                      if video.attributes_error}
+        fields = {
+            "skipped": {"videos": {"count": len(self.skipped),
+                                   "list": [{"video": v, "reason": r} for v, r in self.skipped.items()]},
+                        "files": {"count": len(self.skipped_files),
+                                  "list": [{"file": f, "reason": r}
+                                           for f, r in self.skipped_files.items()]}},
+            "invalid_boxes": {"count": len(rejected), "by_reason": dict(by_reason.most_common()),
+                              "examples": [f"{video} track {box.track_id} frame {box.frame}: "
+                                           f"{box.detail}" for video, box in rejected[:10]]},
+            "short_clips": short, "attributes_missing": attributes,
+        }
+        warnings = [f"{Path(f).name} skipped: {reason}" for f, reason in self.skipped_files.items()]
+        if rejected:
+            reasons = ", ".join(f"{n} {REJECT_REASON_TEXT.get(r, r)}" for r, n in by_reason.most_common())
+            warnings.append(f"{len(rejected)} boxes left out as invalid ({reasons}); e.g. "
+                            + "; ".join(fields["invalid_boxes"]["examples"][:3]))
+        warnings += [f"{video}: the clip has {c['clip_frames']} frames but its annotation "
+                     f"{c['annotation_frames']}; boxes on frames {c['clip_frames']}-"
+                     f"{c['annotation_frames'] - 1} have no image and are left out"
+                     for video, c in short.items()]
+        warnings += [f"{video}: attributes missing, so samples that need them are left out "
+                     f"({reason.split('. Fix:')[0]})" for video, reason in attributes.items()]
+        return fields, warnings
+
+
+def with_input_problems(message: str, warnings: list[str]) -> str:
+    """A build's error, led by what its inputs lacked (which may be the whole story)."""
+    if not warnings:
+        return message
+    return "Problems with the inputs: " + "; ".join(warnings[:5]) + ". " + message
 
 
 def collect_inputs(home=None, split: str = "default", train_ratio: float = TRAIN_SPLIT,
@@ -267,35 +336,34 @@ def collect_inputs(home=None, split: str = "default", train_ratio: float = TRAIN
     """Find the annotated videos, split them, and check their frames are extracted.
 
     Raises:
-        DataError: no annotations, or no annotated video has extracted frames yet.
+        DataError: no annotations, or no annotated video has extracted frames yet (the message
+            names the cause: no clip at all, or frames not extracted).
     """
-    from pedsense.data.frames import annotated_video_ids, frames_meta
-    from pedsense.data.splits import split_videos
-
     p = paths(home)
     video_ids = annotated_video_ids(p.home)
     if not video_ids:
-        raise DataError(
-            f"No annotation XML in {p.annotations}. Put JAAD's annotations/ folder there "
-            "(see README, 'JAAD data') or run `pedsense demo-data` for the synthetic set."
-        )
+        raise no_annotations_error(p)
     # Split all annotated videos, not only those with frames, so the split never depends on
     # how far frame extraction got.
     video_split = split_videos(video_ids, split, train_ratio=train_ratio, seed=seed, home=p.home)
     parts, metas, skipped = {}, {}, {}
-    for part in ("train", "val", "test"):
+    for part in PARTS:
         for video in getattr(video_split, part, None) or []:
             if video not in video_ids:
                 continue  # listed by an official split file but not annotated here
             meta = frames_meta(video, p.home)
             if meta is None:
-                skipped[video] = "frames not extracted (run `pedsense preprocess frames`)"
+                skipped[video] = ("no clip in data/raw/clips (see README, 'JAAD data')"
+                                  if not p.clip(video).exists()
+                                  else "frames not extracted (run `pedsense preprocess frames`)")
                 continue
             metas[video] = meta
             parts.setdefault(part, []).append(video)
     for video in getattr(video_split, "unassigned", None) or []:
         skipped.setdefault(video, f"not in any part of the {split!r} split")
     if not metas:
+        if len(missing_clips(video_ids, p.home)) == len(video_ids):
+            raise DataError(no_clips_message(p, len(video_ids)))
         raise DataError(
             f"No extracted frames under {p.frames} for the annotated videos. "
             "Run `pedsense preprocess frames` first (or `extract_frames()`)."
@@ -307,15 +375,9 @@ def collect_inputs(home=None, split: str = "default", train_ratio: float = TRAIN
                        parts=parts, metas=metas, skipped=skipped,
                        # what the split files name but are absent is part of the record too
                        fingerprint=fingerprint([split, stamps, video_split.missing, video_split.unassigned]),
-                       synthetic=_synthetic_flag(p.home),
+                       synthetic=bool(is_synthetic(p.home)),
                        missing=tuple(video_split.missing), unassigned=tuple(video_split.unassigned),
                        video_split=video_split)
-
-
-def _synthetic_flag(home: Path) -> bool:
-    from pedsense.data.synthetic import is_synthetic
-
-    return bool(is_synthetic(home))
 
 
 # -- the task: which question the labels answer --------------------------------------------------
@@ -327,16 +389,18 @@ BUILD_SKIP_TEXT = {FRAMES_NOT_EXTRACTED: "windows with a frame that was not extr
 WINDOW_REASONS = (GAP_IN_WINDOW, FRAMES_NOT_EXTRACTED)
 
 
-def task_options(task: str = "action", intent: IntentOptions | Mapping[str, Any] | None = None
-                 ) -> IntentOptions | None:
+def task_options(task: str = "action", intent: IntentOptions | Mapping[str, Any] | None = None,
+                 split: str = "default") -> IntentOptions | None:
     """The benchmark protocol of an ``intent`` build; None for ``action``.
 
-    ``intent`` is an ``IntentOptions`` (or its ``as_dict()``; None: the benchmark's). It is
-    checked under both tasks, so a typo fails before any work.
+    ``intent`` is an ``IntentOptions`` (or its ``as_dict()``; None: the benchmark's). It and the
+    ``split`` are checked under both tasks, so a typo fails before any work.
 
     Raises:
-        ConfigError: an unknown task, or an option the protocol does not allow.
+        ConfigError: an unknown task or split, or an option the protocol does not allow.
     """
+    if split not in SPLITS:
+        raise ConfigError(f"Unknown split {split!r}. Fix: use one of {', '.join(SPLITS)}.")
     if task not in TASKS:
         raise ConfigError(f"Unknown task {task!r}. Fix: use 'action' (is the pedestrian crossing "
                           "now, the default) or 'intent' (will they cross: the JAAD benchmark).")

@@ -38,7 +38,7 @@ import re
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import cv2
 
@@ -48,8 +48,9 @@ from pedsense.data.crops import crop_pedestrian
 # one occlusion rule for windows and crops: the protocol's (worst level in a window, per box here)
 from pedsense.data.intent import OCCLUSION_LEVELS, IntentOptions, Window, _occlusion_level
 from pedsense.data.manifest import (BuildInputs, IntentSelection, StagedBuild, build_summary,
-                                    collect_inputs, leakage_check, now_iso, select_intent_windows,
-                                    task_options, task_parameters)
+                                    collect_inputs, now_iso, select_intent_windows, task_options,
+                                    task_parameters, with_input_problems)
+from pedsense.data.splits import leakage_check
 from pedsense.data.yolo_format import (BEHAVIOUR_LABEL, annotation_size, attribute_class,
                                        intent_labeller)
 from pedsense.errors import ConfigError, DataError
@@ -114,11 +115,13 @@ def sequence_windows(frames: Sequence[int], sequence_length: int, stride: int,
     return windows
 
 
-def _observed(intent: IntentOptions | None, sequence_length: int) -> IntentOptions:
+def _observed(intent: IntentOptions | Mapping | None, sequence_length: int) -> IntentOptions:
     """The protocol of a sequence build: its windows are the sequences, so the observation
     length is ``sequence_length`` (an ``intent`` that says otherwise is refused)."""
     if intent is None:
         return IntentOptions(obs_length=sequence_length)
+    if not isinstance(intent, IntentOptions):
+        intent = IntentOptions.from_dict({"obs_length": sequence_length, **dict(intent)})
     if intent.obs_length != sequence_length:
         raise ConfigError(f"sequence_length={sequence_length} and intent.obs_length={intent.obs_length} "
                           "disagree: under task 'intent' each sequence is one observation window. "
@@ -153,7 +156,8 @@ def build_resnet_sequences(sequence_length: int = SEQUENCE_LENGTH, stride: int =
     if int(sequence_length) < 1 or int(stride) < 1:
         raise DataError(f"sequence_length={sequence_length!r} and stride={stride!r} must be 1 or more.")
     width, height = _check_crop_size(crop_size)
-    options = task_options(task, _observed(intent, int(sequence_length)) if task == "intent" else intent)
+    options = task_options(task, _observed(intent, int(sequence_length)) if task == "intent" else intent,
+                           split)
     params = {"dataset": "resnet_sequences", "sequence_length": int(sequence_length), "stride": int(stride),
               "crop_size": [width, height], "split": split, "train_ratio": train_ratio, "seed": seed,
               **task_parameters(task, options)}
@@ -185,13 +189,13 @@ def _run_sequences(staged: StagedBuild, inputs: BuildInputs, params: dict, p, pr
         def write(part, video, annotation):
             return _write_intent_sequences(staged, part, video, selection.by_video.get(video, []),
                                            annotation, inputs.metas[video], p.video_frames(video), params)
-    failed: dict[str, str] = {}
-    rows = _stage_videos(staged, inputs, annotations, progress, "sequences", write, failed)
+    rows = _stage_videos(staged, inputs, annotations, progress, "sequences", write)
+    report = inputs.report(annotations)
     if not rows:
-        raise DataError(_no_sequences_message(params, selection))
+        raise DataError(with_input_problems(_no_sequences_message(params, selection), report[1]))
     columns = SEQUENCE_COLUMNS + (INTENT_COLUMNS if selection is not None else [])
     write_csv_atomic(staged.path("labels.csv"), rows, columns)
-    manifest = staged.commit(_manifest(params, inputs, rows, "sequences", options, selection, failed))
+    manifest = staged.commit(_manifest(params, inputs, rows, "sequences", options, selection, report))
     return {**manifest, "path": str(p.sequences), "labels_csv": str(p.resnet / "labels.csv"), "reused": False}
 
 
@@ -329,7 +333,7 @@ def build_resnet_crops(crop_size: Sequence[int] = CROP_SIZE, *, home=None, split
     if int(frame_step) < 1:
         raise DataError(f"frame_step={frame_step!r} must be 1 or more.")
     width, height = _check_crop_size(crop_size)
-    options = task_options(task, intent)
+    options = task_options(task, intent, split)
     params = {"dataset": "resnet_crops", "crop_size": [width, height], "split": split,
               "frame_step": int(frame_step), "include_bystanders": include_bystanders,
               "train_ratio": train_ratio, "seed": seed, **task_parameters(task, options)}
@@ -360,16 +364,16 @@ def _run_crops(staged: StagedBuild, inputs: BuildInputs, params: dict, p, progre
         def write(part, video, annotation):
             return _write_intent_crops(staged, part, video, selection.by_video.get(video, []),
                                        annotation, inputs.metas[video], p.video_frames(video), params)
-    failed: dict[str, str] = {}
-    rows = _stage_videos(staged, inputs, annotations, progress, "crops", write, failed)
+    rows = _stage_videos(staged, inputs, annotations, progress, "crops", write)
+    report = inputs.report(annotations)
     if not rows:
-        raise DataError("No labelled pedestrian box falls on an extracted frame, so there is no crop to "
+        raise DataError(with_input_problems("No labelled pedestrian box falls on an extracted frame, so there is no crop to "
                         "write. Run `pedsense preprocess frames` (all frames) and check the annotations."
                         + (" Under task intent, tracks also need obs_length + max TTE visible frames "
-                           "before their event." if selection is not None else ""))
+                           "before their event." if selection is not None else ""), report[1]))
     columns = CROP_COLUMNS + (INTENT_COLUMNS if selection is not None else [])
     write_csv_atomic(staged.path("crops.csv"), rows, columns)
-    manifest = staged.commit(_manifest(params, inputs, rows, "crops", options, selection, failed))
+    manifest = staged.commit(_manifest(params, inputs, rows, "crops", options, selection, report))
     return {**manifest, "path": str(crops_dir), "crops_csv": str(crops_csv), "reused": False}
 
 
@@ -416,11 +420,10 @@ def _write_intent_crops(staged: StagedBuild, part: str, video: str, windows: lis
 
 # -- shared ---------------------------------------------------------------------------------
 def _stage_videos(staged: StagedBuild, inputs: BuildInputs, annotations: dict, progress: Progress | None,
-                  what: str, write_video: Callable[[str, str, object], list[dict]],
-                  failed: dict[str, str]) -> list[dict]:
+                  what: str, write_video: Callable[[str, str, object], list[dict]]) -> list[dict]:
     """Run ``write_video(part, video, annotation)`` for each video not already staged.
 
-    Videos whose annotation could not be parsed go in ``failed`` (reported in the manifest).
+    Videos whose annotation could not be parsed have none (``inputs.skipped_files`` says why).
     """
     jobs = [(part, video) for part, videos in inputs.parts.items() for video in videos]
     rows: list[dict] = []
@@ -428,8 +431,6 @@ def _stage_videos(staged: StagedBuild, inputs: BuildInputs, annotations: dict, p
         if progress:
             progress(done, len(jobs), f"{video}: {what}")
         annotation = annotations.get(video)
-        if annotation is None:
-            failed[video] = "annotation could not be parsed"
         video_rows = staged.finished_video(video)
         if video_rows is None:
             video_rows = write_video(part, video, annotation) if annotation is not None else []
@@ -441,7 +442,7 @@ def _stage_videos(staged: StagedBuild, inputs: BuildInputs, annotations: dict, p
 
 
 def _manifest(params: dict, inputs: BuildInputs, rows: list[dict], what: str, options,
-              selection: IntentSelection | None, failed: dict[str, str]) -> dict:
+              selection: IntentSelection | None, report: tuple[dict, list[str]]) -> dict:
     """Counts per split and class, the split, the task, skips and the leakage check of a build."""
     counts: dict[str, dict] = {part: {name: 0 for name in CLASS_NAMES} for part in inputs.parts}
     videos: dict[str, set] = {part: set() for part in inputs.parts}
@@ -452,7 +453,8 @@ def _manifest(params: dict, inputs: BuildInputs, rows: list[dict], what: str, op
         pedestrians[row["split"]].add((row["video_id"], row["track_id"]))
     warnings = [f"the {part!r} part has no {what}" for part in ("train", "val")
                 if not sum(counts.get(part, {}).values())]
-    warnings += [f"{video} skipped: {error}" for video, error in sorted(failed.items())]
+    fields, report_warnings = report
+    warnings += report_warnings  # names each video skipped because its annotation is unreadable
     leakage = leakage_check(videos, pedestrians)
     return {"dataset": params["dataset"], "created_at": now_iso(), "synthetic": inputs.synthetic,
             "class_names": list(CLASS_NAMES), "task": params["task"],
@@ -461,5 +463,5 @@ def _manifest(params: dict, inputs: BuildInputs, rows: list[dict], what: str, op
             "columns": (SEQUENCE_COLUMNS if what == "sequences" else CROP_COLUMNS)
             + (INTENT_COLUMNS if selection is not None else []),
             "leakage": leakage, "intent": selection.manifest() if selection is not None else None,
-            "skipped_videos": inputs.skipped, "warnings": warnings,
+            "skipped_videos": inputs.skipped, **fields, "warnings": warnings,
             "summary": build_summary(inputs, params["task"], options, selection, leakage)}

@@ -12,14 +12,20 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from pedsense.config import RANDOM_SEED, TRAIN_SPLIT, paths
 from pedsense.errors import ConfigError, DataError
 
+# The one definition of the split names (JAAD's split_ids folders, plus a seeded random split)
+# and of their parts; every other module imports them from here.
 OFFICIAL_SPLITS = ("default", "high_visibility", "all_videos")
 SPLITS = OFFICIAL_SPLITS + ("random",)
 PARTS = ("train", "val", "test")
+
+
+class LeakageError(DataError):
+    """A video or pedestrian would be in two splits."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class VideoSplit:
     requested: str = ""                  # the split asked for (differs from source on fallback)
 
     def __post_init__(self) -> None:
-        assert_no_leakage(self)
+        leakage_check(self)
 
     @property
     def is_official(self) -> bool:
@@ -105,22 +111,85 @@ def read_split_files(folder: str | os.PathLike) -> dict[str, list[str]]:
             listed[part] = [line.strip() for line in lines
                             if line.strip() and not line.strip().startswith("#")]
     if listed:
-        assert_no_leakage(listed, where=str(folder))
+        leakage_check(listed, where=str(folder))
     return listed
 
 
-def assert_no_leakage(split: VideoSplit | Mapping[str, Iterable[str]], where: str = "") -> None:
-    """Raise DataError when one video is in two parts (train / val / test)."""
-    parts = split if isinstance(split, Mapping) else {part: getattr(split, part) for part in PARTS}
-    seen: dict[str, str] = {}
-    for part, ids in parts.items():
-        for video_id in ids:
-            if seen.get(video_id, part) != part:
-                place = f" in {where}" if where else ""
-                raise DataError(f"Video {video_id} is in both {seen[video_id]} and {part}{place}: "
-                                "its pedestrians would leak between splits. Fix: list each video "
-                                "in one split file only.")
-            seen[video_id] = part
+def leakage_check(videos_by_split: "VideoSplit | Mapping[str, Iterable[str]]",
+                  pedestrians_by_split: Mapping[str, Iterable[Any]] | None = None, *,
+                  where: str = "") -> dict:
+    """The one leakage guard: no video, and no pedestrian, in two splits.
+
+    Every split and every dataset build runs it (builds on what they wrote), so a broken split
+    file can never put one pedestrian in train and test.
+
+    Args:
+        videos_by_split: ``{split: video ids}``, or a :class:`VideoSplit`.
+        pedestrians_by_split: optional ``{split: pedestrians}``, each a ``(video_id, track_id)``
+            pair or anything with ``.video_id`` and ``.track_id`` (an intent ``Window``).
+        where: named in the message (e.g. the split folder).
+
+    Returns:
+        The manifest record ``{"ok": True, "checked": True, "videos": {split: n},
+        "videos_in_several_splits": {}, "pedestrians": {split: n} (when given)}``.
+
+    Raises:
+        LeakageError: a video or pedestrian is in two splits, or a pedestrian is in a split
+            that does not list its video.
+    """
+    if not isinstance(videos_by_split, Mapping):
+        videos_by_split = {part: getattr(videos_by_split, part, ()) or () for part in PARTS}
+    videos = {name: set(ids) for name, ids in videos_by_split.items()}
+    _raise_if_shared(videos, "video", where)
+    record = {"ok": True, "checked": True, "videos": {name: len(ids) for name, ids in videos.items()},
+              "videos_in_several_splits": {}}
+    if pedestrians_by_split is not None:
+        pedestrians = {name: {_pedestrian(p) for p in members}
+                       for name, members in pedestrians_by_split.items()}
+        _raise_if_shared(pedestrians, "pedestrian", where)
+        for name, members in pedestrians.items():
+            stray = sorted({video for video, _ in members} - videos.get(name, set()))
+            if stray and name in videos:
+                raise LeakageError(f"Split {name!r} holds pedestrians of videos it does not list: "
+                                   f"{stray[:5]}. Fix: build the samples from one VideoSplit "
+                                   "(pedsense.data.splits.split_videos).")
+        record["pedestrians"] = {name: len(members) for name, members in pedestrians.items()}
+    return record
+
+
+# The name VideoSplit and read_split_files have always used for the same guard.
+assert_no_leakage = leakage_check
+
+
+def _pedestrian(member) -> tuple[str, str]:
+    if isinstance(member, tuple):
+        return member[0], member[1]
+    return member.video_id, member.track_id
+
+
+def _raise_if_shared(members: Mapping[str, set], kind: str, where: str) -> None:
+    seen: dict[Any, str] = {}
+    shared: list[tuple[Any, str, str]] = []
+    for name, items in members.items():
+        for item in sorted(items, key=str):
+            if item in seen:
+                shared.append((item, seen[item], name))
+            else:
+                seen[item] = name
+    if shared:
+        item, first, second = shared[0]
+        count = sum(1 for _, a, b in shared if (a, b) == (first, second))
+        place = f" in {where}" if where else ""
+        raise LeakageError(
+            f"{kind.capitalize()} {_show(item)} is in both {first} and {second}{place} ({count} "
+            f"{kind}{'s' if count > 1 else ''} in both {first!r} and {second!r} splits"
+            f"{f', {len(shared)} in two splits in all' if len(shared) > count else ''}): its "
+            "pedestrians would leak between splits. Fix: list each video in one split file only "
+            "(data/raw/split_ids/<split>/{train,val,test}.txt), then build again.")
+
+
+def _show(item) -> str:
+    return str(item) if not isinstance(item, tuple) else "/".join(map(str, item))
 
 
 def _present_videos(video_ids: Iterable[str] | None, annotations: Path) -> list[str]:

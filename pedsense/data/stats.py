@@ -7,7 +7,10 @@ from collections import Counter
 from typing import Mapping
 
 from pedsense.config import paths
-from pedsense.data.jaad import TRACK_LABELS, VideoAnnotation, load_annotations
+from pedsense.data.jaad import load_annotations
+from pedsense.data.annotation import REJECT_REASON_TEXT, TRACK_LABELS, VideoAnnotation
+from pedsense.data.splits import split_videos
+from pedsense.data.synthetic import is_synthetic
 
 
 def dataset_stats(home: str | os.PathLike | None = None, *,
@@ -22,7 +25,9 @@ def dataset_stats(home: str | os.PathLike | None = None, *,
         ``{"home", "synthetic", "videos", "videos_without_tracks", "frames", "tracks" {label: n},
         "boxes" {label: n}, "behaviour_pedestrians" {"crossing", "not_crossing", "unknown"},
         "cross_boxes" {"crossing", "not-crossing", "other"}, "time_of_day", "weather",
-        "location" ({value: n}), "split" (the default split's sizes)}``. ``behaviour_pedestrians``
+        "location" ({value: n}), "rejected_boxes" ({reason: n}, boxes the parser left out),
+        "attributes_missing" (videos whose attributes file is unreadable), "split" (the default
+        split's sizes)}``. ``behaviour_pedestrians``
         uses the track-level ``crossing`` attribute (1 / 0; -1 "irrelevant" and no attributes
         count as unknown); ``cross_boxes`` the per-frame ``cross`` label of behaviour tracks.
 
@@ -33,12 +38,14 @@ def dataset_stats(home: str | os.PathLike | None = None, *,
     if annotations is None:
         annotations = load_annotations(p.annotations, p.attributes)
     videos = list(annotations.values())
-    stats = {"home": str(p.home), "synthetic": _is_synthetic(p.home),
+    stats = {"home": str(p.home), "synthetic": bool(is_synthetic(p.home)),
              "videos": len(videos), "videos_without_tracks": sum(not v.tracks for v in videos),
              "frames": sum(max(v.num_frames, 0) for v in videos)}
     stats.update(_track_counts(videos))
     for key in ("time_of_day", "weather", "location"):
         stats[key] = dict(Counter(getattr(v, key) or "unknown" for v in videos).most_common())
+    stats["rejected_boxes"] = dict(Counter(b.reason for v in videos for b in v.rejected_boxes).most_common())
+    stats["attributes_missing"] = sorted(v.video_id for v in videos if v.attributes_error)
     stats["split"] = _split_summary(sorted(annotations), p.home)
     return stats
 
@@ -63,6 +70,12 @@ def format_stats(stats: Mapping) -> str:
         f"Weather: {_join(stats['weather'])}",
         f"Location: {_join(stats['location'])}",
     ]
+    rejected = stats.get("rejected_boxes")
+    if rejected:
+        lines.append(f"Boxes left out as invalid: {sum(rejected.values()):,} ("
+                     + ", ".join(f"{n:,} {REJECT_REASON_TEXT.get(r, r)}" for r, n in rejected.items()) + ")")
+    if stats.get("attributes_missing"):
+        lines.append(f"Attributes missing (unreadable file): {', '.join(stats['attributes_missing'])}")
     split = stats.get("split")
     if split:
         lines.append(_format_split(split))
@@ -89,8 +102,6 @@ def _track_counts(videos: list[VideoAnnotation]) -> dict:
 
 def _split_summary(video_ids: list[str], home) -> dict | None:
     """Sizes of the split every build uses (None when there are no videos)."""
-    from pedsense.data.splits import split_videos
-
     if not video_ids:
         return None
     split = split_videos(video_ids, "default", home=home)
@@ -106,13 +117,6 @@ def _format_split(split: Mapping) -> str:
     if split.get("unassigned"):
         text += f"; {split['unassigned']} video(s) in no split file"
     return text
-
-
-def _is_synthetic(home) -> bool:
-    """Whether ``home`` holds the synthetic demo set."""
-    from pedsense.data.synthetic import is_synthetic
-
-    return bool(is_synthetic(home))
 
 
 def _join(counts: Mapping[str, int]) -> str:

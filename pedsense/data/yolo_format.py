@@ -38,9 +38,11 @@ from typing import Callable, Iterable
 
 from pedsense.config import CLASS_NAMES, DETECTOR_CLASS_NAMES, RANDOM_SEED, TRAIN_SPLIT, paths
 from pedsense.data.intent import IntentOptions, Window
+from pedsense.data.annotation import LABEL_CODES
 from pedsense.data.manifest import (BuildInputs, IntentSelection, StagedBuild, build_summary,
-                                    collect_inputs, leakage_check, now_iso, select_intent_windows,
-                                    task_options, task_parameters)
+                                    collect_inputs, now_iso, select_intent_windows, task_options,
+                                    task_parameters, with_input_problems)
+from pedsense.data.splits import leakage_check
 from pedsense.errors import ConfigError, DataError
 from pedsense.io import link_or_copy, write_text_atomic
 
@@ -64,17 +66,21 @@ def attribute_class(box, attribute: str = "cross") -> int | None:
     """Class index of one behaviour box for ``attribute`` (``cross``: 1 crossing, 0 otherwise).
 
     Accepts the parser's strings (``"crossing"``) and JAAD's integer codes (1/0/-1).
-    Returns None when the box has no value for ``attribute``.
+    Returns None when the box has no value for ``attribute``, or one outside JAAD's vocabulary
+    (never coerced to a class; the parser leaves such boxes out and counts them).
     """
     value = getattr(box, attribute, None)
     if value is None:
         value = (getattr(box, "extra", None) or {}).get(attribute)
     if value is None:
         return None
-    positive = ATTRIBUTE_CLASSES[attribute][1]
-    if isinstance(value, str):
-        return 1 if value.strip().lower() in (positive, "1") else 0
-    return 1 if int(value) == 1 else 0
+    code = LABEL_CODES[attribute].get(value.strip().lower()) if isinstance(value, str) else value
+    if code is None:
+        try:
+            code = int(value)
+        except (TypeError, ValueError):
+            return None
+    return 1 if int(code) == 1 else 0
 
 
 def intent_labeller(attribute: str = "cross", include_bystanders: bool = True) -> Labeller:
@@ -91,6 +97,8 @@ def intent_labeller(attribute: str = "cross", include_bystanders: bool = True) -
         value = attribute_class(box, attribute)
         if value is not None:
             return value
+        if getattr(track, "is_behavioural", False):
+            return None  # a behaviour box without a usable value is not a bystander
         return 0 if include_bystanders and attribute == "cross" else None
 
     return label
@@ -177,7 +185,7 @@ def build_yolo_dataset(attribute: str = "cross", *, home=None, split: str = "def
         ConfigError: an unknown task or intent option.
     """
     labeller = intent_labeller(attribute, include_bystanders)  # validates ``attribute``
-    options = task_options(task, intent)
+    options = task_options(task, intent, split)
     if options is not None and attribute != "cross":
         raise ConfigError(f"task='intent' labels by the track-level `crossing`; attribute={attribute!r} "
                           "only works with task='action'.")
@@ -199,7 +207,7 @@ def build_detector_dataset(*, home=None, split: str = "default", frame_step: int
     is recorded (so a hybrid run can check its stages agree) and the split options apply; the
     other intent options are checked and recorded but change nothing.
     """
-    options = task_options(task, intent)
+    options = task_options(task, intent, split)
     params = {"dataset": "yolo_detector", "split": split, "frame_step": frame_step,
               "include_empty": include_empty, "train_ratio": train_ratio, "seed": seed, "task": task}
     return _build(paths(home).yolo_detector, params, list(DETECTOR_CLASS_NAMES), detector_labeller,
@@ -232,7 +240,6 @@ def _run_build(staged: StagedBuild, out: Path, inputs: BuildInputs, params: dict
     selection = select_intent_windows(inputs, annotations, options) if options is not None else None
     counts = _empty_counts(inputs, class_names)
     written: dict[str, set] = {part: set() for part in inputs.parts}
-    failed: dict[str, str] = {}
     total = len(inputs.video_ids)
     for done, (part, video) in enumerate((part, v) for part, vs in inputs.parts.items() for v in vs):
         if progress:
@@ -250,11 +257,10 @@ def _run_build(staged: StagedBuild, out: Path, inputs: BuildInputs, params: dict
         _add_counts(counts[part], row, class_names)
         if any(r["images"] for r in row):
             written[part].add(video)
-        failed.update({video: r["error"] for r in row if r.get("error")})
     if progress:
         progress(total, total, f"{params['dataset']} dataset written")
-    return _commit(staged, out, inputs, counts, class_names, params, selection, written,
-                   recorded_options, failed)
+    return _commit(staged, out, inputs, annotations, counts, class_names, params, selection,
+                   written, recorded_options)
 
 
 def _write_video(staged: StagedBuild, name: str, part: str, video: str, annotation, meta: dict,
@@ -309,15 +315,16 @@ def _add_counts(part_counts: dict, rows: list[dict], class_names: list[str]) -> 
             part_counts["boxes"][name] += n
 
 
-def _commit(staged: StagedBuild, out: Path, inputs: BuildInputs, counts: dict,
+def _commit(staged: StagedBuild, out: Path, inputs: BuildInputs, annotations: dict, counts: dict,
             class_names: list[str], params: dict, selection: IntentSelection | None,
-            written: dict[str, set], options, failed: dict[str, str]) -> dict:
+            written: dict[str, set], options) -> dict:
     """Check the result is usable, write data.yaml and the manifest, swap the dataset in."""
+    report, report_warnings = inputs.report(annotations)
     if sum(c["images"] for c in counts.values()) == 0:
-        raise DataError(_empty_message(params, selection))
+        raise DataError(with_input_problems(_empty_message(params, selection), report_warnings))
     parts = [part for part in inputs.parts if counts[part]["images"]]
     warnings = [f"the {part!r} part has no images" for part in ("train", "val") if part not in parts]
-    warnings += [f"{video} skipped: {error}" for video, error in sorted(failed.items())]
+    warnings += report_warnings  # names each video skipped because its annotation is unreadable
     unlabelled = sum(c["unlabelled_boxes"] for c in counts.values())
     if unlabelled:
         warnings.append(f"{unlabelled} pedestrian boxes on the written frames are unlabelled "
@@ -334,7 +341,7 @@ def _commit(staged: StagedBuild, out: Path, inputs: BuildInputs, counts: dict,
         "intent_options": options.as_dict() if options is not None else None,
         "split": inputs.split_manifest(), "counts": counts, "leakage": leakage,
         "intent": selection.manifest() if selection is not None else None,
-        "skipped_videos": inputs.skipped, "warnings": warnings,
+        "skipped_videos": inputs.skipped, **report, "warnings": warnings,
         "summary": build_summary(inputs, params["task"], options, selection, leakage),
     }
     if params["dataset"] == "yolo_detector" and options is not None:

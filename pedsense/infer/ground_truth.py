@@ -14,7 +14,7 @@ from pedsense.errors import PedsenseError
 from pedsense.infer.predictions import GroundTruth
 
 if TYPE_CHECKING:
-    from pedsense.data.jaad import VideoAnnotation
+    from pedsense.data.annotation import VideoAnnotation
 
 
 class ClipGroundTruth:
@@ -28,7 +28,7 @@ class ClipGroundTruth:
 
     @classmethod
     def from_annotation(cls, annotation: "VideoAnnotation") -> "ClipGroundTruth":
-        """Index a parsed ``pedsense.data.jaad.VideoAnnotation`` by frame."""
+        """Index a parsed ``pedsense.data.annotation.VideoAnnotation`` by frame."""
         frames: dict[int, list] = defaultdict(list)
         for track in annotation.tracks:
             track_id = str(track.track_id)

@@ -80,7 +80,7 @@ def track_intent_series(track, predictions: Mapping[int, Predictions] | Iterable
     """P(crossing) over time of one annotated pedestrian (a pure function).
 
     Args:
-        track: a ``pedsense.data.jaad.Track`` (attributes attached for ``crossing_point``).
+        track: a ``pedsense.data.annotation.Track`` (attributes attached for ``crossing_point``).
         predictions: a run's ``Predictions`` per frame (a ``{frame: Predictions}`` mapping, or
             an iterable of them, keyed by their ``frame_index``); frames without any count as
             "no prediction".

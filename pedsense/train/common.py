@@ -30,7 +30,9 @@ from typing import Any, Iterator, Mapping
 
 from pedsense.errors import ConfigError, DiskFull, PedsenseError, TrainingDiverged
 from pedsense.io import read_json
-from pedsense.runs import RunFolder, now_iso
+from pedsense.runfolder import BEST_METRIC, RunFolder, best_record, now_iso
+from pedsense.train.params import BATCH_SIZE, CROP_SIZE, Param, planned_epochs
+from pedsense.train.lineage import LINEAGE_KEYS, dataset_record, resumable_folder
 from pedsense.train.events import (BatchEnd, EpochEnd, EventHook, RunFinished, RunStarted,
                                    StageStarted, StepEnd, StopHook, emit, stop_requested)
 
@@ -61,31 +63,18 @@ def offline_reason(host: str = "download.pytorch.org", timeout_s: float = 3.0) -
 
 
 # -- validation -----------------------------------------------------------------------------
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, or ConfigError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise ConfigError(f"{name} must be a whole number, got {value!r}.")
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}.")
-    return int(value)
-
-
-def check_float(name: str, value: Any, minimum: float = 0.0, *, inclusive: bool = False,
-                maximum: float | None = None) -> float:
-    """``value`` as a float above ``minimum`` (and at most ``maximum``), or ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ConfigError(f"{name} must be a number, got {value!r}.")
-    too_small = value < minimum if inclusive else value <= minimum
-    if too_small:
-        raise ConfigError(f"{name} must be {'at least' if inclusive else 'greater than'} {minimum}, got {value}.")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{name} must be at most {maximum}, got {value}.")
-    return float(value)
+def check_param(param: Param, value: Any) -> Any:
+    """``value`` checked by its parameter's rule (``pedsense.train.params``), or ConfigError
+    naming the parameter: the same rule the forms, the CLI and the trainers apply."""
+    try:
+        return param.check(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{param.name} {exc}") from None
 
 
 def check_batch_size(batch_size: int, n_samples: int, what: str) -> int:
     """The batch size, refused when the training split is smaller than one batch."""
-    batch_size = check_int("batch_size", batch_size)
+    batch_size = check_param(BATCH_SIZE, batch_size)
     if batch_size > n_samples:
         raise ConfigError(
             f"batch_size={batch_size} is larger than the {n_samples} {what}. "
@@ -95,16 +84,8 @@ def check_batch_size(batch_size: int, n_samples: int, what: str) -> int:
 
 
 def check_crop_size(crop_size: Any) -> tuple[int, int] | None:
-    """None, an int (square) or (width, height) -> (width, height)."""
-    if crop_size is None:
-        return None
-    if isinstance(crop_size, (int, float)) and not isinstance(crop_size, bool):
-        crop_size = (crop_size, crop_size)
-    try:
-        width, height = crop_size
-    except (TypeError, ValueError):
-        raise ConfigError(f"crop_size must be an int or (width, height), got {crop_size!r}.") from None
-    return check_int("crop_size width", width, 16), check_int("crop_size height", height, 16)
+    """None (as built), an int (square), "WxH" or (width, height) -> (width, height)."""
+    return check_param(CROP_SIZE, crop_size)
 
 
 def manifest_summary(manifest_path: Path) -> dict:
@@ -129,42 +110,6 @@ def manifest_summary(manifest_path: Path) -> dict:
 
 
 # -- the labels' task (``action`` or ``intent``) -------------------------------------------------
-TASKS = ("action", "intent")
-
-
-def check_task(task: str | None) -> str | None:
-    """``None`` (train on the dataset as built), ``"action"`` or ``"intent"``; else ConfigError."""
-    if task is None or (isinstance(task, str) and not task.strip()):
-        return None
-    if task not in TASKS:
-        raise ConfigError(f"task must be 'action' (is the pedestrian crossing now), 'intent' "
-                          f"(will they cross: the JAAD benchmark) or empty (as built), got {task!r}.")
-    return task
-
-
-def parse_tte(tte: Any) -> tuple[int, int]:
-    """The TTE range ``(min, max)`` from None (the benchmark's 30-60), an int, a pair or text
-    such as ``"30 60"``, ``"30,60"`` or ``"30-60"`` (command lines and form fields give text)."""
-    if tte is None:
-        return (30, 60)
-    if isinstance(tte, str):
-        parts = [p for p in tte.replace(",", " ").replace("-", " ").strip("()[] ").split() if p]
-        try:
-            tte = [int(p) for p in parts]
-        except ValueError:
-            raise ConfigError(f"tte {tte!r} must be MIN MAX frames, e.g. '30 60'.") from None
-    if isinstance(tte, (int, float)) and not isinstance(tte, bool):
-        tte = [tte, tte]
-    values = list(tte) if isinstance(tte, (list, tuple)) else []
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or not all(isinstance(v, (int, float)) for v in values) \
-            or not 0 <= values[0] <= values[1]:
-        raise ConfigError(f"tte must be (min, max) frames with 0 <= min <= max, got {tte!r}; "
-                          "the benchmark uses (30, 60).")
-    return int(values[0]), int(values[1])
-
-
 def dataset_task(manifest_path: Path) -> dict:
     """``{"task", "intent_options"}`` of the dataset whose ``manifest.json`` is ``manifest_path``.
 
@@ -217,12 +162,6 @@ def _plain(value: Any) -> Any:
 
 
 # -- the run --------------------------------------------------------------------------------
-RESUMABLE_STATUSES = ("stopped", "interrupted", "failed")
-
-# Keys of a pre-created config.json that say where a run comes from; ``start`` keeps them.
-LINEAGE_KEYS = ("parent_run", "parent_dir", "extends_epochs", "schedule_note")
-
-
 class TrainingRun:
     """One training run: its folder, the caller's hooks and the clock."""
 
@@ -288,10 +227,14 @@ class TrainingRun:
     def start(self, config: Mapping[str, Any]) -> None:
         """Record the config, mark the run running and announce it.
 
+        ``config`` holds the checked ``"parameters"`` (``Spec.record``) and what the trainer
+        resolved (device, weights source, dataset); the epochs planned across stages are added.
         A resumed run keeps what its config.json held (lineage, stages done, confirmations) and
         adds an entry to ``resumes``; a fresh run keeps only the lineage of a pre-created config.
         """
-        config = {"model_type": self.model_type, "run_id": self.run_id, **config}
+        parameters = config.get("parameters") or {}
+        config = {"model_type": self.model_type, "run_id": self.run_id,
+                  "epochs_total": planned_epochs(self.model_type, parameters), **config}
         if self.datasets:
             config.update(dataset_record(self.datasets, self.path))
         if self.init_weights is not None:
@@ -358,7 +301,7 @@ class TrainingRun:
 
     def step_end(self, epoch: int, step: int, loss: float, lr: float, stage: str = "train") -> None:
         """Append a point of the loss curve to ``steps.csv`` (flushed) and announce it."""
-        self.folder.append_steps({"stage": stage, "epoch": epoch, "step": step, "loss": f"{loss:.6g}",
+        self.folder.append_step({"stage": stage, "epoch": epoch, "step": step, "loss": f"{loss:.6g}",
                                   "lr": f"{lr:.6g}", "time": round(self.elapsed(), 3)})
         emit(self.on_event, StepEnd(self.run_id, epoch, step, loss, lr, stage))
 
@@ -385,15 +328,29 @@ class TrainingRun:
         return read_checkpoint(path)
 
     def finish(self, best_metric: Mapping[str, Any] | None = None, **config_extra: Any) -> Path:
-        """Complete config.json, set ``completed`` (or ``stopped``) and announce the end."""
+        """Complete config.json, set ``completed`` (or ``stopped``) and announce the end.
+
+        ``best_metric`` is the best epoch's metrics (``{"val_acc": ..., "epoch": ...}``); it is
+        recorded in the one shape every run uses, ``{"name", "value", "epoch", **metrics}``,
+        named by the model type's metric (``pedsense.runfolder.BEST_METRIC``).
+        """
         status = "stopped" if self.stop_seen else "completed"
         duration = round(self.elapsed(), 2)
-        self.folder.update_config(best_metric=dict(best_metric or {}), epochs_done=self.epochs_done,
+        best = self.best_record(best_metric)
+        self.folder.update_config(best_metric=best, epochs_done=self.epochs_done,
                                   duration_s=duration, final_status=status, **config_extra)
         self.folder.set_status(status, epochs_done=self.epochs_done)
-        self.log(f"{status} after {self.epochs_done} epochs in {duration:.1f}s; best {dict(best_metric or {})}")
-        emit(self.on_event, RunFinished(self.run_id, self.path, status, None, best_metric))
+        shown = f"{best['name']} {best['value']:.4g} (epoch {best['epoch']})" if best else "none"
+        self.log(f"{status} after {self.epochs_done} epochs in {duration:.1f}s; best {shown}")
+        emit(self.on_event, RunFinished(self.run_id, self.path, status, None, best))
         return self.path
+
+    def best_record(self, metrics: Mapping[str, Any] | None, name: str | None = None) -> dict | None:
+        """``metrics`` of the best epoch in the recorded shape (None when there is none)."""
+        name = name or BEST_METRIC.get(self.model_type, ("val_acc", True))[0]
+        if not metrics or metrics.get(name) is None:
+            return None
+        return best_record(name, metrics)
 
     def fail(self, exc: BaseException) -> None:
         """Record a raise: ``failed`` with the message (Ctrl-C reads ``stopped``), metrics kept.
@@ -447,63 +404,10 @@ class TrainingRun:
             raise
 
 
-def resumable_folder(run_dir: str | os.PathLike | None) -> RunFolder:
-    """The run folder ``run_dir`` when it can be resumed; else ConfigError saying why."""
-    if run_dir is None or not (Path(run_dir) / "config.json").is_file():
-        raise ConfigError(f"resume=True needs run_dir=<an existing run folder>; {run_dir!r} has no "
-                          "config.json. Resume with pedsense.train.resume.resume_run(<run folder>).")
-    folder = RunFolder(run_dir)
-    status = folder.status
-    if status == "completed":
-        raise ConfigError(f"Run {folder.run_id} is completed: there is nothing to resume. Extend it "
-                          "instead (pedsense.train.resume.extend_run(run, epochs)) to train more epochs.")
-    if status not in RESUMABLE_STATUSES + ("running", "queued"):
-        raise ConfigError(f"Run {folder.run_id} reads {status!r}; only a stopped, interrupted or failed "
-                          "run can be resumed.")
-    return folder
-
-
 def largest_checkpoint(folder: Path) -> int:
     """Size in bytes of the biggest ``*.pt`` under ``folder`` (what the next save will need), or 1 MB."""
     sizes = [p.stat().st_size for p in folder.rglob("*.pt") if p.is_file()]
     return max(sizes, default=2**20)
-
-
-def dataset_record(files: tuple[Path, ...], run_dir: Path) -> dict:
-    """``dataset_files`` (relative to the data home) and their ``dataset_fingerprint`` for config.json."""
-    home = home_of_run(run_dir)
-    shown = []
-    for path in files:
-        try:
-            shown.append(str(Path(path).resolve().relative_to(home)) if home else str(path))
-        except ValueError:
-            shown.append(str(path))
-    return {"dataset_files": shown, "dataset_fingerprint": dataset_fingerprint(files)}
-
-
-def dataset_fingerprint(files: tuple[Path, ...] | list[Path]) -> str:
-    """A short hash of the contents of ``files`` (a missing file counts as missing)."""
-    import hashlib
-
-    from pedsense.data.manifest import fingerprint
-
-    items = []
-    for path in files:
-        path = Path(path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-        items.append([path.name, digest])
-    return fingerprint(items)
-
-
-def home_of_run(run_dir: str | os.PathLike) -> Path | None:
-    """The data home holding ``run_dir`` (``<home>/models/<model_type>/<run>``), or None."""
-    from pedsense.config import paths
-
-    run_dir = Path(run_dir).resolve()
-    if len(run_dir.parents) < 3:
-        return None
-    home = run_dir.parents[2]
-    return home if paths(home).models == run_dir.parent.parent else None
 
 
 def check_finite_loss(loss: float, *, epoch: int, batch: int, stage: str, lr: float,
@@ -557,31 +461,6 @@ class LossCurve:
     def load_state(self, state: Mapping[str, Any] | None) -> None:
         if state:
             self.average, self.count = float(state["average"]), int(state["count"])
-
-
-def fail_queued_run(run_dir: str | os.PathLike | None, exc: BaseException) -> None:
-    """A run manager's queued folder whose input was refused reads ``failed`` with the reason.
-
-    A run that already ended (a refused resume of a stopped run, say) keeps its status: the
-    refusal is logged and nothing it recorded is overwritten.
-    """
-    if run_dir is not None and Path(run_dir).is_dir():
-        folder = RunFolder(run_dir)
-        if folder.status in RESUMABLE_STATUSES:
-            folder.log(f"resume refused: {exc}")
-            return
-        folder.set_status("failed", error=str(exc))
-        folder.log(f"failed before training: {exc}")
-
-
-@contextmanager
-def validating(run_dir: str | os.PathLike | None) -> Iterator[None]:
-    """Wrap input checks: a refused input marks a pre-created ``run_dir`` failed, then re-raises."""
-    try:
-        yield
-    except Exception as exc:
-        fail_queued_run(run_dir, exc)
-        raise
 
 
 def _fmt(value: Any) -> str:

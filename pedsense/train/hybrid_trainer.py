@@ -20,15 +20,17 @@ from pedsense.config import CLASS_NAMES, DETECTOR_CLASS_NAMES, paths
 from pedsense.device import resolve_device
 from pedsense.errors import ConfigError
 from pedsense.io import link_or_copy
-from pedsense.train.common import (TrainingRun, check_batch_size, check_crop_size, check_float,
-                                   check_int, check_task, dataset_task, manifest_summary,
-                                   parse_tte, require_task, validating)
+from pedsense.data.intent import IntentOptions
 from pedsense.train.checkpoints import load_weights
+from pedsense.train.common import (TrainingRun, check_batch_size, check_crop_size, dataset_task,
+                                   manifest_summary,
+                                   require_task)
 from pedsense.train.events import EventHook, StopHook
+from pedsense.train.params import HYBRID
 from pedsense.train.resnet_lstm import ResNetClassifier
 from pedsense.train.resnet_trainer import (DEFAULT_CACHE_MB, CachedImageDataset, FitSettings,
-                                           check_missing, fit_classifier, parse_label, read_image,
-                                           read_split_rows)
+                                           fit_classifier, read_image)
+from pedsense.train.samples import check_missing, parse_label, read_split_rows
 from pedsense.train.transforms import normalize_uint8, resize_crop
 from pedsense.train.yolo_trainer import (YoloDataset, check_model_variant, check_yolo_settings,
                                          fetch_base_model, fit_yolo, load_yolo_dataset, publish_weights)
@@ -72,30 +74,19 @@ class PedestrianCropDataset(CachedImageDataset):
         return crop, self.labels[index]
 
 
-def ensure_crops(home: str | os.PathLike | None, task: str = "action", **options) -> bool:
+def ensure_crops(home: str | os.PathLike | None, task: str = "action", split: str = "default",
+                 intent: IntentOptions | None = None) -> bool:
     """Build the ground-truth crops when ``crops.csv`` is missing. True when it built them.
 
-    ``task`` and ``options`` (``split``, ``obs_length``, ``tte``, ``overlap``, ``sample_type``,
-    ``irrelevant``) go to ``pedsense.data.resnet_format.build_resnet_crops``.
+    ``task``, ``split`` and ``intent`` go to ``pedsense.data.resnet_format.build_resnet_crops``.
     """
     if (paths(home).resnet / "crops.csv").is_file():
         return False
     from pedsense.data.resnet_format import build_resnet_crops
 
     log.info("crops.csv is missing; building ground-truth crops (pedsense preprocess crops --task %s)", task)
-    build_resnet_crops(home=home, task=task, **options)
+    build_resnet_crops(home=home, task=task, split=split, intent=intent)
     return True
-
-
-def intent_build_options(split: str, obs_length: int, tte, overlap: float, sample_type: str,
-                         irrelevant: str) -> dict:
-    """The crops build's task options, checked (ConfigError on a bad value) and JSON-ready."""
-    from pedsense.data.intent import IntentOptions
-
-    options = IntentOptions(obs_length=check_int("obs_length", obs_length), tte=parse_tte(tte),
-                            overlap=check_float("overlap", overlap, 0.0, inclusive=True, maximum=0.99),
-                            sample_type=sample_type, split=split, irrelevant=irrelevant)
-    return options.as_dict()
 
 
 def check_yolo_model(yolo_model: str | os.PathLike | None) -> Path | None:
@@ -122,8 +113,9 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                  fraction: float = 1.0, lr0: float = 0.01, optimizer: str = "auto",
                  warmup_epochs: float = 3.0, nbs: int = 64, verbose: bool = False, task: str | None = None,
                  split: str = "default", sample_type: str = "beh", tte: str | Sequence[int] | None = None,
-                 overlap: float = 0.8, irrelevant: str = "exclude", obs_length: int = 16,
-                 resume: bool = False, init_weights: str | os.PathLike | None = None) -> Path:
+                 overlap: float = 0.8, irrelevant: str = "not-crossing", obs_length: int = 16,
+                 placement: str = "boxes", resume: bool = False,
+                 init_weights: str | os.PathLike | None = None) -> Path:
     """Train the hybrid pipeline: YOLO26 pedestrian detector + ResNet intent classifier.
 
     Stage 1 trains the 1-class detector for ``yolo_epochs`` (``yolo_batch_size``, default
@@ -143,8 +135,9 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
         sample_type: intent crops: beh (behaviour pedestrians) or all (also bystanders).
         tte: intent: frames from a window's end to the event, MIN MAX (empty: 30 60).
         overlap: intent: window overlap (JAAD: 0.8).
-        irrelevant: intent: crossing=-1 pedestrians: exclude or not-crossing.
+        irrelevant: intent: crossing=-1 pedestrians: not-crossing (the benchmark's) or exclude.
         obs_length: intent: frames per observation window (16).
+        placement: intent: count a track's boxes (the benchmark's) or its frames.
         resume: continue ``run_dir`` (stopped, interrupted or failed) at the stage and epoch it
             reached: a detector stage cut short resumes through Ultralytics, a finished one is
             not trained again, the classifier continues from ``last.pt``
@@ -156,33 +149,27 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
         The run folder ``models/hybrid/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``) with
         ``yolo_detector.pt``, ``resnet_classifier.pt`` (= ``best.pt``), ``last.pt``, ``config.json``.
     """
-    with validating(run_dir):
-        epochs = check_int("epochs", epochs)
-        learning_rate = check_float("learning_rate", learning_rate)
-        weight_decay = check_float("weight_decay", weight_decay, 0.0, inclusive=True)
-        dropout = check_float("dropout", dropout, 0.0, inclusive=True, maximum=0.99)
-        reuse = check_yolo_model(yolo_model)
-        task = check_task(task)
-        intent_options = intent_build_options(split, obs_length, tte, overlap, sample_type, irrelevant)
-        detector_data, yolo_settings, variant = None, None, None
-        if reuse is None:
-            detector_data = load_yolo_dataset(paths(home).yolo_detector / "data.yaml",
-                                              "pedsense preprocess detector")
-            yolo_settings = check_yolo_settings(
-                check_int("yolo_epochs", yolo_epochs), yolo_batch_size or batch_size, imgsz, device,
-                detector_data.counts["train"], workers=workers, patience=patience, seed=seed, lr0=lr0,
-                optimizer=optimizer, cache=cache, verbose=verbose, fraction=fraction,
-                warmup_epochs=warmup_epochs, nbs=nbs)
-            variant = check_model_variant(model_variant)
-        built_crops = ensure_crops(home, task or "action", **intent_options)
-        train_set = PedestrianCropDataset("train", home=home, crop_size=crop_size)
-        built = require_task(task, train_set.manifest_path, "hybrid crop dataset",
-                             "pedsense preprocess crops",
-                             # the protocol's options only bind intent crops
-                             options=intent_options if task == "intent" else None)
-        val_set = PedestrianCropDataset("val", home=home, crop_size=train_set.crop_size)
-        batch_size = check_batch_size(batch_size, len(train_set), "training crops")
-        resolved_device = resolve_device(device)
+    params = HYBRID.check(HYBRID.bind(locals()))
+    reuse = check_yolo_model(params["yolo_model"])
+    intent = IntentOptions.from_dict(params)
+    detector_data, yolo_settings, variant = None, None, None
+    if reuse is None:
+        detector_data = load_yolo_dataset(paths(home).yolo_detector / "data.yaml",
+                                          "pedsense preprocess detector")
+        stage1 = {**params, "epochs": params["yolo_epochs"],
+                  "batch_size": params["yolo_batch_size"] or params["batch_size"]}
+        yolo_settings = check_yolo_settings(stage1, detector_data.counts["train"])
+        variant = check_model_variant(params["model_variant"])
+    task = params["task"]
+    built_crops = ensure_crops(home, task or "action", params["split"], intent)
+    train_set = PedestrianCropDataset("train", home=home, crop_size=params["crop_size"])
+    built = require_task(task, train_set.manifest_path, "hybrid crop dataset",
+                         "pedsense preprocess crops",
+                         # the protocol's options only bind intent crops
+                         options=intent.as_dict() if task == "intent" else None)
+    val_set = PedestrianCropDataset("val", home=home, crop_size=train_set.crop_size)
+    batch_size = check_batch_size(params["batch_size"], len(train_set), "training crops")
+    resolved_device = resolve_device(params["device"])
     datasets = (train_set.manifest_path, paths(home).resnet / "crops.csv")
     if detector_data is not None:
         datasets += (detector_data.yaml_path.parent / "manifest.json", detector_data.yaml_path)
@@ -192,24 +179,16 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
     # the classifier's last.pt when it had started; refused here, before anything is written
     resume_from = run.checkpoint("last.pt", required=False) if resume else None
     with run.guarded():
-        torch.manual_seed(seed)
-        classifier = ResNetClassifier(2, dropout, backbone=backbone, pretrained=pretrained,
-                                      frozen_children=frozen_children)
+        torch.manual_seed(params["seed"])
+        classifier = ResNetClassifier(2, params["dropout"], backbone=params["backbone"],
+                                      pretrained=params["pretrained"],
+                                      frozen_children=params["frozen_children"])
         if init_weights is not None:
             load_weights(classifier, init_weights)
         classifier.to(resolved_device)
         detector_source, detector_weights = _detector_source(reuse, variant, home)
         run.start({
-            "parameters": {"name": name, "yolo_model": str(yolo_model) if yolo_model else None,
-                           "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                           "yolo_epochs": yolo_epochs, "device": device, "imgsz": imgsz,
-                           "model_variant": model_variant, "yolo_batch_size": yolo_batch_size,
-                           "backbone": backbone, "pretrained": pretrained, "dropout": dropout,
-                           "crop_size": list(train_set.crop_size), "weight_decay": weight_decay,
-                           "frozen_children": frozen_children, "num_workers": num_workers,
-                           "workers": workers, "patience": patience, "seed": seed, "cache": cache,
-                           "fraction": fraction, "lr0": lr0, "optimizer": optimizer,
-                           "warmup_epochs": warmup_epochs, "nbs": nbs, "task": task, **intent_options},
+            "parameters": HYBRID.record(params),
             "task": built["task"], "intent_options": built["intent_options"],
             "class_names": list(CLASS_NAMES), "detector_class_names": list(DETECTOR_CLASS_NAMES),
             "device": resolved_device,
@@ -227,12 +206,13 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
         detector_best = _stage_detector(run, reuse, detector_data, detector_source, yolo_settings)
         classifier_best: dict = {}
         if not run.stop_now():
-            settings = FitSettings(epochs, batch_size, learning_rate, weight_decay, resolved_device,
-                                   num_workers, stage="classifier",
+            settings = FitSettings(params["epochs"], batch_size, params["learning_rate"],
+                                   params["weight_decay"], resolved_device, params["num_workers"],
+                                   stage="classifier",
                                    best_files=("best.pt", "resnet_classifier.pt"))
             classifier_best = fit_classifier(run, classifier, train_set, val_set, settings,
                                              resume_from=resume_from)
-        return run.finish(classifier_best, detector_best_metric=detector_best,
+        return run.finish(classifier_best, detector_best_metric=run.best_record(detector_best, "mAP50-95"),
                           best_checkpoint="best.pt", detector_checkpoint="yolo_detector.pt")
 
 

@@ -1,8 +1,11 @@
 """Named parameter sets per trainer: "quick (CPU)" and the seed's defaults.
 
-The dashboard's forms and ``pedsense train --preset`` read these. Importing this module is
-cheap (no torch). ``reaches`` is what the preset measured on the default demo set
-(``pedsense demo-data`` then ``pedsense preprocess all``) on 2 CPU cores; see README.
+A preset is a set of overrides of the trainer's parameter spec (``pedsense.train.params``);
+the seed preset overrides nothing (the spec's defaults are the seed's), and every override is
+checked against the spec when this module is imported. The dashboard's forms and
+``pedsense train --preset`` read these. Importing this module is cheap (no torch). ``reaches``
+is what the preset measured on the default demo set (``pedsense demo-data`` then
+``pedsense preprocess all``) on 2 CPU cores; see README.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from pedsense.errors import ConfigError
+from pedsense.train.params import SPECS, spec_for
 
 
 @dataclass(frozen=True)
@@ -24,11 +28,15 @@ class Preset:
     reaches: str = ""
 
 
+# The seed API's positional parameters (besides ``name``), whose defaults the spec holds.
+SEED_PARAMETERS = {
+    "yolo": ("epochs", "batch_size", "imgsz", "model_variant", "device"),
+    "resnet-lstm": ("epochs", "batch_size", "learning_rate", "device"),
+    "hybrid": ("yolo_model", "epochs", "batch_size", "learning_rate", "yolo_epochs", "device"),
+}
 SEED_DEFAULTS: dict[str, dict[str, Any]] = {
-    "yolo": {"epochs": 50, "batch_size": 16, "imgsz": 640, "model_variant": "yolo26n", "device": None},
-    "resnet-lstm": {"epochs": 30, "batch_size": 8, "learning_rate": 1e-4, "device": None},
-    "hybrid": {"yolo_model": None, "epochs": 30, "batch_size": 16, "learning_rate": 1e-4,
-               "yolo_epochs": 50, "device": None},
+    model_type: {name: spec_for(model_type)[name].default for name in names}
+    for model_type, names in SEED_PARAMETERS.items()
 }
 
 QUICK: dict[str, dict[str, Any]] = {
@@ -65,6 +73,16 @@ PRESETS: dict[str, dict[str, Preset]] = {
     }
     for model_type in SEED_DEFAULTS
 }
+
+
+def _check_presets() -> None:
+    """Every preset's overrides are valid values of its trainer's spec (fails at import)."""
+    for model_type, presets in PRESETS.items():
+        for preset in presets.values():
+            SPECS[model_type].check(preset.params)
+
+
+_check_presets()
 
 
 def presets_for(model_type: str) -> dict[str, Preset]:

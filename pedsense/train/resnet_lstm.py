@@ -15,8 +15,8 @@ from torch import nn
 
 from pedsense.errors import ConfigError
 from pedsense.train.common import offline_reason
+from pedsense.train.params import BACKBONES  # declared once, with the parameters
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 FEATURE_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048}
 
 

@@ -7,7 +7,6 @@ Sequences come from ``pedsense preprocess resnet``:
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,54 +27,16 @@ from pedsense.io import link_or_copy
 from pedsense.train.checkpoints import (load_weights, nonfinite_tensors, restore_rng, save_classifier,
                                         training_state)
 from pedsense.train.common import (LossCurve, TrainingRun, check_batch_size, check_crop_size,
-                                   check_finite_loss, check_float, check_int, check_task,
-                                   manifest_summary, require_task, validating)
+                                   check_finite_loss, check_param, manifest_summary, require_task)
 from pedsense.train.events import EventHook, StopHook
+from pedsense.train.params import NUM_WORKERS, RESNET_LSTM
 from pedsense.train.resnet_lstm import ResNetLSTM
+from pedsense.train.samples import check_missing, parse_label, read_split_rows
 from pedsense.train.transforms import normalize_uint8, resize_crop
 
 # Decoded crops are kept in memory up to this size: after the first pass, epochs cost only the
 # model, which is what keeps 2-core training from being starved by JPEG decoding.
 DEFAULT_CACHE_MB = 3072
-
-
-def parse_label(value: str, where: str) -> int:
-    """A labels.csv ``label`` cell (``0``/``1`` or a class name) as a class index."""
-    value = str(value).strip()
-    if value in CLASS_NAMES:
-        return CLASS_NAMES.index(value)
-    try:
-        label = int(float(value))
-    except ValueError:
-        label = -1
-    if label not in range(len(CLASS_NAMES)):
-        raise DataError(f"{where}: label {value!r} is not one of 0, 1 or {', '.join(CLASS_NAMES)}. "
-                        "Rebuild the dataset with `pedsense preprocess resnet`.")
-    return label
-
-
-def read_split_rows(csv_path: Path, split: str, what: str, rebuild: str) -> list[dict]:
-    """The rows of ``csv_path`` whose ``split`` column is ``split``."""
-    if not csv_path.is_file():
-        raise DataError(f"The {what} is not built yet: {csv_path} is missing. Run `{rebuild}` first.")
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        needed = {"label", "split"}
-        if not needed.issubset(reader.fieldnames or ()):
-            raise DataError(f"{csv_path} has no {sorted(needed)} columns (header: {reader.fieldnames}). "
-                            f"Rebuild it with `{rebuild}`.")
-        rows = [row for row in reader if (row.get("split") or "").strip() == split]
-    if not rows:
-        raise DataError(f"The {what} has no '{split}' samples ({csv_path}). Rebuild it with `{rebuild}` "
-                        "from more videos, or check the train/val split.")
-    return rows
-
-
-def check_missing(missing: list[str], total: int, what: str, rebuild: str) -> None:
-    if missing:
-        shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
-        raise DataError(f"{len(missing)} of {total} {what} listed in the CSV are missing on disk ({shown}). "
-                        f"Rebuild the dataset with `{rebuild}`.")
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -221,7 +182,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
 def auto_workers(dataset: CachedImageDataset, requested: int | None) -> int:
     """0 when everything is decoded in memory (workers would only copy); else up to 2."""
     if requested is not None:
-        return check_int("num_workers", requested, 0)
+        return check_param(NUM_WORKERS, requested)
     return 0 if dataset.fully_cached else min(2, max(1, (os.cpu_count() or 2) - 1))
 
 
@@ -440,38 +401,28 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
     Returns:
         The run folder ``models/resnet-lstm/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``).
     """
-    with validating(run_dir):
-        epochs = check_int("epochs", epochs)
-        learning_rate = check_float("learning_rate", learning_rate)
-        weight_decay = check_float("weight_decay", weight_decay, 0.0, inclusive=True)
-        dropout = check_float("dropout", dropout, 0.0, inclusive=True, maximum=0.99)
-        hidden_size, num_layers = check_int("hidden_size", hidden_size), check_int("num_layers", num_layers)
-        task = check_task(task)
-        resolved_device = resolve_device(device)
-        train_set = PedestrianSequenceDataset("train", home=home, crop_size=crop_size)
-        built = require_task(task, train_set.manifest_path, "ResNet sequence dataset",
-                             "pedsense preprocess resnet")
-        val_set = PedestrianSequenceDataset("val", home=home, crop_size=train_set.crop_size)
-        batch_size = check_batch_size(batch_size, len(train_set), "training sequences")
+    params = RESNET_LSTM.check(RESNET_LSTM.bind(locals()))
+    resolved_device = resolve_device(params["device"])
+    train_set = PedestrianSequenceDataset("train", home=home, crop_size=params["crop_size"])
+    built = require_task(params["task"], train_set.manifest_path, "ResNet sequence dataset",
+                         "pedsense preprocess resnet")
+    val_set = PedestrianSequenceDataset("val", home=home, crop_size=train_set.crop_size)
+    batch_size = check_batch_size(params["batch_size"], len(train_set), "training sequences")
     run = TrainingRun.open("resnet-lstm", name, run_dir=run_dir, home=home,
                            on_event=on_event, should_stop=should_stop, resume=resume,
                            init_weights=init_weights,
                            datasets=(train_set.manifest_path, paths(home).resnet / "labels.csv"))
     resume_from = run.checkpoint("last.pt") if resume else None  # refused here, before anything is written
     with run.guarded():
-        torch.manual_seed(seed)
-        model = ResNetLSTM(2, hidden_size, num_layers, dropout, backbone=backbone,
-                           pretrained=pretrained, frozen_children=frozen_children)
+        torch.manual_seed(params["seed"])
+        model = ResNetLSTM(2, params["hidden_size"], params["num_layers"], params["dropout"],
+                           backbone=params["backbone"], pretrained=params["pretrained"],
+                           frozen_children=params["frozen_children"])
         if init_weights is not None:
             load_weights(model, init_weights)
         model.to(resolved_device)
         run.start({
-            "parameters": {"name": name, "epochs": epochs, "batch_size": batch_size,
-                           "learning_rate": learning_rate, "device": device, "backbone": backbone,
-                           "pretrained": pretrained, "hidden_size": hidden_size, "num_layers": num_layers,
-                           "dropout": dropout, "crop_size": list(train_set.crop_size),
-                           "weight_decay": weight_decay, "frozen_children": frozen_children,
-                           "num_workers": num_workers, "seed": seed, "task": task},
+            "parameters": RESNET_LSTM.record(params),
             "task": built["task"], "intent_options": built["intent_options"],
             "class_names": list(CLASS_NAMES), "device": resolved_device,
             "weights_source": model.weights_source, "model_args": model.model_args,
@@ -481,7 +432,8 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
                         "val_class_counts": val_set.class_counts(),
                         "manifest": manifest_summary(train_set.manifest_path)},
         })
-        settings = FitSettings(epochs, batch_size, learning_rate, weight_decay, resolved_device,
-                               num_workers, sequence_length=train_set.sequence_length)
+        settings = FitSettings(params["epochs"], batch_size, params["learning_rate"],
+                               params["weight_decay"], resolved_device, params["num_workers"],
+                               sequence_length=train_set.sequence_length)
         best = fit_classifier(run, model, train_set, val_set, settings, resume_from=resume_from)
         return run.finish(best, best_checkpoint="best.pt")

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pedsense.errors import ConfigError, DataError
-from pedsense.runs import (LIVE_STATUSES, RunFolder, find_run, load_trainer, now_iso, process_alive,
-                           trainer_parameters)
-from pedsense.train.common import (RESUMABLE_STATUSES, check_int, dataset_fingerprint, home_of_run)
+from pedsense.procs import process_alive
+from pedsense.runfolder import LIVE_STATUSES, RunFolder, find_run, now_iso
+from pedsense.train.common import check_param
+from pedsense.train.lineage import RESUMABLE_STATUSES, dataset_fingerprint, home_of_run
 from pedsense.train.events import EventHook, StopHook
+from pedsense.train.params import Spec, spec_for
 
 SCHEDULE_NOTE = ("Extends {parent} by {epochs} epochs from its last weights; the optimizer and the "
                  "learning-rate schedule restarted (warm-up and decay begin again).")
@@ -50,13 +52,13 @@ def resume_run(run_dir: str | os.PathLike, *, on_event: EventHook = None, should
     model_type, parameters = _recorded(folder, config)
     check_resume_checkpoint(folder, model_type, config)
     _check_dataset(folder, config, home, confirm_dataset_change)
-    trainer = load_trainer(model_type)
-    kwargs = _accepted(folder, trainer, parameters)
+    spec = spec_for(model_type)
+    kwargs = _accepted(folder, spec, parameters)
     if config.get("init_weights"):  # an extended run that restarts its first epoch starts there again
         kwargs["init_weights"] = config["init_weights"]
     folder.log(f"resuming ({status.get('status')}) with the recorded parameters")
-    return trainer(**kwargs, run_dir=folder.path, home=home, resume=True,
-                   on_event=on_event, should_stop=should_stop)
+    return spec.load_trainer()(**kwargs, run_dir=folder.path, home=home, resume=True,
+                               on_event=on_event, should_stop=should_stop)
 
 
 def extend_run(run_dir: str | os.PathLike, epochs: int, *, on_event: EventHook = None,
@@ -77,11 +79,11 @@ def extend_run(run_dir: str | os.PathLike, epochs: int, *, on_event: EventHook =
     if status != "completed":
         raise ConfigError(f"Run {parent.run_id} is {status}, not completed: resume it instead "
                           "(pedsense.train.resume.resume_run) to finish its own epochs.")
-    epochs = check_int("epochs", epochs)
     config = parent.read_config()
     model_type, parameters = _recorded(parent, config)
-    trainer = load_trainer(model_type)
-    kwargs = _accepted(parent, trainer, parameters)
+    spec = spec_for(model_type)
+    epochs = check_param(spec["epochs"], epochs)
+    kwargs = _accepted(parent, spec, parameters)
     kwargs["epochs"] = epochs
     if model_type == "yolo":
         weights = _existing(parent, ("weights/last.pt", "last.pt"))
@@ -101,7 +103,8 @@ def extend_run(run_dir: str | os.PathLike, epochs: int, *, on_event: EventHook =
     child.set_status("queued")
     child.log(f"extends {parent.run_id} by {epochs} epochs from {weights}")
     parent.log(f"extended by {epochs} epochs in {child.run_id}")
-    return trainer(**kwargs, run_dir=child.path, home=home, on_event=on_event, should_stop=should_stop)
+    return spec.load_trainer()(**kwargs, run_dir=child.path, home=home, on_event=on_event,
+                               should_stop=should_stop)
 
 
 def check_resume_checkpoint(folder: RunFolder, model_type: str, config: Mapping[str, Any]) -> None:
@@ -112,7 +115,7 @@ def check_resume_checkpoint(folder: RunFolder, model_type: str, config: Mapping[
     ``yolo_detector.pt`` and, once the classifier saved one, ``last.pt``.
     """
     from pedsense.train.checkpoints import read_checkpoint
-    from pedsense.train.yolo_trainer import resume_point
+    from pedsense.train.yolo_checkpoints import resume_point
 
     fix = "Nothing was changed; start a new run instead."
     parameters = config.get("parameters") or {}
@@ -169,13 +172,12 @@ def _recorded(folder: RunFolder, config: Mapping[str, Any]) -> tuple[str, dict]:
     return str(model_type), dict(parameters)
 
 
-def _accepted(folder: RunFolder, trainer, parameters: Mapping[str, Any]) -> dict:
+def _accepted(folder: RunFolder, spec: Spec, parameters: Mapping[str, Any]) -> dict:
     """The recorded parameters the trainer still takes; the others are named in the run's log."""
-    accepted = trainer_parameters(trainer)
-    dropped = sorted(k for k in parameters if k not in accepted)
+    dropped = sorted(k for k in parameters if k not in spec)
     if dropped:
         folder.log(f"recorded parameters the trainer no longer takes, left out: {', '.join(dropped)}")
-    return {k: v for k, v in parameters.items() if k in accepted}
+    return {k: v for k, v in parameters.items() if k in spec}
 
 
 def _check_dataset(folder: RunFolder, config: Mapping[str, Any], home: Path | None, confirmed: bool) -> None:

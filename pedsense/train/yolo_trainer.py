@@ -9,9 +9,8 @@ Ultralytics records its own (``save_metrics``, before it saves the weights), so 
 loses no row. Ultralytics fires ``on_fit_epoch_end`` once more for its final validation of
 ``best.pt``; that call has no training epoch behind it and is not reported.
 
-Resuming: Ultralytics resumes from a checkpoint that still has its optimizer. Its final step
-strips the optimizer from ``weights/last.pt``, which a stopped run also goes through, so a stop
-first sets the last completed epoch's checkpoint aside as ``weights/resume.pt``.
+Resuming goes through Ultralytics' ``resume=True``; ``pedsense.train.yolo_checkpoints`` keeps a
+resumable checkpoint through stops and failed saves.
 
 Ultralytics' device selection calls ``torch.set_num_threads(cpu_count - 1)`` on CPU (1 thread on
 a 2-core machine), which outlives the training: ``fit_yolo`` puts the caller's thread count
@@ -39,9 +38,10 @@ from pedsense.device import resolve_device, torch_threads_kept
 from pedsense.errors import ConfigError, DataError
 from pedsense.io import filter_csv_rows, link_or_copy, write_text_atomic
 from pedsense.train.common import (LossCurve, TrainingRun, check_batch_size, check_finite_loss,
-                                   check_float, check_int, manifest_summary, offline_reason,
-                                   validating)
+                                   manifest_summary, offline_reason)
 from pedsense.train.events import EventHook, StopHook
+from pedsense.train.params import YOLO
+from pedsense.train.yolo_checkpoints import keep_resume_point, keeping_previous_weights, resume_file, resume_point
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class UltralyticsBridge:
         lr = _weights_lr(trainer)
         last = Path(trainer.last)
         check_finite_loss(loss, epoch=epoch, batch=self.batch, stage=self.stage, lr=lr,
-                          kept=last if last.exists() else _resume_file(last))
+                          kept=last if last.exists() else resume_file(last))
         if self.curve is not None:
             self.curve.update(loss)
             steps = _optimizer_steps(trainer, self.steps + 1)
@@ -296,7 +296,7 @@ class UltralyticsBridge:
     def on_model_save(self, trainer) -> None:
         # A stop after a whole epoch: Ultralytics is about to strip this checkpoint's optimizer.
         if self.run.stop_seen and not self.cut_short and trainer.epoch + 1 < trainer.epochs:
-            shutil.copyfile(trainer.last, _resume_file(Path(trainer.last)))
+            shutil.copyfile(trainer.last, resume_file(Path(trainer.last)))
 
     def on_fit_epoch_end(self, trainer) -> None:
         self.report_epoch(trainer)
@@ -358,86 +358,6 @@ def _optimizer_steps(trainer, fallback: int) -> int:
     return int(ema.updates) if ema is not None and hasattr(ema, "updates") else fallback
 
 
-def _resume_file(last: Path) -> Path:
-    return last.with_name("resume.pt")
-
-
-PREVIOUS_SUFFIX = ".previous"
-
-
-def keeping_previous_weights(save_model, weights_dir: Path):
-    """Run Ultralytics' ``save_model`` so that a failed write loses no checkpoint.
-
-    Ultralytics overwrites ``last.pt`` and ``best.pt`` in place; a full disk mid-write would
-    leave half a file where the previous epoch's was. They are moved aside first (a rename,
-    no copy), put back if the save raises, and dropped once it succeeded.
-    """
-    moved = []
-    for name in ("last.pt", "best.pt"):
-        path = weights_dir / name
-        if path.is_file():
-            os.replace(path, path.with_name(name + PREVIOUS_SUFFIX))
-            moved.append(path)
-    try:
-        result = save_model()
-    except BaseException:
-        for path in moved:
-            os.replace(path.with_name(path.name + PREVIOUS_SUFFIX), path)
-        raise
-    for path in moved:
-        previous = path.with_name(path.name + PREVIOUS_SUFFIX)
-        if path.is_file():
-            previous.unlink(missing_ok=True)
-        else:  # best.pt is written only when the epoch is the best so far
-            os.replace(previous, path)
-    return result
-
-
-def keep_resume_point(last: Path) -> None:
-    """Set ``weights/last.pt`` (the last completed epoch, optimizer included) aside as ``resume.pt``.
-
-    A stop mid-epoch makes Ultralytics save the cut epoch over last.pt and then strip its
-    optimizer; resuming continues from the epoch before and trains the cut one again.
-    """
-    if last.is_file():
-        os.replace(last, _resume_file(last))
-
-
-def resume_point(save_dir: Path) -> tuple[Path | None, int]:
-    """The checkpoint Ultralytics can resume ``save_dir`` from, and how many epochs it holds.
-
-    Of ``weights/last.pt``, ``weights/resume.pt`` (set aside by a stop) and
-    ``weights/last.pt.previous`` (left by a crash during a save), the one that still has its
-    optimizer and the most epochs; ``(None, 0)`` when none does (stopped in the first epoch:
-    train it again).
-
-    Raises:
-        DataError: a checkpoint there cannot be read (truncated by a crash or a full disk) and
-            none other can be resumed from.
-    """
-    import torch
-
-    best: tuple[Path | None, int] = (None, 0)
-    unreadable = []
-    weights = save_dir / "weights"
-    # last.pt.previous: a process killed while Ultralytics was writing last.pt over it
-    for path in (weights / "last.pt", weights / "resume.pt", weights / f"last.pt{PREVIOUS_SUFFIX}"):
-        if not path.is_file():
-            continue
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            unreadable.append(f"{path} ({str(exc).splitlines()[0][:120]})")
-            continue
-        epochs = int(checkpoint.get("epoch", -1)) + 1 if isinstance(checkpoint, dict) else 0
-        if isinstance(checkpoint, dict) and checkpoint.get("optimizer") is not None and epochs > best[1]:
-            best = (path, epochs)
-    if best[0] is None and unreadable:
-        raise DataError(f"Cannot resume: {'; '.join(unreadable)} cannot be read (a crash or a full disk may "
-                        "have cut it short). Start a new run.")
-    return best
-
-
 def _metric(metrics: dict, name: str) -> float | None:
     value = metrics.get(f"metrics/{name}(B)")
     return None if value is None else round(float(value), 5)
@@ -497,24 +417,19 @@ def _csv_epoch(row: dict) -> float:
         return float("inf")
 
 
-def check_yolo_settings(epochs, batch_size, imgsz, device, n_train: int, *, workers, patience, seed,
-                        lr0, optimizer, cache, verbose, fraction=1.0, warmup_epochs=3.0,
-                        nbs=64) -> YoloSettings:
-    """Validated settings (ConfigError naming the bad parameter)."""
-    imgsz = check_int("imgsz", imgsz, 32)
-    if imgsz % 32:
-        raise ConfigError(f"imgsz must be a multiple of 32 (YOLO's largest stride), got {imgsz}.")
-    if cache not in (False, True, "ram", "disk"):
-        raise ConfigError(f"cache must be False, True, 'ram' or 'disk', got {cache!r}.")
-    workers = min(2, os.cpu_count() or 1) if workers is None else check_int("workers", workers, 0)
-    fraction = check_float("fraction", fraction, 0.0, maximum=1.0)
+def check_yolo_settings(params: dict, n_train: int) -> YoloSettings:
+    """Ultralytics' settings from checked parameters (``pedsense.train.params``) of ``train_yolo``
+    or the hybrid's stage 1; the batch must fit the (``fraction`` of the) training images."""
+    fraction = params["fraction"]
+    workers = params["workers"]
     return YoloSettings(
-        epochs=check_int("epochs", epochs), imgsz=imgsz, fraction=fraction,
-        batch_size=check_batch_size(batch_size, subset_size(n_train, fraction), "training images"),
-        device=resolve_device(device), workers=workers, patience=check_int("patience", patience),
-        seed=int(seed), lr0=check_float("lr0", lr0), optimizer=str(optimizer), cache=cache,
-        verbose=bool(verbose), warmup_epochs=check_float("warmup_epochs", warmup_epochs, 0.0, inclusive=True),
-        nbs=check_int("nbs", nbs))
+        epochs=params["epochs"], imgsz=params["imgsz"], fraction=fraction,
+        batch_size=check_batch_size(params["batch_size"], subset_size(n_train, fraction), "training images"),
+        device=resolve_device(params["device"]),
+        workers=min(2, os.cpu_count() or 1) if workers is None else workers,
+        patience=params["patience"], seed=params["seed"], lr0=params["lr0"],
+        optimizer=params["optimizer"], cache=params["cache"], verbose=params["verbose"],
+        warmup_epochs=params["warmup_epochs"], nbs=params["nbs"])
 
 
 def publish_weights(save_dir: Path, run_dir: Path, names: dict[str, str]) -> None:
@@ -548,13 +463,10 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
         The run folder ``models/yolo/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``), holding
         Ultralytics' ``weights/``, ``results.csv`` and ``args.yaml`` plus ``best.pt``/``last.pt``.
     """
-    with validating(run_dir):
-        dataset = load_yolo_dataset(paths(home).yolo / "data.yaml", "pedsense preprocess yolo")
-        settings = check_yolo_settings(epochs, batch_size, imgsz, device, dataset.counts["train"],
-                                       workers=workers, patience=patience, seed=seed, lr0=lr0,
-                                       optimizer=optimizer, cache=cache, verbose=verbose,
-                                       fraction=fraction, warmup_epochs=warmup_epochs, nbs=nbs)
-        kind, variant = check_model_variant(model_variant)
+    params = YOLO.check(YOLO.bind(locals()))
+    dataset = load_yolo_dataset(paths(home).yolo / "data.yaml", "pedsense preprocess yolo")
+    settings = check_yolo_settings(params, dataset.counts["train"])
+    kind, variant = check_model_variant(params["model_variant"])
     run = TrainingRun.open("yolo", name, run_dir=run_dir, home=home, on_event=on_event,
                            should_stop=should_stop, resume=resume,
                            datasets=(dataset.yaml_path.parent / "manifest.json", dataset.yaml_path))
@@ -564,12 +476,7 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
         source, weights_source = (str(variant), f"file ({variant})") if kind == "file" \
             else fetch_base_model(str(variant), home)
         run.start({
-            "parameters": {"name": name, "epochs": settings.epochs, "batch_size": settings.batch_size,
-                           "imgsz": settings.imgsz, "model_variant": str(model_variant), "device": device,
-                           "workers": settings.workers, "patience": settings.patience, "seed": settings.seed,
-                           "lr0": settings.lr0, "optimizer": settings.optimizer, "cache": settings.cache,
-                           "fraction": settings.fraction, "warmup_epochs": settings.warmup_epochs,
-                           "nbs": settings.nbs},
+            "parameters": YOLO.record(params),
             "class_names": dataset.names or list(CLASS_NAMES), "device": settings.device,
             "weights_source": weights_source, "base_model": source,
             "dataset": {"data_yaml": str(dataset.yaml_path), **dataset.counts,

@@ -1,11 +1,11 @@
 """``evaluation_panel(run_dir)``: a run's saved evaluation, its confusion matrix and an Evaluate button.
 
 Below the metrics, the benchmark view (``pedsense.evaluation.benchmark_section``): accuracy,
-AUC, F1, precision and recall, the breakdown by TTE bin, occlusion, time of day and weather
-(``intent`` datasets), and the run beside the published JAAD results, "different inputs" marked.
+the benchmark's AUC, ROC-AUC, F1, precision and recall, the breakdown by TTE bin, occlusion, time
+of day and weather (``intent`` datasets), and the run beside the published JAAD results, each row
+marked comparable or not with the reason. Synthetic-data runs are never charted beside them.
 
-The Runs page calls it for the selected run. Not a page of its own (the navigation lists pages
-explicitly).
+The Runs page calls it for the selected run.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pedsense.config import CLASS_NAMES
+from pedsense.evaluation import evaluate, load_evaluation
+from ui.feedback import show_error
 
 SECTION_TITLES = {
     "intent": "Crossing intent (ground-truth samples)",
     "matched_intent": "Crossing intent on detections matched at IoU ≥ 0.5",
     "detection": "Detection",
 }
-METRIC_KEYS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc",
+METRIC_KEYS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "auc_binary",
                "mAP50", "mAP50-95", "n", "matched", "match_rate")
 
 
@@ -55,8 +57,6 @@ def metrics_table(evaluation: dict) -> pd.DataFrame:
 
 def evaluation_panel(run_dir: str | Path, *, key: str = "evaluation") -> None:
     """Draw the evaluation of ``run_dir``: split choice, saved metrics, confusion matrices, button."""
-    from pedsense.evaluation import evaluate, load_evaluation
-
     run_dir = Path(run_dir)
     left, right = st.columns([1, 3], vertical_alignment="bottom")
     split = left.selectbox("Split", ["val", "test"], key=f"{key}_split_{run_dir.name}")
@@ -71,7 +71,7 @@ def evaluation_panel(run_dir: str | Path, *, key: str = "evaluation") -> None:
         try:
             evaluate(run_dir, split, progress=progress)
         except Exception as exc:  # noqa: BLE001 - shown in the page, the app keeps serving
-            _show_error(exc)
+            show_error(exc, "evaluating the run")
         finally:
             bar.empty()
     evaluation = load_evaluation(run_dir, split)
@@ -90,10 +90,10 @@ def evaluation_panel(run_dir: str | Path, *, key: str = "evaluation") -> None:
 
 
 # -- the benchmark view ---------------------------------------------------------------------------
-BENCH_METRICS = ("accuracy", "auc", "auc_binary", "f1", "precision", "recall")
-REFERENCE_COLUMNS = ("model", "dataset", "accuracy", "auc", "f1", "precision", "recall", "inputs",
-                     "comparison", "caveats", "source")
-COMPARISON_COLOURS = {"this run": "#1f77b4", "same inputs": "#7f7f7f", "different inputs": "#ff7f0e"}
+BENCH_METRICS = ("accuracy", "auc_binary", "roc_auc", "f1", "precision", "recall")
+REFERENCE_COLUMNS = ("model", "dataset", "accuracy", "auc_binary", "roc_auc", "f1", "precision",
+                     "recall", "inputs", "comparison", "caveats", "source")
+COMPARISON_COLOURS = {"this run": "#1f77b4", "comparable": "#2ca02c", "not comparable": "#7f7f7f"}
 
 
 def describe_protocol(benchmark: dict) -> str:
@@ -136,13 +136,15 @@ def reference_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def reference_figure(rows: list[dict]) -> go.Figure:
-    """Accuracy, AUC and F1 of the run beside each published model (bars coloured by comparison)."""
+    """Accuracy, the benchmark's AUC and F1 of the run beside each published model (bars coloured
+    by comparison; rows not comparable hatched)."""
     figure = go.Figure()
+    shown = ("accuracy", "auc_binary", "f1")
     for row in rows:
         label = f"{row['model']} ({row['comparison']})"
-        figure.add_bar(x=["accuracy", "auc", "f1"], y=[row.get(m) for m in ("accuracy", "auc", "f1")],
+        figure.add_bar(x=["accuracy", "AUC (benchmark)", "F1"], y=[row.get(m) for m in shown],
                        name=label, marker_color=COMPARISON_COLOURS.get(row["comparison"]),
-                       marker_pattern_shape="/" if row["comparison"] == "different inputs" else "")
+                       marker_pattern_shape="/" if row["comparison"] == "not comparable" else "")
     figure.update_layout(barmode="group", height=300, margin=dict(l=10, r=10, t=30, b=10),
                          yaxis_range=[0, 1], legend_title_text="")
     return figure
@@ -165,10 +167,11 @@ def benchmark_ui(benchmark: dict, *, key: str) -> None:
     for column, name in zip(cols, BENCH_METRICS):
         value = metrics.get(name)
         column.metric(name.replace("_", " "), "—" if value is None else f"{value:.3f}")
-    st.caption(f"On {metrics.get('n', 0)} {benchmark.get('unit', 'samples')} "
+    split = benchmark.get("split", "?")
+    st.caption(f"On {metrics.get('n', 0)} {benchmark.get('unit', 'samples')} of the **{split}** split "
                f"({metrics.get('positives', 0)} crossing); threshold {benchmark.get('threshold', 0.5)}. "
-               "`auc_binary` is the benchmark code's AUC (from thresholded predictions): compare it "
-               "with the published AUC.")
+               "`auc binary` is the benchmark code's AUC (from thresholded predictions): it is the "
+               "one to set beside published AUCs; `roc auc` is from the probabilities.")
     rows = benchmark.get("breakdown") or []
     if rows:
         st.markdown("**Breakdown** by TTE bin, occlusion, time of day and weather")
@@ -178,15 +181,19 @@ def benchmark_ui(benchmark: dict, *, key: str) -> None:
         st.caption(benchmark["breakdown_note"])
     reference = benchmark.get("reference") or []
     if reference:
-        st.markdown("**Published JAAD results** beside this run (Kotseruba et al., WACV 2021). "
-                    "Rows marked *different inputs* used more than RGB; the caveats list every "
-                    "other difference.")
+        st.markdown("**Published JAAD results** (Kotseruba et al., WACV 2021; test-split numbers) "
+                    "beside this run. A row is *comparable* only when the run was scored on `test` "
+                    "under the benchmark's protocol, split and sample type, on JAAD, per window, with "
+                    "the same inputs; the caveats name every difference.")
+        if split != "test":
+            st.warning(f"This evaluation is on `{split}`: published numbers are test-split numbers, "
+                       "so no row is comparable. Evaluate on `test` for the benchmark's numbers.",
+                       icon=":material/rule:")
         st.dataframe(reference_frame(reference), hide_index=True, width="stretch",
                      column_config={"source": st.column_config.TextColumn("source", width="medium")})
-        st.plotly_chart(reference_figure(reference), width="stretch", key=f"{key}_reference")
+        if benchmark.get("synthetic"):
+            st.caption("No chart: this run is on the synthetic demo set, and synthetic numbers are "
+                       "never charted beside published JAAD results.")
+        else:
+            st.plotly_chart(reference_figure(reference), width="stretch", key=f"{key}_reference")
 
-
-def _show_error(exc: BaseException) -> None:
-    from pages.common import show_error
-
-    show_error(exc, "evaluating the run")

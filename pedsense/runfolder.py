@@ -1,0 +1,508 @@
+"""Run folders on disk: the format every run is written in, and nothing else.
+
+Every training, however launched, writes one folder ``models/<model_type>/<name>_<YYYYmmdd_HHMMSS>/``:
+
+- ``config.json``  the model type, the checked parameters, class names, device, weights source,
+  the dataset, and at the end the best metric; written before epoch 1.
+- ``metrics.csv``  one row per epoch, appended and flushed as each epoch ends.
+- ``status.json``  one of :data:`STATUSES`, the error text and timestamps. Once a run is
+  running, only its trainer's lifecycle (``pedsense.train.common.TrainingRun``) writes it; the
+  run manager writes ``queued``, a cancellation, and the failure of a run that never started or
+  whose worker died.
+- ``train.log``    timestamped lines.
+- weights, found by role with :meth:`RunFolder.weights`.
+
+This module is below the trainers and the run manager (it imports neither), and reads no
+file that has not changed (:func:`read_summary` caches by file stamp). The UI reads these
+files, so a browser reload or an app restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from pedsense.config import MODEL_TYPES, paths
+from pedsense.errors import PedsenseError
+from pedsense.io import filter_csv_rows, read_json, write_csv_atomic, write_json_atomic
+
+# The one status vocabulary of runs and data jobs.
+STATUSES = ("queued", "running", "completed", "failed", "stopped", "interrupted")
+LIVE_STATUSES = ("queued", "running")
+FINISHED_STATUSES = ("completed", "failed", "stopped", "interrupted")
+
+# What "best" means per model type: the metric and whether higher is better.
+BEST_METRIC = {"yolo": ("mAP50-95", True), "resnet-lstm": ("val_acc", True),
+               "hybrid": ("val_acc", True)}
+# Weight files by (model type, role); the first that exists wins (YOLO keeps Ultralytics' weights/).
+WEIGHT_FILES = {
+    ("yolo", "best"): ("best.pt", "weights/best.pt"),
+    ("yolo", "last"): ("last.pt", "weights/last.pt"),
+    ("yolo", "detector"): ("best.pt", "weights/best.pt", "last.pt"),
+    ("resnet-lstm", "best"): ("best.pt",),
+    ("resnet-lstm", "last"): ("last.pt",),
+    ("resnet-lstm", "classifier"): ("best.pt",),
+    ("hybrid", "best"): ("best.pt",),
+    ("hybrid", "last"): ("last.pt",),
+    ("hybrid", "classifier"): ("resnet_classifier.pt",),
+    ("hybrid", "detector"): ("yolo_detector.pt",),
+}
+WEIGHT_ROLES = ("best", "last", "classifier", "detector")
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
+_STAMP = re.compile(r"_(\d{8}_\d{6})(?:-(\d+))?$")
+
+
+class RunNotFound(PedsenseError, FileNotFoundError):
+    """No run folder matches what the user named."""
+
+
+def sanitize_name(name: str | None, default: str) -> str:
+    """Make ``name`` safe as one folder name: ``"../x"`` → ``"x"``, ``"a/b"`` → ``"a-b"``.
+
+    Anything outside ``[A-Za-z0-9._-]`` becomes ``-``; leading dots and dashes go, so the
+    result can never be ``.``, ``..`` or a hidden folder. Empty results fall back to ``default``.
+    """
+    if name is None or not str(name).strip():
+        return default
+    cleaned = _NAME_OK.sub("-", str(name).strip())
+    cleaned = re.sub(r"-{2,}", "-", cleaned).strip(".-_")
+    return cleaned[:80] or default
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def parse_iso(text: Any) -> float | None:
+    """Seconds since the epoch of an ISO timestamp, or None."""
+    try:
+        return datetime.fromisoformat(str(text)).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+def iso(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp, timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+class RunFolder:
+    """One run's folder and the files in it. Safe to share between threads."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def model_type(self) -> str:
+        return self.path.parent.name
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def run_id(self) -> str:
+        """``<model_type>/<folder name>``: unique within a data home."""
+        return f"{self.model_type}/{self.name}"
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunFolder) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    # -- files ----------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def steps_path(self) -> Path:
+        """``steps.csv``: the smoothed training loss and learning rate every N steps."""
+        return self.path / "steps.csv"
+
+    def weights(self, role: str = "best", model_type: str | None = None) -> Path | None:
+        """The weight file playing ``role`` (``best``, ``last``, ``classifier``, ``detector``)
+        in a run of ``model_type`` (default: the folder's), or None when there is none."""
+        if role not in WEIGHT_ROLES:
+            raise ValueError(f"Unknown weights role {role!r}; use one of {', '.join(WEIGHT_ROLES)}.")
+        for name in WEIGHT_FILES.get((model_type or self.model_type, role), ()):
+            if (self.path / name).is_file():
+                return self.path / name
+        return None
+
+    @classmethod
+    def create(cls, model_type: str, name: str | None = None, *, default_prefix: str | None = None,
+               home: str | os.PathLike | None = None, when: datetime | None = None) -> "RunFolder":
+        """Create ``models/<model_type>/<sanitised name>_<YYYYmmdd_HHMMSS>/`` (never reused)."""
+        if model_type not in MODEL_TYPES:
+            raise ValueError(f"Unknown model type {model_type!r}; expected one of {MODEL_TYPES}.")
+        prefix = sanitize_name(name, default_prefix or model_type)
+        stamp = (when or datetime.now()).strftime("%Y%m%d_%H%M%S")
+        parent = paths(home).models / model_type
+        parent.mkdir(parents=True, exist_ok=True)
+        candidate = parent / f"{prefix}_{stamp}"
+        n = 1
+        while True:
+            try:
+                candidate.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                candidate = parent / f"{prefix}_{stamp}-{n}"
+        folder = cls(candidate)
+        assert folder.path.resolve().parent == parent.resolve()
+        return folder
+
+    # -- config ---------------------------------------------------------------------------
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        with self._lock:
+            write_json_atomic(self.config_path, dict(config))
+
+    def update_config(self, **changes: Any) -> dict:
+        with self._lock:
+            config = self.read_config()
+            config.update(changes)
+            write_json_atomic(self.config_path, config)
+            return config
+
+    def read_config(self) -> dict:
+        config = read_json(self.config_path, {})
+        return config if isinstance(config, dict) else {}
+
+    # -- status ---------------------------------------------------------------------------
+    def read_status(self) -> dict:
+        """The status dict; a folder without ``status.json`` reads as ``unknown``."""
+        status = read_json(self.status_path, None)
+        return status if isinstance(status, dict) and status.get("status") else {"status": "unknown"}
+
+    @property
+    def status(self) -> str:
+        return self.read_status().get("status", "unknown")
+
+    def set_status(self, status: str, error: str | None = None, **extra: Any) -> dict:
+        """Record ``status`` (atomically), keeping the timestamps already written."""
+        if status not in STATUSES:
+            raise ValueError(f"Unknown status {status!r}; expected one of {STATUSES}.")
+        with self._lock:
+            current = read_json(self.status_path, None)
+            current = current if isinstance(current, dict) else {}
+            current.update(extra)
+            current["status"] = status
+            current["error"] = error
+            now = now_iso()
+            current.setdefault("created_at", now)
+            if status == "running":
+                current.setdefault("started_at", now)
+                current["pid"] = os.getpid()
+            if status in FINISHED_STATUSES:
+                current["finished_at"] = now
+            current["updated_at"] = now
+            write_json_atomic(self.status_path, current)
+            return current
+
+    # -- metrics --------------------------------------------------------------------------
+    def append_metrics(self, row: Mapping[str, Any]) -> None:
+        """Append one row to ``metrics.csv`` and flush it to disk.
+
+        When a row brings a column the file does not have yet (the hybrid's second stage),
+        the file is rewritten atomically with the wider header; otherwise it is append-only.
+        """
+        append_row(self.metrics_path, row, self._lock)
+
+    def read_metrics(self) -> list[dict]:
+        """Rows of ``metrics.csv`` with numbers parsed (empty cells become ``None``)."""
+        return read_rows(self.metrics_path)
+
+    def append_step(self, row: Mapping[str, Any]) -> None:
+        """Append one row to ``steps.csv`` (flushed)."""
+        append_row(self.steps_path, row, self._lock)
+
+    def read_steps(self) -> list[dict]:
+        return read_rows(self.steps_path)
+
+    def keep_metrics(self, keep: Callable[[dict], bool]) -> int:
+        """Drop the ``metrics.csv`` rows ``keep(row)`` refuses (numbers parsed), atomically.
+
+        Returns how many were dropped. A resumed run drops the epochs it trains again.
+        """
+        with self._lock:
+            return filter_csv_rows(self.metrics_path, lambda raw: keep(_parse_row(raw)))
+
+    def keep_steps(self, keep: Callable[[dict], bool]) -> int:
+        """Drop the ``steps.csv`` rows ``keep(row)`` refuses, atomically; returns how many."""
+        with self._lock:
+            return filter_csv_rows(self.steps_path, lambda raw: keep(_parse_row(raw)))
+
+    # -- log ------------------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        """Append one timestamped line to ``train.log``."""
+        line = f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} {message.rstrip()}\n"
+        with self._lock, open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+
+    def read_log(self, max_chars: int = 200_000) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        return text[-max_chars:]
+
+
+# -- CSV files appended row by row -------------------------------------------------------------
+def append_row(path: Path, row: Mapping[str, Any], lock: threading.Lock) -> None:
+    """Append ``row`` to the CSV at ``path`` (flushed); a new column rewrites it atomically."""
+    with lock:
+        row = dict(row)
+        header: list[str] | None = None
+        if path.exists() and path.stat().st_size > 0:
+            with open(path, newline="", encoding="utf-8") as f:
+                header = next(csv.reader(f), None)
+        if header is None:
+            write_csv_atomic(path, [row], list(row))
+            return
+        new_cols = [k for k in row if k not in header]
+        if new_cols:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            write_csv_atomic(path, rows + [row], header + new_cols)
+            return
+        with open(path, "a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, fieldnames=header, extrasaction="ignore").writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a CSV written by :func:`append_row`, numbers parsed, empty cells None."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            raw = list(csv.DictReader(f))
+    except FileNotFoundError:
+        return []
+    return [_parse_row(r) for r in raw]
+
+
+def _parse_row(raw: Mapping[str | None, str | None]) -> dict:
+    return {k: _parse_cell(v) for k, v in raw.items() if k is not None}
+
+
+def _parse_cell(value: str | None) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+
+
+# -- finding runs -------------------------------------------------------------------------------
+def list_runs(home: str | os.PathLike | None = None,
+              model_types: Iterable[str] = MODEL_TYPES) -> list[RunFolder]:
+    """Every run folder under ``models/``, newest first."""
+    root = paths(home).models
+    found = []
+    for model_type in model_types:
+        for path in (root / model_type).glob("*"):
+            if path.is_dir() and ((path / "config.json").exists() or (path / "status.json").exists()):
+                found.append(RunFolder(path))
+    found.sort(key=_stamp_key, reverse=True)
+    return found
+
+
+def _stamp_key(run: RunFolder) -> tuple:
+    match = _STAMP.search(run.name)
+    if not match:
+        return ("", 0, run.name)
+    return (match.group(1), int(match.group(2) or 1), run.name)
+
+
+def find_run(run: str | os.PathLike, home: str | os.PathLike | None = None) -> RunFolder:
+    """Resolve a run given as a path, a ``<model_type>/<name>`` id or a bare folder name."""
+    candidate = Path(run)
+    if candidate.is_dir():
+        return RunFolder(candidate)
+    models = paths(home).models
+    if (models / candidate).is_dir():
+        return RunFolder(models / candidate)
+    matches = [r for r in list_runs(home) if r.name == str(run)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise RunNotFound(f"Run name {run!r} is ambiguous: " + ", ".join(r.run_id for r in matches))
+    raise RunNotFound(
+        f"No run {str(run)!r} under {models}. List runs with `pedsense runs`, "
+        "or pass the run folder's path."
+    )
+
+
+# -- the best metric: one shape ------------------------------------------------------------------
+def best_of(model_type: str, rows: Iterable[Mapping[str, Any]]) -> dict | None:
+    """The best epoch of ``rows`` by the model type's metric (:data:`BEST_METRIC`), in the one
+    shape every run records: ``{"name", "value", "epoch", **that epoch's metrics}``."""
+    name, higher = BEST_METRIC.get(model_type, ("val_acc", True))
+    scored = [r for r in rows if isinstance(r.get(name), (int, float)) and not isinstance(r.get(name), bool)]
+    if not scored:
+        return None
+    pick = (max if higher else min)(scored, key=lambda r: r[name])
+    return best_record(name, pick)
+
+
+def describe_best(best: Mapping[str, Any] | None) -> str:
+    """``"val_acc 0.812 (epoch 3)"``, or ``"—"`` when there is no best metric yet."""
+    if not best or best.get("value") is None:
+        return "—"
+    value = best["value"]
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    epoch = f" (epoch {best['epoch']})" if best.get("epoch") is not None else ""
+    return f"{best.get('name', 'best')} {shown}{epoch}"
+
+
+def best_record(name: str, metrics: Mapping[str, Any]) -> dict:
+    """``{"name", "value", "epoch", **metrics}``: the shape of ``config.json``'s ``best_metric``."""
+    values = {k: v for k, v in metrics.items() if k not in ("name", "value", "stage")}
+    return {**values, "name": name, "value": metrics.get(name), "epoch": metrics.get("epoch")}
+
+
+# -- a run read from disk -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSummary:
+    """A plain copy of a run's state, safe to read from any thread (from disk or a live run)."""
+
+    run_id: str
+    model_type: str
+    name: str
+    path: str
+    status: str
+    error: str | None = None
+    stage: str | None = None
+    epoch: int = 0
+    epochs_done: int = 0
+    epochs_total: int = 0
+    stage_epochs: int = 0
+    batch: int = 0
+    total_batches: int = 0
+    metrics: tuple = ()
+    steps: tuple = ()
+    eta_s: float | None = None
+    live: bool = False
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    best_metric: dict | None = None
+    config: dict = field(default_factory=dict)
+    queue_position: int | None = None
+    stop_requested: bool = False
+    version: tuple = ()        # moves when anything changes (progress included)
+    data_version: tuple = ()   # moves only when a chart point (epoch row or step) arrives
+
+    @property
+    def parameters(self) -> dict:
+        """The trainer parameters the run was launched with."""
+        params = self.config.get("parameters")
+        return dict(params) if isinstance(params, Mapping) else {}
+
+    @property
+    def weights_source(self) -> Any:
+        return self.config.get("weights_source")
+
+    def with_changes(self, **changes: Any) -> "RunSummary":
+        return replace(self, **changes)
+
+
+_CACHE: dict[str, tuple[tuple, RunSummary]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def file_stamps(folder: RunFolder) -> tuple:
+    """``(size, mtime_ns)`` of the files a summary is read from: equal stamps, equal summary."""
+    stamps = []
+    for path in (folder.status_path, folder.config_path, folder.metrics_path, folder.steps_path):
+        try:
+            stat = path.stat()
+            stamps.append((stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
+def read_summary(folder: RunFolder,
+                 planned_epochs: Callable[[str, Mapping[str, Any]], int] | None = None) -> RunSummary:
+    """The :class:`RunSummary` of a run no live manager owns, read from its files.
+
+    Re-reads nothing that has not changed since the last call (file sizes and mtimes).
+    ``planned_epochs(model_type, parameters)`` gives a run's total epochs across stages when
+    its config does not record them.
+    """
+    stamps = file_stamps(folder)
+    key = str(folder.path)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None and cached[0] == stamps:
+        summary = cached[1]
+    else:
+        summary = _read_summary(folder, planned_epochs, stamps)
+        with _CACHE_LOCK:
+            _CACHE[key] = (stamps, summary)
+    changes: dict[str, Any] = {"metrics": tuple(dict(r) for r in summary.metrics),  # copies
+                                "steps": tuple(dict(r) for r in summary.steps),
+                                "config": dict(summary.config)}
+    if summary.status == "running" and summary.started_at:
+        started = parse_iso(summary.started_at)
+        changes["duration_s"] = time.time() - started if started else None
+    return summary.with_changes(**changes)
+
+
+def _read_summary(folder: RunFolder, planned_epochs: Callable | None, stamps: tuple) -> RunSummary:
+    status = folder.read_status()
+    config = folder.read_config()
+    rows = tuple(folder.read_metrics())
+    model_type = str(config.get("model_type") or folder.model_type)
+    started, finished = parse_iso(status.get("started_at")), parse_iso(status.get("finished_at"))
+    epochs = [r.get("epoch") for r in rows if isinstance(r.get("epoch"), (int, float))]
+    recorded = config.get("best_metric")
+    best = dict(recorded) if isinstance(recorded, Mapping) and recorded.get("name") else best_of(model_type, rows)
+    params = config.get("parameters") if isinstance(config.get("parameters"), Mapping) else {}
+    total = config.get("epochs_total")
+    if not isinstance(total, int):
+        try:
+            total = planned_epochs(model_type, params) if planned_epochs else 0
+        except PedsenseError:
+            total = 0
+    return RunSummary(
+        run_id=folder.run_id, model_type=model_type, name=folder.name, path=str(folder.path),
+        status=str(status.get("status", "unknown")), error=status.get("error"),
+        epoch=int(max(epochs)) if epochs else 0, epochs_done=len(rows),
+        epochs_total=max(int(total or 0), len(rows)), metrics=rows, steps=tuple(folder.read_steps()),
+        started_at=status.get("started_at"), finished_at=status.get("finished_at"),
+        duration_s=(finished - started) if (started and finished) else None,
+        best_metric=best, config=config, stop_requested=bool(status.get("stop_requested")),
+        version=stamps, data_version=stamps[2:])

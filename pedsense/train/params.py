@@ -1,0 +1,462 @@
+"""Trainer parameters: each declared once, one spec per trainer.
+
+Every user-facing parameter of the three seed trainers is a :class:`Param` here: its default,
+kind, bounds or choices, label, help text and form group. Everything else derives from it:
+
+- validation: :meth:`Spec.check` (one function; every bad field named, with the fix),
+- the CLI options (``pedsense train <type> --option``, ``pedsense.commands.train``),
+- the dashboard forms (``ui.forms``: essentials first, the rest under "Advanced"),
+- the presets (``pedsense.train.presets``: overrides checked against the spec),
+- the run's recorded config (``config.json`` ``"parameters"``: :meth:`Spec.record`).
+
+The seed functions keep their exact signatures; a test checks each against its spec. Adding a
+parameter to a trainer is one :class:`Param` in its spec plus the keyword in its signature.
+Importing this module is cheap (no torch, no ultralytics).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from pedsense.data.intent import IRRELEVANT_POLICIES, PLACEMENTS, SAMPLE_TYPES, parse_tte
+from pedsense.data.splits import SPLITS
+from pedsense.errors import ConfigError
+
+# Keyword arguments the callers (run manager, CLI, resume) pass; never a form field.
+HOOKS = ("on_event", "should_stop", "run_dir", "home", "progress", "resume", "init_weights")
+MODEL_TYPES = ("yolo", "resnet-lstm", "hybrid")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+YOLO_VARIANTS = ("yolo26n", "yolo26s", "yolo26m", "yolo26l", "yolo26x")
+OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp")
+GROUPS = {"essentials": "Essentials", "advanced": "Advanced", "detector": "Stage 1: detector",
+          "intent": "Intent protocol (crops built by the run)"}
+_VARIANT = re.compile(r"^yolo(v?\d+)([nslmx])?$")
+
+
+class FormError(ConfigError):
+    """Invalid training parameters; ``field_errors`` maps each bad field to its message."""
+
+    def __init__(self, field_errors: Mapping[str, str]):
+        self.field_errors = dict(field_errors)
+        super().__init__("; ".join(f"{k}: {v}" for k, v in self.field_errors.items()))
+
+
+@dataclass(frozen=True)
+class Param:
+    """One trainer parameter.
+
+    ``kind`` is one of ``int``, ``float``, ``bool``, ``choice``, ``text``, ``size`` (None, an int
+    or (width, height)), ``range`` (a (min, max) pair of ints), ``device``, ``variant`` (a YOLO
+    variant name or a .pt/.yaml path) or ``weights`` (a detector's .pt file). Bounds are
+    inclusive unless ``exclusive_min``; ``optional`` allows None, which means ``none_label``.
+    """
+
+    name: str
+    default: Any
+    kind: str
+    help: str
+    label: str = ""
+    group: str = "advanced"
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_min: bool = False
+    multiple_of: int | None = None
+    choices: tuple = ()
+    optional: bool = False
+    none_label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def check(self, value: Any) -> Any:
+        """``value`` in its canonical type, or ConfigError naming the parameter and the fix."""
+        if value is None or (isinstance(value, str) and not value.strip() and self.kind != "text"):
+            if self.optional:
+                return None
+            raise ConfigError(f"needs a value ({self.describe()}).")
+        return _CHECKS[self.kind](self, value)
+
+    def describe(self) -> str:
+        """The rule in words: "a whole number from 1 to 10000", "one of beh, all", ..."""
+        if self.kind in ("int", "float"):
+            what = "a whole number" if self.kind == "int" else "a number"
+            if self.minimum is not None and self.maximum is not None and not self.exclusive_min:
+                bounds = f" from {_num(self.minimum)} to {_num(self.maximum)}"
+            else:
+                low = "" if self.minimum is None else \
+                    f" {'>' if self.exclusive_min else '≥'} {_num(self.minimum)}"
+                high = "" if self.maximum is None else f" and ≤ {_num(self.maximum)}"
+                bounds = low + high
+            extra = f", a multiple of {self.multiple_of}" if self.multiple_of else ""
+            return f"{what}{bounds}{extra}"
+        if self.kind == "choice":
+            return "one of " + ", ".join(_shown(c) for c in self.choices)
+        if self.kind == "size":
+            return f"a size in pixels, N or WxH, from {_num(self.minimum)} to {_num(self.maximum)}"
+        if self.kind == "range":
+            return f"MIN MAX with {_num(self.minimum)} <= MIN <= MAX <= {_num(self.maximum)}"
+        return {"bool": "true or false", "device": "auto, cpu, cuda or cuda:N",
+                "variant": "a YOLO variant such as yolo26n, or a .pt/.yaml file",
+                "weights": "a trained detector's .pt file", "text": "text"}[self.kind]
+
+    def cli_value(self, text: str) -> Any:
+        """Parse one command-line value (types are checked afterwards by :meth:`check`)."""
+        text = text.strip()
+        if self.kind == "choice":
+            for choice in self.choices:
+                if text == _shown(choice) or text.lower() == str(choice).lower():
+                    return choice
+            return text
+        if self.kind == "int":
+            return _number(text, int)
+        if self.kind == "float":
+            return _number(text, float)
+        return text
+
+    def record(self, value: Any) -> Any:
+        """JSON-ready form of a checked value (tuples become lists)."""
+        return list(value) if isinstance(value, tuple) else value
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _shown(choice: Any) -> str:
+    return {None: "none", False: "false", True: "true"}.get(choice, str(choice)) \
+        if not isinstance(choice, str) else choice
+
+
+def _number(text: str, kind: type) -> Any:
+    try:
+        return kind(text) if kind is float else int(text)
+    except ValueError:
+        return text  # left as text: check() says what it should be
+
+
+def _check_number(param: Param, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"must be {param.describe()}, got {value!r}.")
+    if not math.isfinite(value):
+        raise ConfigError(f"must be a finite number ({param.describe()}), got {value!r}.")
+    if param.kind == "int":
+        if int(value) != value:
+            raise ConfigError(f"must be a whole number ({param.describe()}), got {value!r}.")
+        value = int(value)
+    else:
+        value = float(value)
+    too_low = param.minimum is not None and (value <= param.minimum if param.exclusive_min
+                                             else value < param.minimum)
+    too_high = param.maximum is not None and value > param.maximum
+    if too_low or too_high or (param.multiple_of and value % param.multiple_of):
+        raise ConfigError(f"must be {param.describe()}, got {value!r}.")
+    return value
+
+
+def _check_bool(param: Param, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"must be true or false, got {value!r}.")
+
+
+def _check_choice(param: Param, value: Any) -> Any:
+    for choice in param.choices:
+        if value == choice and type(value) is type(choice):
+            return choice
+    raise ConfigError(f"must be {param.describe()}, got {value!r}.")
+
+
+def _check_text(param: Param, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"must be text, got {value!r}.")
+    return value.strip()
+
+
+def _check_size(param: Param, value: Any) -> tuple[int, int]:
+    if isinstance(value, str):
+        parts = [p for p in re.split(r"[x×, ]+", value.strip().lower()) if p]
+        value = [_number(p, int) for p in parts]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value, value]
+    values = list(value) if isinstance(value, (list, tuple)) else []
+    if len(values) == 1:
+        values *= 2
+    side = Param(param.name, None, "int", "", minimum=param.minimum, maximum=param.maximum)
+    try:
+        width, height = (side.check(v) for v in values) if len(values) == 2 else (None, None)
+    except ConfigError:
+        width = None
+    if width is None:
+        raise ConfigError(f"must be {param.describe()}, got {value!r}.")
+    return width, height
+
+
+def _check_range(param: Param, value: Any) -> tuple[int, int]:
+    low, high = parse_tte(value)
+    if (param.minimum is not None and low < param.minimum) or (param.maximum is not None and high > param.maximum):
+        raise ConfigError(f"must be {param.describe()}, got {value!r}.")
+    return low, high
+
+
+def _check_device(param: Param, value: Any) -> str | None:
+    text = str(value).strip().lower()
+    if text in ("", "auto"):
+        return None
+    if text.isdigit():
+        text = f"cuda:{text}"
+    if text == "cuda" or re.fullmatch(r"cuda:\d+", text) or text in ("cpu", "mps"):
+        return text
+    raise ConfigError(f"must be {param.describe()}, got {value!r}.")
+
+
+def _check_variant(param: Param, value: Any) -> str:
+    text = str(value).strip()
+    path = Path(text).expanduser()
+    if path.suffix.lower() in (".pt", ".yaml", ".yml"):
+        if path.is_file() or (path.parent == Path(".") and _VARIANT.match(path.stem)):
+            return text
+        raise ConfigError(f"{path} does not exist. Give {param.describe()}.")
+    if _VARIANT.match(text):
+        return text
+    raise ConfigError(f"must be {param.describe()}, got {value!r}.")
+
+
+def _check_weights(param: Param, value: Any) -> str:
+    text = str(value).strip()
+    if Path(text).suffix.lower() != ".pt":
+        raise ConfigError(f"must be {param.describe()}, got {text!r}.")
+    return text
+
+
+_CHECKS = {"int": _check_number, "float": _check_number, "bool": _check_bool,
+           "choice": _check_choice, "text": _check_text, "size": _check_size,
+           "range": _check_range, "device": _check_device, "variant": _check_variant,
+           "weights": _check_weights}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The parameters of one trainer, in its signature's order, and where the trainer lives."""
+
+    model_type: str
+    params: tuple[Param, ...]
+    trainer: str = ""        # "module:function" of the seed trainer
+    description: str = ""
+
+    def load_trainer(self):
+        """The seed trainer function (imported on first use: it brings torch)."""
+        import importlib
+
+        module_name, function = self.trainer.split(":")
+        return getattr(importlib.import_module(module_name), function)
+
+    def __iter__(self):
+        return iter(self.params)
+
+    def __getitem__(self, name: str) -> Param:
+        for param in self.params:
+            if param.name == name:
+                return param
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(p.name == name for p in self.params)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def bind(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The spec's parameters from a call's arguments (a trainer passes ``locals()``)."""
+        return {name: arguments[name] for name in self.names if name in arguments}
+
+    def errors(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """``{field: message}`` for every bad or unknown value (empty when all are valid)."""
+        errors = {}
+        for name, value in values.items():
+            if name not in self:
+                errors[name] = f"the {self.model_type} trainer has no parameter {name!r}."
+                continue
+            try:
+                self[name].check(value)
+            except ConfigError as exc:
+                errors[name] = str(exc)
+        return errors
+
+    def check(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Every parameter, defaults filled in, in its canonical type.
+
+        Raises:
+            FormError: one message per bad or unknown field.
+        """
+        errors = self.errors(values)
+        if errors:
+            raise FormError(errors)
+        return {p.name: p.check(values[p.name]) if p.name in values else p.default for p in self.params}
+
+    def record(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """JSON-ready checked values: the ``"parameters"`` of a run's config.json."""
+        return {p.name: p.record(values.get(p.name, p.default)) for p in self.params}
+
+    def groups(self) -> dict[str, list[Param]]:
+        """Parameters by form group, essentials first (groups without parameters left out)."""
+        grouped: dict[str, list[Param]] = {g: [] for g in GROUPS}
+        for param in self.params:
+            grouped[param.group].append(param)
+        return {g: ps for g, ps in grouped.items() if ps}
+
+
+# -- the parameters, each written once ----------------------------------------------------------
+def _p(name: str, default: Any, kind: str, help: str, **rules: Any) -> Param:
+    return Param(name, default, kind, help, **rules)
+
+
+NAME = _p("name", None, "text", "Prefix of the run folder `models/<type>/<name>_<YYYYmmdd_HHMMSS>/`. "
+          "Letters, digits, `.`, `_` and `-`; anything else (like `/` or `..`) becomes `-`. "
+          "Empty: the model type.", label="Run name", group="essentials", optional=True,
+          none_label="the model type")
+EPOCHS = _p("epochs", 30, "int", "Passes over the training set.", group="essentials",
+            minimum=1, maximum=10000)
+BATCH_SIZE = _p("batch_size", 8, "int", "Samples per optimisation step; lower it if memory runs out. "
+                "At most the number of training samples.", label="Batch size", group="essentials",
+                minimum=1, maximum=4096)
+LEARNING_RATE = _p("learning_rate", 1e-4, "float", "AdamW learning rate.", label="Learning rate",
+                   group="essentials", minimum=0.0, exclusive_min=True, maximum=1.0)
+DEVICE = _p("device", None, "device", "`auto` takes the first GPU when there is one, else the CPU.",
+            group="essentials", optional=True, none_label="auto")
+IMGSZ = _p("imgsz", 640, "int", "Square training image size in pixels, a multiple of 32 (YOLO's "
+           "largest stride). 640 is the seed default; 320 trains about 4x faster.", label="Image size",
+           minimum=32, maximum=4096, multiple_of=32)
+MODEL_VARIANT = _p("model_variant", "yolo26n", "variant", "YOLO26 size, n (nano, fastest) to x "
+                   "(largest), or a .pt/.yaml file. Base weights are fetched once into `models/base/` "
+                   "(offline: built from scratch, recorded in config.json).", label="Model variant",
+                   choices=YOLO_VARIANTS)
+WORKERS = _p("workers", None, "int", "Ultralytics data-loader workers (0-2 on a small CPU machine).",
+             minimum=0, maximum=64, optional=True, none_label="up to 2")
+PATIENCE = _p("patience", 100, "int", "Stop early after this many epochs without improvement "
+              "(Ultralytics' patience).", minimum=1, maximum=10000)
+SEED = _p("seed", 42, "int", "Random seed, so a run can be repeated.", minimum=0, maximum=2**31 - 1)
+LR0 = _p("lr0", 0.01, "float", "Initial learning rate of the Ultralytics optimizer.",
+         label="YOLO learning rate (lr0)", minimum=0.0, exclusive_min=True, maximum=1.0)
+OPTIMIZER = _p("optimizer", "auto", "choice", "Ultralytics optimizer; `auto` picks one from the run "
+               "length.", choices=OPTIMIZERS)
+CACHE = _p("cache", False, "choice", "Cache decoded images in RAM (fastest, more memory) or on disk, "
+           "or off.", label="Image cache", choices=(False, True, "ram", "disk"))
+FRACTION = _p("fraction", 1.0, "float", "Share of the YOLO training images used, evenly spread over "
+              "the videos (consecutive frames are near-duplicates).", minimum=0.0, exclusive_min=True,
+              maximum=1.0)
+WARMUP_EPOCHS = _p("warmup_epochs", 3.0, "float", "Ultralytics' learning-rate warm-up, in epochs "
+                   "(may be fractional; 0 = none).", label="Warm-up epochs", minimum=0.0, maximum=100.0)
+NBS = _p("nbs", 64, "int", "Ultralytics' nominal batch size: gradients accumulate over "
+         "nbs / batch size batches per optimizer step.", label="Nominal batch size (nbs)",
+         minimum=1, maximum=4096)
+VERBOSE = _p("verbose", False, "bool", "Ultralytics' own output in the run's log.")
+BACKBONE = _p("backbone", "resnet50", "choice", "ResNet depth of the feature extractor (the seed: "
+              "resnet50).", choices=BACKBONES)
+PRETRAINED = _p("pretrained", True, "bool", "Start from ImageNet weights (downloaded once; offline the "
+                "run starts from random weights, says so and records it in config.json).")
+HIDDEN_SIZE = _p("hidden_size", 256, "int", "LSTM hidden units (the seed: 256).", label="LSTM hidden size",
+                 minimum=1, maximum=8192)
+NUM_LAYERS = _p("num_layers", 1, "int", "Stacked LSTM layers (the seed: 1).", label="LSTM layers",
+                minimum=1, maximum=16)
+DROPOUT = _p("dropout", 0.3, "float", "Dropout before the classifier head (the seed: 0.3).",
+             minimum=0.0, maximum=0.99)
+CROP_SIZE = _p("crop_size", None, "size", "Resize the dataset's crops to N or WxH pixels.",
+               label="Crop size", minimum=16, maximum=1024, optional=True, none_label="as built")
+WEIGHT_DECAY = _p("weight_decay", 1e-4, "float", "AdamW weight decay.", minimum=0.0, maximum=1.0)
+FROZEN_CHILDREN = _p("frozen_children", 6, "int", "Leading ResNet children kept frozen (the seed: 6, "
+                     "up to layer2; 8 freezes the whole backbone).", minimum=0, maximum=9)
+NUM_WORKERS = _p("num_workers", None, "int", "DataLoader worker processes.", label="DataLoader workers",
+                 minimum=0, maximum=64, optional=True, none_label="0 when the data fits in memory")
+TASK = _p("task", None, "choice", "The question the labels answer: `action` (is the pedestrian "
+          "crossing now), `intent` (will they cross, 1-2 s ahead: the JAAD benchmark), or as built "
+          "(whatever the dataset on disk holds). A dataset built for the other task is refused.",
+          group="essentials", choices=(None, "action", "intent"), optional=True,
+          none_label="as built (the dataset's task)")
+YOLO_MODEL = _p("yolo_model", None, "weights", "Reuse a trained detector and skip stage 1: a completed "
+                "YOLO or hybrid run's weights, or a .pt under models/.", label="Existing detector",
+                group="essentials", optional=True, none_label="none: train stage 1")
+YOLO_EPOCHS = _p("yolo_epochs", 50, "int", "Epochs of the stage-1 YOLO pedestrian detector (ignored "
+                 "when an existing detector is picked).", label="Detector epochs", group="essentials",
+                 minimum=1, maximum=10000)
+YOLO_BATCH_SIZE = _p("yolo_batch_size", None, "int", "Batch size of stage 1.", label="Detector batch size",
+                     group="detector", minimum=1, maximum=4096, optional=True, none_label="= batch size")
+SPLIT = _p("split", "default", "choice", "Video split of the crops the run builds when they are "
+           "missing: JAAD's split files or a seeded random split.", group="intent", choices=SPLITS)
+SAMPLE_TYPE = _p("sample_type", "beh", "choice", "beh: behaviour pedestrians; all: also `ped` "
+                 "bystanders, labelled not-crossing.", label="Sample type", group="intent",
+                 choices=SAMPLE_TYPES)
+TTE = _p("tte", None, "range", "Frames from a window's end to the event, MIN MAX.",
+         label="TTE (frames before the event)", group="intent", minimum=0, maximum=600,
+         optional=True, none_label="30 60 (the benchmark)")
+OVERLAP = _p("overlap", 0.8, "float", "Overlap of consecutive observation windows (JAAD: 0.8).",
+             group="intent", minimum=0.0, maximum=0.99)
+IRRELEVANT = _p("irrelevant", "not-crossing", "choice", "Pedestrians with crossing = -1: not-crossing "
+                "(the benchmark's) or excluded.", label="crossing = -1", group="intent",
+                choices=IRRELEVANT_POLICIES)
+OBS_LENGTH = _p("obs_length", 16, "int", "Frames per observation window (JAAD: 16).",
+                label="Observation length", group="intent", minimum=1, maximum=256)
+PLACEMENT = _p("placement", "boxes", "choice", "Count a track's boxes (the benchmark's; a window "
+               "bridges a frame gap) or its frames (frame-accurate).", label="Window placement",
+               group="intent", choices=PLACEMENTS)
+
+
+def _essential(param: Param, **changes: Any) -> Param:
+    return replace(param, group="essentials", **changes)
+
+
+YOLO = Spec("yolo", (
+    NAME, replace(EPOCHS, default=50), replace(BATCH_SIZE, default=16), _essential(IMGSZ),
+    _essential(MODEL_VARIANT), DEVICE,
+    WORKERS, PATIENCE, replace(SEED, default=0), LR0, OPTIMIZER, CACHE, FRACTION, WARMUP_EPOCHS, NBS,
+    VERBOSE,
+), "pedsense.train.yolo_trainer:train_yolo", "fine-tune YOLO26 as a 2-class intent detector")
+RESNET_LSTM = Spec("resnet-lstm", (
+    NAME, EPOCHS, BATCH_SIZE, LEARNING_RATE, DEVICE,
+    BACKBONE, PRETRAINED, HIDDEN_SIZE, NUM_LAYERS, DROPOUT, CROP_SIZE, WEIGHT_DECAY, FROZEN_CHILDREN,
+    NUM_WORKERS, SEED, TASK,
+), "pedsense.train.resnet_trainer:train_resnet_lstm", "train ResNet + LSTM on pedestrian crop sequences")
+_DETECTOR = {"group": "detector"}
+HYBRID = Spec("hybrid", (
+    NAME, YOLO_MODEL, EPOCHS, replace(BATCH_SIZE, default=16, label="Classifier batch size"),
+    LEARNING_RATE, YOLO_EPOCHS, DEVICE,
+    replace(IMGSZ, **_DETECTOR), replace(MODEL_VARIANT, **_DETECTOR), YOLO_BATCH_SIZE, BACKBONE,
+    PRETRAINED, DROPOUT, CROP_SIZE, WEIGHT_DECAY, FROZEN_CHILDREN, NUM_WORKERS,
+    replace(WORKERS, **_DETECTOR), replace(PATIENCE, **_DETECTOR), SEED, replace(CACHE, **_DETECTOR),
+    replace(FRACTION, **_DETECTOR), replace(LR0, **_DETECTOR), replace(OPTIMIZER, **_DETECTOR),
+    replace(WARMUP_EPOCHS, **_DETECTOR), replace(NBS, **_DETECTOR), replace(VERBOSE, **_DETECTOR), TASK,
+    SPLIT, SAMPLE_TYPE, TTE, OVERLAP, IRRELEVANT, OBS_LENGTH, PLACEMENT,
+), "pedsense.train.hybrid_trainer:train_hybrid",
+    "train the YOLO pedestrian detector + ResNet crop classifier")
+SPECS: dict[str, Spec] = {spec.model_type: spec for spec in (YOLO, RESNET_LSTM, HYBRID)}
+
+
+def spec_for(model_type: str) -> Spec:
+    """The parameter spec of ``model_type`` (``yolo``, ``resnet-lstm``, ``hybrid``)."""
+    if model_type not in SPECS:
+        raise ConfigError(f"Unknown model type {model_type!r}; pick one of {', '.join(SPECS)}.")
+    return SPECS[model_type]
+
+
+def planned_epochs(model_type: str, params: Mapping[str, Any]) -> int:
+    """Epochs the run trains in all its stages (the hybrid adds its detector's unless reused)."""
+    spec = spec_for(model_type)
+    values = {**spec.defaults(), **{k: v for k, v in params.items() if k in spec}}
+    epochs = int(values.get("epochs") or 0)
+    if model_type == "hybrid" and not values.get("yolo_model"):
+        epochs += int(values.get("yolo_epochs") or 0)
+    return epochs
+
+
+def unknown_names(model_type: str, names: Iterable[str]) -> list[str]:
+    """The names ``model_type``'s trainer does not take."""
+    spec = spec_for(model_type)
+    return [n for n in names if n not in spec]

@@ -1,0 +1,139 @@
+"""Launch checks: everything a trainer would refuse at its start, found before any run exists.
+
+``preflight(model_type, params, home)`` returns ``{field: message}`` for the parameter spec's
+rules (``pedsense.train.params``) and for what depends on the data home: the datasets the
+trainer reads are built (for the task asked), the batch fits the training split, the device
+exists, an existing detector's weights load. The dashboard's forms and the run manager call it,
+so a launch that would fail at once is refused with the field to fix and no run folder is made.
+The messages are the trainers' own (the same functions raise them there).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Mapping
+
+from pedsense.config import paths
+from pedsense.errors import PedsenseError
+from pedsense.train.common import check_batch_size, require_task
+from pedsense.train.params import FormError, spec_for
+from pedsense.train.samples import count_split_rows
+
+Check = Callable[[dict, Any], None]
+
+
+def preflight(model_type: str, params: Mapping[str, Any],
+              home: str | os.PathLike | None = None) -> dict[str, str]:
+    """``{field: message}`` of every problem a launch of ``model_type`` with ``params`` would
+    meet at its start (empty: it can launch). ``_data`` holds problems of no single field."""
+    spec = spec_for(model_type)
+    errors = spec.errors(params)
+    if errors:
+        return errors
+    checked = spec.check(params)
+    p = paths(home)
+    for field, check in _CHECKS[model_type]:
+        try:
+            check(checked, p)
+        except PedsenseError as exc:
+            errors.setdefault(field, str(exc))
+    return errors
+
+
+def _device(params: dict, p) -> None:
+    if params.get("device") is not None:
+        from pedsense.device import resolve_device
+
+        resolve_device(params["device"])
+
+
+def _yolo_images(p, folder: str, rebuild: str) -> int | None:
+    """Training images of a YOLO dataset (None when it is not built: its own check says so)."""
+    from pedsense.train.yolo_trainer import load_yolo_dataset
+
+    try:
+        return load_yolo_dataset(getattr(p, folder) / "data.yaml", rebuild).counts["train"]
+    except PedsenseError:
+        return None
+
+
+def _yolo_data(params: dict, p) -> None:
+    from pedsense.train.yolo_trainer import load_yolo_dataset
+
+    load_yolo_dataset(p.yolo / "data.yaml", "pedsense preprocess yolo")
+
+
+def _yolo_batch(params: dict, p) -> None:
+    from pedsense.train.yolo_trainer import subset_size
+
+    images = _yolo_images(p, "yolo", "pedsense preprocess yolo")
+    if images is not None:
+        check_batch_size(params["batch_size"], subset_size(images, params["fraction"]), "training images")
+
+
+def _sequences(params: dict, p) -> None:
+    from pedsense.train.samples import read_split_rows
+
+    read_split_rows(p.resnet / "labels.csv", "train", "ResNet sequence dataset", "pedsense preprocess resnet")
+    require_task(params["task"], p.sequences / "manifest.json", "ResNet sequence dataset",
+                 "pedsense preprocess resnet")
+
+
+def _sequence_batch(params: dict, p) -> None:
+    rows = count_split_rows(p.resnet / "labels.csv", "train")
+    if rows:
+        check_batch_size(params["batch_size"], rows, "training sequences")
+
+
+def _reuse(params: dict, p) -> None:
+    if params["yolo_model"] is not None:
+        from pedsense.train.hybrid_trainer import check_yolo_model
+
+        check_yolo_model(params["yolo_model"])
+
+
+def _detector_data(params: dict, p) -> None:
+    if params["yolo_model"] is None:
+        from pedsense.train.yolo_trainer import load_yolo_dataset
+
+        load_yolo_dataset(p.yolo_detector / "data.yaml", "pedsense preprocess detector")
+
+
+def _detector_batch(params: dict, p) -> None:
+    from pedsense.train.yolo_trainer import subset_size
+
+    images = _yolo_images(p, "yolo_detector", "pedsense preprocess detector")
+    if params["yolo_model"] is None and images is not None:
+        check_batch_size(params["yolo_batch_size"] or params["batch_size"],
+                         subset_size(images, params["fraction"]), "detector training images")
+
+
+def _crops_task(params: dict, p) -> None:
+    from pedsense.data.intent import IntentOptions
+
+    intent = IntentOptions.from_dict(params)  # the protocol of crops the run would build
+    if (p.resnet / "crops.csv").is_file():
+        require_task(params["task"], p.resnet / "crops" / "manifest.json", "hybrid crop dataset",
+                     "pedsense preprocess crops",
+                     options=intent.as_dict() if params["task"] == "intent" else None)
+
+
+def _crops_batch(params: dict, p) -> None:
+    rows = count_split_rows(p.resnet / "crops.csv", "train")
+    if rows:  # missing crops are built by the run
+        check_batch_size(params["batch_size"], rows, "training crops")
+
+
+_CHECKS: dict[str, list[tuple[str, Check]]] = {
+    "yolo": [("device", _device), ("_data", _yolo_data), ("batch_size", _yolo_batch)],
+    "resnet-lstm": [("device", _device), ("_data", _sequences), ("batch_size", _sequence_batch)],
+    "hybrid": [("device", _device), ("yolo_model", _reuse), ("_data", _detector_data),
+               ("yolo_batch_size", _detector_batch), ("_data", _crops_task), ("batch_size", _crops_batch)],
+}
+
+
+def refuse(model_type: str, params: Mapping[str, Any], home=None) -> None:
+    """Raise ``FormError`` with every problem :func:`preflight` finds."""
+    errors = preflight(model_type, params, home)
+    if errors:
+        raise FormError(errors)

@@ -1,0 +1,109 @@
+"""Messages and formatting: errors as messages (never tracebacks), durations, status badges."""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import contextmanager
+from typing import Iterator
+
+import streamlit as st
+
+from pedsense.errors import PedsenseError
+from pedsense.runfolder import RunSummary, describe_best
+
+log = logging.getLogger("pedsense.app")
+
+STATUS_COLOURS = {"queued": "gray", "running": "blue", "stopping": "orange", "completed": "green",
+                  "failed": "red", "stopped": "orange", "interrupted": "violet", "unknown": "gray"}
+STATUS_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/play_circle:",
+                "stopping": ":material/pending:", "completed": ":material/check_circle:",
+                "failed": ":material/error:", "stopped": ":material/stop_circle:",
+                "interrupted": ":material/warning:", "unknown": ":material/help:"}
+SOURCE_BADGES = {"none": ":gray-badge[:material/inbox: No data yet]",
+                 "JAAD": ":blue-badge[:material/videocam: JAAD]",
+                 "synthetic demo": ":violet-badge[:material/science: Synthetic demo set]"}
+
+
+def show_error(exc: BaseException, doing: str = "") -> None:
+    """A clear message in the page instead of a traceback."""
+    where = f" while {doing}" if doing else ""
+    if isinstance(exc, PedsenseError):
+        st.error(f"Could not finish{where}: {exc}", icon=":material/block:")
+    else:
+        log.exception("unexpected error%s", where, exc_info=exc)
+        st.error(f"Unexpected error{where}: {type(exc).__name__}: {exc}. The app keeps running; "
+                 "the terminal running `streamlit` has the details.", icon=":material/block:")
+
+
+@contextmanager
+def error_box(doing: str = "") -> Iterator[None]:
+    """Run a block; any error becomes an ``st.error`` (Streamlit's own reruns pass through)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - the page must keep serving
+        show_error(exc, doing)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+fmt_best = describe_best
+
+
+def shown_status(summary: RunSummary) -> str:
+    """The status word to show: ``stopping`` while a stop request is being honoured."""
+    return "stopping" if summary.status == "running" and summary.stop_requested else summary.status
+
+
+def fmt_status(status: str) -> str:
+    """Status as a coloured markdown badge."""
+    colour = STATUS_COLOURS.get(status, "gray")
+    text = "stopping…" if status == "stopping" else status
+    return f":{colour}-badge[{STATUS_ICONS.get(status, '')} {text}]"
+
+
+def progress_of(summary: RunSummary) -> tuple[float, str]:
+    """(fraction done, caption) of a run, counting batches within the epoch."""
+    total, done = summary.epochs_total or 0, summary.epochs_done or 0
+    if summary.status == "queued":
+        position = summary.queue_position
+        return 0.0, f"queued{f' #{position}' if position else ''}"
+    fraction = done / total if total else 0.0
+    if total and summary.total_batches:
+        fraction += summary.batch / summary.total_batches / total
+    text = f"epoch {done}/{total or '?'}"
+    if summary.stage and summary.model_type == "hybrid":
+        text += f" · {summary.stage}"
+    if summary.total_batches and summary.status == "running":
+        text += f" · batch {summary.batch}/{summary.total_batches}"
+    if summary.stop_requested and summary.status == "running":
+        text += " · stopping after this batch…"
+    elif summary.eta_s is not None:
+        text += f" · ETA {fmt_duration(summary.eta_s)}"
+    return min(max(fraction, 0.0), 1.0), text
+
+
+def source_badge(kind: str) -> str:
+    """The data source as a markdown badge (the demo set is always labelled synthetic)."""
+    return f"**Dataset** {SOURCE_BADGES.get(kind, kind)}"
+
+
+def weights_badge(weights_source) -> str:
+    """``:orange-badge[offline: from scratch]`` when a run (or a stage) started from random
+    weights; "" when every part started from pretrained or reused weights."""
+    sources = weights_source.values() if isinstance(weights_source, dict) else [weights_source]
+    scratch = [str(s) for s in sources if s and str(s).startswith("scratch")]
+    if not scratch:
+        return ""
+    return ":orange-badge[:material/cloud_off: offline: from scratch]"

@@ -1,0 +1,222 @@
+"""The Runs page's parts: the table, the live view of one run, its details, compare, delete.
+
+Redraws cost what changed: the live view's fragments run only while the run is queued or
+running (progress every second, charts every two seconds), and rebuild a figure only when a new
+chart point arrived (``RunSummary.version``); a finished run's view is drawn once. Status
+changes (a run ends, another tab deletes it) rerun the page through the sidebar's watcher.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pedsense.runfolder import FINISHED_STATUSES, LIVE_STATUSES, RunFolder, RunSummary
+from ui.charts import compare_figure, metric_columns, run_colour, run_figures
+from ui.evaluation import evaluation_panel
+from ui.feedback import (error_box, fmt_best, fmt_duration, fmt_status, progress_of, show_error,
+                         shown_status, weights_badge)
+from ui.state import MODEL_LABELS, SELECTED_RUN, run_manager
+from pedsense.catalogue import describe_task
+
+CHART_CACHE = "runs.chart_cache"
+
+
+# -- the table --------------------------------------------------------------------------------
+def table_rows(runs: list[RunSummary]) -> list[dict]:
+    return [{
+        "type": MODEL_LABELS.get(s.model_type, s.model_type), "name": s.name, "status": shown_status(s),
+        "epochs": f"{s.epochs_done}/{s.epochs_total or '?'}", "best metric": fmt_best(s.best_metric),
+        "started": (s.started_at or "")[:19].replace("T", " "), "duration": fmt_duration(s.duration_s),
+    } for s in runs]
+
+
+def runs_table_ui(live: bool) -> None:
+    """All runs; refreshed every 2 s while some run is active, drawn once otherwise."""
+    st.fragment(_runs_table, run_every=2.0 if live else None)()
+
+
+def _runs_table() -> None:
+    st.dataframe(table_rows(run_manager().runs()), hide_index=True, width="stretch")
+
+
+def pick_run_ui(runs: list[RunSummary]) -> str:
+    """The run to show: the one a Train page just launched, else the user's last pick."""
+    ids = [s.run_id for s in runs]
+    labels = {s.run_id: f"{s.run_id}  ({shown_status(s)})" for s in runs}
+    current = st.session_state.get(SELECTED_RUN)
+    index = ids.index(current) if current in ids else 0
+    chosen = st.selectbox("Run", ids, index=index, format_func=labels.get)
+    st.session_state[SELECTED_RUN] = chosen
+    return chosen
+
+
+# -- the live view ----------------------------------------------------------------------------
+def live_view_ui(run_id: str) -> None:
+    """Status, progress with ETA, Stop, and the charts of one run."""
+    live = run_manager().snapshot(run_id).status in LIVE_STATUSES
+    st.fragment(_status_ui, run_every=1.0 if live else None)(run_id)
+    st.fragment(_charts_ui, run_every=2.0 if live else None)(run_id)
+
+
+def _status_ui(run_id: str) -> None:
+    try:
+        summary = run_manager().snapshot(run_id)
+    except Exception as exc:  # noqa: BLE001 - e.g. deleted from another tab
+        show_error(exc, f"reading run {run_id}")
+        return
+    status = shown_status(summary)
+    head, stop = st.columns([5, 1], vertical_alignment="center")
+    badge = weights_badge(summary.weights_source)
+    head.markdown(f"### {summary.name}  \n{fmt_status(status)} {badge}"
+                  f"&nbsp; {MODEL_LABELS.get(summary.model_type, summary.model_type)} · "
+                  f"best {fmt_best(summary.best_metric)} · {fmt_duration(summary.duration_s)}")
+    if summary.status == "queued":
+        if stop.button(":material/cancel: Cancel", key=f"stop.{run_id}", width="stretch",
+                       help="Removes it from the queue; it never starts."):
+            _stop(run_id)
+    elif summary.status == "running":
+        if summary.stop_requested:
+            stop.button(":material/pending: Stopping…", key=f"stop.{run_id}", width="stretch",
+                        disabled=True, help="It finishes the current batch, saves its weights and ends.")
+        elif stop.button(":material/stop_circle: Stop", key=f"stop.{run_id}", width="stretch",
+                         help="Finishes the current batch, saves the weights, ends `stopped`."):
+            _stop(run_id)
+    if summary.status in LIVE_STATUSES:
+        fraction, text = progress_of(summary)
+        st.progress(fraction, text=text)
+    if summary.status == "failed":
+        st.error(f"The run failed: {summary.error}", icon=":material/error:")
+    elif summary.status == "interrupted":
+        st.warning(f"Interrupted: {summary.error or 'its process ended mid-run'}", icon=":material/warning:")
+    elif summary.status == "stopped":
+        st.info("Stopped on request; the weights saved up to then are kept.", icon=":material/stop_circle:")
+
+
+def _stop(run_id: str) -> None:
+    with error_box("stopping the run"):
+        if run_manager().stop(run_id) == "running":
+            st.toast(f"Stopping {run_id} after its current batch…", icon=":material/pending:")
+        st.rerun(scope="fragment")
+
+
+def _charts_ui(run_id: str) -> None:
+    try:
+        summary = run_manager().snapshot(run_id)
+    except Exception:  # noqa: BLE001 - the status fragment says why
+        return
+    cache = st.session_state.setdefault(CHART_CACHE, {})
+    cached = cache.get(run_id)
+    if cached is None or cached[0] != summary.data_version:  # a new point: rebuild, else reuse
+        cache.clear()  # one run's figures at a time per session
+        cache[run_id] = cached = (summary.data_version, run_figures(summary.metrics, summary.steps))
+    figures = cached[1]
+    if not figures:
+        st.caption(_no_chart_text(summary))
+        return
+    steps = [f for title, f in figures if title == "steps"]
+    epochs = [(title, f) for title, f in figures if title != "steps"]
+    if steps:
+        st.plotly_chart(steps[0], width="stretch", key=f"chart.{run_id}.steps")
+    if not epochs:
+        st.caption("Epoch charts (validation loss and accuracy) appear when the first epoch ends.")
+        return
+    columns = st.columns(min(len(epochs), 3))
+    for index, (title, figure) in enumerate(epochs):
+        with columns[index % len(columns)]:
+            st.plotly_chart(figure, width="stretch", key=f"chart.{run_id}.{title}")
+
+
+def _no_chart_text(summary: RunSummary) -> str:
+    if summary.status in LIVE_STATUSES:
+        return "Charts appear with the first training steps."
+    if summary.status == "completed":
+        return "This run recorded no metrics."
+    return f"This run {summary.status} before recording any metrics, so there is nothing to chart."
+
+
+# -- details, compare, delete -----------------------------------------------------------------
+def details_ui(run_id: str) -> None:
+    summary = run_manager().snapshot(run_id)
+    folder = RunFolder(summary.path)
+    config = folder.read_config() or summary.config
+    task_record = config if config.get("task") else (config.get("dataset") or {}).get("manifest") or {}
+    if task_record.get("task"):
+        st.caption(f"Trained on task {describe_task(task_record)}. Evaluate it on `test` for the "
+                   "benchmark's metrics, breakdown and published reference.")
+    config_tab, log_tab, metrics_tab, eval_tab = st.tabs(["Config", "Log", "Metrics table", "Evaluation"])
+    with config_tab:
+        st.caption(f"`{summary.run_id}`")
+        st.json(config, expanded=1)
+        download_weights_ui(folder, summary)
+    with log_tab:
+        st.code(folder.read_log(max_chars=20_000) or "(empty)", language=None, height=320)
+    with metrics_tab:
+        st.dataframe(list(summary.metrics), width="stretch", hide_index=True)
+    with eval_tab:
+        if summary.status != "completed":
+            st.caption("The evaluation is available once the run has completed.")
+        else:
+            with error_box("evaluating the run"):
+                evaluation_panel(folder.path)
+
+
+def download_weights_ui(folder: RunFolder, summary: RunSummary) -> None:
+    """A download button for the best weights (read from disk only when clicked)."""
+    weights = folder.weights("best", summary.model_type)
+    if weights is not None:
+        st.download_button(f":material/download: Download {weights.name} ({weights.stat().st_size / 1e6:.1f} MB)",
+                           data=lambda path=weights: path.read_bytes(),
+                           file_name=f"{folder.name}_{weights.name}",
+                           mime="application/octet-stream", key=f"download.{folder.run_id}")
+    elif summary.status in LIVE_STATUSES:
+        st.caption("No weights yet: `best.pt` appears when the first epoch ends.")
+    else:
+        st.caption(f"This run {summary.status} without saving weights.")
+
+
+def compare_ui(runs: list[RunSummary]) -> None:
+    """Overlay one metric across the runs the user picks (only runs with metrics are offered)."""
+    with_data = [s for s in runs if s.metrics]
+    ids = [s.run_id for s in with_data]
+    if len(ids) < 1:
+        st.caption("Compare opens once a run has finished at least one epoch.")
+        return
+    default = [r for r in st.session_state.get("compare_runs", []) if r in ids] or ids[:2]
+    picked = st.multiselect("Runs to compare", ids, default=default,
+                            help="Runs that recorded at least one epoch; each keeps its colour.")
+    st.session_state["compare_runs"] = picked
+    summaries = [s for s in with_data if s.run_id in picked]
+    columns = list(dict.fromkeys(c for s in summaries for c in metric_columns(s.metrics)))
+    if not columns:
+        st.caption("Pick runs to overlay their curves.")
+        return
+    metric = st.selectbox("Metric", columns, index=columns.index("val_loss") if "val_loss" in columns else 0)
+    figure = compare_figure([(s.run_id, s.metrics) for s in summaries], metric)
+    st.plotly_chart(figure, width="stretch", key="compare.chart")
+    st.caption(" ".join(f"<span style='color:{run_colour(s.run_id)}'>■</span> `{s.run_id}`" for s in summaries),
+               unsafe_allow_html=True)
+
+
+def delete_ui(run_id: str, status: str) -> None:
+    """Delete a finished run, after a confirmation."""
+    if status not in FINISHED_STATUSES:
+        st.caption("A queued or running run can be deleted once it is stopped.")
+        return
+    if st.session_state.get("confirm_delete") != run_id:
+        if st.button(":material/delete: Delete this run…", key=f"delete.{run_id}"):
+            st.session_state["confirm_delete"] = run_id
+            st.rerun()
+        return
+    st.warning(f"Delete `{run_id}` and all its files (weights, metrics, log)? This cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete it", type="primary", key=f"delete.yes.{run_id}"):
+        st.session_state.pop("confirm_delete", None)
+        with error_box("deleting the run"):
+            run_manager().delete(run_id)
+            st.session_state.pop(SELECTED_RUN, None)
+            st.toast(f"Deleted {run_id}", icon=":material/delete:")
+            st.rerun()
+    if no.button("Cancel", key=f"delete.no.{run_id}"):
+        st.session_state.pop("confirm_delete", None)
+        st.rerun()
+
