@@ -317,6 +317,12 @@ def test_yolo_resumes_through_ultralytics_and_retrains_the_cut_epoch(tmp_home):
     assert not (run_dir / "weights" / "resume.pt").exists()
     assert (run_dir / "best.pt").is_file() and (run_dir / "last.pt").is_file()
 
+    child = extend_run(run_dir, 1)  # fine-tunes from the finished run's weights/last.pt
+    config = RunFolder(child).read_config()
+    assert RunFolder(child).status == "completed" and epochs_of(child) == [1]
+    assert config["parameters"]["model_variant"] == str(run_dir / "weights" / "last.pt")
+    assert config["parent_run"] == folder.run_id and config["extends_epochs"] == 1
+
 
 def test_hybrid_resumes_at_the_stage_and_epoch_it_reached(tmp_home):
     from pedsense.train.hybrid_trainer import train_hybrid
@@ -350,6 +356,13 @@ def test_hybrid_resumes_at_the_stage_and_epoch_it_reached(tmp_home):
     assert len(folder.read_config()["resumes"]) == 2
     for name in ("yolo_detector.pt", "resnet_classifier.pt", "best.pt", "last.pt"):
         assert (run_dir / name).is_file(), name
+
+    events.clear()  # extended: the classifier only, from the parent's last.pt, with its detector
+    child = extend_run(run_dir, 1, on_event=events.append)
+    assert [e.stage for e in events if isinstance(e, StageStarted)] == ["classifier"]
+    config = RunFolder(child).read_config()
+    assert RunFolder(child).status == "completed" and config["init_weights"] == str(run_dir / "last.pt")
+    assert config["parameters"]["yolo_model"] == str(run_dir / "yolo_detector.pt")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
