@@ -18,3 +18,11 @@ class AnnotationError(DataError):
 
 class ConfigError(PedsenseError, ValueError):
     """An invalid parameter value."""
+
+
+class TrainingDiverged(PedsenseError):
+    """The training loss (or the weights) stopped being finite; the message names epoch and batch."""
+
+
+class DiskFull(PedsenseError):
+    """No space left while writing a run's files; the message names the folder and how much to free."""

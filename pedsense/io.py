@@ -62,6 +62,25 @@ def write_csv_atomic(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
     return Path(path)
 
 
+def filter_csv_rows(path: str | os.PathLike, keep) -> int:
+    """Rewrite the CSV at ``path`` atomically with only the rows ``keep(row)`` accepts.
+
+    Rows are dicts of the raw cells; header and kept rows are written back as they were.
+    Returns how many rows were dropped (0 leaves the file untouched; a missing file is 0).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    kept = [row for row in rows if keep(row)]
+    if len(kept) != len(rows):
+        write_csv_atomic(path, kept, header)
+    return len(rows) - len(kept)
+
+
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Hard-link ``src`` to ``dst`` (replacing it), copying when the file system will not link."""
     import shutil

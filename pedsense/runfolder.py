@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from pedsense.config import MODEL_TYPES, paths
 from pedsense.errors import PedsenseError
-from pedsense.io import read_json, write_csv_atomic, write_json_atomic
+from pedsense.io import filter_csv_rows, read_json, write_csv_atomic, write_json_atomic
 
 # The one status vocabulary of runs and data jobs.
 STATUSES = ("queued", "running", "completed", "failed", "stopped", "interrupted")
@@ -247,6 +247,19 @@ class RunFolder:
     def read_steps(self) -> list[dict]:
         return read_rows(self.steps_path)
 
+    def keep_metrics(self, keep: Callable[[dict], bool]) -> int:
+        """Drop the ``metrics.csv`` rows ``keep(row)`` refuses (numbers parsed), atomically.
+
+        Returns how many were dropped. A resumed run drops the epochs it trains again.
+        """
+        with self._lock:
+            return filter_csv_rows(self.metrics_path, lambda raw: keep(_parse_row(raw)))
+
+    def keep_steps(self, keep: Callable[[dict], bool]) -> int:
+        """Drop the ``steps.csv`` rows ``keep(row)`` refuses, atomically; returns how many."""
+        with self._lock:
+            return filter_csv_rows(self.steps_path, lambda raw: keep(_parse_row(raw)))
+
     # -- log ------------------------------------------------------------------------------
     def log(self, message: str) -> None:
         """Append one timestamped line to ``train.log``."""
@@ -294,7 +307,11 @@ def read_rows(path: Path) -> list[dict]:
             raw = list(csv.DictReader(f))
     except FileNotFoundError:
         return []
-    return [{k: _parse_cell(v) for k, v in r.items() if k is not None} for r in raw]
+    return [_parse_row(r) for r in raw]
+
+
+def _parse_row(raw: Mapping[str | None, str | None]) -> dict:
+    return {k: _parse_cell(v) for k, v in raw.items() if k is not None}
 
 
 def _parse_cell(value: str | None) -> Any:
