@@ -16,7 +16,7 @@ COMMAND_MODULES = {
     "pedsense.commands.data": ("setup", "demo-data", "preprocess", "info", "windows"),
     "pedsense.commands.train": ("train",),
     "pedsense.commands.runs": ("runs",),
-    "pedsense.commands.infer": ("predict", "evaluate"),
+    "pedsense.commands.infer": ("predict", "evaluate", "export"),
 }
 
 
