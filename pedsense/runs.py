@@ -71,6 +71,7 @@ class RunManager:
                                       own=lambda run_id: self._queue.get(run_id) is not None)
         self._submitted: list[str] = []
         self.interrupted = self.mark_interrupted()
+        self._supervisor.scan()  # live runs of other processes are live from the first read on
         self._supervisor.ensure_running()
 
     # -- launching ------------------------------------------------------------------------
