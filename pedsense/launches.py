@@ -17,6 +17,7 @@ from pedsense.runfolder import RESUMABLE_STATUSES, RunFolder
 from pedsense.runqueue import enqueue, is_live, scheduler_lock, worker_alive
 from pedsense.train.params import EPOCHS, FormError, planned_epochs, spec_for
 from pedsense.train.preflight import preflight
+from pedsense.worker import resume_module
 
 
 class DatasetChanged(ConfigError):
@@ -82,8 +83,6 @@ def _resumable_state(folder: RunFolder, status: Mapping[str, Any]) -> str:
 
 def check_resumable(folder: RunFolder, confirm_dataset_change: bool = False) -> None:
     """What ``pedsense.train.resume.resume_run`` would refuse, said now, before queueing."""
-    from pedsense.worker import resume_module
-
     resume = resume_module()
     config = folder.read_config()
     model_type, parameters = config.get("model_type"), config.get("parameters")

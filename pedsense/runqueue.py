@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from pedsense.config import paths
+from pedsense.device import resolve_device
 from pedsense.errors import ConfigError
 from pedsense.io import read_json, write_json_atomic
 from pedsense.procs import heartbeat_alive, is_me, me, same_process
@@ -96,8 +97,6 @@ def write_settings(home: str | os.PathLike | None = None, *, max_parallel: Any =
 
 def check_devices(devices: Any) -> tuple[str, ...]:
     """A device pool (a list or a comma-separated string), each device checked to exist."""
-    from pedsense.device import resolve_device
-
     if isinstance(devices, str):
         devices = [d for d in (part.strip() for part in devices.split(",")) if d]
     pool = []
@@ -356,8 +355,10 @@ def settle_orphan(folder: RunFolder, reason: str) -> str:
         folder.set_status("stopped", error=killed_message(request), resuming=None)
         folder.log(f"stopped: {killed_message(request)}")
     else:
+        lines = tail_lines(folder.worker_log_path, 6)
         folder.set_status("interrupted", resuming=None, error=(
-            f"{reason}; its metrics and weights up to then are kept. Resume it, or launch it again."))
+            f"{reason}; its metrics and weights up to then are kept. Resume it, or launch it again."
+            + ("\nLast lines of worker.log:\n" + "\n".join(lines) if lines else "")))
         folder.log(f"marked interrupted: {reason}")
     folder.stop_path.unlink(missing_ok=True)
     return folder.status
@@ -383,3 +384,15 @@ def settle_orphans(home: str | os.PathLike | None = None,
                 settled.append(folder.run_id)
     return settled
 
+
+
+def tail_lines(path: Path, count: int) -> list[str]:
+    """The last ``count`` non-empty lines of a text file (read from its last 8 KB)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(f.tell() - 8192, 0))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-count:]

@@ -26,6 +26,7 @@ import inspect
 import os
 import shutil
 import time
+import traceback
 from typing import Any, Callable, Mapping
 
 from pedsense.config import paths
@@ -39,6 +40,7 @@ from pedsense.runqueue import (QueueSettings, RunTaken, is_live, read_settings, 
 from pedsense.supervisor import LiveRun, Supervisor, apply_event
 from pedsense.train.params import planned_epochs, spec_for
 from pedsense.train.preflight import preflight
+from pedsense.worker import execute
 from pedsense.workqueue import WorkQueue
 
 __all__ = ["RunManager", "LiveRun", "apply_event", "disk_summary", "queue_run", "queue_resume",
@@ -303,8 +305,6 @@ class RunManager:
 
     # -- the in-thread mode ----------------------------------------------------------------------
     def _execute(self, live: LiveRun) -> tuple[str, str | None]:
-        from pedsense.worker import execute
-
         folder = live.folder
         heartbeat = Heartbeat(folder.worker_path)
         action = (folder.read_status().get("launch") or {}).get("action", "train")
@@ -330,8 +330,6 @@ class RunManager:
                     apply_event(live, event)
                     live.touch()
             except Exception:  # a bad event must never break the training loop
-                import traceback
-
                 live.folder.log("ignored malformed event: " + traceback.format_exc(limit=2))
 
         return on_event

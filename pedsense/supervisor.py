@@ -24,6 +24,7 @@ import signal
 import subprocess
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -32,7 +33,7 @@ from pedsense.io import write_json_atomic
 from pedsense.procs import read_heartbeat, same_process
 from pedsense.runfolder import RunFolder, parse_iso
 from pedsense.runqueue import (claim_next, holds_slot, is_live, killed_message, live_runs, orphan_reason,
-                               read_settings, scheduler_lock, settle_orphan, stop_request)
+                               read_settings, scheduler_lock, settle_orphan, stop_request, tail_lines)
 from pedsense.train import events as ev
 from pedsense.train.params import planned_epochs
 from pedsense.worker import spawn_worker
@@ -163,6 +164,7 @@ class Supervisor:
         self.followed: dict[str, Followed] = {}
         self.queued: list[str] = []  # free queued run ids, in the order they will start
         self._thread: threading.Thread | None = None
+        self._ticking = threading.Lock()  # one tick at a time (the thread, shutdown, __init__'s scan)
         self._wake = threading.Event()
         self._closed = False
         self._next_scan = 0.0
@@ -195,8 +197,6 @@ class Supervisor:
             try:
                 self.tick()
             except Exception:  # noqa: BLE001 - a bad run folder must never stop the supervision
-                import traceback
-
                 traceback.print_exc()
             if self._idle():
                 with self.lock:
@@ -214,16 +214,21 @@ class Supervisor:
         return time.monotonic() - self._idle_since > IDLE_EXIT_S
 
     def tick(self) -> None:
-        if time.monotonic() >= self._next_scan:
-            self._next_scan = time.monotonic() + SCAN_EVERY_S
-            self.scan()
-        for run_id, followed in list(self.followed.items()):
-            self._follow(run_id, followed)
-            self._enforce_stop(followed)
+        with self._ticking:
+            if time.monotonic() >= self._next_scan:
+                self._next_scan = time.monotonic() + SCAN_EVERY_S
+                self._scan()
+            for run_id, followed in list(self.followed.items()):
+                self._follow(run_id, followed)
+                self._enforce_stop(followed)
 
     # -- finding runs ----------------------------------------------------------------------------
     def scan(self) -> None:
         """Follow live runs started elsewhere, settle orphans, start queued runs."""
+        with self._ticking:
+            self._scan()
+
+    def _scan(self) -> None:
         runs = [(f, s) for f, s in live_runs(self.home) if not self.own(f.run_id)]
         # The end of a worker this process started is recorded with its exit code (_settle_exit).
         orphans = [(f, s) for f, s in runs if not self._is_child(f.run_id) and orphan_reason(f, s)]
@@ -416,18 +421,7 @@ def describe_exit(exit_code: int, folder: RunFolder) -> str:
         text = f"its worker process exited with code {exit_code} without recording how the run ended"
     text += "; its metrics and weights up to then are kept."
     for label, path in (("train.log", folder.log_path), ("worker.log", folder.worker_log_path)):
-        lines = last_lines(path)
+        lines = tail_lines(path, LOG_LINES)
         if lines:
             text += f"\nLast lines of {label}:\n" + "\n".join(lines)
     return text
-
-
-def last_lines(path: Path, count: int = LOG_LINES) -> list[str]:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(f.tell() - 8192, 0))
-            text = f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    return [line for line in text.splitlines() if line.strip()][-count:]

@@ -36,6 +36,7 @@ from pedsense.runfolder import FINISHED_STATUSES, RESUMABLE_STATUSES, RunFolder
 from pedsense.runqueue import RunTaken, cancel_queued, home_of, scheduler_lock, wait_for_slot
 from pedsense.train import events as ev
 from pedsense.train.common import stop_file_hook
+from pedsense.train.params import spec_for
 
 
 def worker_command(run_dir: str | os.PathLike, *, wait: bool = False) -> list[str]:
@@ -98,8 +99,6 @@ def execute(folder: RunFolder, *, on_event: ev.EventHook = None, should_stop: ev
 
 def _train(folder: RunFolder, launch: Mapping, status: Mapping, on_event, should_stop,
            trainer: Callable | None, params: Mapping | None) -> Any:
-    from pedsense.train.params import spec_for
-
     model_type = launch.get("model_type") or folder.model_type
     trainer = trainer or spec_for(model_type).load_trainer()
     params = dict(params) if params is not None else recorded_params(model_type, launch.get("params") or {})
@@ -113,8 +112,6 @@ def _train(folder: RunFolder, launch: Mapping, status: Mapping, on_event, should
 
 def recorded_params(model_type: str, params: Mapping[str, Any]) -> dict:
     """The parameters a queue entry recorded (JSON), back in their checked types."""
-    from pedsense.train.params import spec_for
-
     spec = spec_for(model_type)
     checked = spec.check({k: v for k, v in params.items() if k in spec})
     return {k: checked[k] if k in spec else v for k, v in params.items()}
@@ -143,8 +140,9 @@ def _resume(folder: RunFolder, launch: Mapping, on_event, should_stop) -> Any:
 def _extend(folder: RunFolder, launch: Mapping, on_event, should_stop) -> Any:
     resume = resume_module()
     kwargs: dict[str, Any] = {"on_event": on_event, "should_stop": should_stop}
-    if "run_dir" in inspect.signature(resume.extend_run).parameters:
-        kwargs["run_dir"] = folder.path  # train in the queued folder the dashboard shows
+    accepted = inspect.signature(resume.extend_run).parameters
+    if "child_dir" in accepted and accepted["child_dir"].kind is inspect.Parameter.KEYWORD_ONLY:
+        kwargs["child_dir"] = folder.path  # train in the queued folder the dashboard shows
     else:
         kwargs["on_event"] = _handover(folder, on_event)
     return resume.extend_run(launch["parent"], int(launch["epochs"]), **kwargs)

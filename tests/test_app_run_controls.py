@@ -7,6 +7,7 @@ through the data home's queue to a worker process, like a launch.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TINY = {"batch_size": 2, "backbone": "resnet18", "crop_size": 32, "hidden_size": 16,
         "learning_rate": 1e-3, "num_workers": 0, "device": "cpu"}
 pytestmark = pytest.mark.filterwarnings("ignore:ImageNet weights")
+# pedsense.train.resume (resume_run, extend_run) comes with the training-loop work.
+needs_resume = pytest.mark.skipif(importlib.util.find_spec("pedsense.train.resume") is None,
+                                  reason="pedsense.train.resume is not in this checkout yet")
 
 
 @pytest.fixture
@@ -70,8 +74,8 @@ def test_resume_and_extend_buttons_show_by_status_and_the_queue_settings_save(en
     assert not at.exception and read_settings(tmp_home).max_parallel == 2
 
 
+@needs_resume
 def test_resume_button_queues_the_run_and_it_goes_on_in_its_folder(ended_runs, app_manager):
-    pytest.importorskip("pedsense.train.resume")
     _, stopped = ended_runs
     at = runs_page(stopped.run_id)
     next(b for b in at.button if b.key == f"resume.{stopped.run_id}").click()
@@ -83,21 +87,36 @@ def test_resume_button_queues_the_run_and_it_goes_on_in_its_folder(ended_runs, a
     assert [r["epoch"] for r in stopped.read_metrics()] == [1, 2, 3, 4, 5]
 
 
+@needs_resume
 def test_extend_button_queues_a_linked_run(ended_runs, app_manager):
-    pytest.importorskip("pedsense.train.resume")
     done, _ = ended_runs
     at = runs_page(done.run_id)
     at.number_input(key=f"extend.epochs.{done.run_id}").set_value(2)
     next(b for b in at.button if b.key == f"extend.{done.run_id}").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    child_id = at.session_state["selected_run"]
-    assert child_id != done.run_id and "-extended_" in child_id
-    child = app_manager().wait(child_id, 180)
-    assert child.status == "completed", child.error
-    config = RunFolder(child.path).read_config()
-    assert config["parent_run"] == done.run_id and config["extends_epochs"] == 2
+    queued_id = at.session_state["selected_run"]
+    assert queued_id != done.run_id and "-extended_" in queued_id
+
+    def children():
+        return [r for r in list_runs() if r.read_config().get("parent_run") == done.run_id]
+
+    # The queued folder is the extension (or, with an extend_run that makes its own folder, hands
+    # over to it once that run has started).
+    (child,) = wait_for(lambda: (found := children()) and found[0].status not in ("queued", "running") and found)
+    assert child.status == "completed", child.read_status().get("error")
+    assert child.read_config()["extends_epochs"] == 2
     assert len(list_runs()) == 3
+
+
+def wait_for(condition, timeout=180.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return value
 
 
 def test_resume_refusals_are_one_clear_line_and_change_nothing(ended_runs, capsys):
@@ -112,7 +131,8 @@ def test_resume_refusals_are_one_clear_line_and_change_nothing(ended_runs, capsy
     assert main(["extend", stopped.run_id, "--epochs", "2"]) == 2
     assert "resume it instead" in capsys.readouterr().err
     assert main(["stop", done.run_id]) == 0 and done.status == "completed"
-    pytest.importorskip("pedsense.train.resume")
+    if importlib.util.find_spec("pedsense.train.resume") is None:
+        return  # the checkpoint check comes with pedsense.train.resume
     (stopped.path / "last.pt").write_bytes(b"not a checkpoint")
     before = stopped.status_path.read_bytes()
     assert main(["resume", stopped.run_id]) == 2

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -138,6 +137,7 @@ def test_a_worker_killed_mid_epoch_fails_with_the_signal_and_the_manager_serves_
     assert manager.wait(next_id, 120).status == "completed"
 
 
+@pytest.mark.slow
 def test_a_server_killed_mid_run_leaves_the_run_training_and_a_new_one_reattaches(home, managers, spawn):
     server = spawn([sys.executable, "-c", SERVER, str(home), json.dumps({**TINY, "name": "survivor", "epochs": 6})],
                    home)
@@ -159,6 +159,7 @@ def test_a_server_killed_mid_run_leaves_the_run_training_and_a_new_one_reattache
     assert [r["epoch"] for r in done.metrics] == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_two_servers_on_one_home_start_each_queued_run_once_and_one_at_a_time(home, managers, spawn):
     queued = [queue_run("resnet-lstm", {**TINY, "name": f"q{i}", "epochs": 2}, home) for i in range(2)]
     server = spawn([sys.executable, "-c", SERVER, str(home)], home)
@@ -176,6 +177,7 @@ def test_two_servers_on_one_home_start_each_queued_run_once_and_one_at_a_time(ho
     assert end_a <= start_b  # max_parallel=1 held across the two processes
 
 
+@pytest.mark.slow
 def test_a_cli_run_is_visible_counted_and_stoppable_from_a_manager(home, managers, spawn):
     cli = spawn([sys.executable, "-m", "pedsense", "train", "resnet-lstm", "--epochs", "500", "--name", "cli",
                  *TINY_ARGS], home)
@@ -235,6 +237,7 @@ def test_a_device_that_does_not_exist_is_refused_before_launch(home, managers):
         manager.set_queue_settings(max_parallel=0)
 
 
+@pytest.mark.slow
 def test_train_detach_leaves_the_run_to_a_worker_and_pedsense_stop_ends_it(home, spawn):
     cli = spawn([sys.executable, "-m", "pedsense", "train", "resnet-lstm", "--detach", "--epochs", "500",
                  "--name", "detached", *TINY_ARGS], home)

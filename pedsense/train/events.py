@@ -8,6 +8,9 @@ batch, saves its weights and ends the run with status ``stopped``.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Union, get_args
@@ -90,9 +93,6 @@ BATCH_RECORD_EVERY_S = 0.5
 
 def to_record(event: Any) -> dict:
     """``{"type": <class name>, "t": <unix time>, **fields}``: a JSON-ready copy of ``event``."""
-    import dataclasses
-    import time
-
     fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
     for key, value in fields.items():
         if isinstance(value, Path):
@@ -105,8 +105,6 @@ def to_record(event: Any) -> dict:
 def from_record(record: Mapping[str, Any]) -> Any:
     """The event a record of :func:`to_record` describes; None for an unknown or bad record
     (a newer writer's event type, a line cut short)."""
-    import dataclasses
-
     cls = EVENT_TYPES.get(record.get("type")) if isinstance(record, Mapping) else None
     if cls is None:
         return None
@@ -133,9 +131,6 @@ class EventRecorder:
         emit(self.forward, event)
 
     def record(self, event: Any) -> None:
-        import json
-        import time
-
         if isinstance(event, BatchEnd) and event.batch < event.total_batches:
             now = time.monotonic()
             if now - self.last_batch < BATCH_RECORD_EVERY_S:
@@ -163,8 +158,6 @@ class EventRecorder:
 def read_records(path: str | Path, offset: int = 0) -> tuple[list[dict], int]:
     """The complete JSON lines of ``path`` from byte ``offset`` on, and the offset after them
     (a line still being written is left for the next call)."""
-    import json
-
     try:
         with open(path, "rb") as f:
             f.seek(offset)
