@@ -21,7 +21,8 @@ from pedsense import supervisor
 from pedsense.config import REPO_ROOT
 from pedsense.device import DeviceError
 from pedsense.launches import queue_run
-from pedsense.procs import read_heartbeat, same_process
+from pedsense.io import write_json_atomic
+from pedsense.procs import process_start_token, read_heartbeat, same_process
 from pedsense.runfolder import RunFolder, list_runs
 from pedsense.runqueue import read_settings
 from pedsense.runs import RunManager
@@ -253,3 +254,23 @@ def test_train_detach_leaves_the_run_to_a_worker_and_pedsense_stop_ends_it(home,
     assert stop.returncode == 0, err
     assert f"{run_id}: stopped" in out and "stop requested" in err
     assert folder.status == "stopped" and (folder.path / "last.pt").is_file()
+
+
+def test_cli_train_waits_for_a_slot_saying_why_and_ctrl_c_cancels_it(home, spawn):
+    holder = RunFolder.create("resnet-lstm", "holder", home=home)
+    holder.set_status("running")
+    sleeper = spawn([sys.executable, "-c", "import time; time.sleep(120)"], home)
+    write_json_atomic(holder.worker_path, {"pid": sleeper.pid, "start": process_start_token(sleeper.pid),
+                                           "heartbeat_at": time.time()})  # a live run holds the slot
+    cli = spawn([sys.executable, "-m", "pedsense", "train", "resnet-lstm", "--epochs", "1", "--name", "waiter",
+                 *TINY_ARGS], home)
+    for line in cli.stderr:
+        if "waiting for a free slot" in line:
+            assert holder.run_id in line and "--max-parallel" in line
+            break
+    cli.send_signal(signal.SIGINT)
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 130, err
+    (waiter,) = [f for f in list_runs(home) if f.name.startswith("waiter_")]
+    assert waiter.status == "stopped" and waiter.read_status()["error"] == "cancelled before it started"
+    assert waiter.read_metrics() == []
