@@ -102,8 +102,8 @@ class _Beats:
 
     def start(self, path: Path) -> None:
         with self.lock:
-            self.files[path] = self.files.get(path, 0) + 1
             _write_beat(path)
+            self.files[path] = self.files.get(path, 0) + 1
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._loop, name="pedsense-heartbeat", daemon=True)
                 self.thread.start()
@@ -132,6 +132,8 @@ class _Beats:
 
 
 def _write_beat(path: Path) -> None:
+    if not path.parent.is_dir():  # never re-create a folder someone deleted
+        raise FileNotFoundError(f"{path.parent} is gone")
     write_json_atomic(path, {**me(), "heartbeat_at": time.time()})
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
+import subprocess
 import time
 import traceback
 from typing import Any, Callable, Mapping
@@ -290,8 +291,9 @@ class RunManager:
             for _, process in self._supervisor.children():
                 try:
                     process.wait(max(deadline - time.monotonic(), 0.1))
-                except Exception:  # noqa: BLE001 - it would not stop: kill it
+                except subprocess.TimeoutExpired:  # it would not stop: kill it
                     process.kill()
+                    process.wait(10)
             self._supervisor.tick()
         self._supervisor.close()
 
