@@ -1,6 +1,7 @@
 """Dashboard overhead: the quick ResNet-LSTM preset in a worker process vs called directly.
 
-Prints, side by side on the same data (interleaved, medians):
+Prints, side by side on the same data (in pairs whose order alternates, so drift in the load of
+a shared machine hits both sides alike; the median of the pairs' ratios):
 
 - the wall-time ratio of a run launched through the ``RunManager`` (queued on disk, trained in a
   ``python -m pedsense.worker`` process, followed through its ``events.jsonl``) to the same
@@ -10,7 +11,7 @@ Prints, side by side on the same data (interleaved, medians):
   metrics being readable through ``RunManager.snapshot`` (target <= 1 s; the Runs page polls
   every second, so a chart shows an epoch within latency + 1 s).
 
-    .venv/bin/python bench/bench_dashboard.py [--epochs 3] [--repeats 2] [--videos 3]
+    .venv/bin/python bench/bench_dashboard.py [--epochs 3] [--repeats 3] [--videos 3]
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def run_worker(home: Path, epochs: int) -> tuple[float, list[float]]:
             now = time.time()
             for n in range(1, rows + 1):
                 seen.setdefault(n, now)
-            time.sleep(0.005)
+            time.sleep(0.02)
 
     started = time.perf_counter()
     run_id = manager.submit("resnet-lstm", {"name": "worker", **quick(epochs)})
@@ -95,7 +96,7 @@ def run_worker(home: Path, epochs: int) -> tuple[float, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (the quick preset's: 3)")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="pairs of runs")
     parser.add_argument("--videos", type=int, default=3, help="demo clips to build the data from")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,17 +104,22 @@ def main() -> None:
         os.environ["PEDSENSE_HOME"] = str(home)
         run_direct(home, 1)  # warm-up: imports, allocator, file cache
         direct, worker, latencies = [], [], []
-        for _ in range(args.repeats):  # interleaved, so drift hits both sides alike
-            direct.append(run_direct(home, args.epochs))
-            seconds, lat = run_worker(home, args.epochs)
-            worker.append(seconds)
-            latencies += lat
-    # Medians, so one run slowed by other load on the machine does not decide the ratio.
-    ratio = statistics.median(worker) / statistics.median(direct)
-    print(f"quick ResNet-LSTM preset, {args.epochs} epochs, {args.videos} demo clips, load {os.getloadavg()[0]:.1f}")
-    print(f"direct call    : {statistics.median(direct):.2f} s median of {args.repeats} {[round(x, 1) for x in direct]}")
-    print(f"worker process : {statistics.median(worker):.2f} s median of {args.repeats} {[round(x, 1) for x in worker]}")
-    print(f"wall-time ratio worker/direct: {ratio:.3f} (target <= 1.05)")
+        for pair in range(args.repeats):
+            order = ("direct", "worker") if pair % 2 == 0 else ("worker", "direct")
+            for side in order:
+                if side == "direct":
+                    direct.append(run_direct(home, args.epochs))
+                else:
+                    seconds, lat = run_worker(home, args.epochs)
+                    worker.append(seconds)
+                    latencies += lat
+    ratios = [w / d for w, d in zip(worker, direct)]
+    print(f"quick ResNet-LSTM preset, {args.epochs} epochs, {args.videos} demo clips, "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"direct call    : {[round(x, 1) for x in direct]} s")
+    print(f"worker process : {[round(x, 1) for x in worker]} s")
+    print(f"wall-time ratio worker/direct: {statistics.median(ratios):.3f} median of {len(ratios)} pairs "
+          f"{[round(r, 3) for r in ratios]} (target <= 1.05)")
     print(f"EpochEnd -> snapshot latency: max {max(latencies) * 1000:.0f} ms, "
           f"median {statistics.median(latencies) * 1000:.0f} ms over {len(latencies)} epochs "
           f"(target <= 1000 ms; the Runs page adds its 1 s refresh)")
