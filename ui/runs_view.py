@@ -131,7 +131,7 @@ def _resume(run_id: str, confirm: bool) -> None:
 
 def _resume_notes(run_id: str, summary: RunSummary) -> None:
     """Why a resume was refused (here or by its worker), and the confirmation a changed dataset needs."""
-    failed = st.session_state.get(RESUME_ERROR)
+    failed = st.session_state.pop(RESUME_ERROR, None)  # shown once
     if failed and failed[0] == run_id:
         show_error(failed[1], "resuming the run")
     refused = RunFolder(summary.path).read_status().get("resume_error")
