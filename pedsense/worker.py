@@ -128,12 +128,12 @@ def resume_module():
 
 
 def _resume(folder: RunFolder, launch: Mapping, on_event, should_stop) -> Any:
-    resume = resume_module()
     # resume_run reopens a stopped/interrupted/failed run: give the run its status back, marked
-    # ``resuming`` so every process still counts it as live until the trainer says running.
+    # ``resuming`` so every process still counts it as live until the trainer says running (and a
+    # refusal leaves the run as it was, with the reason in ``resume_error``).
     folder.update_status(status=launch.get("previous_status"), error=launch.get("previous_error"),
                          resuming=me())
-    return resume.resume_run(folder.path, on_event=on_event, should_stop=should_stop,
+    return resume_module().resume_run(folder.path, on_event=on_event, should_stop=should_stop,
                              confirm_dataset_change=bool(launch.get("confirm_dataset_change")))
 
 
