@@ -156,3 +156,22 @@ def test_runs_reserved_by_a_live_process_wait_for_it_and_orphan_when_it_dies(tmp
     sleeper.wait()
     assert settle_orphans(tmp_home) == [theirs.run_id] and theirs.status == "interrupted"
     assert claim_own(mine) is None and mine.read_status()["claim"]["by"] == me()
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was(tmp_home):
+    """Whatever refuses it (no resume support, no recorded parameters), the run keeps its status,
+    its error and its metrics; the refusal is recorded beside them."""
+    from pedsense.errors import PedsenseError
+    from pedsense.worker import execute
+
+    folder = RunFolder.create("resnet-lstm", "halted", home=tmp_home)
+    folder.write_config({"model_type": "resnet-lstm"})
+    folder.append_metrics({"epoch": 1, "val_acc": 0.5})
+    folder.set_status("stopped", error="stopped by hand")
+    enqueue(folder, {"action": "resume", "previous_status": "stopped", "previous_error": "stopped by hand"})
+    with pytest.raises(PedsenseError):
+        execute(folder)
+    status = folder.read_status()
+    assert status["status"] == "stopped" and status["error"] == "stopped by hand"
+    assert status["resume_error"] and not status.get("resuming")
+    assert folder.read_metrics() == [{"epoch": 1, "val_acc": 0.5}]
