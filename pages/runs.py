@@ -8,12 +8,16 @@ import streamlit as st
 
 from pedsense.runfolder import LIVE_STATUSES
 from ui.feedback import error_box
-from ui.runs_view import compare_ui, delete_ui, details_ui, live_view_ui, pick_run_ui, runs_table_ui
+from ui.runs_view import (compare_ui, delete_ui, details_ui, live_view_ui, pick_run_ui, queue_settings_ui,
+                          runs_table_ui)
 from ui.state import PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, run_manager
 
 st.title("Runs")
-st.caption("Every training run of this data home, live and past. Runs train one at a time in the "
-           "background: leave this page or reload the browser, they carry on.")
+st.caption("Every training run of this data home, live and past, however it was launched (this "
+           "dashboard, another one, the `pedsense` command). Each trains in a worker process: leave "
+           "this page, reload the browser or restart the dashboard, it carries on.")
+with error_box("reading the queue settings"):
+    queue_settings_ui()
 all_runs = []
 with error_box("listing the runs"):
     all_runs = run_manager().runs()

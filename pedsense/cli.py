@@ -15,7 +15,7 @@ from pedsense.errors import PedsenseError
 COMMAND_MODULES = {
     "pedsense.commands.data": ("setup", "demo-data", "preprocess", "info", "windows"),
     "pedsense.commands.train": ("train",),
-    "pedsense.commands.runs": ("runs",),
+    "pedsense.commands.runs": ("runs", "resume", "extend", "stop"),
     "pedsense.commands.infer": ("predict", "evaluate", "export"),
 }
 

@@ -20,6 +20,10 @@ class ConfigError(PedsenseError, ValueError):
     """An invalid parameter value."""
 
 
+class DatasetChanged(ConfigError):
+    """A resume would continue on other data than the run started on (confirm to go on)."""
+
+
 class TrainingDiverged(PedsenseError):
     """The training loss (or the weights) stopped being finite; the message names epoch and batch."""
 

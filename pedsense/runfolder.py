@@ -11,6 +11,8 @@ Every training, however launched, writes one folder ``models/<model_type>/<name>
   whose worker died.
 - ``train.log``    timestamped lines.
 - weights, found by role with :meth:`RunFolder.weights`.
+- ``events.jsonl`` (events as JSON lines, so any process follows the run live), ``worker.json``
+  (a heartbeat), ``stop.request``, ``worker.log``: see ``pedsense.runqueue``.
 
 This module is below the trainers and the run manager (it imports neither), and reads no
 file that has not changed (:func:`read_summary` caches by file stamp). The UI reads these
@@ -32,11 +34,13 @@ from typing import Any, Callable, Iterable, Mapping
 from pedsense.config import MODEL_TYPES, paths
 from pedsense.errors import PedsenseError
 from pedsense.io import filter_csv_rows, read_json, write_csv_atomic, write_json_atomic
+from pedsense.procs import process_start_token
 
 # The one status vocabulary of runs and data jobs.
 STATUSES = ("queued", "running", "completed", "failed", "stopped", "interrupted")
 LIVE_STATUSES = ("queued", "running")
 FINISHED_STATUSES = ("completed", "failed", "stopped", "interrupted")
+RESUMABLE_STATUSES = ("stopped", "interrupted", "failed")  # a completed run is extended instead
 
 # What "best" means per model type: the metric and whether higher is better.
 BEST_METRIC = {"yolo": ("mAP50-95", True), "resnet-lstm": ("val_acc", True),
@@ -147,6 +151,13 @@ class RunFolder:
         """``steps.csv``: the smoothed training loss and learning rate every N steps."""
         return self.path / "steps.csv"
 
+    # events.jsonl: the trainer's events (append-only JSON lines); worker.json: the heartbeat of
+    # the process running it; stop.request: a stop asked by anyone; worker.log: a worker's output.
+    events_path = property(lambda self: self.path / "events.jsonl")
+    worker_path = property(lambda self: self.path / "worker.json")
+    stop_path = property(lambda self: self.path / "stop.request")
+    worker_log_path = property(lambda self: self.path / "worker.log")
+
     def weights(self, role: str = "best", model_type: str | None = None) -> Path | None:
         """The weight file playing ``role`` (``best``, ``last``, ``classifier``, ``detector``)
         in a run of ``model_type`` (default: the folder's), or None when there is none."""
@@ -221,9 +232,24 @@ class RunFolder:
             if status == "running":
                 current.setdefault("started_at", now)
                 current["pid"] = os.getpid()
+                current["pid_start"] = process_start_token(os.getpid())
             if status in FINISHED_STATUSES:
                 current["finished_at"] = now
             current["updated_at"] = now
+            write_json_atomic(self.status_path, current)
+            return current
+
+    def update_status(self, **fields: Any) -> dict:
+        """Change fields of ``status.json`` (atomically) without touching the status or its
+        timestamps; a field given as None is removed."""
+        with self._lock:
+            current = read_json(self.status_path, None)
+            current = current if isinstance(current, dict) else {"status": "queued"}
+            for key, value in fields.items():
+                if value is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = value
             write_json_atomic(self.status_path, current)
             return current
 
