@@ -20,6 +20,7 @@ files, so a browser reload or an app restart loses nothing.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import threading
@@ -33,8 +34,11 @@ from pedsense.config import MODEL_TYPES, paths
 from pedsense.errors import PedsenseError
 from pedsense.io import read_json, write_csv_atomic, write_json_atomic
 
-# The one status vocabulary of runs and data jobs.
-STATUSES = ("queued", "running", "completed", "failed", "stopped", "interrupted")
+# The one status vocabulary of runs and data jobs. ``unreadable`` is never written: it is what a
+# reader reports for a run folder whose status.json, config.json or metrics.csv cannot be read.
+UNREADABLE = "unreadable"
+STATUSES = ("queued", "running", "completed", "failed", "stopped", "interrupted", UNREADABLE)
+WRITTEN_STATUSES = STATUSES[:-1]
 LIVE_STATUSES = ("queued", "running")
 FINISHED_STATUSES = ("completed", "failed", "stopped", "interrupted")
 
@@ -62,6 +66,10 @@ _STAMP = re.compile(r"_(\d{8}_\d{6})(?:-(\d+))?$")
 
 class RunNotFound(PedsenseError, FileNotFoundError):
     """No run folder matches what the user named."""
+
+
+class RunFileError(PedsenseError):
+    """A run file that exists but cannot be parsed; the message names the file."""
 
 
 def sanitize_name(name: str | None, default: str) -> str:
@@ -193,14 +201,21 @@ class RunFolder:
             return config
 
     def read_config(self) -> dict:
-        config = read_json(self.config_path, {})
-        return config if isinstance(config, dict) else {}
+        """``config.json`` as a dict; ``{}`` when it is missing or unreadable (see :meth:`problems`)."""
+        config, problem = read_object(self.config_path)
+        return config if config is not None and problem is None else {}
 
     # -- status ---------------------------------------------------------------------------
     def read_status(self) -> dict:
-        """The status dict; a folder without ``status.json`` reads as ``unknown``."""
-        status = read_json(self.status_path, None)
-        return status if isinstance(status, dict) and status.get("status") else {"status": "unknown"}
+        """The status dict. A folder without ``status.json`` reads as ``unknown``; one whose
+        ``status.json`` is not a status record reads as ``unreadable``, the reason its error."""
+        status, problem = read_object(self.status_path)
+        if status is None and problem is None:
+            return {"status": "unknown"}
+        problem = problem or status_problem(status)
+        if problem:
+            return {"status": UNREADABLE, "error": f"status.json {problem}"}
+        return status
 
     @property
     def status(self) -> str:
@@ -208,8 +223,8 @@ class RunFolder:
 
     def set_status(self, status: str, error: str | None = None, **extra: Any) -> dict:
         """Record ``status`` (atomically), keeping the timestamps already written."""
-        if status not in STATUSES:
-            raise ValueError(f"Unknown status {status!r}; expected one of {STATUSES}.")
+        if status not in WRITTEN_STATUSES:
+            raise ValueError(f"Unknown status {status!r}; expected one of {WRITTEN_STATUSES}.")
         with self._lock:
             current = read_json(self.status_path, None)
             current = current if isinstance(current, dict) else {}
@@ -288,12 +303,22 @@ def append_row(path: Path, row: Mapping[str, Any], lock: threading.Lock) -> None
 
 
 def read_rows(path: Path) -> list[dict]:
-    """The rows of a CSV written by :func:`append_row`, numbers parsed, empty cells None."""
+    """The rows of a CSV written by :func:`append_row`, numbers parsed, empty cells None.
+
+    Raises:
+        RunFileError: the file exists but is not UTF-8 CSV (or cannot be read at all).
+    """
     try:
         with open(path, newline="", encoding="utf-8") as f:
             raw = list(csv.DictReader(f))
     except FileNotFoundError:
         return []
+    except UnicodeDecodeError as exc:
+        raise RunFileError(f"{Path(path).name} is not UTF-8 text, so not a CSV table") from exc
+    except csv.Error as exc:
+        raise RunFileError(f"{Path(path).name} cannot be parsed as CSV ({exc})") from exc
+    except OSError as exc:
+        raise RunFileError(f"{Path(path).name} cannot be read ({exc.strerror or exc})") from exc
     return [{k: _parse_cell(v) for k, v in r.items() if k is not None} for r in raw]
 
 
@@ -305,6 +330,56 @@ def _parse_cell(value: str | None) -> Any:
     except ValueError:
         return value
     return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+
+
+# -- reading JSON records strictly ---------------------------------------------------------------
+_TEXT_FIELDS = ("error", "created_at", "started_at", "finished_at", "updated_at")
+_PID_FIELDS = ("pid", "owner_pid")
+
+
+def read_object(path: Path) -> tuple[dict | None, str | None]:
+    """``(record, None)`` for a JSON object, ``(None, None)`` for a missing file, else
+    ``(None, reason)``: the reason reads after the file's name ("holds 5, not a JSON object")."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    except UnicodeDecodeError:
+        return None, "is not UTF-8 text"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+    if not isinstance(value, dict):
+        shown = json.dumps(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        return None, f"holds {shown}, not a JSON object"
+    return value, None
+
+
+def status_problem(status: Mapping[str, Any]) -> str | None:
+    """Why a ``status.json`` object is not a status record, or None when it is one."""
+    word = status.get("status")
+    if word not in WRITTEN_STATUSES:
+        return (f"names the status {json.dumps(word, default=str)}, not one of "
+                f"{', '.join(WRITTEN_STATUSES)}")
+    for key in _TEXT_FIELDS:
+        if status.get(key) is not None and not isinstance(status[key], str):
+            return f"has a {key!r} that is not text"
+    for key in _PID_FIELDS:
+        value = status.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"has a {key!r} that is not a process id"
+    return None
+
+
+def unreadable_message(run_id: str, problems: Iterable[str]) -> str:
+    """The error of an ``unreadable`` run: what is wrong, and the two ways out."""
+    return ("; ".join(problems) + ". The file was edited or damaged outside pedsense; the other "
+            f"runs are not affected. Put the file back as pedsense wrote it, or delete the run's "
+            f"folder models/{run_id}.")
 
 
 # -- finding runs -------------------------------------------------------------------------------
@@ -465,10 +540,22 @@ def read_summary(folder: RunFolder,
 
 
 def _read_summary(folder: RunFolder, planned_epochs: Callable | None, stamps: tuple) -> RunSummary:
+    problems: list[str] = []
     status = folder.read_status()
-    config = folder.read_config()
-    rows = tuple(folder.read_metrics())
-    model_type = str(config.get("model_type") or folder.model_type)
+    if status["status"] == UNREADABLE:
+        problems.append(status["error"])
+    config, problem = read_object(folder.config_path)
+    if problem:
+        problems.append(f"config.json {problem}")
+    config = config or {}
+    rows, steps = (), ()
+    try:
+        rows = tuple(folder.read_metrics())
+        steps = tuple(folder.read_steps())
+    except RunFileError as exc:
+        problems.append(str(exc))
+    recorded_type = config.get("model_type")
+    model_type = recorded_type if recorded_type in MODEL_TYPES else folder.model_type
     started, finished = parse_iso(status.get("started_at")), parse_iso(status.get("finished_at"))
     epochs = [r.get("epoch") for r in rows if isinstance(r.get("epoch"), (int, float))]
     recorded = config.get("best_metric")
@@ -478,13 +565,14 @@ def _read_summary(folder: RunFolder, planned_epochs: Callable | None, stamps: tu
     if not isinstance(total, int):
         try:
             total = planned_epochs(model_type, params) if planned_epochs else 0
-        except PedsenseError:
+        except (PedsenseError, TypeError, ValueError):  # parameters edited by hand
             total = 0
     return RunSummary(
         run_id=folder.run_id, model_type=model_type, name=folder.name, path=str(folder.path),
-        status=str(status.get("status", "unknown")), error=status.get("error"),
+        status=UNREADABLE if problems else str(status.get("status", "unknown")),
+        error=unreadable_message(folder.run_id, problems) if problems else status.get("error"),
         epoch=int(max(epochs)) if epochs else 0, epochs_done=len(rows),
-        epochs_total=max(int(total or 0), len(rows)), metrics=rows, steps=tuple(folder.read_steps()),
+        epochs_total=max(int(total or 0), len(rows)), metrics=rows, steps=steps,
         started_at=status.get("started_at"), finished_at=status.get("finished_at"),
         duration_s=(finished - started) if (started and finished) else None,
         best_metric=best, config=config, stop_requested=bool(status.get("stop_requested")),

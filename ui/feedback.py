@@ -15,11 +15,13 @@ from pedsense.runfolder import RunSummary, describe_best
 log = logging.getLogger("pedsense.app")
 
 STATUS_COLOURS = {"queued": "gray", "running": "blue", "stopping": "orange", "completed": "green",
-                  "failed": "red", "stopped": "orange", "interrupted": "violet", "unknown": "gray"}
+                  "failed": "red", "stopped": "orange", "interrupted": "violet", "unreadable": "red",
+                  "unknown": "gray"}
 STATUS_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/play_circle:",
                 "stopping": ":material/pending:", "completed": ":material/check_circle:",
                 "failed": ":material/error:", "stopped": ":material/stop_circle:",
-                "interrupted": ":material/warning:", "unknown": ":material/help:"}
+                "interrupted": ":material/warning:", "unreadable": ":material/broken_image:",
+                "unknown": ":material/help:"}
 SOURCE_BADGES = {"none": ":gray-badge[:material/inbox: No data yet]",
                  "JAAD": ":blue-badge[:material/videocam: JAAD]",
                  "synthetic demo": ":violet-badge[:material/science: Synthetic demo set]"}
