@@ -18,3 +18,7 @@ class AnnotationError(DataError):
 
 class ConfigError(PedsenseError, ValueError):
     """An invalid parameter value."""
+
+
+class DiskFull(PedsenseError):
+    """No space left while writing; the message names the folder and how much to free."""

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import math
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
+
+from pedsense.errors import DiskFull
 
 
 @contextmanager
@@ -64,8 +69,6 @@ def write_csv_atomic(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
 
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Hard-link ``src`` to ``dst`` (replacing it), copying when the file system will not link."""
-    import shutil
-
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.unlink(missing_ok=True)
@@ -74,3 +77,37 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     except OSError:
         shutil.copy2(src, dst)
     return dst
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+def is_disk_full(exc: BaseException) -> bool:
+    """True for the ``OSError`` of a full disk (or an exhausted quota)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def tree_size(path: str | os.PathLike) -> int:
+    """Bytes the files under ``path`` take: each file once, leaving out files hard-linked from
+    outside ``path`` (a dataset's links to the extracted frames cost no space of their own)."""
+    seen: dict[tuple[int, int], list] = {}  # inode -> [size, links, links seen here]
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                stat = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            entry = seen.setdefault((stat.st_dev, stat.st_ino), [stat.st_size, stat.st_nlink, 0])
+            entry[2] += 1
+    return sum(size for size, links, here in seen.values() if links <= here)
+
+
+def disk_full_error(folder: str | os.PathLike, needed_bytes: float, then: str = "rerun") -> DiskFull:
+    """``DiskFull("No space left on <folder>: free N MB and <then> (...)")``, N being what
+    ``needed_bytes`` lacks beyond the space free now (at least 1 MB)."""
+    folder = Path(folder)
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
+    except OSError:
+        free = 0
+    to_free = max(1, math.ceil((needed_bytes - free) / 2**20))
+    return DiskFull(f"No space left on {folder}: free {to_free} MB and {then} (it needs about "
+                    f"{max(1, math.ceil(needed_bytes / 2**20))} MB; {free // 2**20} MB are free).")
