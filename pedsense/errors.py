@@ -20,5 +20,9 @@ class ConfigError(PedsenseError, ValueError):
     """An invalid parameter value."""
 
 
+class FileFormatError(PedsenseError):
+    """A file that exists but cannot be parsed (a damaged run file); the message names it."""
+
+
 class DiskFull(PedsenseError):
     """No space left while writing; the message names the folder and how much to free."""

@@ -10,10 +10,11 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
+import threading
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
 
-from pedsense.errors import DiskFull
+from pedsense.errors import DiskFull, FileFormatError
 
 
 @contextmanager
@@ -69,6 +70,8 @@ def write_csv_atomic(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
 
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Hard-link ``src`` to ``dst`` (replacing it), copying when the file system will not link."""
+    import shutil
+
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.unlink(missing_ok=True)
@@ -77,6 +80,83 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     except OSError:
         shutil.copy2(src, dst)
     return dst
+
+
+# -- CSV tables appended row by row (metrics.csv, steps.csv) ---------------------------------
+def append_row(path: Path, row: Mapping[str, Any], lock: threading.Lock) -> None:
+    """Append ``row`` to the CSV at ``path`` (flushed); a new column rewrites it atomically."""
+    with lock:
+        row = dict(row)
+        header: list[str] | None = None
+        if path.exists() and path.stat().st_size > 0:
+            with open(path, newline="", encoding="utf-8") as f:
+                header = next(csv.reader(f), None)
+        if header is None:
+            write_csv_atomic(path, [row], list(row))
+            return
+        new_cols = [k for k in row if k not in header]
+        if new_cols:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            write_csv_atomic(path, rows + [row], header + new_cols)
+            return
+        with open(path, "a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, fieldnames=header, extrasaction="ignore").writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a CSV written by :func:`append_row`, numbers parsed, empty cells None.
+
+    Raises:
+        FileFormatError: the file exists but is not UTF-8 CSV (or cannot be read at all).
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            raw = list(csv.DictReader(f))
+    except FileNotFoundError:
+        return []
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{Path(path).name} is not UTF-8 text, so not a CSV table") from exc
+    except csv.Error as exc:
+        raise FileFormatError(f"{Path(path).name} cannot be parsed as CSV ({exc})") from exc
+    except OSError as exc:
+        raise FileFormatError(f"{Path(path).name} cannot be read ({exc.strerror or exc})") from exc
+    return [{k: _parse_cell(v) for k, v in r.items() if k is not None} for r in raw]
+
+
+def _parse_cell(value: str | None) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+
+
+# -- JSON records read strictly ----------------------------------------------------------------
+def read_object(path: Path) -> tuple[dict | None, str | None]:
+    """``(record, None)`` for a JSON object, ``(None, None)`` for a missing file, else
+    ``(None, reason)``: the reason reads after the file's name ("holds 5, not a JSON object")."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    except UnicodeDecodeError:
+        return None, "is not UTF-8 text"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+    if not isinstance(value, dict):
+        shown = json.dumps(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        return None, f"holds {shown}, not a JSON object"
+    return value, None
 
 
 # -- a full disk ---------------------------------------------------------------------------------

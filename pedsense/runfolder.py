@@ -19,7 +19,6 @@ files, so a browser reload or an app restart loses nothing.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -31,8 +30,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from pedsense.config import MODEL_TYPES, paths
-from pedsense.errors import PedsenseError
-from pedsense.io import read_json, write_csv_atomic, write_json_atomic
+from pedsense.errors import FileFormatError, PedsenseError
+# append_row and read_rows are also imported from here
+from pedsense.io import append_row, read_json, read_object, read_rows, write_json_atomic  # noqa: F401
 
 # The one status vocabulary of runs and data jobs. ``unreadable`` is never written: it is what a
 # reader reports for a run folder whose status.json, config.json or metrics.csv cannot be read.
@@ -66,10 +66,6 @@ _STAMP = re.compile(r"_(\d{8}_\d{6})(?:-(\d+))?$")
 
 class RunNotFound(PedsenseError, FileNotFoundError):
     """No run folder matches what the user named."""
-
-
-class RunFileError(PedsenseError):
-    """A run file that exists but cannot be parsed; the message names the file."""
 
 
 def sanitize_name(name: str | None, default: str) -> str:
@@ -278,85 +274,9 @@ class RunFolder:
         return text[-max_chars:]
 
 
-# -- CSV files appended row by row -------------------------------------------------------------
-def append_row(path: Path, row: Mapping[str, Any], lock: threading.Lock) -> None:
-    """Append ``row`` to the CSV at ``path`` (flushed); a new column rewrites it atomically."""
-    with lock:
-        row = dict(row)
-        header: list[str] | None = None
-        if path.exists() and path.stat().st_size > 0:
-            with open(path, newline="", encoding="utf-8") as f:
-                header = next(csv.reader(f), None)
-        if header is None:
-            write_csv_atomic(path, [row], list(row))
-            return
-        new_cols = [k for k in row if k not in header]
-        if new_cols:
-            with open(path, newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-            write_csv_atomic(path, rows + [row], header + new_cols)
-            return
-        with open(path, "a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, fieldnames=header, extrasaction="ignore").writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def read_rows(path: Path) -> list[dict]:
-    """The rows of a CSV written by :func:`append_row`, numbers parsed, empty cells None.
-
-    Raises:
-        RunFileError: the file exists but is not UTF-8 CSV (or cannot be read at all).
-    """
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            raw = list(csv.DictReader(f))
-    except FileNotFoundError:
-        return []
-    except UnicodeDecodeError as exc:
-        raise RunFileError(f"{Path(path).name} is not UTF-8 text, so not a CSV table") from exc
-    except csv.Error as exc:
-        raise RunFileError(f"{Path(path).name} cannot be parsed as CSV ({exc})") from exc
-    except OSError as exc:
-        raise RunFileError(f"{Path(path).name} cannot be read ({exc.strerror or exc})") from exc
-    return [{k: _parse_cell(v) for k, v in r.items() if k is not None} for r in raw]
-
-
-def _parse_cell(value: str | None) -> Any:
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
-
-
 # -- reading JSON records strictly ---------------------------------------------------------------
 _TEXT_FIELDS = ("error", "created_at", "started_at", "finished_at", "updated_at")
 _PID_FIELDS = ("pid", "owner_pid")
-
-
-def read_object(path: Path) -> tuple[dict | None, str | None]:
-    """``(record, None)`` for a JSON object, ``(None, None)`` for a missing file, else
-    ``(None, reason)``: the reason reads after the file's name ("holds 5, not a JSON object")."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, None
-    except UnicodeDecodeError:
-        return None, "is not UTF-8 text"
-    except OSError as exc:
-        return None, f"cannot be read ({exc.strerror or exc})"
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-    if not isinstance(value, dict):
-        shown = json.dumps(value)
-        shown = shown if len(shown) <= 40 else shown[:37] + "..."
-        return None, f"holds {shown}, not a JSON object"
-    return value, None
 
 
 def status_problem(status: Mapping[str, Any]) -> str | None:
@@ -552,7 +472,7 @@ def _read_summary(folder: RunFolder, planned_epochs: Callable | None, stamps: tu
     try:
         rows = tuple(folder.read_metrics())
         steps = tuple(folder.read_steps())
-    except RunFileError as exc:
+    except FileFormatError as exc:
         problems.append(str(exc))
     recorded_type = config.get("model_type")
     model_type = recorded_type if recorded_type in MODEL_TYPES else folder.model_type
