@@ -9,10 +9,11 @@ import math
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Mapping
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
 from pedsense.errors import DiskFull, FileFormatError
 
@@ -157,6 +158,46 @@ def read_object(path: Path) -> tuple[dict | None, str | None]:
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
         return None, f"holds {shown}, not a JSON object"
     return value, None
+
+
+# -- temporary files a killed writer left behind --------------------------------------------------
+STALE_TEMP_S = 300.0  # a temp file untouched this long belongs to no live writer
+_SWEPT: dict[str, float] = {}
+_SWEPT_LOCK = threading.Lock()
+
+
+def remove_stale_temp_files(folders: Iterable[str | os.PathLike],
+                            older_than_s: float = STALE_TEMP_S) -> list[Path]:
+    """Delete the ``*.tmp`` files directly inside ``folders`` (``.config.json.<random>.tmp``
+    from :func:`atomic_open`, a checkpoint's) untouched for ``older_than_s``: what a process
+    killed mid-write leaves. Returns the files removed."""
+    cutoff, removed = time.time() - older_than_s, []
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False) \
+                        and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            except OSError:
+                continue
+    return removed
+
+
+def sweep_stale_temp(key: str, folders: Callable[[], Iterable[str | os.PathLike]],
+                     every_s: float = 60.0) -> list[Path]:
+    """:func:`remove_stale_temp_files` on ``folders()``, at most once per ``every_s`` per ``key``
+    in this process (listings run every second; the sweep needs to run only now and then)."""
+    now = time.monotonic()
+    with _SWEPT_LOCK:
+        if now - _SWEPT.get(key, -every_s) < every_s:
+            return []
+        _SWEPT[key] = now
+    return remove_stale_temp_files(folders())
 
 
 # -- a full disk ---------------------------------------------------------------------------------

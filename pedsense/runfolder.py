@@ -32,7 +32,8 @@ from typing import Any, Callable, Iterable, Mapping
 from pedsense.config import MODEL_TYPES, paths
 from pedsense.errors import FileFormatError, PedsenseError
 # append_row and read_rows are also imported from here
-from pedsense.io import append_row, read_json, read_object, read_rows, write_json_atomic  # noqa: F401
+from pedsense.io import (append_row, read_json, read_object, read_rows, sweep_stale_temp,  # noqa: F401
+                         write_json_atomic)
 
 # The one status vocabulary of runs and data jobs. ``unreadable`` is never written: it is what a
 # reader reports for a run folder whose status.json, config.json or metrics.csv cannot be read.
@@ -305,7 +306,11 @@ def unreadable_message(run_id: str, problems: Iterable[str]) -> str:
 # -- finding runs -------------------------------------------------------------------------------
 def list_runs(home: str | os.PathLike | None = None,
               model_types: Iterable[str] = MODEL_TYPES) -> list[RunFolder]:
-    """Every run folder under ``models/``, newest first."""
+    """Every run folder under ``models/``, newest first.
+
+    Now and then (the first listing of a process, then once a minute) it also removes the
+    temporary files writers killed mid-write left in run folders (``pedsense.io.sweep_stale_temp``).
+    """
     root = paths(home).models
     found = []
     for model_type in model_types:
@@ -313,6 +318,8 @@ def list_runs(home: str | os.PathLike | None = None,
             if path.is_dir() and ((path / "config.json").exists() or (path / "status.json").exists()):
                 found.append(RunFolder(path))
     found.sort(key=_stamp_key, reverse=True)
+    sweep_stale_temp(f"runs:{root}:{','.join(model_types)}",
+                     lambda: [f for run in found for f in (run.path, run.path / "weights")])
     return found
 
 
