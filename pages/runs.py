@@ -7,7 +7,7 @@ after), so every browser tab sees the same runs; only the selection lives in ses
 import streamlit as st
 
 from pedsense.runfolder import LIVE_STATUSES, UNREADABLE
-from ui.feedback import error_box
+from ui.feedback import error_box, hide_paths
 from ui.runs_view import compare_ui, delete_ui, details_ui, live_view_ui, pick_run_ui, runs_table_ui
 from ui.state import PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, run_manager
 
@@ -28,7 +28,8 @@ else:
     selected = pick_run_ui(all_runs)
     unreadable = {s.run_id: s.error for s in all_runs if s.status == UNREADABLE}
     if selected in unreadable:
-        st.error(f"This run's files cannot be read: {unreadable[selected]}", icon=":material/broken_image:")
+        st.error(f"This run's files cannot be read: {hide_paths(unreadable[selected])}",
+                 icon=":material/broken_image:")
     with error_box("reading the run"):
         live_view_ui(selected)
     with error_box("reading the run's files"):
