@@ -9,7 +9,9 @@ import streamlit as st
 from pedsense.runfolder import LIVE_STATUSES, UNREADABLE
 from ui.feedback import error_box, hide_paths
 from ui.runs_view import compare_ui, delete_ui, details_ui, live_view_ui, pick_run_ui, runs_table_ui
-from ui.state import PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, run_manager
+from ui.state import PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, run_manager, enter_page
+
+enter_page()  # before anything is drawn: the sign-in (ui.auth)
 
 st.title("Runs")
 st.caption("Every training run of this data home, live and past. Runs train one at a time in the "
