@@ -9,12 +9,13 @@ nothing is launched, no run folder is made.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import streamlit as st
 
 from pedsense.config import paths
-from pedsense.runfolder import sanitize_name
+from pedsense.runfolder import RunFolder, sanitize_name
 from pedsense.train.params import GROUPS, Param, spec_for
 from pedsense.train.presets import presets_for
 from pedsense.catalogue import describe_task, need_manifest
@@ -100,8 +101,6 @@ def detector_choices() -> dict[str, str]:
     for summary in run_manager().runs():
         if summary.status != "completed" or summary.model_type not in ("yolo", "hybrid"):
             continue
-        from pedsense.runfolder import RunFolder
-
         weights = RunFolder(summary.path).weights("detector", summary.model_type)
         if weights is not None:
             choices[str(weights)] = f"{summary.run_id} ({weights.name})"
@@ -157,8 +156,6 @@ def field_ui(prefix: str, param: Param) -> None:
 
 
 def _float_step(default: Any) -> float:
-    import math
-
     if not isinstance(default, (int, float)) or default <= 0:
         return 0.05
     return 10 ** math.floor(math.log10(default)) if default < 1 else 0.1
