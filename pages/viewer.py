@@ -16,14 +16,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui.feedback import error_box, show_error
-from pedsense.config import data_home, paths
-from pedsense.errors import PedsenseError
-from pedsense.runfolder import list_runs
+from ui.feedback import error_box, shown_path
+from ui.state import enter_page
+from ui.uploads import clip_ui, uploads_ui
+from pedsense.config import data_home
+from pedsense.runfolder import list_runs, read_summary
+
+enter_page()  # before anything is drawn: the sign-in (ui.auth)
 
 PLAY_INTERVAL_S = 0.5
 CROP_PREVIEW = (96, 96)
-UPLOAD = "Upload a clip"
 
 
 # -- cached loaders (shared across sessions; guarded by the predictor's lock) --------------------
@@ -70,7 +72,7 @@ def _synthetic() -> bool:
 # -- widgets ------------------------------------------------------------------------------------
 def run_ui() -> Path | None:
     """Select box of completed runs; returns the chosen run folder."""
-    completed = [run for run in list_runs() if run.status == "completed"]
+    completed = [run for run in list_runs() if read_summary(run).status == "completed"]  # not unreadable
     if not completed:
         st.info("No completed run yet. Train one on a Train page (the quick presets take minutes), "
                 "then come back here.")
@@ -81,32 +83,6 @@ def run_ui() -> Path | None:
     return by_id.get(chosen)
 
 
-def clip_ui() -> Path | None:
-    """A clip from ``data/raw/clips`` or an upload; returns its path once it decodes."""
-    from pedsense.infer.clips import MAX_UPLOAD_MB, list_clips, save_upload
-
-    clips = list_clips()
-    options = [clip.name for clip in clips] + [UPLOAD]
-    chosen = st.selectbox("Clip", options, key="viewer_clip",
-                          help=f"Clips in {paths().clips}, or your own mp4/avi/webm.")
-    if chosen != UPLOAD:
-        return paths().clips / chosen
-    uploaded = st.file_uploader(f"Video (mp4, avi or webm; at most {MAX_UPLOAD_MB} MB)",
-                                type=["mp4", "avi", "webm"], key="viewer_upload")
-    if uploaded is None:
-        return None
-    cached = st.session_state.get("viewer_uploaded")
-    if cached and cached[0] == (uploaded.name, uploaded.size):
-        return Path(cached[1])
-    try:
-        path, _ = save_upload(uploaded.name, uploaded.getvalue())
-    except PedsenseError as exc:
-        show_error(exc, "reading the upload")
-        return None
-    st.session_state["viewer_uploaded"] = ((uploaded.name, uploaded.size), str(path))
-    return path
-
-
 def tracker_ui(run_path: Path, has_truth: bool) -> Path | None:
     """For a ResNet-LSTM run on a clip without annotations: the detector run that tracks."""
     from pedsense.infer.predictors import run_model_type
@@ -114,7 +90,7 @@ def tracker_ui(run_path: Path, has_truth: bool) -> Path | None:
     if run_model_type(run_path) != "resnet-lstm" or has_truth:
         return None
     detectors = {run.run_id: run.path for run in list_runs(model_types=("yolo", "hybrid"))
-                 if run.status == "completed"}
+                 if read_summary(run).status == "completed"}
     if not detectors:
         st.warning("This clip has no annotations, so a ResNet-LSTM run needs a detector to track "
                    "pedestrians: train a YOLO or hybrid run first.")
@@ -304,7 +280,7 @@ def render_ui(predictor, clip: Path, ground_truth, options: dict) -> None:
     st.download_button("Download the WebM", output.read_bytes(), file_name=output.name,
                        mime="video/webm", key="viewer_download")
     st.caption(f"{summary['frames']} frames {summary['width']}×{summary['height']} · {summary['codec']} · "
-               f"saved to `{output}`")
+               f"saved to `{shown_path(output)}`")
 
 
 # -- the page -----------------------------------------------------------------------------------
@@ -315,6 +291,7 @@ def main() -> None:
                "its crop sequence) — beside the ground truth (thin dashed boxes).")
     run_path = run_ui()
     clip = clip_ui()
+    uploads_ui()
     if run_path is None or clip is None:
         return
     info = _clip_info(str(clip), clip.stat().st_mtime)

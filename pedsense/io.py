@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import fnmatch
 import json
 import math
 import os
@@ -166,11 +167,11 @@ _SWEPT: dict[str, float] = {}
 _SWEPT_LOCK = threading.Lock()
 
 
-def remove_stale_temp_files(folders: Iterable[str | os.PathLike],
-                            older_than_s: float = STALE_TEMP_S) -> list[Path]:
-    """Delete the ``*.tmp`` files directly inside ``folders`` (``.config.json.<random>.tmp``
-    from :func:`atomic_open`, a checkpoint's) untouched for ``older_than_s``: what a process
-    killed mid-write leaves. Returns the files removed."""
+def remove_stale_temp_files(folders: Iterable[str | os.PathLike], older_than_s: float = STALE_TEMP_S,
+                            patterns: tuple[str, ...] = ("*.tmp",)) -> list[Path]:
+    """Delete the files matching ``patterns`` directly inside ``folders`` (by default ``*.tmp``:
+    ``.config.json.<random>.tmp`` from :func:`atomic_open`, a checkpoint's) untouched for
+    ``older_than_s``: what a process killed mid-write leaves. Returns the files removed."""
     cutoff, removed = time.time() - older_than_s, []
     for folder in folders:
         try:
@@ -179,7 +180,8 @@ def remove_stale_temp_files(folders: Iterable[str | os.PathLike],
             continue
         for entry in entries:
             try:
-                if entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False) \
+                if any(fnmatch.fnmatchcase(entry.name, p) for p in patterns) \
+                        and entry.is_file(follow_symlinks=False) \
                         and entry.stat(follow_symlinks=False).st_mtime < cutoff:
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
