@@ -48,15 +48,27 @@ def sign_in(at: AppTest, password: str) -> AppTest:
     return at.run()
 
 
+EVERY_PAGE = sorted(f"pages/{p.name}" for p in (REPO / "pages").glob("*.py"))
+
+
 @pytest.mark.parametrize("address", ["0.0.0.0", "192.168.1.20", "::", "my-server.example.org"])
 def test_no_password_beyond_localhost_serves_no_page(tmp_home, served_on, address):
     served_on(address)
-    for page in (None, "pages/runs.py", "pages/data.py"):
+    for page in (None, "pages/runs.py"):
         at = open_app(page)
         assert not at.exception
         assert not titles(at), titles(at)  # no page drew anything
         (error,) = [e.value for e in at.error]
         assert "PEDSENSE_PASSWORD" in error and "PEDSENSE_NO_AUTH=1" in error and address in error
+
+
+@pytest.mark.parametrize("page", EVERY_PAGE)
+def test_every_page_is_behind_the_sign_in(tmp_home, served_on, monkeypatch, page):
+    """A page run on its own (a deep link, AppTest) asks for the password before drawing."""
+    served_on("0.0.0.0")
+    monkeypatch.setenv("PEDSENSE_PASSWORD", PASSWORD)
+    at = open_app(page)
+    assert not at.exception and titles(at) == ["pedsense"] and at.text_input(key="auth.password")
 
 
 @pytest.mark.parametrize("source", ["environment", "secrets"])
