@@ -39,7 +39,7 @@ from pedsense.io import (append_row, read_json, read_object, read_rows, sweep_st
 # reader reports for a run folder whose status.json, config.json or metrics.csv cannot be read.
 UNREADABLE = "unreadable"
 STATUSES = ("queued", "running", "completed", "failed", "stopped", "interrupted", UNREADABLE)
-WRITTEN_STATUSES = STATUSES[:-1]
+WRITTEN_STATUSES = tuple(s for s in STATUSES if s != UNREADABLE)
 LIVE_STATUSES = ("queued", "running")
 FINISHED_STATUSES = ("completed", "failed", "stopped", "interrupted")
 

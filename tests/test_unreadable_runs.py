@@ -94,7 +94,7 @@ def damaged_home(tmp_home):
 
 
 @pytest.mark.parametrize("page", ["pages/overview.py", "pages/runs.py", "pages/viewer.py",
-                                  "pages/train_resnet_lstm.py", "pages/train_hybrid.py"])
+                                  "pages/train_yolo.py", "pages/train_resnet_lstm.py", "pages/train_hybrid.py"])
 def test_pages_keep_working_with_unreadable_runs(damaged_home, page):
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
@@ -115,3 +115,10 @@ def test_runs_page_says_why_a_run_is_unreadable(damaged_home):
     assert any("config.json holds [1, 2, 3], not a JSON object" in e for e in errors), errors
     table = at.dataframe[0].value
     assert (table["status"] == UNREADABLE).sum() == 4 and (table["status"] == "completed").sum() == 1
+
+
+def test_the_viewer_offers_only_readable_completed_runs(damaged_home):
+    at = AppTest.from_file(str(Path(APP).parent / "pages" / "viewer.py"), default_timeout=60).run()
+    assert not at.exception
+    options = at.selectbox(key="viewer_run").options
+    assert len(options) == 1 and options[0].startswith("resnet-lstm/good_")
