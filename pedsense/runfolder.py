@@ -198,7 +198,7 @@ class RunFolder:
             return config
 
     def read_config(self) -> dict:
-        """``config.json`` as a dict; ``{}`` when it is missing or unreadable (see :meth:`problems`)."""
+        """``config.json`` as a dict; ``{}`` when it is missing or unreadable (``read_summary`` says why)."""
         config, problem = read_object(self.config_path)
         return config if config is not None and problem is None else {}
 
