@@ -56,6 +56,8 @@ def test_sidebar_shows_the_data_home_by_name_only(tmp_home):
 def flawed_home(demo_home):
     """The demo set plus an unreadable annotation and an annotated video without a clip, built."""
     annotations = paths(demo_home).annotations
+    # replaced, never edited: the home's files are hard links shared with the session's demo set
+    (annotations / "video_0003.xml").unlink()
     (annotations / "video_0003.xml").write_text("<annotations><track label='pedestrian'>")  # truncated
     shutil.copy(annotations / "video_0001.xml", annotations / "video_0099.xml")  # no clip, no frames
     build_yolo_dataset(home=demo_home, split="random")  # the official split names neither
