@@ -24,5 +24,10 @@ class FileFormatError(PedsenseError):
     """A file that exists but cannot be parsed (a damaged run file); the message names it."""
 
 
+class TrainingDiverged(PedsenseError):
+    """The training loss (or the weights) stopped being finite; the message names epoch and batch."""
+
+
 class DiskFull(PedsenseError):
-    """No space left while writing; the message names the folder and how much to free."""
+    """No space left while writing (a run's files, a dataset build, frames); the message names
+    the folder and how much to free."""

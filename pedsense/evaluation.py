@@ -30,12 +30,12 @@ import numpy as np
 
 from pedsense.config import CLASS_NAMES, paths
 from pedsense.errors import ConfigError, DataError
+from pedsense.geometry import IOU_THRESHOLD, box_iou, match_boxes, yolo_to_xyxy  # noqa: F401 (re-exported)
 from pedsense.io import read_json, write_json_atomic
 from pedsense.metrics import classification_metrics
 from pedsense.train.samples import parse_label, read_split_rows
 
 SPLITS = ("train", "val", "test")
-IOU_THRESHOLD = 0.5
 Progress = Callable[[int, int, str], None]
 
 
@@ -50,38 +50,6 @@ def intent_metrics(y_true: Sequence[int], y_pred: Sequence[int],
     if len(y_true) == 0:
         raise DataError("No samples to evaluate: the split is empty. Rebuild the dataset or pick another split.")
     return classification_metrics(y_true, crossing_scores, y_pred=y_pred)
-
-
-def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
-    """(N, M) IoU between (N, 4) and (M, 4) boxes."""
-    a, b = np.asarray(a_xyxy, np.float64).reshape(-1, 4), np.asarray(b_xyxy, np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def match_boxes(pred_xyxy: np.ndarray, true_xyxy: np.ndarray,
-                threshold: float = IOU_THRESHOLD) -> list[tuple[int, int]]:
-    """Greedy one-to-one matching, highest IoU first; pairs (pred index, true index) with IoU ≥ threshold."""
-    iou = box_iou(pred_xyxy, true_xyxy)
-    pairs = []
-    if iou.size == 0:
-        return pairs
-    used_pred, used_true = set(), set()
-    for flat in np.argsort(-iou, axis=None, kind="stable"):
-        i, j = np.unravel_index(flat, iou.shape)
-        if iou[i, j] < threshold:
-            break
-        if i in used_pred or j in used_true:
-            continue
-        used_pred.add(int(i))
-        used_true.add(int(j))
-        pairs.append((int(i), int(j)))
-    return pairs
 
 
 # -- evaluate a run ------------------------------------------------------------------------------
@@ -106,7 +74,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
             the other (its metrics would answer another question).
     """
     from pedsense.device import resolve_device
-    from pedsense.infer.predictors import run_model_type
+    from pedsense.infer import run_model_type
     from pedsense.runfolder import find_run, now_iso
 
     if split not in SPLITS:
@@ -289,10 +257,10 @@ def _report(progress: Progress | None, done: int, total: int, message: str) -> N
 def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
                      progress: Progress | None, home) -> tuple[dict, Samples]:
     """ResNet-LSTM on the split's ground-truth crop sequences."""
-    from pedsense.infer.predictors import CropClassifier, _require
+    from pedsense.infer import CropClassifier, require_weights
     from pedsense.train.resnet_trainer import PedestrianSequenceDataset
 
-    classifier = CropClassifier(_require(run_path / "best.pt", "the ResNet-LSTM weights"), device=device)
+    classifier = CropClassifier(require_weights(run_path / "best.pt", "the ResNet-LSTM weights"), device=device)
     dataset = PedestrianSequenceDataset(split, home=home, crop_size=classifier.crop_size, cache=False)
     batches = range(0, len(dataset), batch_size)
     probabilities = []
@@ -313,10 +281,10 @@ def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
 def _crop_intent(run_path: Path, split: str, device: str, batch_size: int,
                  progress: Progress | None, home) -> tuple[dict, Samples]:
     """The hybrid's classifier on the split's ground-truth single crops."""
-    from pedsense.infer.predictors import CropClassifier, _require
+    from pedsense.infer import CropClassifier, require_weights
     from pedsense.train.resnet_trainer import read_image
 
-    classifier = CropClassifier(_require(run_path / "resnet_classifier.pt", "the hybrid's classifier"),
+    classifier = CropClassifier(require_weights(run_path / "resnet_classifier.pt", "the hybrid's classifier"),
                                 device=device)
     resnet = paths(home).resnet
     rows = read_split_rows(resnet / "crops.csv", split, "ResNet crop dataset", "pedsense preprocess resnet")
@@ -347,7 +315,7 @@ def _classifier_metrics(probabilities: np.ndarray, labels: Sequence[int], classi
 
 def _detection_map(run_path: Path, split: str, device: str, home, *, dataset: str) -> dict:
     """mAP50 and mAP50-95 from Ultralytics' validator on the run's YOLO dataset."""
-    from pedsense.infer.predictors import Detector, _run_imgsz, detector_weights
+    from pedsense.infer import Detector, detector_weights, run_imgsz
 
     data_yaml = getattr(paths(home), dataset) / "data.yaml"
     command = "pedsense preprocess yolo" if dataset == "yolo" else "pedsense preprocess detector"
@@ -357,7 +325,7 @@ def _detection_map(run_path: Path, split: str, device: str, home, *, dataset: st
         raise DataError(f"{data_yaml} has no '{split}' split. Evaluate on val, or rebuild with a {split} split.")
     from pedsense.device import torch_threads_kept
 
-    detector = Detector(detector_weights(run_path), device=device, imgsz=_run_imgsz(run_path))
+    detector = Detector(detector_weights(run_path), device=device, imgsz=run_imgsz(run_path))
     with torch_threads_kept():  # Ultralytics' validator drops torch to one CPU thread
         metrics = detector.model.val(data=str(data_yaml), split=split, imgsz=detector.imgsz, batch=8,
                                      device=device, plots=False, verbose=False,
@@ -373,8 +341,7 @@ def _yolo_ground_truth(label_file: Path, width: int, height: int) -> tuple[np.nd
     if not rows:
         return np.empty((0, 4), np.float32), np.empty(0, np.int64)
     table = np.array([[float(v) for v in row[:5]] for row in rows], np.float64)
-    cx, cy, w, h = table[:, 1] * width, table[:, 2] * height, table[:, 3] * width, table[:, 4] * height
-    xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+    xyxy = yolo_to_xyxy(table[:, 1:5], (width, height)).astype(np.float32)
     return xyxy, table[:, 0].astype(np.int64)
 
 
@@ -385,7 +352,7 @@ def _matched_intent(run_path: Path, split: str, device: str, conf: float, max_im
     Returns the metrics (or ``{"skipped": why}``) and the matched samples (None when none)."""
     import cv2
 
-    from pedsense.infer.predictors import load_predictor
+    from pedsense.infer import load_predictor
 
     images_dir = paths(home).yolo / "images" / split
     images = sorted(images_dir.glob("*.jpg")) if images_dir.is_dir() else []

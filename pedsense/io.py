@@ -70,6 +70,25 @@ def write_csv_atomic(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
     return Path(path)
 
 
+def filter_csv_rows(path: str | os.PathLike, keep) -> int:
+    """Rewrite the CSV at ``path`` atomically with only the rows ``keep(row)`` accepts.
+
+    Rows are dicts of the raw cells; header and kept rows are written back as they were.
+    Returns how many rows were dropped (0 leaves the file untouched; a missing file is 0).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    kept = [row for row in rows if keep(row)]
+    if len(kept) != len(rows):
+        write_csv_atomic(path, kept, header)
+    return len(rows) - len(kept)
+
+
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Hard-link ``src`` to ``dst`` (replacing it), copying when the file system will not link."""
     import shutil
@@ -125,7 +144,12 @@ def read_rows(path: Path) -> list[dict]:
         raise FileFormatError(f"{Path(path).name} cannot be parsed as CSV ({exc})") from exc
     except OSError as exc:
         raise FileFormatError(f"{Path(path).name} cannot be read ({exc.strerror or exc})") from exc
-    return [{k: _parse_cell(v) for k, v in r.items() if k is not None} for r in raw]
+    return [parse_row(r) for r in raw]
+
+
+def parse_row(raw: Mapping[str | None, str | None]) -> dict:
+    """One raw CSV row (``csv.DictReader``'s) with numbers parsed and empty cells None."""
+    return {k: _parse_cell(v) for k, v in raw.items() if k is not None}
 
 
 def _parse_cell(value: str | None) -> Any:
@@ -224,13 +248,14 @@ def tree_size(path: str | os.PathLike) -> int:
 
 
 def disk_full_error(folder: str | os.PathLike, needed_bytes: float, then: str = "rerun") -> DiskFull:
-    """``DiskFull("No space left on <folder>: free N MB and <then> (...)")``, N being what
-    ``needed_bytes`` lacks beyond the space free now (at least 1 MB)."""
+    """``DiskFull("No space left on <folder>: free N MB and <then>. It needs about M MB; F MB are
+    free.")``, N being what ``needed_bytes`` lacks beyond the space free now (at least 1 MB).
+    The one wording of a full disk: builds, frame extraction and checkpoints use it."""
     folder = Path(folder)
     try:
         free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
     except OSError:
         free = 0
     to_free = max(1, math.ceil((needed_bytes - free) / 2**20))
-    return DiskFull(f"No space left on {folder}: free {to_free} MB and {then} (it needs about "
-                    f"{max(1, math.ceil(needed_bytes / 2**20))} MB; {free // 2**20} MB are free).")
+    return DiskFull(f"No space left on {folder}: free {to_free} MB and {then}. It needs about "
+                    f"{max(1, math.ceil(needed_bytes / 2**20))} MB; {free // 2**20} MB are free.")

@@ -32,8 +32,8 @@ from typing import Any, Callable, Iterable, Mapping
 from pedsense.config import MODEL_TYPES, paths
 from pedsense.errors import FileFormatError, PedsenseError
 # append_row and read_rows are also imported from here
-from pedsense.io import (append_row, read_json, read_object, read_rows, sweep_stale_temp,  # noqa: F401
-                         write_json_atomic)
+from pedsense.io import (append_row, filter_csv_rows, parse_row, read_json, read_object,  # noqa: F401
+                         read_rows, sweep_stale_temp, write_json_atomic)
 
 # The one status vocabulary of runs and data jobs. ``unreadable`` is never written: it is what a
 # reader reports for a run folder whose status.json, config.json or metrics.csv cannot be read.
@@ -258,6 +258,19 @@ class RunFolder:
 
     def read_steps(self) -> list[dict]:
         return read_rows(self.steps_path)
+
+    def keep_metrics(self, keep: Callable[[dict], bool]) -> int:
+        """Drop the ``metrics.csv`` rows ``keep(row)`` refuses (numbers parsed), atomically.
+
+        Returns how many were dropped. A resumed run drops the epochs it trains again.
+        """
+        with self._lock:
+            return filter_csv_rows(self.metrics_path, lambda raw: keep(parse_row(raw)))
+
+    def keep_steps(self, keep: Callable[[dict], bool]) -> int:
+        """Drop the ``steps.csv`` rows ``keep(row)`` refuses, atomically; returns how many."""
+        with self._lock:
+            return filter_csv_rows(self.steps_path, lambda raw: keep(parse_row(raw)))
 
     # -- log ------------------------------------------------------------------------------
     def log(self, message: str) -> None:

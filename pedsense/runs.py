@@ -227,7 +227,8 @@ class RunManager:
                 continue
             folder.set_status("interrupted", error=(
                 f"the process that ran it is gone (it was {status.get('status')}); "
-                "its metrics up to then are kept. Launch it again to retrain."))
+                "its metrics and weights up to then are kept. Resume it "
+                "(pedsense.train.resume.resume_run) or launch it again."))
             folder.log("marked interrupted: its process is gone")
             marked.append(folder.run_id)
         return marked

@@ -99,3 +99,42 @@ def test_viewer_on_a_clip_without_annotations(infer_home_base, tmp_path, monkeyp
             tracker = at.selectbox(key="viewer_tracker")
             assert tracker.value in {_run_id(run_of(home, "yolo")), _run_id(run_of(home, "hybrid"))}
         assert not at.error, [e.value for e in at.error]
+
+
+def test_two_viewer_sessions_keep_their_own_clip_state(infer_home):
+    """Two tabs on one ResNet-LSTM run (one shared cached model): stepping on in one tab after
+    the other moved still needs one frame, not a replay of the buffers."""
+    from pedsense.infer.clips import list_clips
+
+    run = _run_id(run_of(infer_home, "resnet-lstm"))
+    clips = list_clips(infer_home)
+    tabs = []
+    for clip, frame in ((clips[0], 20), (clips[1], 30)):
+        at = AppTest.from_file(VIEWER, default_timeout=120)
+        at.session_state["viewer_run"] = run
+        at.session_state["viewer_clip"] = clip.name
+        at.session_state["viewer_frame"] = frame
+        at.run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert "16 frames replayed" in _texts(at), "a jump replays the buffer"
+        tabs.append(at)
+    for at, frame in zip(tabs, (21, 31)):  # each tab steps on, in turn
+        at.slider(key="viewer_frame").set_value(frame).run()
+        assert not at.exception and not at.error
+        assert f"frame {frame}/" in _texts(at)
+        assert "frames replayed" not in _texts(at) and "inference" in _texts(at)
+
+
+def test_viewer_exports_to_onnx_and_then_runs_onnx_runtime(infer_home_base, tmp_path, monkeypatch, copy_home):
+    home = copy_home(infer_home_base, tmp_path / "home")
+    monkeypatch.setenv("PEDSENSE_HOME", str(home))
+    at = AppTest.from_file(VIEWER, default_timeout=180)
+    at.session_state["viewer_run"] = _run_id(run_of(home, "hybrid"))
+    at.session_state["viewer_clip"] = demo_clip(home).name
+    at.run()
+    assert "Inference: PyTorch" in _texts(at)
+    at.button(key="viewer_export").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert (run_of(home, "hybrid") / "export.json").is_file()
+    assert "Inference: ONNX Runtime" in _texts(at)
+    assert not [b for b in at.button if b.key == "viewer_export"], "nothing left to export"

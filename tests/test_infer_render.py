@@ -121,3 +121,29 @@ def test_draw_on_a_real_frame_changes_it(infer_home):
                                        clip, 3, ground_truth=truth)
     image = draw_overlay(frame, predictions, truth.at(3))
     assert image.shape == frame.shape and not np.array_equal(image, frame)
+
+
+def test_predict_frame_past_the_decodable_end_of_a_clip_says_so(infer_home, tmp_path):
+    """A truncated clip whose header promises more frames than decode: jumping past the last
+    decodable frame is an error, not the predictions of an earlier frame shown as this one."""
+    clip = demo_clip(infer_home)
+    truth, _ = load_clip_ground_truth(clip, infer_home)
+    info = video_info(clip)
+    whole = tmp_path / "whole.webm"
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"VP80"), 30, (info.width, info.height))
+    capture = cv2.VideoCapture(str(clip))
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        writer.write(frame)
+    capture.release()
+    writer.release()
+    cut = tmp_path / f"{clip.stem}.webm"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    decodable, _ = decoded(cut)
+    assert 20 < decodable < video_info(cut).frame_count - 10, "the header promises more than decodes"
+    predictor = load_predictor(run_of(infer_home, "resnet-lstm"), device="cpu")
+    with pytest.raises(PedsenseError, match="could not be decoded"):
+        predict_frame(predictor, cut, decodable + 5, ground_truth=truth)

@@ -193,7 +193,7 @@ def test_trainers_refuse_a_dataset_built_for_another_task(intent_runs):
         train_hybrid(yolo_model=str(detector), task="action", **TINY_HYBRID)
     with pytest.raises(ConfigError, match="another intent protocol: sample_type='beh'"):
         train_hybrid(yolo_model=str(detector), task="intent", sample_type="all", **TINY_HYBRID)
-    with pytest.raises(ConfigError, match="task must be"):
+    with pytest.raises(ConfigError, match="task: must be one of none, action, intent"):
         train_resnet_lstm(task="intention", **TINY_LSTM)
 
 

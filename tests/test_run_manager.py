@@ -214,3 +214,19 @@ def test_live_snapshot_has_batch_progress_and_eta(manager, trainer):
     for snapshot in (seen[-1], final):
         snapshot.metrics[0].clear()
     assert len(manager.snapshot(run_id).metrics) == 3 and manager.snapshot(run_id).metrics[0]["epoch"] == 1
+
+
+def test_a_run_refused_by_its_trainer_before_starting_is_failed_by_the_manager(tmp_home):
+    def refusing(name=None, epochs=3, batch_size=2, learning_rate=1e-3, device=None, *,
+                 on_event=None, should_stop=None, run_dir=None, home=None):
+        raise ConfigError("the dataset changed since submit (simulated): rebuild it")
+
+    mgr = RunManager(tmp_home, trainers={"resnet-lstm": refusing})
+    try:
+        snap = mgr.wait(mgr.submit("resnet-lstm", {"epochs": 1}), 30)
+    finally:
+        mgr.shutdown()
+    folder = RunFolder(snap.path)
+    assert snap.status == "failed" and folder.status == "failed"
+    assert "dataset changed since submit" in folder.read_status()["error"]
+    assert "failed before training" in folder.read_log()

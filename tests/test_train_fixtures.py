@@ -7,6 +7,7 @@ few dozen 32-64 px images so each trainer test runs in seconds on 2 cores.
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import cv2
@@ -88,6 +89,24 @@ def write_yolo_dataset(home: Path, folder: str = "yolo", names: tuple[str, ...] 
     name_lines = "".join(f"  {i}: {n}\n" for i, n in enumerate(names))
     (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n{name_lines}")
     return root
+
+
+def check_step_curve(events: list, run_dir: Path, stage: str = "train") -> list:
+    """The run's ``StepEnd`` events of ``stage``, checked: steps rise from 1, loss and lr are
+    finite, and ``steps.csv`` holds the same points (its ``time`` rising)."""
+    from pedsense.runfolder import RunFolder
+    from pedsense.train.events import StepEnd
+
+    steps = [e for e in events if isinstance(e, StepEnd) and e.stage == stage]
+    assert steps and steps[0].step == 1
+    assert [e.step for e in steps] == sorted({e.step for e in steps})
+    assert all(math.isfinite(e.loss) and math.isfinite(e.lr) and e.lr >= 0 for e in steps)
+    rows = [r for r in RunFolder(run_dir).read_steps() if r["stage"] == stage]
+    assert [(r["epoch"], r["step"]) for r in rows] == [(e.epoch, e.step) for e in steps]
+    assert all(math.isclose(r["loss"], e.loss, rel_tol=1e-5) and math.isclose(r["lr"], e.lr, rel_tol=1e-5)
+               for r, e in zip(rows, steps))
+    assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
+    return steps
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

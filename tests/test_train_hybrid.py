@@ -11,10 +11,10 @@ from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError
 from pedsense.runfolder import RunFolder
 from pedsense.train.checkpoints import load_classifier
-from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted
+from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd
 from pedsense.train.hybrid_trainer import PedestrianCropDataset, train_hybrid
 from pedsense.train.transforms import crops_to_tensor
-from test_train_fixtures import write_detector, write_resnet_crops
+from test_train_fixtures import check_step_curve, write_detector, write_resnet_crops
 
 pytestmark = pytest.mark.filterwarnings("ignore:Base weights", "ignore:ImageNet weights")
 TINY = dict(imgsz=64, yolo_batch_size=4, workers=0, backbone="resnet18", crop_size=32, learning_rate=1e-3)
@@ -38,13 +38,15 @@ def test_two_stages_then_reuse_of_the_detector(demo_home):
                  "metrics.csv", "status.json", "detector/weights/best.pt", "detector/results.csv"):
         assert (run_dir / name).is_file(), name
     flow = [(type(e).__name__, getattr(e, "stage", None), getattr(e, "epoch", None))
-            for e in events if not isinstance(e, BatchEnd)]
+            for e in events if not isinstance(e, (BatchEnd, StepEnd))]
     assert flow == [("RunStarted", None, None), ("StageStarted", "detector", None),
                     ("EpochEnd", "detector", 1), ("StageStarted", "classifier", None),
                     ("EpochEnd", "classifier", 1), ("EpochEnd", "classifier", 2),
                     ("RunFinished", None, None)]
     folder = RunFolder(run_dir)
     assert folder.status == "completed"
+    check_step_curve(events, run_dir, "detector")
+    check_step_curve(events, run_dir, "classifier")
     rows = folder.read_metrics()
     assert [(r["stage"], r["epoch"]) for r in rows] == [("detector", 1), ("classifier", 1), ("classifier", 2)]
     assert rows[0]["mAP50"] is not None and rows[1]["val_acc"] is not None

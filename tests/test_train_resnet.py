@@ -15,11 +15,11 @@ from pedsense.device import DeviceError
 from pedsense.errors import ConfigError, DataError
 from pedsense.runfolder import RunFolder
 from pedsense.train.checkpoints import load_classifier
-from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted
+from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd
 from pedsense.train.resnet_lstm import ResNetClassifier, ResNetLSTM
 from pedsense.train.resnet_trainer import PedestrianSequenceDataset, train_resnet_lstm
 from pedsense.train.transforms import crops_to_tensor
-from test_train_fixtures import write_resnet_sequences
+from test_train_fixtures import check_step_curve, write_resnet_sequences
 
 TINY = dict(backbone="resnet18", crop_size=32, learning_rate=1e-3)
 pytestmark = pytest.mark.filterwarnings("ignore:ImageNet weights")
@@ -83,11 +83,17 @@ def test_trains_on_demo_set_with_events_files_and_reloadable_best(demo_home):
     assert run_dir.parent == paths(demo_home).models / "resnet-lstm" and run_dir.name.startswith("demo_")
     names = {p.name for p in run_dir.iterdir()}
     assert {"config.json", "metrics.csv", "status.json", "train.log", "best.pt", "last.pt"} <= names
-    kinds = [type(e) for e in events if not isinstance(e, BatchEnd)]
+    kinds = [type(e) for e in events if not isinstance(e, (BatchEnd, StepEnd))]
     assert kinds == [RunStarted, StageStarted, EpochEnd, EpochEnd, RunFinished]
     assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [1, 2]
     batches = [e for e in events if isinstance(e, BatchEnd)]
     assert batches and batches[0].batch == 1 and batches[-1].batch == batches[-1].total_batches
+    # the loss curve: a few hundred points at most, here every optimizer step (= batch) of both epochs
+    steps = check_step_curve(events, run_dir)
+    assert [e.step for e in steps] == list(range(1, 2 * batches[-1].total_batches + 1))
+    assert steps[0].lr == 1e-3 and steps[-1].epoch == 2
+    first = next(i for i, e in enumerate(events) if isinstance(e, StepEnd))
+    assert isinstance(events[first - 1], StageStarted)  # drawn from the first batch on
 
     folder = RunFolder(run_dir)
     assert folder.status == "completed"
@@ -183,12 +189,14 @@ def test_empty_split_is_refused(tmp_home):
     assert root.exists()
 
 
-def test_refused_input_marks_a_queued_run_failed(tmp_home):
+def test_refused_input_leaves_a_queued_run_to_the_manager(tmp_home):
+    # Input refused before the run starts: the trainer raises and writes nothing; the run
+    # manager that queued the folder records it failed (tests/test_run_manager.py).
     queued = RunFolder.create("resnet-lstm", "q")
     queued.set_status("queued")
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="pedsense preprocess resnet"):
         train_resnet_lstm(run_dir=queued.path)
-    assert queued.status == "failed" and "pedsense preprocess resnet" in queued.read_status()["error"]
+    assert queued.status == "queued"
 
 
 def test_labels_csv_with_an_unknown_label_is_refused(tmp_home):

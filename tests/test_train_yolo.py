@@ -10,9 +10,9 @@ import pytest
 from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError
 from pedsense.runfolder import RunFolder
-from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted
+from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd
 from pedsense.train.yolo_trainer import check_model_variant, spread_subset, train_yolo
-from test_train_fixtures import write_yolo_dataset
+from test_train_fixtures import check_step_curve, write_yolo_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore:Base weights")
 TINY = dict(imgsz=64, batch_size=4, workers=0)
@@ -34,11 +34,14 @@ def test_trains_on_demo_set_reporting_each_epoch_once(demo_home):
     for name in ("config.json", "metrics.csv", "status.json", "train.log", "best.pt", "last.pt",
                  "results.csv", "args.yaml", "weights/best.pt", "weights/last.pt"):
         assert (run_dir / name).is_file(), name
-    kinds = [type(e) for e in events if not isinstance(e, BatchEnd)]
+    kinds = [type(e) for e in events if not isinstance(e, (BatchEnd, StepEnd))]
     # Ultralytics' extra on_fit_epoch_end after the final validation must not add a third epoch
     assert kinds == [RunStarted, StageStarted, EpochEnd, EpochEnd, RunFinished]
     assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [1, 2]
     assert any(isinstance(e, BatchEnd) for e in events)
+    # the loss curve through Ultralytics' batch callback: optimizer steps counted across epochs
+    steps = check_step_curve(events, run_dir)
+    assert {e.epoch for e in steps} == {1, 2}
 
     folder = RunFolder(run_dir)
     assert folder.status == "completed"
@@ -122,7 +125,7 @@ def test_dataset_not_built_points_at_preprocess(tmp_home):
 
 def test_bad_inputs_fail_before_training(tmp_home):
     write_yolo_dataset(tmp_home)
-    with pytest.raises(ConfigError, match="Unknown model_variant 'yolo99q'"):
+    with pytest.raises(ConfigError, match="model_variant: must be a YOLO variant .* got 'yolo99q'"):
         train_yolo(model_variant="yolo99q", **TINY)
     with pytest.raises(ConfigError, match="does not exist"):
         train_yolo(model_variant=str(tmp_home / "missing.pt"), **TINY)

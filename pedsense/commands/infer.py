@@ -1,4 +1,5 @@
-"""`pedsense` subcommands: predict (overlay video of a clip) and evaluate (metrics of a run)."""
+"""`pedsense` subcommands: predict (overlay video of a clip), evaluate (metrics of a run) and
+export (a run's models as ONNX, for ONNX Runtime on a CPU)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import json
 import sys
 from pathlib import Path
 
+from pedsense.config import paths
+from pedsense.runfolder import find_run
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``predict`` and ``evaluate`` to the `pedsense` parser."""
+    """Add ``predict``, ``evaluate`` and ``export`` to the `pedsense` parser."""
     predict = subparsers.add_parser(
         "predict", help="render a clip with a run's predictions drawn on it (VP9 WebM)",
         description="Predict every frame of VIDEO with RUN and write the overlay video.")
@@ -21,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--tracker-run", help="ResNet-LSTM on a clip without annotations: "
                                                "a YOLO or hybrid run whose detector tracks pedestrians")
     predict.add_argument("--device", help="cpu, cuda, cuda:0, mps (default: auto)")
+    predict.add_argument("--backend", choices=("auto", "onnx", "pytorch"), default="auto",
+                         help="auto (default): ONNX Runtime on a CPU when the run has an ONNX export "
+                              "(`pedsense export`), else PyTorch")
     predict.set_defaults(func=run_predict)
 
     evaluate = subparsers.add_parser(
@@ -34,10 +41,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", action="store_true", help="print the whole result as JSON")
     evaluate.set_defaults(func=run_evaluate)
 
+    export = subparsers.add_parser(
+        "export", help="export a run's models to ONNX (faster CPU inference with ONNX Runtime)",
+        description="Write RUN's models as ONNX files into its folder and record them in export.json; "
+                    "predict and the Viewer then run them with ONNX Runtime on a CPU.")
+    export.add_argument("run", help="run folder, or id such as resnet-lstm/resnet-lstm_20250101_120000")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default onnx)")
+    export.add_argument("--opset", type=int, help="ONNX opset (default: Ultralytics' for YOLO, 17 for ResNets)")
+    export.set_defaults(func=run_export)
+
 
 def _clip_path(video: str) -> Path:
-    from pedsense.config import paths
-
     given = Path(video)
     return given if given.exists() or given.suffix else paths().clip(video)
 
@@ -49,21 +63,32 @@ def _print_progress(done: int, total: int, message: str) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from pedsense.infer import load_clip_ground_truth, load_predictor, render_video
-    from pedsense.runfolder import find_run
-
     run = find_run(args.run)
     video = _clip_path(args.video)
     ground_truth, why = load_clip_ground_truth(video)
     if why:
         print(why, file=sys.stderr)
     tracker = find_run(args.tracker_run).path if args.tracker_run else None
-    predictor = load_predictor(run.path, device=args.device, conf=args.conf, tracker_run=tracker)
+    predictor = load_predictor(run.path, device=args.device, conf=args.conf, tracker_run=tracker,
+                               backend=args.backend)
+    print(f"backend: {predictor.describe_backend()}", file=sys.stderr)
     summary = render_video(predictor, video, args.output, ground_truth=ground_truth,
                            show_ground_truth=not args.no_ground_truth, progress=_print_progress)
     print(f"wrote {summary.output} ({summary.codec}, {summary.frames} frames {summary.width}x{summary.height}, "
           f"{summary.fps_achieved} fps)")
     print(f"pedestrians {summary.pedestrians}; boxes: crossing {summary.crossing}, "
           f"not-crossing {summary.not_crossing}, buffering {summary.buffering}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pedsense.export import describe_export, export_run
+
+    record = export_run(args.run, args.format, opset=args.opset)
+    print(f"exported {record['model_type']} run to ONNX:")
+    for line in describe_export(record):
+        print(f"  {line}")
+    print("predict and the Viewer now use ONNX Runtime on the CPU for this run (export.json).")
     return 0
 
 

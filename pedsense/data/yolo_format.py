@@ -44,6 +44,7 @@ from pedsense.data.manifest import (BuildInputs, IntentSelection, StagedBuild, b
                                     task_parameters, with_input_problems)
 from pedsense.data.splits import leakage_check
 from pedsense.errors import ConfigError, DataError
+from pedsense.geometry import clip_boxes, xyxy_to_yolo
 from pedsense.io import link_or_copy, write_text_atomic
 
 BEHAVIOUR_LABEL = "pedestrian"
@@ -129,13 +130,12 @@ def window_labeller(labels_by_frame: dict[int, dict[str, int]]) -> Labeller:
 
 def yolo_line(class_id: int, xyxy, width: float, height: float) -> str | None:
     """``"class cx cy w h"`` normalised to [0, 1] and clipped to the image; None if nothing is left."""
-    x1, y1, x2, y2 = (float(v) for v in xyxy)
-    x1, x2 = max(0.0, min(x1, width)), max(0.0, min(x2, width))
-    y1, y2 = max(0.0, min(y1, height)), max(0.0, min(y2, height))
+    clipped = clip_boxes(xyxy, (width, height))
+    x1, y1, x2, y2 = clipped[0]
     if x2 - x1 < 1.0 or y2 - y1 < 1.0:
         return None
-    cx, cy = (x1 + x2) / 2.0 / width, (y1 + y2) / 2.0 / height
-    return f"{class_id} {cx:.6f} {cy:.6f} {(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}"
+    cx, cy, w, h = xyxy_to_yolo(clipped, (width, height))[0]
+    return f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
 
 
 def annotation_size(annotation, meta: dict) -> tuple[float, float]:

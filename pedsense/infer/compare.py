@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-
-from pedsense.evaluation import IOU_THRESHOLD, box_iou, match_boxes
+from pedsense.geometry import IOU_THRESHOLD, box_iou, match_boxes
 from pedsense.infer.predictions import BUFFERING, GroundTruth, Predictions
 
 

@@ -19,7 +19,10 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from pedsense.config import paths
+from pedsense.data.intent import TrackEvent, track_event, visible_frames
 from pedsense.errors import DataError
+from pedsense.geometry import box_iou
 from pedsense.infer.predictions import Predictions
 
 Progress = Callable[[int, int, str], None]
@@ -91,8 +94,6 @@ def track_intent_series(track, predictions: Mapping[int, Predictions] | Iterable
     Returns:
         An :class:`IntentSeries` over the track's visible frames.
     """
-    from pedsense.data.intent import TrackEvent, track_event, visible_frames
-
     by_frame = dict(predictions) if isinstance(predictions, Mapping) else \
         {p.frame_index: p for p in predictions}
     frames = visible_frames(track)
@@ -110,8 +111,6 @@ def track_intent_series(track, predictions: Mapping[int, Predictions] | Iterable
 
 def _matched_score(predictions: Predictions | None, box_xyxy, iou_threshold: float) -> float | None:
     """P(crossing) of the predicted box best overlapping ``box_xyxy`` (None if none does)."""
-    from pedsense.evaluation import box_iou
-
     if predictions is None or len(predictions) == 0:
         return None
     iou = box_iou(predictions.xyxy, np.asarray(box_xyxy, np.float32))[:, 0]
@@ -125,7 +124,6 @@ def _matched_score(predictions: Predictions | None, box_xyxy, iou_threshold: flo
 # -- running a predictor -------------------------------------------------------------------------
 def clip_annotation(video_path: str | os.PathLike, home: str | os.PathLike | None = None):
     """The clip's ``VideoAnnotation`` with its attributes file attached, or None when unannotated."""
-    from pedsense.config import paths
     from pedsense.data.jaad import parse_annotation
 
     video_id = Path(video_path).stem
@@ -147,14 +145,13 @@ def predict_track_series(predictor, video_path: str | os.PathLike, annotation, t
                          tte: Sequence[int] = (30, 60), progress: Progress | None = None) -> IntentSeries:
     """Run ``predictor`` over the frames of one pedestrian and return its intent series.
 
-    The predictor is reset first and reads the clip's frames from the track's first visible
-    frame to its last, with the clip's ground truth (so a ResNet-LSTM follows the annotated
-    track). Hold ``predictor.lock`` when the predictor is shared.
+    The predictor reads the clip's frames from the track's first visible frame to its last,
+    with the clip's ground truth (so a ResNet-LSTM follows the annotated track), in a fresh
+    ``ClipState`` of its own: a shared predictor's other users are not disturbed.
 
     Raises:
         DataError: the clip's annotation has no such pedestrian.
     """
-    from pedsense.data.intent import visible_frames
     from pedsense.data.video import iter_frames
     from pedsense.infer.ground_truth import ClipGroundTruth
 
@@ -165,16 +162,16 @@ def predict_track_series(predictor, video_path: str | os.PathLike, annotation, t
     ground_truth = ClipGroundTruth.from_annotation(annotation)
     frames = visible_frames(track)
     first, last = frames[0], frames[-1]
-    predictor.reset()
-    predictor.position = None  # the frame view must replay, not continue from here
-    predictions: dict[int, Predictions] = {}
-    try:
+
+    def source():
         for index, image in iter_frames(video_path, start=first):
             if index > last:
                 break
-            predictions[index] = predictor.predict(image, index, ground_truth.at(index))
-            if progress is not None:
-                progress(index - first + 1, last - first + 1, f"frame {index}/{last}")
-    finally:
-        predictor.reset()
+            yield index, image, ground_truth.at(index)
+
+    predictions: dict[int, Predictions] = {}
+    for index, _, _, predicted in predictor.predict_stream(source(), state=predictor.new_state()):
+        predictions[index] = predicted
+        if progress is not None:
+            progress(index - first + 1, last - first + 1, f"frame {index}/{last}")
     return track_intent_series(track, predictions, video_id=annotation.video_id, tte=tte)

@@ -1,13 +1,22 @@
-"""Predictors: each loads from a run folder alone and turns one BGR frame into ``Predictions``.
+"""Predictors: each loads from a run folder alone and turns BGR frames into ``Predictions``.
 
 - ``YoloPredictor``: a 2-class YOLO run (``not-crossing``/``crossing``) — class and confidence.
-- ``HybridPredictor``: the run's 1-class detector, then every crop of the frame classified by the
+- ``HybridPredictor``: the run's 1-class detector, then the crops of the frames classified by the
   ResNet classifier in one batch.
 - ``ResNetLSTMPredictor``: pedestrians tracked over frames (ground-truth track ids when the clip
   is annotated, else Ultralytics' tracker on a detector run the user picks), the last
-  ``sequence_length`` crops buffered per track, intent once a buffer is full, ``buffering`` before.
+  ``sequence_length`` crops' CNN features buffered per track, intent once a buffer is full,
+  ``buffering`` before.
 
-``load_predictor(run)`` picks the right one from the run's ``config.json``.
+A predictor holds only weights and is safe to share between threads (the dashboard caches one
+for every browser session). What belongs to one clip — tracks, crop buffers, the tracker, the
+last frame seen — lives in a ``ClipState``: ``state = predictor.new_state()``, then
+``predictor.predict(frame, index, truth, state=state)``. Without ``state`` a predictor uses its
+own default state (``predictor.state``), which suits one caller at a time.
+
+``load_predictor(run)`` picks the predictor from the run's ``config.json`` and the engine
+(``predictor.backend``): ONNX Runtime on a CPU when the run has an ONNX export (``pedsense export
+RUN --format onnx``) and onnxruntime is installed, PyTorch otherwise.
 """
 
 from __future__ import annotations
@@ -15,24 +24,31 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from pedsense.config import CLASS_NAMES
-from pedsense.data.crops import crop_pedestrian
-from pedsense.device import torch_threads_kept
+from pedsense.device import resolve_device
 from pedsense.errors import ConfigError, PedsenseError
+from pedsense.infer.backends import ONNXRUNTIME, PYTORCH, BackendChoice, choose_backend, describe_engine
+from pedsense.infer.models import (
+    DEFAULT_TRACKER,
+    CropClassifier,
+    Detector,
+    OnnxCropClassifier,
+    Tracker,
+    WeightsMissing,
+    _CropModel,
+)
 from pedsense.infer.predictions import BUFFERING, CROSSING, GroundTruth, Predictions
 from pedsense.io import read_json
+from pedsense.runfolder import WEIGHT_FILES, RunFolder
 
 DEFAULT_CONFIDENCE = 0.25
-DEFAULT_TRACKER = "bytetrack.yaml"  # Ultralytics' ByteTrack: needs only `lap`, no ReID model download
-
-
-class WeightsMissing(PedsenseError, FileNotFoundError):
-    """A run folder without the weights its predictor needs."""
+#: frames predicted together when a whole clip is read (renders, the intent chart)
+FRAME_CHUNK = 8
 
 
 class RunTypeError(ConfigError):
@@ -53,7 +69,9 @@ def run_model_type(run_dir: str | os.PathLike) -> str:
     return str(config.get("model_type") or run_dir.parent.name)
 
 
-def _require(path: Path, what: str) -> Path:
+def require_weights(path: str | os.PathLike, what: str) -> Path:
+    """``path`` when it is a file, else ``WeightsMissing`` saying what it should have held."""
+    path = Path(path)
     if not path.is_file():
         raise WeightsMissing(
             f"{path.parent} has no {path.name} ({what}). The run may have failed or been stopped "
@@ -64,22 +82,29 @@ def _require(path: Path, what: str) -> Path:
 
 def detector_weights(run_dir: str | os.PathLike) -> Path:
     """The Ultralytics checkpoint of a detector run: hybrid ``yolo_detector.pt`` or YOLO ``best.pt``."""
-    run_dir = Path(run_dir)
+    return _weights(run_dir, "detector", ("yolo", "hybrid"), "detector",
+                    "Pick a YOLO or hybrid run as the tracker.")
+
+
+def classifier_weights(run_dir: str | os.PathLike) -> Path:
+    """The ResNet checkpoint of a run: hybrid ``resnet_classifier.pt`` or ResNet-LSTM ``best.pt``."""
+    return _weights(run_dir, "classifier", ("resnet-lstm", "hybrid"), "ResNet classifier", "")
+
+
+def _weights(run_dir, role: str, model_types: tuple[str, ...], what: str, fix: str) -> Path:
+    """The run's weights playing ``role`` (``pedsense.runfolder.WEIGHT_FILES``), or the reason."""
     model_type = run_model_type(run_dir)
-    if model_type == "hybrid":
-        return _require(run_dir / "yolo_detector.pt", "the hybrid's stage-1 detector")
-    if model_type == "yolo":
-        for candidate in (run_dir / "best.pt", run_dir / "weights" / "best.pt", run_dir / "last.pt"):
-            if candidate.is_file():
-                return candidate
-        return _require(run_dir / "best.pt", "the YOLO weights")
-    raise RunTypeError(
-        f"Run {run_dir.name} is a {model_type} run, which has no detector. "
-        "Pick a YOLO or hybrid run as the tracker."
-    )
+    if model_type not in model_types:
+        raise RunTypeError(f"Run {Path(run_dir).name} is a {model_type} run, which has no {what}. {fix}".rstrip())
+    folder = RunFolder(run_dir)
+    found = folder.weights(role, model_type)
+    if found is None:
+        expected = WEIGHT_FILES[(model_type, role)][0]
+        return require_weights(folder.path / expected, f"the {model_type} run's {what}")
+    return found
 
 
-def _run_imgsz(run_dir: Path) -> int | None:
+def run_imgsz(run_dir: str | os.PathLike) -> int | None:
     """The image size the run's config records, if any."""
     config = read_json(Path(run_dir) / "config.json", {}) or {}
     for source in (config.get("parameters") or {}, config.get("params") or {}, config):
@@ -89,169 +114,49 @@ def _run_imgsz(run_dir: Path) -> int | None:
     return None
 
 
-# -- stage models -----------------------------------------------------------------------------------
-class Detector:
-    """An Ultralytics YOLO checkpoint used for boxes (and, for tracking, ids).
+# -- per-clip state ------------------------------------------------------------------------------
+@dataclass
+class ClipState:
+    """What one viewer session (or one render) knows about the clip it is predicting.
 
-    Its calls keep torch's thread count: Ultralytics' first predict on CPU drops it to
-    ``cpu_count - 1`` for the calling thread (see ``pedsense.device.torch_threads_kept``).
+    ``buffers`` hold each track's last ``sequence_length`` CNN features (ResNet-LSTM),
+    ``tracker`` the clip's Ultralytics tracker, ``last_frame`` the frame predicted last (a frame
+    that does not follow it starts the buffers again), ``position`` the (clip, frame) that
+    ``predict_frame`` showed last, so stepping on needs one frame, not a replay, and ``timing``
+    how long it took: (frames predicted, seconds). ``lock`` guards the state, so one state used from two threads stays consistent; it is the
+    state's own lock, so other sessions never wait for it.
     """
 
-    def __init__(self, weights: str | os.PathLike, *, device: str = "cpu", imgsz: int | None = None):
-        from ultralytics import YOLO
+    buffers: dict = field(default_factory=dict)
+    last_seen: dict = field(default_factory=dict)
+    numbers: dict = field(default_factory=dict)
+    last_frame: int | None = None
+    tracker: Tracker | None = None
+    position: tuple[str, int] | None = None
+    timing: tuple[int, float] | None = None
+    lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
-        self.weights = Path(weights)
-        try:
-            self.model = YOLO(str(self.weights))
-        except Exception as exc:  # Ultralytics raises many types for a corrupt file
-            raise WeightsMissing(
-                f"{self.weights} could not be loaded as Ultralytics weights ({exc}). "
-                "The file may be truncated: train the run again."
-            ) from exc
-        self.device = device
-        # predict at the size the detector trained at: a tiny model at another size finds little
-        trained = (getattr(self.model, "ckpt", None) or {}).get("train_args", {}).get("imgsz")
-        self.imgsz = int(trained) if isinstance(trained, (int, float)) else (imgsz or 640)
-        self.names = {int(k): str(v) for k, v in dict(self.model.names).items()}
-
-    def detect(self, frame: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Boxes of one BGR frame: (N, 4) xyxy, (N,) confidence, (N,) class index."""
-        with torch_threads_kept():  # else the classifier that follows runs on one core
-            result = self.model.predict(frame, conf=conf, imgsz=self.imgsz, device=self.device,
-                                        verbose=False)[0]
-        return _boxes_of(result)[:3]
-
-    def track(self, frame: np.ndarray, conf: float, *, persist: bool,
-              tracker: str = DEFAULT_TRACKER) -> tuple[np.ndarray, ...]:
-        """Like ``detect`` plus (N,) track ids (-1 for boxes the tracker has not confirmed).
-
-        ``tracker`` is an Ultralytics tracker YAML (its name, or a path to your own thresholds).
-        """
-        with torch_threads_kept():
-            result = self.model.track(frame, conf=conf, imgsz=self.imgsz, device=self.device,
-                                      persist=persist, tracker=str(tracker), verbose=False)[0]
-        return _boxes_of(result)
-
-
-def _boxes_of(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    boxes = result.boxes
-    if boxes is None or len(boxes) == 0:
-        return (np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty(0, np.int64),
-                np.empty(0, np.int64))
-    xyxy = boxes.xyxy.cpu().numpy().astype(np.float32)
-    ids = boxes.id.cpu().numpy().astype(np.int64) if boxes.id is not None else np.full(len(xyxy), -1)
-    return (xyxy, boxes.conf.cpu().numpy().astype(np.float32), boxes.cls.cpu().numpy().astype(np.int64),
-            ids)
-
-
-class CropClassifier:
-    """A ResNet checkpoint (``ResNetClassifier`` or ``ResNetLSTM``) with its input transform."""
-
-    def __init__(self, weights: str | os.PathLike, *, device: str = "cpu"):
-        from pedsense.train.checkpoints import load_classifier
-
-        self.weights = Path(weights)
-        try:
-            self.model, self.meta = load_classifier(self.weights, device=device)
-        except PedsenseError:
-            raise
-        except Exception as exc:
-            raise WeightsMissing(
-                f"{self.weights} could not be loaded as a pedsense classifier ({exc}). "
-                "Train the run again."
-            ) from exc
-        self.model.eval()
-        self.device = device
-        self.class_names = tuple(self.meta.get("class_names") or CLASS_NAMES)
-        self.crop_size = tuple(int(v) for v in (self.meta.get("crop_size") or (224, 224)))
-        self.sequence_length = int(self.meta.get("sequence_length") or 1)
-        self.crossing_index = self.class_names.index(CROSSING) if CROSSING in self.class_names else 1
-
-    def _tensor(self, crops: Sequence[np.ndarray]):
-        from pedsense.train.transforms import crops_to_tensor
-
-        return crops_to_tensor(list(crops), self.crop_size)
-
-    def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """Class probabilities of N crops in ONE forward pass: (N, C) float32."""
-        import torch
-
-        if len(crops) == 0:
-            return np.empty((0, len(self.class_names)), np.float32)
-        with torch.inference_mode():
-            logits = self.model(self._tensor(crops).to(self.device))
-            return torch.softmax(logits.float(), dim=1).cpu().numpy()
-
-    def classify_one_by_one(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """The same result with one forward per crop (the baseline the benchmark compares)."""
-        rows = [self.classify([crop]) for crop in crops]
-        return np.concatenate(rows) if rows else self.classify([])
-
-    def classify_sequences(self, sequences: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
-        """Class probabilities of B crop sequences of equal length T: (B, C) float32."""
-        import torch
-
-        if len(sequences) == 0:
-            return np.empty((0, len(self.class_names)), np.float32)
-        with torch.inference_mode():
-            batch = torch.stack([self._tensor(sequence) for sequence in sequences])  # (B, T, 3, H, W)
-            logits = self.model(batch.to(self.device))
-            return torch.softmax(logits.float(), dim=1).cpu().numpy()
-
-    @property
-    def splits_into_features(self) -> bool:
-        """True for a ResNet-LSTM whose CNN and LSTM can run apart (``features``/``lstm``/``classifier``)."""
-        return all(hasattr(self.model, name) for name in ("features", "lstm", "classifier"))
-
-    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """CNN features of N crops in one forward pass: (N, D) float32 (ResNet-LSTM only)."""
-        import torch
-
-        with torch.inference_mode():
-            return self.model.features(self._tensor(crops).to(self.device)).float().cpu().numpy()
-
-    def classify_feature_sequences(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
-        """Class probabilities of B sequences of (T, D) CNN features: (B, C) float32.
-
-        The same result as ``classify_sequences`` on the crops (the CNN sees each crop alone
-        and BatchNorm is frozen in eval mode), but each crop's features are computed once
-        instead of once per frame it stays in a track's buffer: 16x less CNN work.
-        """
-        import torch
-
-        if len(sequences) == 0:
-            return np.empty((0, len(self.class_names)), np.float32)
-        with torch.inference_mode():
-            features = torch.from_numpy(np.stack(sequences)).to(self.device)  # (B, T, D)
-            outputs, _ = self.model.lstm(features)
-            logits = self.model.classifier(outputs[:, -1])  # dropout is the identity in eval mode
-            return torch.softmax(logits.float(), dim=1).cpu().numpy()
-
-    def crops(self, frame: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
-        """Crops of every (N, 4) box in a frame, by the shared cropping rule."""
-        return [crop_pedestrian(frame, box, self.crop_size) for box in xyxy]
-
-    def labels_of(self, probabilities: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-        """Predicted labels, their probability and P(crossing) from (N, C) probabilities."""
-        if len(probabilities) == 0:
-            return (), np.empty(0, np.float32), np.empty(0, np.float32)
-        best = probabilities.argmax(axis=1)
-        labels = tuple(self.class_names[i] for i in best)
-        return labels, probabilities.max(axis=1), probabilities[:, self.crossing_index]
+    def reset(self) -> None:
+        """Forget the clip: tracks, buffers, tracker, position."""
+        with self.lock:
+            self.buffers, self.last_seen, self.numbers = {}, {}, {}
+            self.last_frame = self.tracker = self.position = self.timing = None
 
 
 # -- predictors ----------------------------------------------------------------------------------
 class Predictor:
-    """Common interface: ``predict(frame, frame_index, ground_truth=None) -> Predictions``."""
+    """Common interface: ``predict(frame, frame_index, ground_truth=None, *, state=None)``.
+
+    ``backend`` is the engine in use (``"onnxruntime"`` or ``"pytorch"``); ``describe_backend()``
+    says which and why.
+    """
 
     model_type = ""
     #: frames of history a prediction needs (the viewer replays them when jumping to a frame)
     history = 1
 
     def __init__(self, run_dir: str | os.PathLike, *, device: str | None = None,
-                 conf: float = DEFAULT_CONFIDENCE):
-        from pedsense.device import resolve_device
-
+                 conf: float = DEFAULT_CONFIDENCE, backend: str = "auto"):
         self.run_dir = Path(run_dir)
         actual = run_model_type(self.run_dir)
         if actual != self.model_type:
@@ -261,18 +166,73 @@ class Predictor:
             )
         self.device = resolve_device(device)
         self.conf = float(conf)
-        # One predictor may be shared (the dashboard caches it): callers hold this lock while
-        # predicting, since tracks and buffers are per-clip state.
-        self.lock = threading.RLock()
-        #: (clip, frame index) of the last ``predict_frame`` call, so play-through continues
-        self.position: tuple[str, int] | None = None
+        self.requested_backend = backend
+        self.choice: BackendChoice = choose_backend(self.run_dir, self.model_type, backend, self.device)
+        #: the state used when a call passes none (one caller at a time)
+        self.state = ClipState()
 
-    def predict(self, frame: np.ndarray, frame_index: int = 0,
-                ground_truth: GroundTruth | None = None) -> Predictions:
-        raise NotImplementedError
+    @property
+    def backend(self) -> str:
+        """``"onnxruntime"`` or ``"pytorch"``."""
+        return self.choice.engine
+
+    def describe_backend(self) -> str:
+        """E.g. ``"ONNX Runtime 1.20 (CPU) — the run's ONNX export of 2025-01-01T12:00:00"``."""
+        return f"{describe_engine(self.backend, self.device)} — {self.choice.reason}"
+
+    def new_state(self) -> ClipState:
+        """A fresh per-clip state for one session, render or chart."""
+        return ClipState()
+
+    @property
+    def position(self) -> tuple[str, int] | None:
+        """The default state's (clip, frame) last shown by ``predict_frame``."""
+        return self.state.position
+
+    @position.setter
+    def position(self, value: tuple[str, int] | None) -> None:
+        self.state.position = value
 
     def reset(self) -> None:
-        """Forget per-clip state (tracks, buffers) before a new clip or a jump."""
+        """Forget the default state's clip (tracks, buffers) before a new clip or a jump."""
+        self.state.reset()
+
+    def predict(self, frame: np.ndarray, frame_index: int = 0, ground_truth: GroundTruth | None = None,
+                *, state: ClipState | None = None) -> Predictions:
+        """The predictions of one BGR frame (``state``: the clip's state, default ``self.state``)."""
+        return self.predict_batch([frame], [frame_index], [ground_truth], state=state)[0]
+
+    def predict_batch(self, frames: Sequence[np.ndarray], frame_indices: Sequence[int],
+                      ground_truths: Sequence[GroundTruth | None] | None = None, *,
+                      state: ClipState | None = None) -> list[Predictions]:
+        """The predictions of consecutive frames of one clip, the same as ``predict`` on each in
+        turn, with the classifier's work for all of them in as few forward passes as it allows."""
+        raise NotImplementedError
+
+    def predict_stream(self, items: Iterable[tuple[int, np.ndarray, GroundTruth | None]], *,
+                       state: ClipState | None = None, chunk: int = FRAME_CHUNK
+                       ) -> Iterator[tuple[int, np.ndarray, GroundTruth | None, Predictions]]:
+        """``(index, frame, truth, predictions)`` for each ``(index, frame, truth)`` of a clip,
+        predicted ``chunk`` frames at a time."""
+        pending: list[tuple[int, np.ndarray, GroundTruth | None]] = []
+
+        def flush():
+            indices, frames, truths = zip(*pending)
+            results = self.predict_batch(list(frames), list(indices), list(truths), state=state)
+            pending.clear()
+            return zip(indices, frames, truths, results)
+
+        for item in items:
+            pending.append(item)
+            if len(pending) >= max(1, chunk):
+                yield from flush()
+        if pending:
+            yield from flush()
+
+
+def _split(values: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
+    """Rows of ``values`` split into consecutive parts of ``counts`` rows."""
+    return np.split(values, np.cumsum(counts)[:-1]) if len(counts) else []
 
 
 class YoloPredictor(Predictor):
@@ -282,52 +242,68 @@ class YoloPredictor(Predictor):
 
     def __init__(self, run_dir: str | os.PathLike, **kwargs: Any):
         super().__init__(run_dir, **kwargs)
-        weights = detector_weights(self.run_dir)
-        self.detector = Detector(weights, device=self.device, imgsz=_run_imgsz(self.run_dir))
+        self.detector = _run_detector(self.run_dir, self.choice, self.device)
         if CROSSING not in self.detector.names.values():
             raise RunTypeError(
-                f"{weights} detects {sorted(self.detector.names.values())}, not crossing intent. "
-                "A 1-class detector belongs to a hybrid run: pick a 2-class YOLO run."
+                f"{self.detector.weights} detects {sorted(self.detector.names.values())}, not crossing "
+                "intent. A 1-class detector belongs to a hybrid run: pick a 2-class YOLO run."
             )
 
-    def predict(self, frame: np.ndarray, frame_index: int = 0,
-                ground_truth: GroundTruth | None = None) -> Predictions:
-        xyxy, conf, cls = self.detector.detect(frame, self.conf)
-        labels = tuple(self.detector.names[int(c)] for c in cls)
-        crossing = np.array([c if label == CROSSING else 1.0 - c for label, c in zip(labels, conf)],
-                            dtype=np.float32)
-        return Predictions.build(frame_index, xyxy, labels, probabilities=conf, crossing_scores=crossing,
-                                 confidences=conf)
+    def predict_batch(self, frames, frame_indices, ground_truths=None, *, state=None) -> list[Predictions]:
+        results = []
+        for frame, index in zip(frames, frame_indices):
+            xyxy, conf, cls = self.detector.detect(frame, self.conf)
+            labels = tuple(self.detector.names[int(c)] for c in cls)
+            crossing = np.array([c if label == CROSSING else 1.0 - c for label, c in zip(labels, conf)],
+                                dtype=np.float32)
+            results.append(Predictions.build(index, xyxy, labels, probabilities=conf,
+                                             crossing_scores=crossing, confidences=conf))
+        return results
 
 
 class HybridPredictor(Predictor):
-    """Stage 1 detector boxes, then all crops of the frame classified in one batch."""
+    """Stage 1 detector boxes, then every crop of the frames classified in one batch."""
 
     model_type = "hybrid"
 
     def __init__(self, run_dir: str | os.PathLike, **kwargs: Any):
         super().__init__(run_dir, **kwargs)
-        self.detector = Detector(detector_weights(self.run_dir), device=self.device,
-                                 imgsz=_run_imgsz(self.run_dir))
-        self.classifier = CropClassifier(
-            _require(self.run_dir / "resnet_classifier.pt", "the hybrid's stage-2 classifier"),
-            device=self.device)
+        self.detector = _run_detector(self.run_dir, self.choice, self.device)
+        self.classifier = _run_classifier(self.run_dir, self.choice, self.device, ("classifier",))
 
-    def predict(self, frame: np.ndarray, frame_index: int = 0,
-                ground_truth: GroundTruth | None = None) -> Predictions:
-        xyxy, conf, _ = self.detector.detect(frame, self.conf)
-        probabilities = self.classifier.classify(self.classifier.crops(frame, xyxy))
-        labels, shown, crossing = self.classifier.labels_of(probabilities)
-        return Predictions.build(frame_index, xyxy, labels, probabilities=shown,
-                                 crossing_scores=crossing, confidences=conf)
+    def predict_batch(self, frames, frame_indices, ground_truths=None, *, state=None) -> list[Predictions]:
+        detections = [self.detector.detect(frame, self.conf) for frame in frames]
+        crops = [self.classifier.crops(frame, xyxy) for frame, (xyxy, _, _) in zip(frames, detections)]
+        probabilities = self.classifier.classify([crop for frame_crops in crops for crop in frame_crops])
+        results = []
+        for index, (xyxy, conf, _), part in zip(frame_indices, detections,
+                                                _split(probabilities, [len(c) for c in crops])):
+            labels, shown, crossing = self.classifier.labels_of(part)
+            results.append(Predictions.build(index, xyxy, labels, probabilities=shown,
+                                             crossing_scores=crossing, confidences=conf))
+        return results
+
+
+@dataclass
+class _FrameTracks:
+    """One frame's tracks while a batch is predicted."""
+
+    index: int
+    xyxy: np.ndarray
+    keys: list
+    conf: np.ndarray
+    restart: bool  # the frame does not follow the last one: buffers start again here
 
 
 class ResNetLSTMPredictor(Predictor):
-    """Per-track crop buffers classified by the ResNet-LSTM once ``sequence_length`` crops are in.
+    """Per-track buffers of CNN features classified by the ResNet-LSTM once ``sequence_length``
+    crops are in.
 
     Tracks come from the ground truth passed to ``predict`` (``track_source="ground-truth"``) or
     from Ultralytics' tracker on ``tracker_run``'s detector (``"tracker"``); ``"auto"`` uses the
-    ground truth when it is given and the tracker otherwise.
+    ground truth when it is given and the tracker otherwise. ``predict_batch`` tracks frame by
+    frame, then computes the CNN features of every crop of all the frames in one forward pass
+    and classifies every full buffer of all the frames in one LSTM pass.
     """
 
     model_type = "resnet-lstm"
@@ -338,45 +314,65 @@ class ResNetLSTMPredictor(Predictor):
         super().__init__(run_dir, **kwargs)
         if track_source not in ("auto", "ground-truth", "tracker"):
             raise ConfigError(f"track_source must be auto, ground-truth or tracker, not {track_source!r}.")
-        self.classifier = CropClassifier(_require(self.run_dir / "best.pt", "the ResNet-LSTM weights"),
-                                         device=self.device)
+        self.classifier = _run_classifier(self.run_dir, self.choice, self.device, ("features", "temporal"))
         self.sequence_length = max(1, self.classifier.sequence_length)
         self.history = self.sequence_length
         self.track_source = track_source
         self.tracker_config = str(tracker_config)
         self.tracker: Detector | None = None
+        self.tracker_choice: BackendChoice | None = None
         if tracker_run is not None:
-            self.tracker = Detector(detector_weights(tracker_run), device=self.device,
-                                    imgsz=_run_imgsz(Path(tracker_run)))
+            tracker_run = Path(tracker_run)
+            # the tracker run's own export decides, unless PyTorch was asked for
+            requested = "pytorch" if self.requested_backend == PYTORCH else "auto"
+            self.tracker_choice = choose_backend(tracker_run, run_model_type(tracker_run), requested, self.device)
+            self.tracker = _run_detector(tracker_run, self.tracker_choice, self.device)
+            Tracker(self.tracker_config, device=self.device)  # a bad tracker config fails here, not mid-clip
         elif track_source == "tracker":
             raise TracksUnavailable("track_source='tracker' needs a detector run: pass tracker_run.")
-        self.reset()
 
-    def reset(self) -> None:
-        self._buffers: dict[Any, deque] = {}
-        self._last_seen: dict[Any, int] = {}
-        self._last_frame: int | None = None
-        self._numbers: dict[Any, int] = {}
+    def describe_backend(self) -> str:
+        text = super().describe_backend()
+        if self.tracker is not None and self.tracker_choice is not None:
+            text += (f"; tracker detector: {describe_engine(self.tracker_choice.engine, self.device)} — "
+                     f"{self.tracker_choice.reason}")
+        return text
 
-    def predict(self, frame: np.ndarray, frame_index: int = 0,
-                ground_truth: GroundTruth | None = None) -> Predictions:
-        if self._last_frame is not None and frame_index != self._last_frame + 1:
-            self.reset()  # a jump: buffered crops no longer precede this frame
-        first = self._last_frame is None
-        self._last_frame = frame_index
-        xyxy, keys, conf = self._tracks(frame, ground_truth, persist=not first)
-        crops = self.classifier.crops(frame, xyxy)
-        # buffer CNN features (one batch for the whole frame) rather than crops when the model allows
-        entries = self.classifier.embed(crops) if self.classifier.splits_into_features and crops else crops
-        for key, entry in zip(keys, entries):
-            self._buffers.setdefault(key, deque(maxlen=self.sequence_length)).append(entry)
-            self._last_seen[key] = frame_index
-        self._forget_stale(frame_index)
-        return self._classify(frame_index, xyxy, keys, conf)
+    def predict_batch(self, frames, frame_indices, ground_truths=None, *, state=None) -> list[Predictions]:
+        state = self.state if state is None else state
+        ground_truths = list(ground_truths) if ground_truths is not None else [None] * len(frames)
+        with state.lock:
+            tracks = [self._tracks(state, frame, index, truth)
+                      for frame, index, truth in zip(frames, frame_indices, ground_truths)]
+            crops = [crop for frame, t in zip(frames, tracks) for crop in self.classifier.crops(frame, t.xyxy)]
+            # buffer CNN features (one batch for all the frames) rather than crops when the model allows
+            entries = self.classifier.embed(crops) if self.classifier.splits_into_features and crops else crops
+            full: list[list[int]] = []  # per frame: which of its tracks have a full buffer
+            sequences: list = []        # the full buffers of every frame, in order
+            fill: list[list[int]] = []
+            numbers: list[list[int]] = []
+            start = 0
+            for t in tracks:  # frame by frame, as `predict` on each in turn would
+                full_here = self._buffer(state, t, entries[start:start + len(t.keys)])
+                start += len(t.keys)
+                full.append(full_here)
+                sequences += [list(state.buffers[t.keys[i]]) for i in full_here]
+                fill.append([len(state.buffers[key]) for key in t.keys])
+                numbers.append([self._number(state, key) for key in t.keys])
+        if self.classifier.splits_into_features:
+            probabilities = self.classifier.classify_feature_sequences([np.stack(s) for s in sequences])
+        else:
+            probabilities = self.classifier.classify_sequences(sequences)
+        parts = _split(probabilities, [len(f) for f in full])
+        return [self._predictions(t, f, p, n, b) for t, f, p, n, b in zip(tracks, full, parts, numbers, fill)]
 
-    def _tracks(self, frame: np.ndarray, ground_truth: GroundTruth | None,
-                *, persist: bool) -> tuple[np.ndarray, list, np.ndarray]:
-        """(N, 4) boxes, N track keys and (N,) detector confidences of this frame."""
+    def _tracks(self, state: ClipState, frame: np.ndarray, frame_index: int,
+                ground_truth: GroundTruth | None) -> _FrameTracks:
+        """This frame's (N, 4) boxes, N track keys and (N,) detector confidences."""
+        restart = state.last_frame is not None and frame_index != state.last_frame + 1
+        if restart:  # a jump: the tracker starts again here (and the buffers, in ``_buffer``)
+            state.tracker = None
+        state.last_frame = frame_index
         use_truth = self.track_source == "ground-truth" or (
             self.track_source == "auto" and ground_truth is not None)
         if use_truth:
@@ -384,43 +380,70 @@ class ResNetLSTMPredictor(Predictor):
                 raise TracksUnavailable(
                     "This clip has no annotations, so there are no ground-truth tracks. "
                     "Pick a detector run to track pedestrians with.")
-            return ground_truth.xyxy, list(ground_truth.track_ids), np.full(len(ground_truth), np.nan)
+            return _FrameTracks(frame_index, ground_truth.xyxy, list(ground_truth.track_ids),
+                                np.full(len(ground_truth), np.nan, np.float32), restart)
         if self.tracker is None:
             raise TracksUnavailable(
                 "A ResNet-LSTM run needs pedestrian tracks: this clip has no annotations, so pick "
                 "a detector run (YOLO or hybrid) to track them with.")
-        xyxy, conf, _, ids = self.tracker.track(frame, self.conf, persist=persist, tracker=self.tracker_config)
+        if state.tracker is None:
+            state.tracker = Tracker(self.tracker_config, device=self.device)
+        xyxy, conf, _, ids = self.tracker.track(frame, self.conf, state.tracker)
         confirmed = ids >= 0  # unconfirmed boxes have no identity to buffer crops under
-        return xyxy[confirmed], [int(i) for i in ids[confirmed]], conf[confirmed]
+        return _FrameTracks(frame_index, xyxy[confirmed], [int(i) for i in ids[confirmed]],
+                            conf[confirmed], restart)
 
-    def _forget_stale(self, frame_index: int) -> None:
-        for key in [k for k, seen in self._last_seen.items() if frame_index - seen > self.sequence_length]:
-            self._buffers.pop(key, None)
-            self._last_seen.pop(key, None)
+    def _buffer(self, state: ClipState, tracks: _FrameTracks, entries: Sequence) -> list[int]:
+        """Append one frame's entries to its tracks' buffers; the indices of its full buffers."""
+        if tracks.restart:
+            state.buffers, state.last_seen, state.numbers = {}, {}, {}
+        for key, entry in zip(tracks.keys, entries):
+            state.buffers.setdefault(key, deque(maxlen=self.sequence_length)).append(entry)
+            state.last_seen[key] = tracks.index
+        for key in [k for k, seen in state.last_seen.items() if tracks.index - seen > self.sequence_length]:
+            state.buffers.pop(key, None)
+            state.last_seen.pop(key, None)
+        return [i for i, key in enumerate(tracks.keys) if len(state.buffers[key]) == self.sequence_length]
 
-    def _number(self, key: Any) -> int:
+    @staticmethod
+    def _number(state: ClipState, key: Any) -> int:
         """A stable integer id per track key (JAAD ids are strings like ``0_1_3b``)."""
         if isinstance(key, (int, np.integer)):
             return int(key)
-        return self._numbers.setdefault(key, len(self._numbers) + 1)
+        return state.numbers.setdefault(key, len(state.numbers) + 1)
 
-    def _classify(self, frame_index: int, xyxy: np.ndarray, keys: list,
-                  conf: np.ndarray) -> Predictions:
-        full = [i for i, key in enumerate(keys) if len(self._buffers[key]) == self.sequence_length]
-        sequences = [list(self._buffers[keys[i]]) for i in full]
-        if self.classifier.splits_into_features:
-            probabilities = self.classifier.classify_feature_sequences([np.stack(seq) for seq in sequences])
-        else:
-            probabilities = self.classifier.classify_sequences(sequences)
-        labels = [BUFFERING] * len(keys)
-        shown = np.full(len(keys), np.nan, np.float32)
-        crossing = np.full(len(keys), np.nan, np.float32)
+    def _predictions(self, tracks: _FrameTracks, full: list[int], probabilities: np.ndarray,
+                     numbers: list[int], fill: list[int]) -> Predictions:
+        n = len(tracks.keys)
+        labels = [BUFFERING] * n
+        shown = np.full(n, np.nan, np.float32)
+        crossing = np.full(n, np.nan, np.float32)
         full_labels, full_shown, full_crossing = self.classifier.labels_of(probabilities)
         for j, i in enumerate(full):
             labels[i], shown[i], crossing[i] = full_labels[j], full_shown[j], full_crossing[j]
-        return Predictions.build(frame_index, xyxy, labels, probabilities=shown, crossing_scores=crossing,
-                                 confidences=conf, track_ids=[self._number(k) for k in keys],
-                                 buffer_fill=[len(self._buffers[k]) for k in keys])
+        return Predictions.build(tracks.index, tracks.xyxy, labels, probabilities=shown,
+                                 crossing_scores=crossing, confidences=tracks.conf, track_ids=numbers,
+                                 buffer_fill=fill)
+
+
+# -- loading -------------------------------------------------------------------------------------
+def _run_detector(run_dir: Path, choice: BackendChoice, device: str) -> Detector:
+    """The run's detector on the chosen engine."""
+    if choice.engine == ONNXRUNTIME:
+        path, part = choice.component(run_dir, "detector")
+        return Detector(path, device="cpu", imgsz=part.get("imgsz"), names=part.get("names"))
+    return Detector(detector_weights(run_dir), device=device, imgsz=run_imgsz(run_dir))
+
+
+def _run_classifier(run_dir: Path, choice: BackendChoice, device: str, components: tuple[str, ...]) -> _CropModel:
+    """The run's ResNet classifier on the chosen engine (``components`` of its ONNX export)."""
+    if choice.engine == ONNXRUNTIME:
+        files, meta = {}, {}
+        for name in components:
+            files[name], part = choice.component(run_dir, name)
+            meta = part.get("meta") or meta
+        return OnnxCropClassifier(files, meta)
+    return CropClassifier(classifier_weights(run_dir), device=device)
 
 
 PREDICTORS = {cls.model_type: cls for cls in (YoloPredictor, HybridPredictor, ResNetLSTMPredictor)}
@@ -428,11 +451,14 @@ PREDICTORS = {cls.model_type: cls for cls in (YoloPredictor, HybridPredictor, Re
 
 def load_predictor(run_dir: str | os.PathLike, *, device: str | None = None,
                    conf: float = DEFAULT_CONFIDENCE, tracker_run: str | os.PathLike | None = None,
-                   track_source: str = "auto", tracker_config: str | os.PathLike = DEFAULT_TRACKER) -> Predictor:
+                   track_source: str = "auto", tracker_config: str | os.PathLike = DEFAULT_TRACKER,
+                   backend: str = "auto") -> Predictor:
     """The predictor for a run folder, chosen by its ``model_type``.
 
-    ``tracker_run``, ``track_source`` and ``tracker_config`` only matter for ResNet-LSTM runs
-    (see ``ResNetLSTMPredictor``).
+    ``backend``: ``"auto"`` (ONNX Runtime on a CPU when the run has a current ONNX export and
+    onnxruntime is installed, else PyTorch), ``"onnx"`` or ``"pytorch"``. ``tracker_run``,
+    ``track_source`` and ``tracker_config`` only matter for ResNet-LSTM runs (see
+    ``ResNetLSTMPredictor``).
     """
     model_type = run_model_type(run_dir)
     if model_type not in PREDICTORS:
@@ -440,5 +466,5 @@ def load_predictor(run_dir: str | os.PathLike, *, device: str | None = None,
                            f"expected one of {sorted(PREDICTORS)}.")
     if model_type == "resnet-lstm":
         return ResNetLSTMPredictor(run_dir, device=device, conf=conf, tracker_run=tracker_run,
-                                   track_source=track_source, tracker_config=tracker_config)
-    return PREDICTORS[model_type](run_dir, device=device, conf=conf)
+                                   track_source=track_source, tracker_config=tracker_config, backend=backend)
+    return PREDICTORS[model_type](run_dir, device=device, conf=conf, backend=backend)

@@ -20,7 +20,7 @@ from pedsense.errors import PedsenseError
 from pedsense.infer.draw import draw_overlay
 from pedsense.infer.ground_truth import ClipGroundTruth
 from pedsense.infer.predictions import BUFFERING, CROSSING, NOT_CROSSING, Predictions
-from pedsense.infer.predictors import Predictor
+from pedsense.infer.predictors import ClipState, Predictor
 
 Progress = Callable[[int, int, str], None]
 CODECS = ("VP90", "VP80")
@@ -41,6 +41,7 @@ class RenderSummary:
 
     output: Path
     codec: str
+    backend: str
     frames: int
     width: int
     height: int
@@ -103,8 +104,12 @@ def render_video(predictor: Predictor, video_path: str | os.PathLike, output: st
                  should_stop: Callable[[], bool] | None = None) -> RenderSummary:
     """Predict every frame of a clip and write it, with overlays, to a WebM.
 
+    The render has its own fresh ``ClipState``, so it shares nothing with other renders or
+    viewer sessions using the same predictor, and holds no lock they wait for. Frames are
+    predicted ``FRAME_CHUNK`` at a time (``Predictor.predict_stream``).
+
     Args:
-        predictor: any loaded predictor; it is reset first (the clip starts fresh).
+        predictor: any loaded predictor (it may be shared).
         video_path: the source clip.
         output: the ``.webm`` to write (default ``<run>/renders/<clip>.webm``); written to a
             temporary name and renamed when complete, so a half-written file is never served.
@@ -123,15 +128,17 @@ def render_video(predictor: Predictor, video_path: str | os.PathLike, output: st
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial.webm")
     writer, codec = open_writer(partial, info.fps or 30.0, (info.width, info.height))
-    predictor.reset()
-    predictor.position = None  # the viewer must not continue from a render
     tally, frames, started = _Tally(), 0, time.perf_counter()
-    try:
+
+    def source():
         for index, frame in iter_frames(video_path):
             if should_stop is not None and should_stop():
                 raise RenderError("Render stopped before the end of the clip; nothing was saved.")
-            truth = ground_truth.at(index) if ground_truth is not None else None
-            predictions = predictor.predict(frame, index, truth).above(min_confidence)
+            yield index, frame, ground_truth.at(index) if ground_truth is not None else None
+
+    try:
+        for index, frame, truth, predictions in predictor.predict_stream(source(), state=predictor.new_state()):
+            predictions = predictions.above(min_confidence)
             tally.add(predictions)
             writer.write(draw_overlay(frame, predictions, truth if show_ground_truth else None))
             frames += 1
@@ -146,8 +153,8 @@ def render_video(predictor: Predictor, video_path: str | os.PathLike, output: st
         partial.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     return RenderSummary(
-        output=output, codec=codec, frames=frames, width=info.width, height=info.height,
-        source_fps=info.fps, seconds=round(seconds, 3), fps_achieved=round(frames / max(seconds, 1e-9), 2),
+        output=output, codec=codec, backend=predictor.describe_backend(), frames=frames, width=info.width,
+        height=info.height, source_fps=info.fps, seconds=round(seconds, 3), fps_achieved=round(frames / max(seconds, 1e-9), 2),
         pedestrians=tally.pedestrians, detections=sum(tally.counts.values()),
         crossing=tally.counts[CROSSING], not_crossing=tally.counts[NOT_CROSSING],
         buffering=tally.counts[BUFFERING], ground_truth=ground_truth is not None,
@@ -155,12 +162,15 @@ def render_video(predictor: Predictor, video_path: str | os.PathLike, output: st
 
 
 def predict_frame(predictor: Predictor, video_path: str | os.PathLike, index: int, *,
-                  ground_truth: ClipGroundTruth | None = None) -> tuple[np.ndarray, Predictions]:
+                  ground_truth: ClipGroundTruth | None = None,
+                  state: ClipState | None = None) -> tuple[np.ndarray, Predictions]:
     """One frame and its predictions, replaying the frames a sequence model needs before it.
 
     A ResNet-LSTM predicts only after ``sequence_length`` crops of a track, so jumping to frame
-    ``index`` replays frames ``index - sequence_length + 1 .. index``; stepping to the next frame
-    of the same clip (play-through) reads just that frame. Other predictors read one frame.
+    ``index`` replays frames ``index - sequence_length + 1 .. index`` (in one batch); stepping to
+    the next frame of the same clip (play-through) reads just that frame. Other predictors read
+    one frame. ``state`` is the caller's per-clip state (a viewer session's; default: the
+    predictor's own); its ``timing`` says how many frames were predicted, in how many seconds.
 
     Returns:
         ((H, W, 3) uint8 BGR frame, its Predictions).
@@ -170,18 +180,25 @@ def predict_frame(predictor: Predictor, video_path: str | os.PathLike, index: in
         raise PedsenseError(
             f"Frame {index} is out of range for {Path(video_path).name}: it has frames "
             f"0-{info.frame_count - 1}. Move the slider inside that range.")
+    state = predictor.state if state is None else state
     clip = str(Path(video_path).resolve())
-    continuing = predictor.history > 1 and predictor.position == (clip, index - 1)
-    if not continuing:
-        predictor.reset()
-    start = index if continuing else max(0, index - max(predictor.history, 1) + 1)
-    frame, predictions = None, None
-    for i, image in iter_frames(video_path, start=start):
-        truth = ground_truth.at(i) if ground_truth is not None else None
-        frame, predictions = image, predictor.predict(image, i, truth)
-        if i >= index:
-            break
-    predictor.position = (clip, index) if predictions is not None else None
+    with state.lock:
+        continuing = predictor.history > 1 and state.position == (clip, index - 1)
+        if not continuing:
+            state.reset()
+        start = index if continuing else max(0, index - max(predictor.history, 1) + 1)
+        items = []
+        for i, image in iter_frames(video_path, start=start):
+            items.append((i, image, ground_truth.at(i) if ground_truth is not None else None))
+            if i >= index:
+                break
+        frame, predictions = None, None
+        if items and items[-1][0] == index:  # else the clip ended early: no frame to show
+            indices, images, truths = zip(*items)
+            started = time.perf_counter()
+            frame, predictions = images[-1], predictor.predict_batch(images, indices, truths, state=state)[-1]
+            state.timing = (len(items), time.perf_counter() - started)
+        state.position = (clip, index) if predictions is not None else None
     if frame is None or predictions is None:
         raise PedsenseError(f"Frame {index} of {Path(video_path).name} could not be decoded; "
                             "the clip may be truncated. Try an earlier frame.")

@@ -6,14 +6,20 @@ A trainer reads top to bottom:
     run = TrainingRun.open("resnet-lstm", name, run_dir=..., on_event=..., should_stop=...)
     with run.guarded():                            # any raise -> status "failed" + error text
         run.start(config)                          # config.json, status "running", RunStarted
-        for epoch ...: run.batch_end(...); run.epoch_end(...)
+        for epoch ...: run.step_end(...); run.batch_end(...); run.epoch_end(...)
         run.finish(best_metric=...)                # "completed" or "stopped", RunFinished
+
+``TrainingRun.open(..., resume=True)`` reopens a stopped, interrupted or failed run in its own
+folder: ``start`` keeps its config (adding a ``resumes`` entry) and ``rewind`` drops the
+metrics and step rows of epochs the trainer is about to train again.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import logging
+import math
 import os
 import socket
 import time
@@ -22,12 +28,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from pedsense.errors import ConfigError, PedsenseError
+from pedsense.errors import ConfigError, DiskFull, PedsenseError, TrainingDiverged
 from pedsense.io import read_json
-from pedsense.runfolder import BEST_METRIC, RunFolder, best_record
+from pedsense.runfolder import BEST_METRIC, RunFolder, best_record, now_iso
 from pedsense.train.params import BATCH_SIZE, CROP_SIZE, Param, planned_epochs
+from pedsense.train.lineage import LINEAGE_KEYS, dataset_record, resumable_folder
 from pedsense.train.events import (BatchEnd, EpochEnd, EventHook, RunFinished, RunStarted,
-                                   StageStarted, StopHook, emit, stop_requested)
+                                   StageStarted, StepEnd, StopHook, emit, stop_requested)
 
 log = logging.getLogger("pedsense.train")
 
@@ -159,7 +166,8 @@ class TrainingRun:
     """One training run: its folder, the caller's hooks and the clock."""
 
     def __init__(self, folder: RunFolder, model_type: str, on_event: EventHook = None,
-                 should_stop: StopHook = None):
+                 should_stop: StopHook = None, *, resume: bool = False,
+                 datasets: tuple[Path, ...] = (), init_weights: Path | None = None):
         self.folder = folder
         self.model_type = model_type
         self.on_event = on_event
@@ -167,18 +175,38 @@ class TrainingRun:
         self.started = time.time()
         self.stop_seen = False
         self.epochs_done = 0
+        self.resuming = resume
+        self.datasets = datasets
+        self.init_weights = init_weights
+        self.time_offset = 0.0  # seconds trained by earlier attempts of a resumed run
 
     @classmethod
     def open(cls, model_type: str, name: str | None, *, run_dir: str | os.PathLike | None = None,
              home: str | os.PathLike | None = None, on_event: EventHook = None,
-             should_stop: StopHook = None) -> "TrainingRun":
-        """Use the run manager's pre-created ``run_dir``, or create a fresh run folder."""
-        if run_dir is not None:
+             should_stop: StopHook = None, resume: bool = False,
+             datasets: tuple[str | os.PathLike, ...] = (),
+             init_weights: str | os.PathLike | None = None) -> "TrainingRun":
+        """Use the run manager's pre-created ``run_dir``, or create a fresh run folder.
+
+        Args:
+            resume: reopen ``run_dir``, an existing run that ended stopped, interrupted or failed.
+            datasets: the files that define the training data (manifests, label files); their
+                fingerprint goes into config.json so a resume can tell when the data changed.
+            init_weights: the checkpoint the model starts from (``extend_run``); recorded.
+
+        Raises:
+            ConfigError: ``resume`` without an existing, resumable ``run_dir`` (nothing is written).
+        """
+        if resume:
+            folder = resumable_folder(run_dir)
+        elif run_dir is not None:
             folder = RunFolder(run_dir)
             folder.path.mkdir(parents=True, exist_ok=True)
         else:
             folder = RunFolder.create(model_type, name, default_prefix=model_type, home=home)
-        return cls(folder, model_type, on_event, should_stop)
+        return cls(folder, model_type, on_event, should_stop, resume=resume,
+                   datasets=tuple(Path(p) for p in datasets),
+                   init_weights=Path(init_weights) if init_weights else None)
 
     @property
     def path(self) -> Path:
@@ -192,24 +220,72 @@ class TrainingRun:
         self.folder.log(message)
         log.debug("%s: %s", self.run_id, message)
 
+    def elapsed(self) -> float:
+        """Seconds of training so far, earlier attempts of a resumed run included."""
+        return self.time_offset + time.time() - self.started
+
     def start(self, config: Mapping[str, Any]) -> None:
         """Record the config, mark the run running and announce it.
 
         ``config`` holds the checked ``"parameters"`` (``Spec.record``) and what the trainer
         resolved (device, weights source, dataset); the epochs planned across stages are added.
+        A resumed run keeps what its config.json held (lineage, stages done, confirmations) and
+        adds an entry to ``resumes``; a fresh run keeps only the lineage of a pre-created config.
         """
         parameters = config.get("parameters") or {}
         config = {"model_type": self.model_type, "run_id": self.run_id,
                   "epochs_total": planned_epochs(self.model_type, parameters), **config}
+        if self.datasets:
+            config.update(dataset_record(self.datasets, self.path))
+        if self.init_weights is not None:
+            config["init_weights"] = str(self.init_weights)
+        previous = self.folder.read_config()
+        if self.resuming:
+            status = self.folder.read_status()
+            self.time_offset = float(previous.get("duration_s") or 0.0)
+            resumes = list(previous.get("resumes") or []) + [
+                {"at": now_iso(), "previous_status": status.get("status"), "previous_error": status.get("error"),
+                 "epochs_done_before": previous.get("epochs_done")}]
+            config = {**{k: v for k, v in previous.items() if k != "final_status"}, **config,
+                      "resumes": resumes}
+        else:
+            config.update({k: previous[k] for k in LINEAGE_KEYS if k in previous})
         self.folder.write_config(config)
         self.folder.set_status("running")
-        self.log(f"started {self.model_type} run in {self.path} on {config.get('device')}")
+        verb = "resumed" if self.resuming else "started"
+        self.log(f"{verb} {self.model_type} run in {self.path} on {config.get('device')}")
         self.log(f"weights: {config.get('weights_source')}")
         emit(self.on_event, RunStarted(self.run_id, self.path, self.model_type, config))
+
+    def rewind(self, stage: str, epochs_kept: int) -> None:
+        """Resuming ``stage`` after its epoch ``epochs_kept``: drop its later metrics and step rows.
+
+        Those epochs (an epoch cut short, or one whose checkpoint was never written) are trained
+        again, so metrics.csv ends with every epoch exactly once.
+        """
+        def keep(row: Mapping[str, Any]) -> bool:
+            epoch = row.get("epoch")
+            return (row.get("stage") or "train") != stage or (isinstance(epoch, (int, float)) and epoch <= epochs_kept)
+
+        dropped = self.folder.keep_metrics(keep) + self.folder.keep_steps(keep)
+        self.epochs_done = len(self.folder.read_metrics())
+        steps = self.folder.read_steps()
+        if steps and isinstance(steps[-1].get("time"), (int, float)):
+            self.time_offset = max(self.time_offset, float(steps[-1]["time"]))
+        self.log(f"stage {stage}: resuming after epoch {epochs_kept}" + (f" ({dropped} later rows dropped)" if dropped else ""))
 
     def stage(self, stage: str, total_epochs: int) -> None:
         self.log(f"stage {stage}: {total_epochs} epochs")
         emit(self.on_event, StageStarted(self.run_id, stage, total_epochs))
+
+    def stage_done(self, stage: str, best: Mapping[str, Any]) -> None:
+        """Record a finished stage (the hybrid's detector) so a resume goes straight past it."""
+        done = dict(self.folder.read_config().get("stages_done") or {})
+        done[stage] = dict(best)
+        self.folder.update_config(stages_done=done)
+
+    def stages_done(self) -> dict:
+        return dict(self.folder.read_config().get("stages_done") or {})
 
     def stop_now(self) -> bool:
         """Poll the caller's stop flag; once it said stop, the answer stays yes."""
@@ -223,6 +299,12 @@ class TrainingRun:
         emit(self.on_event, BatchEnd(self.run_id, epoch, batch, total_batches, stage))
         return self.stop_now()
 
+    def step_end(self, epoch: int, step: int, loss: float, lr: float, stage: str = "train") -> None:
+        """Append a point of the loss curve to ``steps.csv`` (flushed) and announce it."""
+        self.folder.append_step({"stage": stage, "epoch": epoch, "step": step, "loss": f"{loss:.6g}",
+                                  "lr": f"{lr:.6g}", "time": round(self.elapsed(), 3)})
+        emit(self.on_event, StepEnd(self.run_id, epoch, step, loss, lr, stage))
+
     def epoch_end(self, epoch: int, total_epochs: int, row: Mapping[str, Any],
                   stage: str = "train") -> None:
         """Append the epoch's metrics row (flushed), log it and announce it."""
@@ -232,6 +314,19 @@ class TrainingRun:
         self.log(f"{stage} epoch {epoch}/{total_epochs}: {shown}")
         emit(self.on_event, EpochEnd(self.run_id, epoch, total_epochs, dict(row), stage))
 
+    def checkpoint(self, file_name: str, *, required: bool = True) -> dict | None:
+        """The pedsense checkpoint ``file_name`` of this run (None when absent and not required).
+
+        Raises:
+            DataError: missing (when required), unreadable or with non-finite weights.
+        """
+        from pedsense.train.checkpoints import read_checkpoint
+
+        path = self.path / file_name
+        if not required and not path.exists():
+            return None
+        return read_checkpoint(path)
+
     def finish(self, best_metric: Mapping[str, Any] | None = None, **config_extra: Any) -> Path:
         """Complete config.json, set ``completed`` (or ``stopped``) and announce the end.
 
@@ -240,7 +335,7 @@ class TrainingRun:
         named by the model type's metric (``pedsense.runfolder.BEST_METRIC``).
         """
         status = "stopped" if self.stop_seen else "completed"
-        duration = round(time.time() - self.started, 2)
+        duration = round(self.elapsed(), 2)
         best = self.best_record(best_metric)
         self.folder.update_config(best_metric=best, epochs_done=self.epochs_done,
                                   duration_s=duration, final_status=status, **config_extra)
@@ -258,17 +353,28 @@ class TrainingRun:
         return best_record(name, metrics)
 
     def fail(self, exc: BaseException) -> None:
-        """Record a raise: ``failed`` with the message (Ctrl-C reads ``stopped``), metrics kept."""
+        """Record a raise: ``failed`` with the message (Ctrl-C reads ``stopped``), metrics kept.
+
+        Never raises itself: on a full disk the status may not be writable, and the original
+        error is what the caller must see.
+        """
         interrupted = isinstance(exc, KeyboardInterrupt)
         status = "stopped" if interrupted else "failed"
-        message = "interrupted (Ctrl-C)" if interrupted else f"{type(exc).__name__}: {exc}"
+        if interrupted:
+            message = "interrupted (Ctrl-C)"
+        elif isinstance(exc, PedsenseError):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
         try:
             self.folder.set_status(status, error=message, epochs_done=self.epochs_done)
             self.folder.update_config(final_status=status, epochs_done=self.epochs_done,
-                                      duration_s=round(time.time() - self.started, 2))
+                                      duration_s=round(self.elapsed(), 2))
             self.folder.log(f"{status}: {message}")
             if not interrupted and not isinstance(exc, PedsenseError):
                 self.folder.log("".join(traceback.format_exception(exc)).rstrip())
+        except OSError:
+            log.exception("could not record the end of run %s", self.run_id)
         finally:
             try:
                 emit(self.on_event, RunFinished(self.run_id, self.path, status, message))
@@ -277,12 +383,84 @@ class TrainingRun:
 
     @contextmanager
     def guarded(self) -> Iterator["TrainingRun"]:
-        """Mark the run failed (keeping what was written) if the body raises, then re-raise."""
+        """Mark the run failed (keeping what was written) if the body raises, then re-raise.
+
+        A full disk anywhere (our checkpoints, metrics, Ultralytics' weights) becomes
+        :class:`~pedsense.errors.DiskFull` naming the folder and the space to free.
+        """
         try:
             yield self
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                self.fail(exc)
+                raise
+            from pedsense.train.checkpoints import disk_full_message
+
+            full = DiskFull(disk_full_message(self.path, largest_checkpoint(self.path)))
+            self.fail(full)
+            raise full from exc
         except BaseException as exc:
             self.fail(exc)
             raise
+
+
+def largest_checkpoint(folder: Path) -> int:
+    """Size in bytes of the biggest ``*.pt`` under ``folder`` (what the next save will need), or 1 MB."""
+    sizes = [p.stat().st_size for p in folder.rglob("*.pt") if p.is_file()]
+    return max(sizes, default=2**20)
+
+
+def check_finite_loss(loss: float, *, epoch: int, batch: int, stage: str, lr: float,
+                      kept: Path | None) -> None:
+    """TrainingDiverged when ``loss`` is NaN or inf: the run stops before a step spoils the weights.
+
+    Args:
+        kept: the checkpoint still holding the last finite epoch, if one was written.
+    """
+    if math.isfinite(loss):
+        return
+    what = "Training" if stage == "train" else f"The {stage} stage"
+    weights = (f"{kept.name} keeps the weights of the last finite epoch" if kept is not None and kept.exists()
+               else "No epoch had finished, so no weights were saved")
+    raise TrainingDiverged(f"{what} diverged at epoch {epoch}, batch {batch} (loss {loss}); lower the "
+                           f"learning rate (it was {lr:g}) and train again. {weights}.")
+
+
+class LossCurve:
+    """The smoothed training loss every few optimizer steps -> ``TrainingRun.step_end``.
+
+    ``every`` is chosen from the planned steps so a run draws about ``points`` points; the first
+    step is always drawn, so a curve appears in the first seconds. The loss is an exponential
+    moving average (debiased, as Adam's moments are), so early points are not pulled to zero.
+    """
+
+    def __init__(self, run: TrainingRun, stage: str, total_steps: int, points: int = 300,
+                 beta: float = 0.9):
+        self.run, self.stage, self.beta = run, stage, beta
+        self.every = max(1, int(total_steps) // points)
+        self.average, self.count = 0.0, 0
+
+    @property
+    def value(self) -> float:
+        return self.average / (1.0 - self.beta ** self.count) if self.count else float("nan")
+
+    def update(self, loss: float) -> float:
+        """Fold in one batch's loss; returns the smoothed value."""
+        self.count += 1
+        self.average = self.beta * self.average + (1.0 - self.beta) * float(loss)
+        return self.value
+
+    def step(self, epoch: int, step: int, lr: float) -> None:
+        """Optimizer step ``step`` (1-based, across the stage's epochs) is done: draw it when due."""
+        if step == 1 or step % self.every == 0:
+            self.run.step_end(epoch, step, self.value, float(lr), self.stage)
+
+    def state(self) -> dict:
+        return {"average": self.average, "count": self.count}
+
+    def load_state(self, state: Mapping[str, Any] | None) -> None:
+        if state:
+            self.average, self.count = float(state["average"]), int(state["count"])
 
 
 def _fmt(value: Any) -> str:

@@ -4,6 +4,9 @@ Trainers take two keyword-only hooks, ``on_event`` and ``should_stop``. Events a
 snapshots because the listener usually lives on another thread (the dashboard's run manager).
 ``should_stop`` is polled after every batch; when it returns True the trainer finishes the
 batch, saves its weights and ends the run with status ``stopped``.
+
+``BatchEnd`` comes after every batch (progress, stop); ``StepEnd`` every few optimizer steps,
+so a run draws a few hundred points of its loss curve from its first seconds.
 """
 
 from __future__ import annotations
@@ -44,6 +47,22 @@ class BatchEnd:
 
 
 @dataclass(frozen=True)
+class StepEnd:
+    """A point of the training-loss curve (also a row of the run's ``steps.csv``).
+
+    ``step`` is the 1-based optimizer step counted across the stage's epochs, ``loss`` the
+    training loss smoothed with an exponential moving average, ``lr`` the learning rate then.
+    """
+
+    run_id: str
+    epoch: int
+    step: int
+    loss: float
+    lr: float
+    stage: str = "train"
+
+
+@dataclass(frozen=True)
 class EpochEnd:
     """One epoch finished; ``metrics`` is the row just appended to ``metrics.csv``."""
 
@@ -65,7 +84,7 @@ class RunFinished:
     best_metric: Optional[Mapping[str, Any]] = None
 
 
-Event = Union[RunStarted, StageStarted, BatchEnd, EpochEnd, RunFinished]
+Event = Union[RunStarted, StageStarted, BatchEnd, StepEnd, EpochEnd, RunFinished]
 EventHook = Optional[Callable[[Event], None]]
 StopHook = Optional[Callable[[], bool]]
 

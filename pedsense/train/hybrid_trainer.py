@@ -23,6 +23,7 @@ from pedsense.device import resolve_device
 from pedsense.errors import ConfigError
 from pedsense.io import link_or_copy
 from pedsense.data.intent import IntentOptions
+from pedsense.train.checkpoints import load_weights
 from pedsense.train.common import (TrainingRun, check_batch_size, check_crop_size, dataset_task,
                                    manifest_summary,
                                    require_task)
@@ -146,7 +147,8 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                  warmup_epochs: float = 3.0, nbs: int = 64, verbose: bool = False, task: str | None = None,
                  split: str = "default", sample_type: str = "beh", tte: str | Sequence[int] | None = None,
                  overlap: float = 0.8, irrelevant: str = "not-crossing", obs_length: int = 16,
-                 placement: str = "boxes") -> Path:
+                 placement: str = "boxes", resume: bool = False,
+                 init_weights: str | os.PathLike | None = None) -> Path:
     """Train the hybrid pipeline: YOLO26 pedestrian detector + ResNet intent classifier.
 
     Stage 1 trains the 1-class detector for ``yolo_epochs`` (``yolo_batch_size``, default
@@ -169,6 +171,12 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
         irrelevant: intent: crossing=-1 pedestrians: not-crossing (the benchmark's) or exclude.
         obs_length: intent: frames per observation window (16).
         placement: intent: count a track's boxes (the benchmark's) or its frames.
+        resume: continue ``run_dir`` (stopped, interrupted or failed) at the stage and epoch it
+            reached: a detector stage cut short resumes through Ultralytics, a finished one is
+            not trained again, the classifier continues from ``last.pt``
+            (``pedsense.train.resume.resume_run`` checks the run first).
+        init_weights: a pedsense ``ResNetClassifier`` checkpoint the classifier starts from,
+            with a fresh optimizer and schedule (``pedsense.train.resume.extend_run``).
 
     Returns:
         The run folder ``models/hybrid/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``) with
@@ -195,13 +203,22 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
     val_set = PedestrianCropDataset("val", home=home, crop_size=train_set.crop_size)
     batch_size = check_batch_size(params["batch_size"], len(train_set), "training crops")
     resolved_device = resolve_device(params["device"])
+    datasets = (train_set.manifest_path, paths(home).resnet / "crops.csv")
+    if detector_data is not None:
+        datasets += (detector_data.yaml_path.parent / "manifest.json", detector_data.yaml_path)
     run = TrainingRun.open("hybrid", name, run_dir=run_dir, home=home, on_event=on_event,
-                           should_stop=should_stop)
+                           should_stop=should_stop, resume=resume, init_weights=init_weights,
+                           datasets=datasets)
+    # the classifier's last.pt when it had started; refused here, before anything is written
+    resume_from = run.checkpoint("last.pt", required=False) if resume else None
     with run.guarded():
         torch.manual_seed(params["seed"])
         classifier = ResNetClassifier(2, params["dropout"], backbone=params["backbone"],
                                       pretrained=params["pretrained"],
-                                      frozen_children=params["frozen_children"]).to(resolved_device)
+                                      frozen_children=params["frozen_children"])
+        if init_weights is not None:
+            load_weights(classifier, init_weights)
+        classifier.to(resolved_device)
         detector_source, detector_weights = _detector_source(reuse, variant, home)
         run.start({
             "parameters": HYBRID.record(params),
@@ -226,7 +243,8 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                                    params["weight_decay"], resolved_device, params["num_workers"],
                                    stage="classifier",
                                    best_files=("best.pt", "resnet_classifier.pt"))
-            classifier_best = fit_classifier(run, classifier, train_set, val_set, settings)
+            classifier_best = fit_classifier(run, classifier, train_set, val_set, settings,
+                                             resume_from=resume_from)
         return run.finish(classifier_best, detector_best_metric=run.best_record(detector_best, "mAP50-95"),
                           best_checkpoint="best.pt", detector_checkpoint="yolo_detector.pt")
 
@@ -240,13 +258,25 @@ def _detector_source(reuse: Path | None, variant: tuple | None, home) -> tuple[s
 
 def _stage_detector(run: TrainingRun, reuse: Path | None, dataset: YoloDataset | None,
                     source: str, settings) -> dict:
-    """Stage 1: train the detector into ``<run>/detector/`` (or reuse one) -> ``yolo_detector.pt``."""
+    """Stage 1: train the detector into ``<run>/detector/`` (or reuse one) -> ``yolo_detector.pt``.
+
+    A finished stage is recorded in config.json (``stages_done``); a resumed run whose detector
+    was done goes straight to the classifier, one cut short continues it through Ultralytics.
+    """
     if reuse is not None:
         link_or_copy(reuse, run.path / "yolo_detector.pt")
         run.log(f"stage detector skipped: reusing {reuse}")
         return {}
+    done = run.stages_done().get("detector") if run.resuming else None
+    if done is not None and (run.path / "yolo_detector.pt").is_file():
+        run.log("stage detector finished before the resume: going on with the classifier")
+        return done
     save_dir = run.path / "detector"
     save_dir.mkdir(exist_ok=True)
-    bridge, _ = fit_yolo(run, dataset, source, settings, save_dir, stage="detector")
-    publish_weights(save_dir, run.path, {"best.pt": "yolo_detector.pt"})
+    try:
+        bridge, _ = fit_yolo(run, dataset, source, settings, save_dir, stage="detector", resume=run.resuming)
+    finally:  # a stopped or failed stage still leaves its best finite weights in place
+        publish_weights(save_dir, run.path, {"best.pt": "yolo_detector.pt"})
+    if not run.stop_now():
+        run.stage_done("detector", bridge.best())
     return bridge.best()

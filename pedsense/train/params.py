@@ -27,7 +27,7 @@ from pedsense.data.splits import SPLITS
 from pedsense.errors import ConfigError
 
 # Keyword arguments the callers (run manager, CLI, resume) pass; never a form field.
-HOOKS = ("on_event", "should_stop", "run_dir", "home", "progress", "resume")
+HOOKS = ("on_event", "should_stop", "run_dir", "home", "progress", "resume", "init_weights")
 MODEL_TYPES = ("yolo", "resnet-lstm", "hybrid")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 YOLO_VARIANTS = ("yolo26n", "yolo26s", "yolo26m", "yolo26l", "yolo26x")

@@ -22,11 +22,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from pedsense.config import CLASS_NAMES, paths
 from pedsense.device import resolve_device
-from pedsense.errors import DataError
+from pedsense.errors import DataError, TrainingDiverged
 from pedsense.io import link_or_copy
-from pedsense.train.checkpoints import save_classifier
-from pedsense.train.common import (TrainingRun, check_batch_size, check_crop_size, check_param,
-                                   manifest_summary, require_task)
+from pedsense.train.checkpoints import (load_weights, nonfinite_tensors, restore_rng, save_classifier,
+                                        training_state)
+from pedsense.train.common import (LossCurve, TrainingRun, check_batch_size, check_crop_size,
+                                   check_finite_loss, check_param, manifest_summary, require_task)
 from pedsense.train.events import EventHook, StopHook
 from pedsense.train.params import NUM_WORKERS, RESNET_LSTM
 from pedsense.train.resnet_lstm import ResNetLSTM
@@ -187,22 +188,41 @@ def auto_workers(dataset: CachedImageDataset, requested: int | None) -> int:
 
 def train_one_epoch(run: TrainingRun, model: nn.Module, loader: DataLoader, criterion: nn.Module,
                     optimizer: torch.optim.Optimizer, device: str, epoch: int,
-                    stage: str) -> tuple[float, float, bool]:
-    """One pass over ``loader``. Returns (mean loss, accuracy, stopped early)."""
+                    stage: str, *, scaler: torch.amp.GradScaler | None = None,
+                    curve: LossCurve | None = None, kept: Path | None = None) -> tuple[float, float, bool]:
+    """One pass over ``loader``. Returns (mean loss, accuracy, stopped early).
+
+    On CUDA the forward pass runs under float16 autocast with ``scaler`` scaling the loss; on
+    CPU everything stays float32. Every batch is one optimizer step, numbered across epochs
+    for ``curve``. A NaN or inf loss raises TrainingDiverged before it reaches the weights.
+    """
     model.train()
+    amp = scaler is not None and scaler.is_enabled()
     loss_sum, correct, seen = 0.0, 0, 0
     total = len(loader)
+    lr = optimizer.param_groups[0]["lr"]
     for batch_index, (inputs, labels) in enumerate(loader, start=1):
         inputs = inputs.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        logits = model(inputs)
-        loss = criterion(logits, labels)
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.item() * len(labels)
+        with torch.autocast(device_type="cuda" if amp else "cpu", dtype=torch.float16, enabled=amp):
+            logits = model(inputs)
+            loss = criterion(logits.float(), labels)
+        value = loss.item()
+        check_finite_loss(value, epoch=epoch, batch=batch_index, stage=stage, lr=lr, kept=kept)
+        if amp:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        loss_sum += value * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
+        if curve is not None:
+            curve.update(value)
+            curve.step(epoch, (epoch - 1) * total + batch_index, lr)
         if run.batch_end(epoch, batch_index, total, stage):
             return loss_sum / max(seen, 1), correct / max(seen, 1), batch_index < total
     return loss_sum / max(seen, 1), correct / max(seen, 1), False
@@ -210,12 +230,14 @@ def train_one_epoch(run: TrainingRun, model: nn.Module, loader: DataLoader, crit
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, criterion: nn.Module, device: str) -> tuple[float, float]:
-    """(mean loss, accuracy) over ``loader``."""
+    """(mean loss, accuracy) over ``loader`` (float16 autocast on CUDA, as in training)."""
     model.eval()
+    amp = device.startswith("cuda")
     loss_sum, correct, seen = 0.0, 0, 0
     for inputs, labels in loader:
         inputs, labels = inputs.to(device), labels.to(device)
-        logits = model(inputs)
+        with torch.autocast(device_type="cuda" if amp else "cpu", dtype=torch.float16, enabled=amp):
+            logits = model(inputs).float()
         loss_sum += criterion(logits, labels).item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
@@ -223,8 +245,20 @@ def evaluate(model: nn.Module, loader: DataLoader, criterion: nn.Module, device:
 
 
 def fit_classifier(run: TrainingRun, model: nn.Module, train_set: CachedImageDataset,
-                   val_set: CachedImageDataset, settings: FitSettings) -> dict:
+                   val_set: CachedImageDataset, settings: FitSettings, *,
+                   resume_from: dict | None = None) -> dict:
     """Train ``model`` for ``settings.epochs``, saving last/best checkpoints each epoch.
+
+    Each epoch appends its metrics row (and announces it) before its checkpoints are written,
+    so a failed save loses no row. ``last.pt`` holds the last completed epoch with what a
+    resume needs; a stop mid-epoch leaves it there (that epoch is trained again on resume),
+    except in the first epoch, whose partial weights are kept so a stopped run has weights.
+
+    Args:
+        resume_from: the stage's ``last.pt`` checkpoint (``TrainingRun.checkpoint``) to continue
+            from: weights, optimizer, scheduler, AMP scaler, best so far and the random-number
+            generators, then training goes on at the next epoch. One without a ``training``
+            state (stopped in its first epoch) starts the stage over.
 
     Returns the best epoch's metrics (``{"val_acc", "val_loss", "epoch"}``; empty if none).
     """
@@ -237,19 +271,24 @@ def fit_classifier(run: TrainingRun, model: nn.Module, train_set: CachedImageDat
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    # float16 autocast + loss scaling only on CUDA; CPU trains in float32
+    scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda"))
+    curve = LossCurve(run, stage, settings.epochs * len(train_loader))
     save = _checkpoint_saver(run, model, train_set, settings)
+    start_epoch, best, rng = _restore(resume_from, model, optimizer, scheduler, scaler, curve)
+    if run.resuming:
+        run.rewind(stage, start_epoch - 1)
     run.stage(stage, settings.epochs)
-    best: dict = {}
-    for epoch in range(1, settings.epochs + 1):
+    if rng is not None:  # last: from here on the run draws the random numbers an uninterrupted one would
+        restore_rng(rng)
+    for epoch in range(start_epoch, settings.epochs + 1):
         started, lr = time.time(), optimizer.param_groups[0]["lr"]
         train_loss, train_acc, cut_short = train_one_epoch(
-            run, model, train_loader, criterion, optimizer, device, epoch, stage)
-        if cut_short:  # stopped mid-epoch: keep the weights, but an unfinished epoch gets no row
-            run.log(f"{stage} epoch {epoch} stopped before its last batch; saving weights")
-            save(settings.last_file, epoch, {"partial_epoch": epoch})
-            if not best:
-                save(settings.best_files[0], epoch, {"partial_epoch": epoch})
-                copy_best(run.path, *settings.best_files)
+            run, model, train_loader, criterion, optimizer, device, epoch, stage,
+            scaler=scaler, curve=curve, kept=run.path / settings.last_file)
+        if cut_short:  # stopped mid-epoch: no row for it; a resume trains it again
+            _stopped_mid_epoch(run, save, settings, epoch, first=epoch == start_epoch and rng is None,
+                               best=best)
             break
         val_loss, val_acc = evaluate(model, val_loader, criterion, device)
         scheduler.step()
@@ -257,24 +296,71 @@ def fit_classifier(run: TrainingRun, model: nn.Module, train_set: CachedImageDat
                "train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc,
                "val_acc": val_acc, "lr": lr, "seconds": round(time.time() - started, 3)}
         metrics = {"val_acc": val_acc, "val_loss": val_loss, "train_acc": train_acc, "epoch": epoch}
-        save(settings.last_file, epoch, metrics)
-        if not best or val_acc > best["val_acc"]:
-            best = metrics
+        run.epoch_end(epoch, settings.epochs, row, stage)  # the row first: a failed save loses none
+        improved = not best or val_acc > best["val_acc"]
+        best = metrics if improved else best
+        save(settings.last_file, epoch, metrics, training_state(
+            epoch=epoch, stage=stage, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+            best=best, loss_curve=curve.state()))
+        if improved:
             save(settings.best_files[0], epoch, metrics)
             copy_best(run.path, *settings.best_files)
-        run.epoch_end(epoch, settings.epochs, row, stage)
         if run.stop_now():
             break
     return best
 
 
+def _restore(resume_from: dict | None, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+             scaler: torch.amp.GradScaler, curve: LossCurve) -> tuple[int, dict, dict | None]:
+    """Put a stage back as ``last.pt`` left it. Returns (first epoch to train, best so far, RNG state).
+
+    Without a checkpoint (or with one from a stop in the first epoch, which has no ``training``
+    state) the stage starts at epoch 1 from the freshly built model.
+    """
+    state = (resume_from or {}).get("training")
+    if not state:
+        return 1, {}, None
+    model.load_state_dict(resume_from["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler.is_enabled() and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    curve.load_state(state.get("loss_curve"))
+    return int(state["epoch"]) + 1, dict(state.get("best") or {}), state["rng"]
+
+
+def _stopped_mid_epoch(run: TrainingRun, save: Callable[..., Path], settings: FitSettings, epoch: int,
+                       first: bool, best: dict) -> None:
+    """``last.pt`` keeps the last whole epoch; in the stage's first epoch the partial weights are
+    saved instead (nothing to resume from, but a stopped run still has weights to look at)."""
+    if not first:
+        run.log(f"{settings.stage} epoch {epoch} stopped before its last batch; "
+                f"{settings.last_file} keeps epoch {epoch - 1}")
+        return
+    run.log(f"{settings.stage} epoch {epoch} stopped before its last batch; saving its partial weights")
+    save(settings.last_file, epoch, {"partial_epoch": epoch})
+    if not best:
+        save(settings.best_files[0], epoch, {"partial_epoch": epoch})
+        copy_best(run.path, *settings.best_files)
+
+
 def _checkpoint_saver(run: TrainingRun, model: nn.Module, train_set: CachedImageDataset,
-                      settings: FitSettings) -> Callable[[str, int, dict], Path]:
-    """``save(file_name, epoch, metrics)`` writing a checkpoint into the run folder."""
-    def save(file_name: str, epoch: int, metrics: dict) -> Path:
+                      settings: FitSettings) -> Callable[..., Path]:
+    """``save(file_name, epoch, metrics, training=None)`` writing a checkpoint into the run folder.
+
+    Weights that are no longer finite end the run as diverged; the file already there is kept.
+    """
+    def save(file_name: str, epoch: int, metrics: dict, training: dict | None = None) -> Path:
+        bad = nonfinite_tensors(model.state_dict())
+        if bad:
+            what = "Training" if settings.stage == "train" else f"The {settings.stage} stage"
+            raise TrainingDiverged(
+                f"{what} diverged at epoch {epoch} (its weights are not finite: {', '.join(bad[:3])}); "
+                f"lower the learning rate (it was {settings.learning_rate:g}) and train again. "
+                f"{file_name} keeps the last finite weights it had.")
         return save_classifier(run.path / file_name, model, class_names=CLASS_NAMES,
                                crop_size=train_set.crop_size, epoch=epoch, metrics=metrics,
-                               sequence_length=settings.sequence_length)
+                               sequence_length=settings.sequence_length, training=training)
     return save
 
 
@@ -293,7 +379,8 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
                       num_layers: int = 1, dropout: float = 0.3,
                       crop_size: int | Sequence[int] | None = None, weight_decay: float = 1e-4,
                       frozen_children: int = 6, num_workers: int | None = None,
-                      seed: int = 42, task: str | None = None) -> Path:
+                      seed: int = 42, task: str | None = None, resume: bool = False,
+                      init_weights: str | os.PathLike | None = None) -> Path:
     """Train ResNet+LSTM on pedestrian crossing sequences.
 
     AdamW (``weight_decay``), CrossEntropyLoss with inverse-frequency class weights,
@@ -305,6 +392,11 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
             (the JAAD benchmark: will they cross) or empty to train on the dataset as built.
             A dataset built for the other task is refused. ``config.json`` records the
             dataset's task and intent protocol either way.
+        resume: continue ``run_dir`` (stopped, interrupted or failed) from its ``last.pt`` at
+            the next epoch; ``pedsense.train.resume.resume_run`` calls this with the run's own
+            parameters after checking the run and its dataset.
+        init_weights: a pedsense checkpoint (same architecture) the model starts from, with a
+            fresh optimizer and schedule (``pedsense.train.resume.extend_run``).
 
     Returns:
         The run folder ``models/resnet-lstm/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``).
@@ -317,12 +409,18 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
     val_set = PedestrianSequenceDataset("val", home=home, crop_size=train_set.crop_size)
     batch_size = check_batch_size(params["batch_size"], len(train_set), "training sequences")
     run = TrainingRun.open("resnet-lstm", name, run_dir=run_dir, home=home,
-                           on_event=on_event, should_stop=should_stop)
+                           on_event=on_event, should_stop=should_stop, resume=resume,
+                           init_weights=init_weights,
+                           datasets=(train_set.manifest_path, paths(home).resnet / "labels.csv"))
+    resume_from = run.checkpoint("last.pt") if resume else None  # refused here, before anything is written
     with run.guarded():
         torch.manual_seed(params["seed"])
         model = ResNetLSTM(2, params["hidden_size"], params["num_layers"], params["dropout"],
                            backbone=params["backbone"], pretrained=params["pretrained"],
-                           frozen_children=params["frozen_children"]).to(resolved_device)
+                           frozen_children=params["frozen_children"])
+        if init_weights is not None:
+            load_weights(model, init_weights)
+        model.to(resolved_device)
         run.start({
             "parameters": RESNET_LSTM.record(params),
             "task": built["task"], "intent_options": built["intent_options"],
@@ -337,5 +435,5 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
         settings = FitSettings(params["epochs"], batch_size, params["learning_rate"],
                                params["weight_decay"], resolved_device, params["num_workers"],
                                sequence_length=train_set.sequence_length)
-        best = fit_classifier(run, model, train_set, val_set, settings)
+        best = fit_classifier(run, model, train_set, val_set, settings, resume_from=resume_from)
         return run.finish(best, best_checkpoint="best.pt")

@@ -1,10 +1,16 @@
 """Fine-tune YOLO26 (Ultralytics) on the JAAD crossing-intent detection dataset.
 
 Ultralytics runs the loop; pedsense wraps its callbacks: ``on_train_batch_end`` announces the
-batch and turns a stop request into ``trainer.stop`` (checked between batches; Ultralytics
-then validates, saves ``weights/last.pt``/``best.pt`` and ends), ``on_fit_epoch_end`` appends
-one metrics row per epoch. Ultralytics fires ``on_fit_epoch_end`` once more for its final
-validation of ``best.pt``; that call has no training epoch behind it and is not reported.
+batch, draws the loss curve (``StepEnd`` every few optimizer steps), ends a run whose loss is
+no longer finite (raising before Ultralytics saves anything) and turns a stop request into
+``trainer.stop`` (checked between batches; Ultralytics then validates, saves
+``weights/last.pt``/``best.pt`` and ends). The epoch's metrics row is appended when
+Ultralytics records its own (``save_metrics``, before it saves the weights), so a failed save
+loses no row. Ultralytics fires ``on_fit_epoch_end`` once more for its final validation of
+``best.pt``; that call has no training epoch behind it and is not reported.
+
+Resuming goes through Ultralytics' ``resume=True``; ``pedsense.train.yolo_checkpoints`` keeps a
+resumable checkpoint through stops and failed saves.
 
 Ultralytics' device selection calls ``torch.set_num_threads(cpu_count - 1)`` on CPU (1 thread on
 a 2-core machine), which outlives the training: ``fit_yolo`` puts the caller's thread count
@@ -14,8 +20,10 @@ back when it returns, so a ResNet stage trained next (hybrid) is not left on one
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
+import shutil
 import time
 import warnings
 from contextlib import contextmanager
@@ -28,10 +36,12 @@ import yaml
 from pedsense.config import CLASS_NAMES, paths
 from pedsense.device import resolve_device, torch_threads_kept
 from pedsense.errors import ConfigError, DataError
-from pedsense.io import link_or_copy, write_text_atomic
-from pedsense.train.common import (TrainingRun, check_batch_size, manifest_summary, offline_reason)
+from pedsense.io import filter_csv_rows, link_or_copy, write_text_atomic
+from pedsense.train.common import (LossCurve, TrainingRun, check_batch_size, check_finite_loss,
+                                   manifest_summary, offline_reason)
 from pedsense.train.events import EventHook, StopHook
 from pedsense.train.params import YOLO
+from pedsense.train.yolo_checkpoints import keep_resume_point, keeping_previous_weights, resume_file, resume_point
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +229,7 @@ class YoloSettings:
 
 
 class UltralyticsBridge:
-    """Ultralytics callbacks -> pedsense events, metrics rows and stop requests."""
+    """Ultralytics callbacks -> pedsense events, metrics rows, loss curve and stop requests."""
 
     def __init__(self, run: TrainingRun, stage: str, total_epochs: int):
         self.run, self.stage, self.total_epochs = run, stage, total_epochs
@@ -228,12 +238,31 @@ class UltralyticsBridge:
         self.trained_epoch: int | None = None
         self.reported: set[int] = set()
         self.rows: list[dict] = []
+        self.curve: LossCurve | None = None
+        self.steps = 0
+        self.cut_short = False  # stopped before an epoch's last batch
 
     def attach(self, model) -> None:
+        model.add_callback("on_train_start", self.on_train_start)
         model.add_callback("on_train_epoch_start", self.on_train_epoch_start)
         model.add_callback("on_train_batch_end", self.on_train_batch_end)
         model.add_callback("on_train_epoch_end", self.on_train_epoch_end)
+        model.add_callback("on_model_save", self.on_model_save)
         model.add_callback("on_fit_epoch_end", self.on_fit_epoch_end)
+
+    def on_train_start(self, trainer) -> None:
+        per_epoch = math.ceil(len(trainer.train_loader) / max(int(trainer.accumulate or 1), 1))
+        self.curve = LossCurve(self.run, self.stage, per_epoch * trainer.epochs)
+        self.steps = _optimizer_steps(trainer, 0)  # a resumed run continues its count
+        save_metrics = getattr(trainer, "save_metrics", None)
+        if callable(save_metrics):
+            def save_metrics_then_report(metrics):
+                save_metrics(metrics=metrics)
+                self.report_epoch(trainer)  # before Ultralytics writes the epoch's weights
+            trainer.save_metrics = save_metrics_then_report
+        save_model = getattr(trainer, "save_model", None)
+        if callable(save_model):
+            trainer.save_model = lambda: keeping_previous_weights(save_model, Path(trainer.wdir))
 
     def on_train_epoch_start(self, trainer) -> None:
         self.batch = 0
@@ -241,14 +270,39 @@ class UltralyticsBridge:
 
     def on_train_batch_end(self, trainer) -> None:
         self.batch += 1
-        if self.run.batch_end(trainer.epoch + 1, self.batch, len(trainer.train_loader), self.stage):
+        epoch, total = trainer.epoch + 1, len(trainer.train_loader)
+        loss = _loss_total(trainer.loss_items)
+        if not math.isfinite(_loss_total(trainer.tloss)) and math.isfinite(loss):
+            loss = _loss_total(trainer.tloss)
+        lr = _weights_lr(trainer)
+        last = Path(trainer.last)
+        check_finite_loss(loss, epoch=epoch, batch=self.batch, stage=self.stage, lr=lr,
+                          kept=last if last.exists() else resume_file(last))
+        if self.curve is not None:
+            self.curve.update(loss)
+            steps = _optimizer_steps(trainer, self.steps + 1)
+            if steps != self.steps:
+                self.steps = steps
+                self.curve.step(epoch, steps, lr)
+        if self.run.batch_end(epoch, self.batch, total, self.stage) and not trainer.stop:
+            self.cut_short = self.batch < total
+            if self.cut_short:
+                keep_resume_point(last)
             trainer.stop = True  # Ultralytics breaks after this batch, validates and saves
 
     def on_train_epoch_end(self, trainer) -> None:
         self.trained_epoch = trainer.epoch
 
+    def on_model_save(self, trainer) -> None:
+        # A stop after a whole epoch: Ultralytics is about to strip this checkpoint's optimizer.
+        if self.run.stop_seen and not self.cut_short and trainer.epoch + 1 < trainer.epochs:
+            shutil.copyfile(trainer.last, resume_file(Path(trainer.last)))
+
     def on_fit_epoch_end(self, trainer) -> None:
-        # The final validation of best.pt fires this with epoch + 1 and no training behind it.
+        self.report_epoch(trainer)
+
+    def report_epoch(self, trainer) -> None:
+        """Append the trained epoch's metrics row once (the final validation of best.pt is no epoch)."""
         if trainer.epoch != self.trained_epoch or trainer.epoch in self.reported:
             return
         self.reported.add(trainer.epoch)
@@ -283,14 +337,40 @@ class UltralyticsBridge:
         return {k: top[k] for k in ("epoch", "mAP50", "mAP50-95", "precision", "recall")}
 
 
+def _loss_total(items: Any) -> float:
+    """The sum of Ultralytics' loss items (a dict of tensors, or one tensor in older versions)."""
+    if items is None:
+        return 0.0
+    values = items.values() if isinstance(items, dict) else [items]
+    return float(sum(float(v.sum()) if hasattr(v, "sum") else float(v) for v in values))
+
+
+def _weights_lr(trainer) -> float:
+    """The learning rate of the weights' parameter group (the bias group warms up from 0.1)."""
+    groups = trainer.optimizer.param_groups
+    chosen = next((g for g in groups if g.get("param_group") not in (None, "bias")), groups[-1])
+    return float(chosen["lr"])
+
+
+def _optimizer_steps(trainer, fallback: int) -> int:
+    """Optimizer steps so far: Ultralytics updates its EMA once per step (and keeps the count on resume)."""
+    ema = getattr(trainer, "ema", None)
+    return int(ema.updates) if ema is not None and hasattr(ema, "updates") else fallback
+
+
 def _metric(metrics: dict, name: str) -> float | None:
     value = metrics.get(f"metrics/{name}(B)")
     return None if value is None else round(float(value), 5)
 
 
 def fit_yolo(run: TrainingRun, dataset: YoloDataset, model_source: str, settings: YoloSettings,
-             save_dir: Path, stage: str = "train") -> tuple[UltralyticsBridge, Path]:
+             save_dir: Path, stage: str = "train", *, resume: bool = False) -> tuple[UltralyticsBridge, Path]:
     """Train with Ultralytics into ``save_dir`` (its weights/, results.csv, args.yaml).
+
+    Args:
+        resume: continue the training already in ``save_dir`` with Ultralytics' ``resume=True``
+            (from :func:`resume_point`); with nothing resumable there, train it again from
+            ``model_source``. Rows of epochs trained again are dropped first.
 
     Returns the bridge (rows, best) and the resolved dataset YAML written into ``save_dir``.
     """
@@ -303,19 +383,38 @@ def fit_yolo(run: TrainingRun, dataset: YoloDataset, model_source: str, settings
         data["train"] = str(save_dir / "train_subset.txt")
     data_yaml = save_dir / "dataset.yaml"
     write_text_atomic(data_yaml, yaml.safe_dump(data, sort_keys=False))
+    source, epochs_kept = resume_point(save_dir) if resume else (None, 0)
+    if resume:
+        run.rewind(stage, epochs_kept)
+        # Ultralytics appends to its results.csv: drop the rows it is about to write again
+        filter_csv_rows(save_dir / "results.csv", lambda row: _csv_epoch(row) <= epochs_kept)
     bridge = UltralyticsBridge(run, stage, settings.epochs)
     run.stage(stage, settings.epochs)
     with ultralytics_quiet(settings.verbose), warnings.catch_warnings(), torch_threads_kept():
-        model = YOLO(model_source)
+        model = YOLO(str(source) if source else model_source)
         bridge.attach(model)
-        model.train(data=str(data_yaml), epochs=settings.epochs, batch=settings.batch_size,
-                    imgsz=settings.imgsz, device=ultralytics_device(settings.device),
-                    workers=settings.workers, patience=settings.patience, seed=settings.seed,
-                    lr0=settings.lr0, optimizer=settings.optimizer, cache=settings.cache,
-                    warmup_epochs=settings.warmup_epochs, nbs=settings.nbs,
-                    project=str(save_dir.parent), name=save_dir.name, exist_ok=True,
-                    plots=False, verbose=settings.verbose, amp=settings.device.startswith("cuda"))
+        if source:  # Ultralytics keeps the checkpoint's settings; these only say where and with what
+            model.train(resume=True, data=str(data_yaml), device=ultralytics_device(settings.device),
+                        workers=settings.workers, cache=settings.cache, save_dir=str(save_dir),
+                        plots=False)
+        else:
+            model.train(data=str(data_yaml), epochs=settings.epochs, batch=settings.batch_size,
+                        imgsz=settings.imgsz, device=ultralytics_device(settings.device),
+                        workers=settings.workers, patience=settings.patience, seed=settings.seed,
+                        lr0=settings.lr0, optimizer=settings.optimizer, cache=settings.cache,
+                        warmup_epochs=settings.warmup_epochs, nbs=settings.nbs,
+                        project=str(save_dir.parent), name=save_dir.name, exist_ok=True,
+                        plots=False, verbose=settings.verbose, amp=settings.device.startswith("cuda"))
+    if not run.stop_seen:  # finished: nothing left to resume from
+        (save_dir / "weights" / "resume.pt").unlink(missing_ok=True)
     return bridge, data_yaml
+
+
+def _csv_epoch(row: dict) -> float:
+    try:
+        return float(str(row.get("epoch", "")).strip())
+    except ValueError:
+        return float("inf")
 
 
 def check_yolo_settings(params: dict, n_train: int) -> YoloSettings:
@@ -346,7 +445,8 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
                run_dir: str | os.PathLike | None = None, home: str | os.PathLike | None = None,
                workers: int | None = None, patience: int = 100, seed: int = 0, lr0: float = 0.01,
                optimizer: str = "auto", cache: bool | str = False, fraction: float = 1.0,
-               warmup_epochs: float = 3.0, nbs: int = 64, verbose: bool = False) -> Path:
+               warmup_epochs: float = 3.0, nbs: int = 64, verbose: bool = False,
+               resume: bool = False) -> Path:
     """Fine-tune YOLO26 on the JAAD crossing intent dataset (``data/processed/yolo/data.yaml``).
 
     The base model is downloaded to ``models/base/{model_variant}.pt`` on first run; offline,
@@ -356,6 +456,8 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
     preset uses it). ``warmup_epochs`` and ``nbs`` (nominal batch size: gradients accumulate over
     ``nbs / batch_size`` batches) are Ultralytics' own, with its defaults; a short run from
     scratch wants little warmup and ``nbs`` equal to ``batch_size`` (see the quick preset).
+    ``resume=True`` continues ``run_dir`` (stopped, interrupted or failed) with Ultralytics'
+    own resume (``pedsense.train.resume.resume_run`` checks the run and calls this).
 
     Returns:
         The run folder ``models/yolo/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``), holding
@@ -366,7 +468,10 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
     settings = check_yolo_settings(params, dataset.counts["train"])
     kind, variant = check_model_variant(params["model_variant"])
     run = TrainingRun.open("yolo", name, run_dir=run_dir, home=home, on_event=on_event,
-                           should_stop=should_stop)
+                           should_stop=should_stop, resume=resume,
+                           datasets=(dataset.yaml_path.parent / "manifest.json", dataset.yaml_path))
+    if resume:
+        resume_point(run.path)  # an unreadable checkpoint is refused here, before anything is written
     with run.guarded():
         source, weights_source = (str(variant), f"file ({variant})") if kind == "file" \
             else fetch_base_model(str(variant), home)
@@ -377,6 +482,8 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
             "dataset": {"data_yaml": str(dataset.yaml_path), **dataset.counts,
                         "manifest": manifest_summary(dataset.yaml_path.parent / "manifest.json")},
         })
-        bridge, _ = fit_yolo(run, dataset, source, settings, run.path)
-        publish_weights(run.path, run.path, {"best.pt": "best.pt", "last.pt": "last.pt"})
+        try:
+            bridge, _ = fit_yolo(run, dataset, source, settings, run.path, resume=resume)
+        finally:  # a stopped or failed run still shows its last finite weights at the root
+            publish_weights(run.path, run.path, {"best.pt": "best.pt", "last.pt": "last.pt"})
         return run.finish(bridge.best(), best_checkpoint="best.pt")

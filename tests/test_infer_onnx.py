@@ -1,0 +1,128 @@
+"""ONNX export of all three model families: files and record in the run folder, ONNX Runtime
+predictions equal PyTorch's within fp32 tolerance, stale exports and missing packages are said."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from pedsense.data.video import read_video_frame
+from pedsense.export import ExportError, export_run
+from pedsense.geometry import match_boxes
+from pedsense.infer import BackendUnavailable, load_clip_ground_truth, load_predictor
+from test_infer_fixtures import demo_clip, infer_home, infer_home_base, run_of  # noqa: F401
+
+pytestmark = pytest.mark.slow
+MODEL_TYPES = ("yolo", "hybrid", "resnet-lstm")
+LOW_CONF = 0.001  # a 1-epoch detector is unsure of everything: still yields boxes
+
+
+def copy_run(run, home):
+    """A copy of one run folder under ``home/models`` (weights hard-linked: exports add files only)."""
+    target = home / "models" / run.parent.name / run.name
+    shutil.copytree(run, target, copy_function=os.link)
+    return target
+
+
+@pytest.fixture(scope="module")
+def exported(infer_home_base, tmp_path_factory):
+    """{model type: a copy of its tiny run, exported to ONNX once}."""
+    home = tmp_path_factory.mktemp("onnx_runs")
+    runs = {}
+    for model_type in MODEL_TYPES:
+        runs[model_type] = copy_run(run_of(infer_home_base, model_type), home)
+        export_run(runs[model_type])
+    return runs
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_export_writes_the_files_and_the_record_load_predictor_reads(exported, model_type):
+    run = exported[model_type]
+    record = json.loads((run / "export.json").read_text())
+    expected = {"yolo": {"detector"}, "hybrid": {"detector", "classifier"},
+                "resnet-lstm": {"features", "temporal"}}[model_type]
+    assert record["format"] == "onnx" and set(record["components"]) == expected
+    for part in record["components"].values():
+        assert (run / part["file"]).is_file() and part["file"].endswith(".onnx")
+        if "max_abs_diff" in part:  # the ResNet parts are checked against PyTorch at export
+            assert part["max_abs_diff"] < 1e-4
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")], "no temporary file is left"
+    predictor = load_predictor(run, device="cpu")
+    assert predictor.backend == "onnxruntime"
+    assert predictor.describe_backend().startswith("ONNX Runtime")
+    assert load_predictor(run, device="cpu", backend="pytorch").backend == "pytorch"
+
+
+def _same_predictions(torch_side, onnx_side):
+    """Boxes matched one-to-one (a tie in confidence may order equal boxes differently), then
+    scores compared within fp32 tolerance."""
+    assert len(torch_side) == len(onnx_side)
+    pairs = match_boxes(torch_side.xyxy, onnx_side.xyxy, threshold=0.99)
+    assert len(pairs) == len(torch_side)
+    i, j = (np.array(k, int) for k in zip(*pairs)) if pairs else (np.empty(0, int), np.empty(0, int))
+    assert np.allclose(np.sort(torch_side.confidences), np.sort(onnx_side.confidences), atol=1e-4, equal_nan=True)
+    assert np.allclose(torch_side.crossing_scores[i], onnx_side.crossing_scores[j], atol=1e-4, equal_nan=True)
+    assert [torch_side.labels[k] for k in i] == [onnx_side.labels[k] for k in j]
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_onnx_runtime_predicts_what_pytorch_predicts(exported, infer_home, model_type):
+    clip = demo_clip(infer_home)
+    truth, _ = load_clip_ground_truth(clip, infer_home)
+    with_torch = load_predictor(exported[model_type], device="cpu", conf=LOW_CONF, backend="pytorch")
+    with_onnx = load_predictor(exported[model_type], device="cpu", conf=LOW_CONF, backend="onnx")
+    decided = 0
+    for index in range(with_torch.history + 2):  # a ResNet-LSTM decides once its buffers are full
+        frame = read_video_frame(clip, index)
+        a = with_torch.predict(frame, index, truth.at(index))
+        b = with_onnx.predict(frame, index, truth.at(index))
+        _same_predictions(a, b)
+        decided += sum(label != "buffering" for label in b.labels)
+    assert decided > 0
+
+
+def test_a_stale_export_is_not_used(exported, tmp_path):
+    run = copy_run(exported["hybrid"], tmp_path)
+    classifier = run / "resnet_classifier.pt"
+    # the run is retrained: new weights file (its own inode, not the shared hard link)
+    shutil.copy(classifier, tmp_path / "new.pt")
+    os.utime(tmp_path / "new.pt", ns=(1, 1))
+    os.replace(tmp_path / "new.pt", classifier)
+    predictor = load_predictor(run, device="cpu")
+    assert predictor.backend == "pytorch"
+    assert "older than resnet_classifier.pt" in predictor.describe_backend()
+    with pytest.raises(BackendUnavailable, match="pedsense export"):
+        load_predictor(run, device="cpu", backend="onnx")
+
+
+def test_onnx_backend_without_an_export_says_how_to_make_one(infer_home):
+    run = run_of(infer_home, "resnet-lstm")
+    assert load_predictor(run, device="cpu").backend == "pytorch"
+    with pytest.raises(BackendUnavailable, match="pedsense export .* --format onnx"):
+        load_predictor(run, device="cpu", backend="onnx")
+
+
+def test_export_without_the_onnx_package_names_it(infer_home, tmp_path, monkeypatch):
+    run = copy_run(run_of(infer_home, "resnet-lstm"), tmp_path)
+    before = sorted(p.name for p in run.iterdir())
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
+    with pytest.raises(ExportError, match="needs the `onnx` package.*pip install onnx"):
+        export_run(run)
+    assert sorted(p.name for p in run.iterdir()) == before, "nothing is written"
+
+
+def test_cli_export_then_predict_uses_onnx_runtime(infer_home, tmp_path, capsys):
+    from pedsense.cli import main
+
+    run = copy_run(run_of(infer_home, "yolo"), tmp_path)
+    assert main(["export", str(run), "--format", "onnx"]) == 0
+    assert "best.onnx from best.pt" in capsys.readouterr().out
+    out = tmp_path / "overlay.webm"
+    assert main(["predict", str(run), demo_clip(infer_home).stem, "-o", str(out)]) == 0
+    assert "backend: ONNX Runtime" in capsys.readouterr().err
+    assert out.is_file()
