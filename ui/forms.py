@@ -20,7 +20,7 @@ from pedsense.runfolder import RunFolder, sanitize_name
 from pedsense.train.params import GROUPS, FormError, Param, spec_for
 from pedsense.train.presets import presets_for
 from ui.describe import describe_model
-from ui.feedback import error_box, show_error
+from ui.feedback import error_box, hide_paths, show_error
 from ui.state import PAGE_DATA, PAGE_RUNS, SELECTED_RUN, device_choices, home, run_manager
 
 SEED_PRESET = "Seed defaults"
@@ -191,7 +191,7 @@ def training_form_ui(model_type: str) -> dict | None:
     for field, message in errors.items():
         target = slots.get(field) or top
         label = spec[field].title if field in spec else "Data"
-        target.error(f"{label}: {message}", icon=":material/warning:")
+        target.error(f"{label}: {hide_paths(message)}", icon=":material/warning:")
     if errors:
         st.error("Nothing was launched: fix the fields marked above.", icon=":material/block:")
         return None
@@ -222,7 +222,8 @@ def launch_run_ui(model_type: str, params: dict) -> None:
     except FormError as exc:
         spec = spec_for(model_type)
         for field, message in exc.field_errors.items():
-            st.error(f"{spec[field].title if field in spec else 'Data'}: {message}", icon=":material/warning:")
+            st.error(f"{spec[field].title if field in spec else 'Data'}: {hide_paths(message)}",
+                     icon=":material/warning:")
         return
     except Exception as exc:  # noqa: BLE001
         show_error(exc, "launching the run")

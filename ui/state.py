@@ -14,6 +14,7 @@ from pedsense.config import data_home
 from pedsense.device import available_devices, describe_device
 from pedsense.jobs import JobManager
 from pedsense.runs import RunManager
+from ui.auth import require_login_ui
 
 # Streamlit page files, shared by app.py's navigation and st.switch_page / st.page_link.
 PAGE_OVERVIEW = "pages/overview.py"
@@ -49,6 +50,17 @@ def use_app_navigation() -> None:
 # Every page imports this module and the flag is process-wide, so checking on first import is
 # enough: after one rerun through app.py the server stays in st.navigation mode.
 use_app_navigation()
+
+
+def enter_page() -> None:
+    """Every page calls this before drawing anything. Run through app.py's navigation it does
+    nothing (app.py has signed the session in); run on its own (Streamlit's pages-directory
+    mode: AppTest's page runs, or a deep link before the reroute above), it asks for the
+    password itself (``ui.auth``), so no page ever draws for a session that has not signed in."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        require_login_ui()
 
 
 @st.cache_resource(show_spinner=False)
