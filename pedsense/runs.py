@@ -7,7 +7,7 @@ background thread (``pedsense.supervisor.Supervisor``) starts each queued run as
 process (``python -m pedsense.worker RUN_DIR``) when a slot is free, and follows every live run
 of the data home, whoever started it, by tailing its ``events.jsonl`` into a live state behind
 a lock. Workers keep training when the dashboard stops; the next one finds them (heartbeat)
-and follows them again. ``snapshot``/``runs`` return :class:`pedsense.runfolder.RunSummary`
+and follows them again. ``snapshot``/``runs`` return :class:`pedsense.runsummary.RunSummary`
 copies, safe to read from any thread; ``version`` answers "did anything change?".
 
 With ``trainers=`` (other trainers that follow the hook contract, e.g. the tests' tiny ones) the
@@ -35,8 +35,9 @@ from pedsense.errors import ConfigError
 from pedsense.errors import DatasetChanged
 from pedsense.launches import queue_extend, queue_resume, queue_run
 from pedsense.procs import Heartbeat, me
-from pedsense.runfolder import (LIVE_STATUSES, RunFolder, RunNotFound, RunSummary, best_of, file_stamps,
-                                find_run, iso, list_runs, read_summary)
+from pedsense.runfolder import (LIVE_STATUSES, RunFolder, RunNotFound, best_of, find_run, iso,
+                               list_runs)
+from pedsense.runsummary import RunSummary, file_stamps, read_summary
 from pedsense.runqueue import (QueueSettings, RunTaken, is_live, read_settings, request_stop,
                                settle_orphans, wait_for_slot, write_settings)
 from pedsense.supervisor import LiveRun, Supervisor, apply_event

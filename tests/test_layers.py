@@ -19,7 +19,7 @@ LAYERS = (
     ("base", ("pedsense", "pedsense.config", "pedsense.io", "pedsense.errors", "pedsense.device",
               "pedsense.procs")),
     ("data", ("pedsense.data", "pedsense.geometry", "pedsense.metrics", "pedsense.catalogue")),
-    ("run folders", ("pedsense.runfolder", "pedsense.workqueue", "pedsense.runqueue")),
+    ("run folders", ("pedsense.runfolder", "pedsense.runsummary", "pedsense.workqueue", "pedsense.runqueue")),
     ("train", ("pedsense.train",)),
     ("inference", ("pedsense.infer", "pedsense.evaluation", "pedsense.benchmarks", "pedsense.breakdown",
                    "pedsense.export", "pedsense.errors_browser")),

@@ -9,7 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pedsense.cli import main
-from pedsense.runfolder import UNREADABLE, RunFolder, list_runs, read_summary
+from pedsense.runfolder import UNREADABLE, RunFolder, list_runs
+from pedsense.runsummary import read_summary
 from pedsense.runs import RunManager
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")

@@ -16,7 +16,8 @@ import streamlit as st
 
 from pedsense.config import data_home
 from pedsense.errors import PedsenseError
-from pedsense.runfolder import RunSummary, describe_best
+from pedsense.runfolder import describe_best
+from pedsense.runsummary import RunSummary
 
 log = logging.getLogger("pedsense.app")
 

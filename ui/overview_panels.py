@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pedsense.jobs import PIPELINE
-from pedsense.runfolder import RunSummary
+from pedsense.runsummary import RunSummary
 from ui.feedback import fmt_best, hide_paths, shown_status, source_badge
 from ui.state import MODEL_LABELS, PAGE_DATA, PAGE_RUNS, PAGE_TRAIN_RESNET, PAGE_VIEWER, job_manager
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pedsense.errors import DatasetChanged
-from pedsense.runfolder import FINISHED_STATUSES, LIVE_STATUSES, RESUMABLE_STATUSES, RunFolder, RunSummary
+from pedsense.runfolder import FINISHED_STATUSES, LIVE_STATUSES, RESUMABLE_STATUSES, RunFolder
+from pedsense.runsummary import RunSummary
 from ui.charts import compare_figure, metric_columns, run_colour, run_figures
 from ui.evaluation import evaluation_panel
 from ui.feedback import (error_box, fmt_best, fmt_duration, fmt_status, progress_of, show_error,

@@ -16,7 +16,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui.feedback import error_box, shown_path
-from pedsense.runfolder import list_runs, read_summary
+from pedsense.runfolder import list_runs
+from pedsense.runsummary import read_summary
 
 PLAY_INTERVAL_S = 0.5
 CROP_PREVIEW = (96, 96)
