@@ -8,7 +8,8 @@ import streamlit as st
 
 from pedsense.runfolder import LIVE_STATUSES
 from ui.feedback import error_box
-from ui.runs_view import compare_ui, delete_ui, details_ui, live_view_ui, pick_run_ui, runs_table_ui
+from ui.compare import compare_ui
+from ui.runs_view import delete_ui, details_ui, live_view_ui, pick_run_ui, runs_table_ui
 from ui.state import PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, run_manager
 
 st.title("Runs")

@@ -17,6 +17,7 @@ COMMAND_MODULES = {
     "pedsense.commands.train": ("train",),
     "pedsense.commands.runs": ("runs",),
     "pedsense.commands.infer": ("predict", "evaluate"),
+    "pedsense.commands.experiments": ("sweep", "sweep-worker", "sweeps", "leaderboard"),
 }
 
 
