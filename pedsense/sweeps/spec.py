@@ -353,7 +353,18 @@ def parse_values(model_type: str, name: str, text: str | Sequence[str]) -> tuple
     param = spec_for(model_type)[name] if name in spec_for(model_type) else None
     pieces = [p.strip() for p in (text.split(",") if isinstance(text, str) else text)]
     pieces = [p for p in pieces if p]
-    return tuple(param.cli_value(p) if param is not None else p for p in pieces)
+    return tuple(_cli_value(param, p) for p in pieces)
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def _cli_value(param: Param | None, text: str) -> Any:
+    if param is None:
+        return text
+    if param.kind == "bool":
+        return _BOOLS.get(text.lower(), text)  # anything else: check() says "true or false"
+    return param.cli_value(text)
 
 
 def parse_range(text: str) -> Range:

@@ -224,7 +224,7 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     """``median``: stop a trial whose epoch value is below the median of earlier trials' at the
     same epoch, once two trials have finished and from its second epoch on."""
     if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     return optuna.pruners.NopPruner()
 
 
@@ -307,7 +307,7 @@ def _enqueue_grid(spec: SweepSpec, study: optuna.Study) -> None:
 
 
 def open_sweep(name: str, *, storage: str | None = None, home: str | os.PathLike | None = None,
-               model_type: str | None = None, join: bool = True, seed: int | None = None) -> Sweep:
+               model_type: str | None = None, join: bool = True) -> Sweep:
     """Open sweep ``name``; with ``join`` (a worker about to run trials) refuse a study whose
     trainer or dataset changed since it was created (:func:`join_problems`).
 
@@ -331,10 +331,8 @@ def open_sweep(name: str, *, storage: str | None = None, home: str | os.PathLike
     if problems:
         raise SweepError({"name": f"sweep {name!r} cannot be joined: " + "; ".join(problems)})
     spec = SweepSpec.from_dict(record["spec"])
-    if not problems:
-        spec = spec.checked() if join else _checked_or_raw(spec)
-    sampler_seed = spec.sampler_seed if seed is None else seed
-    study = optuna.load_study(study_name=name, storage=rdb, sampler=make_sampler(spec, sampler_seed),
+    spec = spec.checked() if join else _checked_or_raw(spec)
+    study = optuna.load_study(study_name=name, storage=rdb, sampler=make_sampler(spec, spec.sampler_seed),
                               pruner=make_pruner(spec))
     return Sweep(name, url, study, spec, record, home)
 

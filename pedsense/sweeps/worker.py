@@ -29,7 +29,7 @@ from pedsense.procs import process_alive, process_start_token
 from pedsense.runfolder import LIVE_STATUSES, RunSummary, best_of, find_run
 from pedsense.sweeps.spec import SweepError
 from pedsense.sweeps.study import (Sweep, clear_stop, dataset_record, decode, default_storage,
-                                   distributions, open_sweep, study_lock)
+                                   distributions, make_sampler, open_sweep, study_lock)
 from pedsense.train.params import FormError, spec_for
 
 POLL_S = 0.5           # how often a worker looks at its run
@@ -85,6 +85,9 @@ def next_trial(sweep: Sweep) -> optuna.Trial | None:
         if not any(t.state == TrialState.WAITING for t in trials):
             if spec.sampler == "grid" or used_trials(trials) + len(spec.seeds) > spec.n_trials:
                 return None
+        # A sampler seeded by the trials so far: the same history samples the same values (one
+        # worker is reproducible), and no two workers ever ask with the same seed (under the lock).
+        study.sampler = make_sampler(spec, (spec.sampler_seed * 100_003 + len(trials)) % 2**32)
         trial = study.ask(distributions(spec))
         if "seed" not in trial.user_attrs:
             if spec.sampler == "grid":  # another worker took the last one (a server database)
