@@ -15,7 +15,7 @@ from pedsense.runfolder import RunSummary, describe_best
 from ui.charts import compare_figure, importance_figure, metric_columns, parallel_figure, run_colour
 from ui.state import home
 
-COMPARE_RUNS = "compare_runs"
+COMPARE_RUNS = "compare.runs"
 # What of a run's config.json the config table shows besides its parameters.
 CONFIG_FACTS = ("task", "device", "weights_source", "dataset_fingerprint", "epochs_done", "final_status")
 BEST_STYLE = "background-color: rgba(46, 160, 67, 0.25); font-weight: bold"
@@ -29,10 +29,11 @@ def compare_ui(runs: list[RunSummary]) -> None:
     if len(ids) < 1:
         st.caption("Compare opens once a run has finished at least one epoch.")
     else:
-        default = [r for r in st.session_state.get(COMPARE_RUNS, []) if r in ids] or ids[:2]
-        picked = st.multiselect("Runs to compare", ids, default=default,
+        # the pick survives page switches (and a button below sets it), so it lives in session state
+        st.session_state[COMPARE_RUNS] = [r for r in st.session_state.get(COMPARE_RUNS) or [] if r in ids] \
+            if COMPARE_RUNS in st.session_state else ids[:2]
+        picked = st.multiselect("Runs to compare", ids, key=COMPARE_RUNS,
                                 help="Runs that recorded at least one epoch; each keeps its colour.")
-        st.session_state[COMPARE_RUNS] = picked
         summaries = [s for s in with_data if s.run_id in picked]
         columns = list(dict.fromkeys(c for s in summaries for c in metric_columns(s.metrics)))
         if not columns:
@@ -101,9 +102,12 @@ def sweep_compare_ui(run_ids: list[str]) -> None:
     sweep = sweeps.open_sweep(name, home=home(), join=False)
     frame = sweep_results_ui(sweep)
     tagged = [r for r in frame["run_id"].dropna() if r in run_ids]
-    if tagged and st.button("Overlay this sweep's runs above", key="compare.sweep_runs"):
-        st.session_state[COMPARE_RUNS] = tagged
-        st.rerun()
+    if tagged:
+        st.button("Overlay this sweep's runs above", key="compare.sweep_runs", on_click=_overlay, args=(tagged,))
+
+
+def _overlay(run_ids: list[str]) -> None:
+    st.session_state[COMPARE_RUNS] = run_ids  # a callback: it runs before the picker is drawn
 
 
 def configurations_view(table: pd.DataFrame, names: list[str], metric: str):
