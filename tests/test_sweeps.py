@@ -256,3 +256,28 @@ def test_one_worker_samples_the_same_values_for_the_same_sampler_seed(tmp_home):
         report = run_worker(name, home=tmp_home, manager=manager, poll_s=0.02)
         sampled.append([o.params[LR] for o in report.outcomes])
     assert sampled[0] == sampled[1] and len(set(sampled[0])) == 3
+
+
+def test_commands_create_list_refuse_and_export(demo_home, capsys, tmp_path):
+    from pedsense.cli import main
+
+    assert main(["sweep", "resnet-lstm", "later", "--preset", "quick", "--vary", "learning_rate=0.001,0.002",
+                 "--vary", "dropout=0.1,0.3", "--seeds", "0,1", "--create-only"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep later: 8 trials of resnet-lstm (grid, varying learning_rate, dropout; seeds 0, 1; base: " \
+           "preset quick)" in out and "start workers with: pedsense sweep-worker later" in out
+    assert open_sweep("later", home=demo_home).spec.base["backbone"] == "resnet18"
+    assert main(["sweeps"]) == 0 and "later  resnet-lstm  grid  varying learning_rate, dropout  8 trials" \
+        in capsys.readouterr().out
+    assert main(["sweeps", "later"]) == 0 and "no trial has finished yet" in capsys.readouterr().out
+    assert main(["sweep", "resnet-lstm", "bad", "--vary", "learning_rate=0.1:0.01", "--sampler", "random",
+                 "--budget", "2"]) == 2
+    assert "varied.learning_rate: the range's low 0.1 is above its high 0.01" in capsys.readouterr().err
+    assert main(["sweep", "resnet-lstm", "bad", "--vary", "learning_rate=0.001,0.002", "--vary",
+                 "learning_rate=0.003,0.004"]) == 2
+    assert "given twice" in capsys.readouterr().err
+    assert main(["sweep-worker", "nope"]) == 2 and "no sweep named 'nope'" in capsys.readouterr().err
+    target = tmp_path / "board.md"
+    assert main(["leaderboard", "--format", "markdown", "-o", str(target)]) == 0
+    assert target.read_text().startswith("| model")
+    assert main(["leaderboard"]) == 0 and "No evaluated runs yet" in capsys.readouterr().out
