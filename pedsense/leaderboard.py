@@ -133,8 +133,8 @@ def entry_of(run_id: str, model_type: str, split: str, evaluation: Mapping[str, 
                      synthetic=synthetic, data_split=bench.get("data_split") or "unknown")
     headline = headline_metrics(dict(evaluation))
     task = str(evaluation.get("task") or config.get("task") or "action")
-    return Entry(**common, task=task, dataset="—", protocol=describe_protocol(task, config.get("intent_options"), "unknown"),
-                 inputs="rgb", unit="", metrics={m: _number(headline.get(m)) for m in ROW_METRICS},
+    return Entry(**common, task=task, dataset="—", inputs="rgb", unit="",
+                 protocol=describe_protocol(task, config.get("intent_options"), "unknown"), metrics={m: _number(headline.get(m)) for m in ROW_METRICS},
                  note=str(bench.get("skipped") or "evaluated before the benchmark section existed: "
                           "evaluate it again to compare it with the published results"))
 

@@ -9,6 +9,7 @@ predictions and a dataset manifest (JAAD-shaped, or the synthetic demo set's), e
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from pedsense.train.params import RESNET_LSTM
 Y_TRUE = [1, 0, 1, 0, 1, 0, 1, 0, 1, 1]
 
 
-def manifest(tmp_path, name: str, *, synthetic: bool = False, **options) -> "Path":
+def manifest(tmp_path, name: str, *, synthetic: bool = False, **options) -> Path:
     path = tmp_path / f"{name}.json"
     write_json_atomic(path, {"task": "intent", "intent_options": IntentOptions(**options).as_dict(),
                              "synthetic": synthetic, "split": {"source": "official:default"}})

@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub = kinds.add_parser(model_type, help=f"sweep: {spec.description}",
                                description=f"Sweep the {model_type} trainer. Options named after the "
                                            "trainer's parameters set the base config of every trial.")
-        sub.add_argument("sweep_name", metavar="SWEEP", help="the sweep's name (its Optuna study); its runs are SWEEP-tNNN")
+        sub.add_argument("sweep_name", metavar="SWEEP",
+                         help="the sweep's name (its Optuna study); its runs are SWEEP-tNNN")
         sub.add_argument("--vary", action="append", default=[], metavar="PARAM=VALUES",
                          help="a parameter to vary: PARAM=V1,V2,... or PARAM=LOW:HIGH[:log|:STEP] "
                               "(repeat for several)")

@@ -321,8 +321,8 @@ def open_sweep(name: str, *, storage: str | None = None, home: str | os.PathLike
         attrs = optuna.load_study(study_name=name, storage=rdb).user_attrs
     except KeyError:
         known = optuna.get_all_study_names(rdb)
-        raise SweepError({"name": f"no sweep named {name!r} in {shown_url(url)}; "
-                                  + (f"there are: {', '.join(known)}." if known else "it holds no sweep yet.")}) from None
+        there = f"there are: {', '.join(known)}." if known else "it holds no sweep yet."
+        raise SweepError({"name": f"no sweep named {name!r} in {shown_url(url)}; {there}"}) from None
     record = attrs.get(RECORD)
     if not isinstance(record, dict) or "spec" not in record:
         raise SweepError({"name": f"study {name!r} in {shown_url(url)} was not made by pedsense (or its "
@@ -428,7 +428,8 @@ def request_stop(sweep: Sweep) -> None:
 
 
 def stop_requested(sweep: Sweep) -> bool:
-    return bool(optuna.load_study(study_name=sweep.name, storage=open_storage(sweep.storage)).user_attrs.get(STOP))
+    """Whether a stop request stands (read from the storage: another process may have set it)."""
+    return bool(sweep.study.user_attrs.get(STOP))
 
 
 def clear_stop(sweep: Sweep) -> None:

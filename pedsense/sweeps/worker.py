@@ -29,7 +29,7 @@ from pedsense.procs import process_alive, process_start_token
 from pedsense.runfolder import LIVE_STATUSES, RunSummary, best_of, find_run
 from pedsense.sweeps.spec import SweepError
 from pedsense.sweeps.study import (Sweep, clear_stop, dataset_record, decode, default_storage,
-                                   distributions, make_sampler, open_sweep, study_lock)
+                                   distributions, make_sampler, open_sweep, stop_requested, study_lock)
 from pedsense.train.params import FormError, spec_for
 
 POLL_S = 0.5           # how often a worker looks at its run
@@ -176,7 +176,7 @@ def _follow(sweep: Sweep, trial: optuna.Trial, manager, run_id: str, should_stop
 
 
 def _stop_due(sweep: Sweep, checked_at: float) -> bool:
-    return time.monotonic() - checked_at >= STOP_CHECK_S and bool(sweep.study.user_attrs.get("stop_requested"))
+    return time.monotonic() - checked_at >= STOP_CHECK_S and stop_requested(sweep)
 
 
 def epoch_values(rows, metric: str) -> list[float]:
@@ -197,7 +197,7 @@ def _judge(sweep: Sweep, summary: RunSummary, pruned: bool, stopped: bool) -> tu
         return "complete", float(value), None
     if summary.status == "stopped" and pruned:
         return "pruned", None, None
-    if summary.status == "stopped" and (stopped or sweep.study.user_attrs.get("stop_requested")):
+    if summary.status == "stopped" and (stopped or stop_requested(sweep)):
         return "requeued", None, "stopped with the sweep; it runs again when the sweep resumes"
     if summary.status == "stopped":
         return "failed", None, "the run was stopped before it finished, so its metric is not comparable"
@@ -248,7 +248,7 @@ def run_worker(name: str, *, storage: str | None = None, home: str | os.PathLike
     try:
         requeue_lost_trials(sweep)
         while True:
-            if should_stop() or sweep.study.user_attrs.get("stop_requested"):
+            if should_stop() or stop_requested(sweep):
                 return WorkerReport(name, outcomes, "stopped on request")
             if max_trials is not None and len(outcomes) >= max_trials:
                 return WorkerReport(name, outcomes, f"ran the {max_trials} trials it was asked for")
