@@ -6,19 +6,34 @@
   records, and who may join it (a changed trainer or dataset is refused).
 - ``worker``: :func:`run_worker` runs the study's trials through ``RunManager.submit``.
 - ``analysis``: the trials, each configuration's mean ± std over seeds, parameter importances.
+
+The names below load their module on first use, so ``pedsense.sweeps.spec`` (what the command
+line's options need) never imports Optuna, SQLAlchemy or pandas.
 """
 
-from pedsense.sweeps.spec import (MAX_BUDGET, PRUNERS, SAMPLERS, Range, SweepError, SweepSpec,
-                                  base_config, parse_range, parse_seeds, parse_values, parse_vary,
-                                  variable_names)
-from pedsense.sweeps.study import (Sweep, create_sweep, default_storage, join_problems, list_sweeps,
-                                   open_sweep, request_stop, shown_url)
-from pedsense.sweeps.worker import (TrialOutcome, WorkerReport, launch_worker, run_trial, run_worker,
-                                    running_workers)
-from pedsense.sweeps.analysis import configurations, importances, trials_frame
+from __future__ import annotations
 
-__all__ = ["MAX_BUDGET", "PRUNERS", "SAMPLERS", "Range", "SweepError", "SweepSpec", "base_config",
-           "parse_range", "parse_seeds", "parse_values", "parse_vary", "variable_names", "Sweep", "create_sweep",
-           "default_storage", "join_problems", "list_sweeps", "open_sweep", "request_stop", "shown_url",
-           "TrialOutcome", "WorkerReport", "launch_worker", "run_trial", "run_worker", "running_workers",
-           "configurations", "importances", "trials_frame"]
+import importlib
+
+_HOMES = {
+    "spec": ("MAX_BUDGET", "PRUNERS", "SAMPLERS", "Range", "SweepError", "SweepSpec", "base_config",
+             "parse_range", "parse_seeds", "parse_values", "parse_vary", "variable_names"),
+    "study": ("Sweep", "create_sweep", "default_storage", "join_problems", "list_sweeps", "open_sweep",
+              "request_stop", "shown_url"),
+    "worker": ("TrialOutcome", "WorkerReport", "launch_worker", "run_trial", "run_worker", "running_workers"),
+    "analysis": ("configurations", "importances", "trials_frame"),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'pedsense.sweeps' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"pedsense.sweeps.{_MODULE_OF[name]}"), name)
+    globals()[name] = value  # found directly from now on (and patchable as usual)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

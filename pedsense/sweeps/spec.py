@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 from pedsense.errors import ConfigError
 from pedsense.runfolder import BEST_METRIC, find_run
 from pedsense.train.params import FormError, Param, spec_for
+from pedsense.train.presets import preset_params
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median")
@@ -431,8 +432,6 @@ def base_config(model_type: str, *, preset: str | None = None, run: str | None =
     Raises:
         SweepError: both a preset and a run, an unknown preset, or a run of another trainer.
     """
-    from pedsense.train.presets import preset_params
-
     if preset and run:
         raise SweepError({"base": "give a preset or a run as the base config, not both."})
     params: dict[str, Any] = {}

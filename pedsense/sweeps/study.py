@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from pedsense.config import paths
 from pedsense.data.manifest import fingerprint
@@ -28,6 +30,7 @@ from pedsense.io import read_json
 from pedsense.runfolder import now_iso
 from pedsense.sweeps.spec import Range, SweepError, SweepSpec
 from pedsense.train.params import Param, spec_for
+from pedsense.train.preflight import preflight
 
 try:
     import fcntl
@@ -60,8 +63,6 @@ def default_storage(home: str | os.PathLike | None = None) -> str:
 
 def shown_url(url: str) -> str:
     """The storage URL with its password hidden (what pages, logs and tags show)."""
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - shown as given when it does not parse
@@ -70,8 +71,6 @@ def shown_url(url: str) -> str:
 
 def sqlite_path(url: str) -> Path | None:
     """The database file of a ``sqlite:///`` URL, else None."""
-    from sqlalchemy.engine import make_url
-
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
@@ -88,9 +87,6 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     Raises:
         SweepError: ``url`` is not a database URL, an in-memory SQLite, or cannot be opened.
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     with _STORAGES_LOCK:
         if url in _STORAGES:
             return _STORAGES[url]
@@ -247,8 +243,6 @@ def create_sweep(spec: SweepSpec, *, storage: str | None = None, home: str | os.
     Raises:
         SweepError: a bad spec, a trial the trainer would refuse, an existing name, a bad storage.
     """
-    from pedsense.train.preflight import preflight
-
     spec = spec.checked()
     home = paths(home).home
     check = check or (lambda model_type, params: preflight(model_type, params, home))

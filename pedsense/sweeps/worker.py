@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 from pedsense.config import paths
 from pedsense.procs import process_alive, process_start_token
 from pedsense.runfolder import LIVE_STATUSES, RunSummary, best_of, find_run
+from pedsense.runs import RunManager
 from pedsense.sweeps.spec import SweepError
 from pedsense.sweeps.study import (Sweep, clear_stop, dataset_record, decode, default_storage,
                                    distributions, make_sampler, open_sweep, stop_requested, study_lock)
@@ -238,8 +239,6 @@ def run_worker(name: str, *, storage: str | None = None, home: str | os.PathLike
         SweepError: no such sweep, or its trainer or dataset changed since it was created (also
             checked before every trial: a dataset rebuilt mid-sweep stops the worker).
     """
-    from pedsense.runs import RunManager
-
     sweep = open_sweep(name, storage=storage, home=home)
     clear_stop(sweep)
     owned = manager is None
