@@ -53,12 +53,16 @@ def fill_form(at: AppTest, name: str, values: str | None) -> AppTest:
 
 def test_sweep_page_creates_a_sweep_from_the_form_and_starts_its_worker(demo_home, launched):
     at = fill_form(open_page("pages/sweep.py"), "page-lr", "0.001, 0.002")
+    at.multiselect(key="sweep.form.resnet-lstm.overrides").set_value(["epochs", "pretrained"]).run()
+    at.text_input(key="sweep.form.resnet-lstm.override.epochs").set_value("1")
+    at.text_input(key="sweep.form.resnet-lstm.override.pretrained").set_value("false").run()
     at.button(key="sweep.create").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Sweep `page-lr` created: 4 trials" in s.value for s in at.success), [e.value for e in at.error]
     assert launched == [("page-lr", demo_home)]
     sweep = open_sweep("page-lr", home=demo_home)
     assert sweep.spec.base["backbone"] == "resnet18" and sweep.spec.base_source == "preset quick"
+    assert sweep.spec.base["epochs"] == 1 and sweep.spec.base["pretrained"] is False  # changed on top
     assert sweep.spec.seeds == (0, 1) and len(sweep.study.trials) == 4
     assert any(s["name"] == "page-lr" for s in table(at, "trainer", "sampler").to_dict("records"))
 

@@ -77,7 +77,7 @@ def base_ui(model_type: str) -> tuple[dict, str]:
         current = params.get(name, param.default)
         text = st.text_input(f"{name} ({param.describe()})", value="" if current is None else _shown(current),
                              key=key(model_type, "override", name))
-        params[name] = param.cli_value(text) if text.strip() else None
+        params[name] = sweeps.parse_value(model_type, name, text)
     st.caption(f"Base: {source}.")
     return params, source
 

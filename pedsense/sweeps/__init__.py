@@ -17,7 +17,7 @@ import importlib
 
 _HOMES = {
     "spec": ("MAX_BUDGET", "PRUNERS", "SAMPLERS", "Range", "SweepError", "SweepSpec", "base_config",
-             "parse_range", "parse_seeds", "parse_values", "parse_vary", "variable_names"),
+             "parse_range", "parse_seeds", "parse_value", "parse_values", "parse_vary", "variable_names"),
     "study": ("Sweep", "create_sweep", "default_storage", "join_problems", "list_sweeps", "open_sweep",
               "request_stop", "shown_url"),
     "worker": ("TrialOutcome", "WorkerReport", "launch_worker", "run_trial", "run_worker", "running_workers"),

@@ -357,6 +357,13 @@ def parse_values(model_type: str, name: str, text: str | Sequence[str]) -> tuple
     return tuple(_cli_value(param, p) for p in pieces)
 
 
+def parse_value(model_type: str, name: str, text: str) -> Any:
+    """One typed value of parameter ``name`` (``"true"`` -> True, ``"1e-3"`` -> 0.001, ...);
+    empty text is None. :meth:`SweepSpec.checked` checks it."""
+    param = spec_for(model_type)[name] if name in spec_for(model_type) else None
+    return _cli_value(param, text.strip()) if text.strip() else None
+
+
 _BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
