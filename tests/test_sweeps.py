@@ -188,14 +188,16 @@ def test_stop_requeues_the_running_trial_and_a_new_worker_finishes_the_budget(tm
     requested = []
 
     def stop_the_sweep_once_a_run_trains() -> bool:  # as the Sweep page's Stop button does
-        if list_runs(tmp_home) and not requested:
+        runs = list_runs(tmp_home)
+        if runs and runs[0].status == "running" and not requested:
+            requested.append(runs[0].read_config())  # tagged while it trains
             request_stop(sweep)
-            requested.append(True)
         return False
 
     report = run_worker("pause", home=tmp_home, manager=manager, poll_s=0.02,
                         should_stop=stop_the_sweep_once_a_run_trains)
     assert report.reason == "stopped on request" and [o.state for o in report.outcomes] == ["requeued"]
+    assert requested[0]["sweep"]["state"] == "running" and requested[0]["device"] == "cpu"  # both kept
     stopped = find_run(report.outcomes[0].run_id, tmp_home)
     assert stopped.status == "stopped" and stopped.read_config()["sweep"]["state"] == "requeued"
     monkeypatch.setattr("sweep_fakes.EPOCH_S", 0.005)

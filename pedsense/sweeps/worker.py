@@ -2,11 +2,13 @@
 
 Each trial is ``RunManager.submit`` with the base config, the trial's values and its seed; the
 run is named ``<sweep>-t<NNN>`` and its ``config.json`` carries the tag ``{"sweep": {"name",
-"study", "trial", "seed", "storage", "params", "state", "value"}}`` (``TrainingRun.start`` keeps
-it: it is one of ``pedsense.train.lineage.LINEAGE_KEYS``). While the run trains, every epoch's
-validation metric goes to Optuna (``trial.report``); when the pruner says so the worker asks the
-run to stop (``RunManager.stop``) and the trial ends ``pruned``. The trial's value is the run's
-best validation metric. Any number of workers (processes, machines) can run one study at once.
+"study", "trial", "seed", "storage", "params", "state", "value", "error"}}``, written through
+``RunFolder.update_config`` once the trainer has written its own config and again (with the
+outcome) when the run has ended, so never while the trainer rewrites the file. While the run
+trains, every epoch's validation metric goes to Optuna (``trial.report``); when the pruner says
+so the worker asks the run to stop (``RunManager.stop``) and the trial ends ``pruned``. The
+trial's value is the run's best validation metric. Any number of workers (processes, machines)
+can run one study at once.
 """
 
 from __future__ import annotations
@@ -140,16 +142,19 @@ def run_trial(sweep: Sweep, trial: optuna.Trial, manager, *, should_stop: Callab
     except FormError as exc:
         return _tell(sweep, trial, None, tag, "failed", None, f"the trainer refused the trial: {exc}")
     trial.set_user_attr("run_id", run_id)
-    find_run(run_id, manager.home).update_config(sweep=tag)
-    summary, pruned, stopped = _follow(sweep, trial, manager, run_id, should_stop, poll_s)
+    summary, pruned, stopped = _follow(sweep, trial, manager, run_id, tag, should_stop, poll_s)
     state, value, error = _judge(sweep, summary, pruned, stopped)
     return _tell(sweep, trial, run_id, tag, state, value, error, home=manager.home)
 
 
-def _follow(sweep: Sweep, trial: optuna.Trial, manager, run_id: str, should_stop: Callable[[], bool],
-            poll_s: float) -> tuple[RunSummary, bool, bool]:
-    """Follow the run to its end, reporting each new epoch's metric; (summary, pruned, stopped)."""
-    reported, pruned, stopped, checked_at = 0, False, False, time.monotonic()
+def _follow(sweep: Sweep, trial: optuna.Trial, manager, run_id: str, tag: dict,
+            should_stop: Callable[[], bool], poll_s: float) -> tuple[RunSummary, bool, bool]:
+    """Follow the run to its end, reporting each new epoch's metric; (summary, pruned, stopped).
+
+    The run's config.json gets its tag once the trainer has written its own config (status.json
+    leaves ``queued`` only after that), so the two never write the file at the same moment."""
+    folder = find_run(run_id, manager.home)
+    reported, pruned, stopped, tagged, checked_at = 0, False, False, False, time.monotonic()
     while True:
         began = time.monotonic()
         try:
@@ -157,6 +162,9 @@ def _follow(sweep: Sweep, trial: optuna.Trial, manager, run_id: str, should_stop
         except TimeoutError:
             summary = manager.snapshot(run_id)
         done = summary.status not in LIVE_STATUSES
+        if not tagged and folder.status != "queued":
+            folder.update_config(sweep=tag)
+            tagged = True
         values = epoch_values(summary.metrics, sweep.metric)
         for step, value in enumerate(values[reported:], start=reported + 1):
             trial.report(value, step)

@@ -15,8 +15,7 @@ from pedsense.runfolder import RunFolder
 RESUMABLE_STATUSES = ("stopped", "interrupted", "failed")
 
 # Keys of a pre-created config.json that say where a run comes from; ``TrainingRun.start`` keeps them.
-# ``sweep`` is the tag of a sweep's trial (``pedsense.sweeps``: name, study, trial, seed, ...).
-LINEAGE_KEYS = ("parent_run", "parent_dir", "extends_epochs", "schedule_note", "sweep")
+LINEAGE_KEYS = ("parent_run", "parent_dir", "extends_epochs", "schedule_note")
 
 
 def resumable_folder(run_dir: str | os.PathLike | None) -> RunFolder:
