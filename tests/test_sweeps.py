@@ -8,6 +8,7 @@ trains the real ResNet-LSTM.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -109,6 +110,10 @@ def test_create_refuses_an_existing_name_a_bad_storage_and_a_trial_the_trainer_w
         create_sweep(spec(name="x"), home=demo_home, storage="not a url")
     with pytest.raises(SweepError, match="in-memory"):
         create_sweep(spec(name="x"), home=demo_home, storage="sqlite://")
+    if importlib.util.find_spec("psycopg2") is None:  # no driver here: said so, password hidden
+        with pytest.raises(SweepError, match="needs the database's Python driver") as caught:
+            create_sweep(spec(name="x"), home=demo_home, storage="postgresql://me:secret@localhost/pedsense")
+        assert "secret" not in str(caught.value) and "me:***@localhost" in str(caught.value)
     with pytest.raises(SweepError) as caught:  # the demo set has 70 training sequences
         create_sweep(spec(name="big", varied={"batch_size": (4, 500)}), home=demo_home)
     assert "batch_size=500" in caught.value.field_errors["varied.batch_size"]

@@ -104,7 +104,11 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             kwargs = {"connect_args": {"timeout": 60}}
         try:
             storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-        except Exception as exc:  # noqa: BLE001 - a driver or connection problem, in words
+        except ImportError:
+            raise SweepError({"storage": f"{shown_url(url)} needs the database's Python driver, which is "
+                                         "not installed: pip install psycopg2-binary (PostgreSQL) or "
+                                         "PyMySQL (MySQL) into this environment."}) from None
+        except Exception as exc:  # noqa: BLE001 - a connection problem, in words
             raise SweepError({"storage": f"cannot open {shown_url(url)} ({type(exc).__name__}: {exc}); "
                                          f"{hint}, and check the database is reachable."}) from None
         _STORAGES[url] = storage
