@@ -143,7 +143,8 @@ def sweep_results_ui(sweep) -> pd.DataFrame:
         left, right = st.columns(2)
         left.plotly_chart(parallel_figure(sweep.study, names, sweep.metric), width="stretch",
                           key=f"sweep.parallel.{sweep.name}")
-        values, why = sweeps.importances(sweep)
+        values, why = _importances(sweep.name, sweep.storage, str(sweep.home),
+                                   int((frame["state"] == "complete").sum()))
         if values:
             right.plotly_chart(importance_figure(values), width="stretch", key=f"sweep.importance.{sweep.name}")
         else:
@@ -151,4 +152,10 @@ def sweep_results_ui(sweep) -> pd.DataFrame:
     with st.expander(f"All {len(frame)} trials"):
         st.dataframe(frame, hide_index=True, width="stretch", key=f"sweep.trials.{sweep.name}")
     return frame
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _importances(name: str, storage: str, home_dir: str, completed: int) -> tuple[dict | None, str]:
+    """fANOVA fits a forest: computed again only when another trial completed."""
+    return sweeps.importances(sweeps.open_sweep(name, storage=storage, home=home_dir, join=False))
 
