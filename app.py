@@ -12,8 +12,8 @@ import streamlit as st
 
 from ui.auth import may_enter, require_login_ui, sign_out_ui
 from ui.sidebar import sidebar
-from ui.state import (PAGE_DATA, PAGE_OVERVIEW, PAGE_RUNS, PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET,
-                      PAGE_TRAIN_YOLO, PAGE_VIEWER)
+from ui.state import (PAGE_DATA, PAGE_LEADERBOARD, PAGE_OVERVIEW, PAGE_RUNS, PAGE_SWEEP, PAGE_TRAIN_HYBRID,
+                      PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, PAGE_VIEWER)
 
 # A local icon: nothing is fetched from the network (the dashboard works offline).
 st.set_page_config(page_title="pedsense", page_icon=str(Path(__file__).parent / "ui" / "icon.png"),
@@ -29,10 +29,12 @@ navigation = st.navigation({
         st.Page(PAGE_TRAIN_YOLO, title="Train YOLO", icon=":material/center_focus_strong:"),
         st.Page(PAGE_TRAIN_RESNET, title="Train ResNet-LSTM", icon=":material/movie:"),
         st.Page(PAGE_TRAIN_HYBRID, title="Train Hybrid", icon=":material/join_inner:"),
+        st.Page(PAGE_SWEEP, title="Sweep", icon=":material/tune:"),
     ],
     "Inspect": [
         st.Page(PAGE_RUNS, title="Runs", icon=":material/monitoring:"),
         st.Page(PAGE_VIEWER, title="Viewer", icon=":material/visibility:"),
+        st.Page(PAGE_LEADERBOARD, title="Leaderboard", icon=":material/leaderboard:"),
     ],
 }, position="sidebar" if signed_in else "hidden")
 require_login_ui()  # the sign-in form (or the refusal to serve): stops here until signed in

@@ -7,9 +7,9 @@ after), so every browser tab sees the same runs; only the selection lives in ses
 import streamlit as st
 
 from pedsense.runfolder import LIVE_STATUSES, UNREADABLE
+from ui.compare import compare_ui
 from ui.feedback import error_box, hide_paths
-from ui.runs_view import (compare_ui, delete_ui, details_ui, live_view_ui, pick_run_ui, queue_settings_ui,
-                          runs_table_ui)
+from ui.runs_view import delete_ui, details_ui, live_view_ui, pick_run_ui, queue_settings_ui, runs_table_ui
 from ui.state import PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, enter_page, run_manager
 
 enter_page()  # before anything is drawn: the sign-in (ui.auth)

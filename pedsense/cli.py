@@ -18,6 +18,7 @@ COMMAND_MODULES = {
     "pedsense.commands.train": ("train",),
     "pedsense.commands.runs": ("runs", "resume", "extend", "stop"),
     "pedsense.commands.infer": ("predict", "evaluate", "export"),
+    "pedsense.commands.experiments": ("sweep", "sweep-worker", "sweeps", "leaderboard"),
 }
 
 

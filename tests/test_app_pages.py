@@ -16,6 +16,8 @@ PAGES = {
     "pages/train_hybrid.py": "Train the hybrid",
     "pages/runs.py": "Runs",
     "pages/viewer.py": "Viewer",
+    "pages/sweep.py": "Sweeps",
+    "pages/leaderboard.py": "Leaderboard",
 }
 
 

@@ -1,5 +1,5 @@
 """The Runs page's parts: the table, the live view of one run (stop, resume, extend), its
-details, compare, delete, and the queue settings.
+details, delete, and the queue settings.
 
 Redraws cost what changed: the live view's fragments run only while the run is queued or
 running (progress every second, charts every two seconds), and rebuild a figure only when a new
@@ -14,7 +14,7 @@ import streamlit as st
 from pedsense.errors import DatasetChanged
 from pedsense.runfolder import FINISHED_STATUSES, LIVE_STATUSES, RESUMABLE_STATUSES, RunFolder
 from pedsense.runsummary import RunSummary
-from ui.charts import compare_figure, metric_columns, run_colour, run_figures
+from ui.charts import run_figures
 from ui.evaluation import evaluation_panel
 from ui.feedback import (error_box, fmt_best, fmt_duration, fmt_status, progress_of, show_error,
                          shown_status, weights_badge)
@@ -196,7 +196,7 @@ def _no_chart_text(summary: RunSummary) -> str:
     return f"This run {summary.status} before recording any metrics, so there is nothing to chart."
 
 
-# -- details, compare, delete -----------------------------------------------------------------
+# -- details, delete -------------------------------------------------------------------------
 def details_ui(run_id: str) -> None:
     summary = run_manager().snapshot(run_id)
     folder = RunFolder(summary.path)
@@ -234,29 +234,6 @@ def download_weights_ui(folder: RunFolder, summary: RunSummary) -> None:
         st.caption("No weights yet: `best.pt` appears when the first epoch ends.")
     else:
         st.caption(f"This run {summary.status} without saving weights.")
-
-
-def compare_ui(runs: list[RunSummary]) -> None:
-    """Overlay one metric across the runs the user picks (only runs with metrics are offered)."""
-    with_data = [s for s in runs if s.metrics]
-    ids = [s.run_id for s in with_data]
-    if len(ids) < 1:
-        st.caption("Compare opens once a run has finished at least one epoch.")
-        return
-    default = [r for r in st.session_state.get("compare_runs", []) if r in ids] or ids[:2]
-    picked = st.multiselect("Runs to compare", ids, default=default,
-                            help="Runs that recorded at least one epoch; each keeps its colour.")
-    st.session_state["compare_runs"] = picked
-    summaries = [s for s in with_data if s.run_id in picked]
-    columns = list(dict.fromkeys(c for s in summaries for c in metric_columns(s.metrics)))
-    if not columns:
-        st.caption("Pick runs to overlay their curves.")
-        return
-    metric = st.selectbox("Metric", columns, index=columns.index("val_loss") if "val_loss" in columns else 0)
-    figure = compare_figure([(s.run_id, s.metrics) for s in summaries], metric)
-    st.plotly_chart(figure, width="stretch", key="compare.chart")
-    st.caption(" ".join(f"<span style='color:{run_colour(s.run_id)}'>■</span> `{s.run_id}`" for s in summaries),
-               unsafe_allow_html=True)
 
 
 def delete_ui(run_id: str, status: str) -> None:
