@@ -135,6 +135,7 @@ def test_a_rebuilt_dataset_is_noticed_with_both_builds(intent_home):
     assert dataset_drift({"dataset": stamp}, manifest_path) is None
     manifest = json.loads(manifest_path.read_text())
     manifest["created_at"] = "2031-01-01T00:00:00+00:00"
+    manifest_path.unlink()  # a hard link shared with the session's build: replace it, never edit it
     manifest_path.write_text(json.dumps(manifest))
     drift = dataset_drift({"dataset": stamp}, manifest_path)
     assert drift.recorded == stamp and drift.current["created_at"] == "2031-01-01T00:00:00+00:00"

@@ -71,15 +71,18 @@ def predictions_path(run_dir: str | os.PathLike, split: str) -> Path:
 
 # -- the dataset an evaluation was made on ---------------------------------------------------------
 def dataset_stamp(manifest_path: str | os.PathLike) -> dict[str, Any]:
-    """What identifies a dataset build: its manifest's path, ``created_at``, task, sample count and
-    a ``fingerprint`` of its parameters, inputs and creation time (a rebuild changes it)."""
+    """What identifies a dataset build, from its manifest: path, ``created_at``, task, protocol,
+    split, parameters, counts and a ``fingerprint`` of parameters, inputs and creation time (a
+    rebuild changes it). The evaluation JSON keeps it, so both builds can be shown side by side."""
     manifest_path = Path(manifest_path)
     manifest = read_json(manifest_path, None)
     if not isinstance(manifest, dict):
         return {"manifest": str(manifest_path), "built": False, "fingerprint": None}
     return {"manifest": str(manifest_path), "built": True, "created_at": manifest.get("created_at"),
-            "task": manifest.get("task") or "action", "total": manifest.get("total"),
-            "synthetic": bool(manifest.get("synthetic")),
+            "task": manifest.get("task") or "action", "intent_options": manifest.get("intent_options"),
+            "split": (manifest.get("split") or {}).get("source"), "synthetic": bool(manifest.get("synthetic")),
+            "parameters": manifest.get("parameters"), "counts": manifest.get("counts"),
+            "total": manifest.get("total"),
             "fingerprint": fingerprint([manifest.get("parameters"), manifest.get("inputs"),
                                         manifest.get("created_at"), manifest.get("total")])}
 
@@ -168,7 +171,8 @@ def _context(row: dict, annotation, track, start: int, end: int) -> dict:
     them (``intent`` builds), else derived from the annotation by the protocol's rules."""
     if "tte" in row and str(row["tte"]).strip() != "":
         tte = int(float(row["tte"]))
-        return {"tte": tte, "tte_bin": _tte_bin(tte), "event_frame": int(float(row["event_frame"])), "event_source": None,
+        return {"tte": tte, "tte_bin": _tte_bin(tte), "event_frame": int(float(row["event_frame"])),
+                "event_source": None,  # from the attributes, in _sample
                 "occlusion": _text(row.get("occlusion")), "time_of_day": _text(row.get("time_of_day")),
                 "weather": _text(row.get("weather")), "track_label": _text(row.get("track_label"))}
     context = {"tte": None, "tte_bin": UNKNOWN, "event_frame": None, "event_source": UNKNOWN, "occlusion": UNKNOWN,
