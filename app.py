@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui.sidebar import sidebar
-from ui.state import (PAGE_DATA, PAGE_OVERVIEW, PAGE_RUNS, PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET,
+from ui.state import (PAGE_DATA, PAGE_ERRORS, PAGE_OVERVIEW, PAGE_RUNS, PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET,
                       PAGE_TRAIN_YOLO, PAGE_VIEWER)
 
 # A local icon: nothing is fetched from the network (the dashboard works offline).
@@ -30,6 +30,7 @@ navigation = st.navigation({
     "Inspect": [
         st.Page(PAGE_RUNS, title="Runs", icon=":material/monitoring:"),
         st.Page(PAGE_VIEWER, title="Viewer", icon=":material/visibility:"),
+        st.Page(PAGE_ERRORS, title="Errors", icon=":material/troubleshoot:"),
     ],
 })
 sidebar()

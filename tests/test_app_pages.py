@@ -16,6 +16,7 @@ PAGES = {
     "pages/train_hybrid.py": "Train the hybrid",
     "pages/runs.py": "Runs",
     "pages/viewer.py": "Viewer",
+    "pages/errors.py": "Errors",
 }
 
 

@@ -22,6 +22,7 @@ PAGE_TRAIN_RESNET = "pages/train_resnet_lstm.py"
 PAGE_TRAIN_HYBRID = "pages/train_hybrid.py"
 PAGE_RUNS = "pages/runs.py"
 PAGE_VIEWER = "pages/viewer.py"
+PAGE_ERRORS = "pages/errors.py"
 TRAIN_PAGES = {"yolo": PAGE_TRAIN_YOLO, "resnet-lstm": PAGE_TRAIN_RESNET, "hybrid": PAGE_TRAIN_HYBRID}
 MODEL_LABELS = {"yolo": "YOLO26", "resnet-lstm": "ResNet-LSTM", "hybrid": "Hybrid"}
 
