@@ -14,11 +14,11 @@ from typing import Any
 
 import streamlit as st
 
+from pedsense.catalogue import describe_task, need_manifest
 from pedsense.config import paths
 from pedsense.runfolder import RunFolder, sanitize_name
-from pedsense.train.params import GROUPS, Param, spec_for
+from pedsense.train.params import GROUPS, FormError, Param, spec_for
 from pedsense.train.presets import presets_for
-from pedsense.catalogue import describe_task, need_manifest
 from ui.describe import describe_model
 from ui.feedback import error_box, show_error
 from ui.state import PAGE_DATA, PAGE_RUNS, SELECTED_RUN, device_choices, home, run_manager
@@ -217,8 +217,6 @@ def _name_confirmed(model_type: str, name: str | None, slot) -> bool:
 
 def launch_run_ui(model_type: str, params: dict) -> None:
     """Queue the run and open its live view on the Runs page (or show why it cannot start)."""
-    from pedsense.train.params import FormError
-
     try:
         run_id = run_manager().submit(model_type, params)
     except FormError as exc:

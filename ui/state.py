@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from pedsense.config import data_home
+from pedsense.device import available_devices, describe_device
 from pedsense.jobs import JobManager
 from pedsense.runs import RunManager
 
@@ -78,14 +79,10 @@ def job_manager() -> JobManager:
 
 @st.cache_resource(show_spinner=False)
 def device_description() -> str:
-    from pedsense.device import describe_device
-
     return describe_device()
 
 
 @st.cache_resource(show_spinner=False)
 def device_choices() -> list[str]:
     """``auto`` then every device torch sees (``cpu``, ``cuda:N``, ``mps``)."""
-    from pedsense.device import available_devices
-
     return ["auto", *available_devices()]

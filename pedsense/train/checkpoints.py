@@ -19,6 +19,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from pedsense.config import MODEL_TYPES
 from pedsense.errors import DataError, DiskFull, TrainingDiverged
 
 MODEL_CLASSES = ("ResNetLSTM", "ResNetClassifier")
@@ -135,8 +136,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def _run_name(path: Path) -> str:
     """``run <model_type>/<folder>`` for a checkpoint inside a run folder, else its folder."""
-    from pedsense.config import MODEL_TYPES
-
     if path.parent.parent.name in MODEL_TYPES:
         return f"run {path.parent.parent.name}/{path.parent.name}"
     return f"folder {path.parent}"
