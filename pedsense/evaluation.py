@@ -81,6 +81,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
             the other (its metrics would answer another question).
     """
     from pedsense.device import resolve_device
+    # errors_browser reads evaluations (it imports this module), so its table is imported here
     from pedsense.errors_browser.table import dataset_stamp
     from pedsense.infer import run_model_type
     from pedsense.runfolder import find_run, now_iso
@@ -123,7 +124,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
 def _keep_predictions(run_path: Path, split: str, samples: "Samples | None", home) -> dict | None:
     """Write every scored sample beside its metadata (``predictions_<split>.parquet``, the Errors
     page's table) before the JSON that points at it; None, and no stale table, when nothing was scored."""
-    from pedsense.errors_browser.table import build_table, predictions_path, write_predictions
+    from pedsense.errors_browser.table import build_table, predictions_path, write_predictions  # see evaluate
 
     if samples is None or not samples.rows:
         predictions_path(run_path, split).unlink(missing_ok=True)

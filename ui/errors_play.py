@@ -18,10 +18,12 @@ import streamlit as st
 from pedsense.config import CLASS_NAMES, data_home, paths
 from pedsense.errors_browser import (CELL_NAMES, RunTable, disagreeing, disagreement_counts, join_runs,
                                      predictions_path, shared_metrics)
+from pedsense.errors_browser.playback import clip_path, table_series, window_frames, write_clip
+from pedsense.infer.intent_series import clip_annotation, predict_track_series
 from pedsense.runfolder import list_runs
-from ui.errors_view import LISTED_COLUMNS, table_stamp, cached_table
+from ui.errors_view import LISTED_COLUMNS, cached_table, table_stamp
 from ui.feedback import error_box
-from ui.viewer_panels import _run_tte, cached_predictor, export_stamp, intent_figure
+from ui.viewer_panels import cached_predictor, export_stamp, intent_figure
 
 CLIP_FPS = 8.0
 
@@ -29,8 +31,6 @@ CLIP_FPS = 8.0
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_video_annotation(video_id: str, home: str, mtime: float):
     """The video's annotation with attributes (None when unannotated); ``mtime`` keys a re-read."""
-    from pedsense.infer.intent_series import clip_annotation
-
     return clip_annotation(paths(home).clip(video_id), home)
 
 
@@ -43,8 +43,6 @@ def video_annotation(video_id: str):
 def cached_strip(run_path: str, split: str, sample_id: str, threshold: float, stamp: tuple, _row: dict,
                  obs_length: int) -> np.ndarray:
     """The observed crops side by side, RGB (``_row`` is not hashed: the sample id and stamp key it)."""
-    from pedsense.errors_browser.playback import window_frames
-
     frames = window_frames(_row, threshold=threshold, obs_length=obs_length, max_horizon=0,
                            annotation=video_annotation(_row["video_id"]))
     return cv2.cvtColor(frames.strip, cv2.COLOR_BGR2RGB)
@@ -60,15 +58,22 @@ def describe_row(row: dict, threshold: float) -> str:
             f"{row.get('time_of_day')}, {row.get('weather')} · age {row.get('age')}, gender {row.get('gender')}")
 
 
+def _protocol(loaded: RunTable) -> dict:
+    """The intent protocol of the evaluated dataset ({} for ``action`` builds)."""
+    return (loaded.evaluation.get("benchmark") or {}).get("intent_options") or {}
+
+
 def _obs_length(loaded: RunTable) -> int:
-    options = (loaded.evaluation.get("benchmark") or {}).get("intent_options") or {}
-    return int(options.get("obs_length") or 16)
+    return int(_protocol(loaded).get("obs_length") or 16)
+
+
+def _tte(loaded: RunTable) -> tuple[int, int]:
+    tte = _protocol(loaded).get("tte") or (30, 60)
+    return int(tte[0]), int(tte[-1])
 
 
 def play_ui(loaded: RunTable, row: dict, threshold: float, *, key: str = "errors_play") -> None:
     """The strip, the clip (rendered on request, kept in the run folder) and the pedestrian's curve."""
-    from pedsense.errors_browser.playback import clip_path
-
     st.markdown(describe_row(row, threshold))
     stamp = table_stamp(loaded.run_dir, loaded.split)
     with error_box("reading the window's frames"):
@@ -94,8 +99,6 @@ def play_ui(loaded: RunTable, row: dict, threshold: float, *, key: str = "errors
 
 
 def _render(row: dict, threshold: float, output: Path, obs_length: int) -> None:
-    from pedsense.errors_browser.playback import window_frames, write_clip
-
     frames = window_frames(row, threshold=threshold, obs_length=obs_length,
                            annotation=video_annotation(row["video_id"]))
     write_clip(frames, output, fps=CLIP_FPS)
@@ -105,11 +108,8 @@ def _render(row: dict, threshold: float, output: Path, obs_length: int) -> None:
 
 def track_curve_ui(loaded: RunTable, row: dict, *, key: str) -> None:
     """P(crossing) over the pedestrian's track: the table's samples, or every frame on request."""
-    from pedsense.errors_browser.playback import table_series
-    from pedsense.infer.intent_series import predict_track_series
-
     annotation = video_annotation(row["video_id"])
-    tte = _run_tte(loaded.run_dir)
+    tte = _tte(loaded)
     series = table_series(loaded.table, row, annotation, tte=tte)
     cache = st.session_state.setdefault("errors_track_series", {})
     full_key = (str(loaded.run_dir), row["video_id"], row["track_id"])

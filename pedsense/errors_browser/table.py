@@ -34,6 +34,7 @@ import pandas as pd
 
 from pedsense.config import paths
 from pedsense.data.intent import OCCLUSION_LEVELS, TrackEvent, _occlusion_level, track_event, tte_bin
+from pedsense.data.jaad import parse_annotation, parse_attributes
 from pedsense.data.manifest import fingerprint
 from pedsense.errors import DataError, PedsenseError
 from pedsense.geometry import box_iou
@@ -226,8 +227,6 @@ def _videos(video_ids: set[str], home, *, full: bool) -> dict[str, _Video]:
     """The scored videos' attributes and (``full``) annotations; ``full=False`` reads only the
     attributes files (every other column then comes from the build). A video whose files cannot
     be read is left out (its columns read ``unknown``), with a warning in the log."""
-    from pedsense.data.jaad import parse_annotation, parse_attributes
-
     p = paths(home)
     found = {}
     for video in sorted(video_ids):
