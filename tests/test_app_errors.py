@@ -171,6 +171,11 @@ def test_cell_filter_and_threshold_drive_the_page(errors_home):
     at.slider(key="errors_p_range").set_value((0.0, 0.0)).run()
     assert not at.exception
     assert "widen the probability range or clear a filter" in _texts(at)
+    # another run's table starts with no filter and no cell
+    at.selectbox(key="errors_run").set_value(_run_id(run_of(errors_home, "hybrid"))).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.multiselect(key="errors_tte").value == [] and at.session_state["errors_cell"] is None
+    assert at.slider(key="errors_p_range").value == (0.0, 1.0)
 
 
 def test_two_runs_side_by_side(errors_home):
@@ -210,6 +215,16 @@ def test_an_evaluation_without_predictions_is_offered_again(errors_home, capsys)
 
     assert main(["evaluate", str(run), "--device", "cpu"]) == 0
     assert "every sample's prediction: predictions_val.parquet in the run folder (6 rows" in capsys.readouterr().out
+
+
+def test_an_unreadable_table_is_an_error_with_the_fix(errors_home):
+    run = run_of(errors_home, "resnet-lstm")
+    (run / "predictions_val.parquet").unlink()
+    (run / "predictions_val.parquet").write_bytes(b"half a file")
+    at = _page(run)
+    assert not at.exception
+    assert "cannot be read" in " ".join(e.value for e in at.error)
+    assert at.button(key="errors_evaluate").label == "Re-evaluate on val"
 
 
 def test_a_rebuilt_dataset_is_a_warning_with_both_builds(errors_home):

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pedsense.config import CLASS_NAMES
+from pedsense.errors import PedsenseError
 from pedsense.errors_browser import (ATTRIBUTE_COLUMNS, CATEGORY_COLUMNS, CELL_NAMES, ErrorView, Filters,
                                      NotEvaluated, RunTable, browsable_splits, column_values, load_run_table)
 from pedsense.evaluation import evaluate, evaluation_path
@@ -25,6 +26,8 @@ from ui.state import SELECTED_RUN  # importing ui.state sends a deep link (/erro
 
 CELL = "errors_cell"
 BROWSED_SPLITS = ["val", "test"]
+# Widget keys that belong to one table (its values, its windows): dropped when another is opened.
+FILTER_KEYS = ("errors_tte", "errors_p_range", "errors_f_", CELL, "errors_window", "errors_cmp_")
 METRICS_SHOWN = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "auc_binary")
 LISTED_COLUMNS = ("sample_id", "label", "p_crossing", "predicted", "error", "tte", "tte_bin", "occlusion",
                   "time_of_day", "weather", "age", "gender", "group_size", "video_id", "track_id",
@@ -54,6 +57,10 @@ def run_split_ui() -> tuple[Path | None, str]:
         if shown and st.session_state.get("errors_split") not in shown:
             st.session_state["errors_split"] = shown[0]
     split = st.radio("Split", BROWSED_SPLITS, key="errors_split", horizontal=True)
+    if st.session_state.get("errors_browsing") != (run_id, split):  # another table: its own filters
+        st.session_state["errors_browsing"] = (run_id, split)
+        for key in [k for k in st.session_state if k.startswith(FILTER_KEYS)]:
+            del st.session_state[key]
     return by_id[run_id], split
 
 
@@ -75,6 +82,10 @@ def table_ui(run_path: Path, split: str) -> RunTable | None:
     except NotEvaluated as exc:
         st.info(str(exc), icon=":material/table_chart:")
         evaluate_ui(run_path, split, again=exc.evaluated)
+        return None
+    except PedsenseError as exc:  # nothing scored, or an unreadable table: evaluating again rewrites it
+        show_error(exc, "reading the predictions")
+        evaluate_ui(run_path, split, again=True)
         return None
     if loaded.drift is not None:
         drift_ui(loaded.drift)
