@@ -12,8 +12,8 @@ import streamlit as st
 
 from ui.auth import may_enter, require_login_ui, sign_out_ui
 from ui.sidebar import sidebar
-from ui.state import (PAGE_DATA, PAGE_LEADERBOARD, PAGE_OVERVIEW, PAGE_RUNS, PAGE_SWEEP, PAGE_TRAIN_HYBRID,
-                      PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, PAGE_VIEWER)
+from ui.state import (PAGE_DATA, PAGE_ERRORS, PAGE_LEADERBOARD, PAGE_OVERVIEW, PAGE_RUNS, PAGE_SWEEP,
+                      PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, PAGE_VIEWER)
 
 # A local icon: nothing is fetched from the network (the dashboard works offline).
 st.set_page_config(page_title="pedsense", page_icon=str(Path(__file__).parent / "ui" / "icon.png"),
@@ -34,6 +34,7 @@ navigation = st.navigation({
     "Inspect": [
         st.Page(PAGE_RUNS, title="Runs", icon=":material/monitoring:"),
         st.Page(PAGE_VIEWER, title="Viewer", icon=":material/visibility:"),
+        st.Page(PAGE_ERRORS, title="Errors", icon=":material/troubleshoot:"),
         st.Page(PAGE_LEADERBOARD, title="Leaderboard", icon=":material/leaderboard:"),
     ],
 }, position="sidebar" if signed_in else "hidden")

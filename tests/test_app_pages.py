@@ -18,6 +18,7 @@ PAGES = {
     "pages/viewer.py": "Viewer",
     "pages/sweep.py": "Sweeps",
     "pages/leaderboard.py": "Leaderboard",
+    "pages/errors.py": "Errors",
 }
 
 

@@ -1,5 +1,5 @@
 """Two worker processes share one SQLite study: every trial runs once, the budget holds, every
-configuration gets every seed. The trials are the tiny trainer's (tests/sweep_fakes.py); both
+configuration gets every seed (the home allows two runs at a time). The trials are the tiny trainer's (tests/sweep_fakes.py); both
 workers wait for each other before their first trial, so they really run side by side."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ REPO = TESTS.parent
 
 def test_two_local_workers_share_one_sqlite_study(tmp_home, tmp_path):
     manager = fake_manager(tmp_home)
+    manager.set_queue_settings(max_parallel=2)  # the slots are the home's: both workers train at once
     spec = SweepSpec("shared", "resnet-lstm", {"learning_rate": Range(1e-4, 1e-2, log=True),
                                                "dropout": (0.1, 0.5)},
                      base={"epochs": 2}, seeds=(0, 1), sampler="random", budget=8)
@@ -40,7 +41,7 @@ def test_two_local_workers_share_one_sqlite_study(tmp_home, tmp_path):
     assert all(r["trials"] for r in reports), reports       # both workers ran trials
     assert sorted(ran) == list(range(8)), reports            # each trial once, the budget exactly
     frame = trials_frame(open_sweep("shared", home=tmp_home, join=False))
-    assert list(frame["state"]) == ["complete"] * 8
+    assert list(frame["state"]) == ["complete"] * 8, [(r.run_id, r.read_status().get("status"), r.read_status().get("error")) for r in list_runs(tmp_home)]
     seeds = frame.groupby(["learning_rate", "dropout"])["seed"].apply(sorted)
     assert len(seeds) == 4 and all(s == [0, 1] for s in seeds)
     runs = list_runs(tmp_home)

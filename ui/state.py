@@ -26,6 +26,7 @@ PAGE_RUNS = "pages/runs.py"
 PAGE_VIEWER = "pages/viewer.py"
 PAGE_SWEEP = "pages/sweep.py"
 PAGE_LEADERBOARD = "pages/leaderboard.py"
+PAGE_ERRORS = "pages/errors.py"
 TRAIN_PAGES = {"yolo": PAGE_TRAIN_YOLO, "resnet-lstm": PAGE_TRAIN_RESNET, "hybrid": PAGE_TRAIN_HYBRID}
 MODEL_LABELS = {"yolo": "YOLO26", "resnet-lstm": "ResNet-LSTM", "hybrid": "Hybrid"}
 

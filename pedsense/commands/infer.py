@@ -115,6 +115,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
             (tn, fp), (fn, tp) = values["confusion_matrix"]
             print(f"    confusion (rows true, cols predicted; not-crossing, crossing): [[{tn}, {fp}], [{fn}, {tp}]]")
     print_benchmark(result.get("benchmark") or {})
+    if result.get("predictions"):
+        kept = result["predictions"]
+        print(f"every sample's prediction: {kept['file']} in the run folder ({kept['rows']} rows; "
+              "the dashboard's Errors page browses them)")
     return 0
 
 
