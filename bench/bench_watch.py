@@ -17,7 +17,7 @@ then prints, in one run:
   one core); also its share and the browser's (Chromium on the same machine) during the watched
   runs, for information.
 
-    .venv/bin/python bench/bench_watch.py                       # 3 pairs of 1-epoch runs on a small demo set (~8 min on 2 busy cores)
+    .venv/bin/python bench/bench_watch.py                   # 3 pairs of 1-epoch runs, ~8 min on 2 busy cores
     .venv/bin/python bench/bench_watch.py --pairs 2 --idle 10      # quicker
 """
 
