@@ -57,6 +57,9 @@ def test_viewer_renders_the_clip(infer_home):
     assert not at.exception and not at.error, [e.value for e in at.error]
     rendered = at.session_state["viewer_rendered"]
     assert rendered["frames"] > 0 and rendered["output"].endswith(".webm")
+    # served as what it is (OpenCV writes VP9/VP8 WebM): the media URL's type is WebM, not mp4
+    videos = at.get("video")
+    assert videos and videos[0].proto.url.endswith(".webm"), [v.proto.url for v in videos]
     assert [m.label for m in at.metric][:1] == ["Pedestrians"]
 
 

@@ -192,3 +192,49 @@ def test_errors_page_plays_a_window_in_chromium(errors_server, tmp_path):
             browser.close()
     assert list((home / "models").rglob("renders/errors/val/*.webm")), "the clip is kept in the run folder"
     assert (tmp_path / "errors.png").stat().st_size > 10_000
+
+
+# -- two tabs follow a stop; nothing leaves localhost ----------------------------------------------
+def test_stop_in_one_tab_shows_stopping_then_stopped_in_the_other(server, demo_home):
+    """A run of another process (the test's manager, as the CLI or another dashboard would be)
+    is stopped from the first tab: the second shows "Stopping…" then "stopped" by itself (the
+    sidebar's watcher), and no request of either page leaves localhost."""
+    from urllib.parse import urlparse
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from pedsense.runs import RunManager
+    from test_watch import RELEASE, _held_trainer
+
+    executable = chromium_path()
+    RELEASE.clear()
+    other = RunManager(demo_home, trainers={"resnet-lstm": _held_trainer}, check_data=False)
+    requests: list[str] = []
+    try:
+        run_id = other.submit("resnet-lstm", {"name": "held", "epochs": 2, "device": "cpu"})
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+            try:
+                context = browser.new_context(viewport={"width": 1440, "height": 1000})
+                context.on("request", lambda request: requests.append(request.url))
+                tabs = [context.new_page(), context.new_page()]
+                for tab in tabs:
+                    tab.goto(f"{server}/runs", wait_until="domcontentloaded")
+                    expect(tab.get_by_role("heading", name=re.compile("held"))).to_be_visible(timeout=90_000)
+                    expect(tab.get_by_role("button", name=re.compile("Stop$"))).to_be_visible(timeout=30_000)
+                tabs[0].get_by_role("button", name=re.compile("Stop$")).click()
+                stopping = tabs[1].get_by_role("button", name=re.compile("Stopping…"))
+                expect(stopping).to_be_visible(timeout=5_000)
+                expect(stopping).to_be_disabled()
+                RELEASE.set()
+                expect(tabs[1].get_by_text("Stopped on request")).to_be_visible(timeout=5_000)
+                expect(tabs[1].get_by_role("button", name=re.compile("Resume"))).to_be_visible(timeout=5_000)
+            finally:
+                browser.close()
+        assert other.wait(run_id, 30).status == "stopped"
+    finally:
+        RELEASE.set()
+        other.shutdown()
+    outside = [u for u in requests if urlparse(u).scheme not in ("data", "blob")
+               and urlparse(u).hostname not in ("localhost", "127.0.0.1")]
+    assert requests and not outside, outside

@@ -56,9 +56,10 @@ QUICK: dict[str, dict[str, Any]] = {
 }
 
 QUICK_REACHES = {
-    "yolo": "mAP50 0.43 after 5 epochs from scratch (offline; ~4 min). Put yolo26n.pt in "
+    "yolo": "mAP50 0.43 after 5 epochs from scratch (offline; ~4 min, load ≈ 2.5). Put yolo26n.pt in "
             "models/base/ to fine-tune instead.",
-    "resnet-lstm": "val_acc 0.93 after 3 epochs from scratch (~1 min per epoch on 2 cores).",
+    "resnet-lstm": "val_acc 0.93 after 3 epochs from scratch (~8.5 min on 2 shared cores, load ≈ 5; "
+                   "an epoch took 20 s on a quiet machine).",
     "hybrid": "detector mAP50 0.49-0.51 after 5 epochs from scratch, classifier val_acc 0.93; ~5 min.",
 }
 
