@@ -235,16 +235,16 @@ def check_global_batch(batch_size: int, world_size: int, what: str = "batch_size
 class ShardedBatchSampler(torch.utils.data.Sampler):
     """Each rank's share of every global batch: one permutation per epoch (seeded with
     ``seed + epoch`` on every rank, as DistributedSampler's ``set_epoch``), cut into global
-    batches of ``batch_size``, rank r taking items r, r + W, … of each. Every epoch covers the
-    samples one process would see, each once. A last batch some rank would get a single sample
-    of is dropped when training (BatchNorm cannot learn from one), as one process drops a last
-    batch of one.
+    batches of ``batch_size``, rank r taking items r, r + W, … of each. An epoch covers the
+    samples one process would see, each once: a training epoch drops only a last batch of one
+    (as one process does), or one too small to give every rank ``min_per_rank`` samples (single
+    crops ask for 2: BatchNorm cannot learn from one crop's 1x1 maps; sequences for 1).
     """
 
     def __init__(self, n: int, batch_size: int, *, rank: int, world_size: int, shuffle: bool,
-                 seed: int = 0):
+                 seed: int = 0, min_per_rank: int = 1):
         self.n, self.batch_size, self.rank, self.world_size = n, batch_size, rank, world_size
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.shuffle, self.seed, self.epoch, self.min_per_rank = shuffle, seed, 0, min_per_rank
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -257,9 +257,9 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
         else:
             order = list(range(self.n))
         batches = [order[i:i + self.batch_size] for i in range(0, self.n, self.batch_size)]
-        if self.shuffle and batches and len(batches) > 1:
+        if self.shuffle and len(batches) > 1:
             last = len(batches[-1])
-            if last < 2 * self.world_size and (last < self.batch_size):
+            if last == 1 or (last < self.batch_size and last < self.world_size * self.min_per_rank):
                 batches.pop()
         return batches
 

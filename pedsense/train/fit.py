@@ -68,7 +68,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
     pin = device.startswith("cuda") and not isinstance(dataset, FeatureDataset)
     if ctx.active:
         sampler = ShardedBatchSampler(len(dataset), batch_size, rank=ctx.rank, world_size=ctx.world_size,
-                                      shuffle=shuffle, seed=seed)
+                                      shuffle=shuffle, seed=seed, min_per_rank=_min_per_rank(dataset))
         return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin,
                           persistent_workers=num_workers > 0, **extra)
     # A last batch of one crop breaks BatchNorm on 1x1 feature maps; drop it when it would occur.
@@ -77,11 +77,18 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
                       drop_last=drop_last, pin_memory=pin, persistent_workers=num_workers > 0, **extra)
 
 
-def batches_per_epoch(n: int, batch_size: int, ctx: Distributed = SINGLE) -> int:
+def batches_per_epoch(dataset: Dataset, batch_size: int, ctx: Distributed = SINGLE) -> int:
     """Optimizer steps per epoch of :func:`make_loader`'s training loader."""
+    n = len(dataset)
     if ctx.active:
-        return len(ShardedBatchSampler(n, batch_size, rank=ctx.rank, world_size=ctx.world_size, shuffle=True))
+        return len(ShardedBatchSampler(n, batch_size, rank=ctx.rank, world_size=ctx.world_size, shuffle=True,
+                                       min_per_rank=_min_per_rank(dataset)))
     return n // batch_size if n % batch_size == 1 and n > batch_size else math.ceil(n / batch_size)
+
+
+def _min_per_rank(dataset: Dataset) -> int:
+    """Samples each rank needs in a training batch: 2 single crops (BatchNorm), 1 sequence."""
+    return 1 if getattr(dataset, "sequence_length", None) or getattr(dataset, "sequences", False) else 2
 
 
 def auto_workers(dataset: Dataset, requested: int | None) -> int:
@@ -197,7 +204,7 @@ def fit_classifier(run: TrainingRun, model: nn.Module, train_set: Dataset,
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     # float16 autocast + loss scaling only on CUDA; CPU trains in float32
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda"))
-    curve = LossCurve(run, stage, settings.epochs * batches_per_epoch(len(train_set), settings.batch_size, ctx))
+    curve = LossCurve(run, stage, settings.epochs * batches_per_epoch(train_set, settings.batch_size, ctx))
     save = _checkpoint_saver(run, model, train_set, settings, ctx)
     start_epoch, best, rng = _restore(resume_from, model, optimizer, scheduler, scaler, curve)
     if run.resuming:
