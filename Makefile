@@ -17,7 +17,10 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 # Writes the synthetic demo set only when data/raw/annotations holds no XML, then serves the app.
+# On a HOST other than localhost/127.0.0.1/::1 it refuses to start without PEDSENSE_PASSWORD (or a
+# `password` in .streamlit/secrets.toml) or PEDSENSE_NO_AUTH=1 (ui/auth.py has the rule).
 run: $(STAMP)
+	@$(BIN)/python -m ui.auth "$(HOST)"
 	$(BIN)/pedsense demo-data --if-missing
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 

@@ -4,6 +4,9 @@ import streamlit as st
 
 from ui.data_panels import JOB_ERROR, actions_ui, datasets_ui, jobs_ui, source_ui
 from ui.feedback import error_box, show_error
+from ui.state import enter_page
+
+enter_page()  # before anything is drawn: the sign-in (ui.auth)
 
 st.title("Data")
 st.caption("Everything here runs in the background: leave the page and come back, the progress "

@@ -6,7 +6,9 @@ from pedsense.catalogue import datasets_status
 from ui.data_panels import source_facts
 from ui.feedback import error_box
 from ui.overview_panels import built_ui, dataset_ui, latest_runs_ui, next_step_ui
-from ui.state import home, run_manager
+from ui.state import home, run_manager, enter_page
+
+enter_page()  # before anything is drawn: the sign-in (ui.auth)
 
 st.title("pedsense")
 st.caption("Pedestrian crossing intent on JAAD: a YOLO26 detector, a ResNet-50 + LSTM and a "

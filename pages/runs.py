@@ -6,14 +6,20 @@ after), so every browser tab sees the same runs; only the selection lives in ses
 
 import streamlit as st
 
-from pedsense.runfolder import LIVE_STATUSES
-from ui.feedback import error_box
-from ui.runs_view import compare_ui, delete_ui, details_ui, live_view_ui, pick_run_ui, runs_table_ui
-from ui.state import PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, run_manager
+from pedsense.runfolder import LIVE_STATUSES, UNREADABLE
+from ui.compare import compare_ui
+from ui.feedback import error_box, hide_paths
+from ui.runs_view import delete_ui, details_ui, live_view_ui, pick_run_ui, queue_settings_ui, runs_table_ui
+from ui.state import PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, enter_page, run_manager
+
+enter_page()  # before anything is drawn: the sign-in (ui.auth)
 
 st.title("Runs")
-st.caption("Every training run of this data home, live and past. Runs train one at a time in the "
-           "background: leave this page or reload the browser, they carry on.")
+st.caption("Every training run of this data home, live and past, however it was launched (this "
+           "dashboard, another one, the `pedsense` command). Each trains in a worker process: leave "
+           "this page, reload the browser or restart the dashboard, it carries on.")
+with error_box("reading the queue settings"):
+    queue_settings_ui()
 all_runs = []
 with error_box("listing the runs"):
     all_runs = run_manager().runs()
@@ -26,6 +32,10 @@ if not all_runs:
 else:
     runs_table_ui(live=any(s.status in LIVE_STATUSES for s in all_runs))
     selected = pick_run_ui(all_runs)
+    unreadable = {s.run_id: s.error for s in all_runs if s.status == UNREADABLE}
+    if selected in unreadable:
+        st.error(f"This run's files cannot be read: {hide_paths(unreadable[selected])}",
+                 icon=":material/broken_image:")
     with error_box("reading the run"):
         live_view_ui(selected)
     with error_box("reading the run's files"):

@@ -17,10 +17,14 @@ import streamlit as st
 
 from pedsense.config import data_home
 from ui.feedback import error_box
+from ui.state import enter_page
+from ui.uploads import clip_ui, uploads_ui
 from ui.viewer_panels import (PLAY_INTERVAL_S, backend_ui, cached_annotation, cached_ground_truth,
-                              cached_predictor, clip_info, clip_state, clip_ui, export_stamp,
+                              cached_predictor, clip_info, clip_state, export_stamp,
                               frame_view, intent_chart_ui, options_ui, render_ui, run_ui,
                               synthetic_home, tracker_ui)
+
+enter_page()  # before anything is drawn: the sign-in (ui.auth)
 
 
 def main() -> None:
@@ -30,6 +34,7 @@ def main() -> None:
                "its crop sequence) — beside the ground truth (thin dashed boxes).")
     run_path = run_ui()
     clip = clip_ui()
+    uploads_ui()
     if run_path is None or clip is None:
         return
     info = clip_info(str(clip), clip.stat().st_mtime)

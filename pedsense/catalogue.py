@@ -15,7 +15,7 @@ from typing import Any
 
 from pedsense.config import paths
 from pedsense.data.manifest import annotated_video_ids, frames_meta, missing_clips
-from pedsense.io import read_json
+from pedsense.io import read_json, sweep_stale_temp
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,27 @@ DATASETS = (
 PROCESSED = tuple(d for d in DATASETS if d.kind != "frames")
 
 
+def dataset_folders(home: str | os.PathLike | None = None) -> list[Path]:
+    """The folders the builds and the frame extraction write files into atomically."""
+    p = paths(home)
+    folders = [p.raw, p.annotations, p.attributes, p.processed, p.yolo, p.yolo_detector, p.resnet,
+               p.sequences, p.resnet / "crops"]
+    if p.frames.is_dir():
+        folders += [entry for entry in p.frames.iterdir() if entry.is_dir()]
+    return folders
+
+
+def sweep_dataset_temp(home: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the stale temporary files killed builds left in the dataset folders (once a
+    minute at most; see ``pedsense.io.sweep_stale_temp``)."""
+    return sweep_stale_temp(f"datasets:{paths(home).home}", lambda: dataset_folders(home))
+
+
 def datasets_status(home: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """One dict per dataset: ``kind, label, built, path, command, manifest`` (counts, split, ...)."""
+    """One dict per dataset: ``kind, label, built, path, command, manifest`` (counts, split, ...).
+    Listing them also sweeps stale temporary files (:func:`sweep_dataset_temp`)."""
     root = paths(home).home
+    sweep_dataset_temp(root)
     rows = []
     for dataset in DATASETS:
         built = dataset.built(root)

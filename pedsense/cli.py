@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
 
 from pedsense.errors import PedsenseError
 
@@ -15,8 +16,9 @@ from pedsense.errors import PedsenseError
 COMMAND_MODULES = {
     "pedsense.commands.data": ("setup", "demo-data", "preprocess", "info", "windows"),
     "pedsense.commands.train": ("train",),
-    "pedsense.commands.runs": ("runs",),
-    "pedsense.commands.infer": ("predict", "evaluate"),
+    "pedsense.commands.runs": ("runs", "resume", "extend", "stop"),
+    "pedsense.commands.infer": ("predict", "evaluate", "export"),
+    "pedsense.commands.experiments": ("sweep", "sweep-worker", "sweeps", "leaderboard"),
 }
 
 
@@ -38,6 +40,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def _add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--home", help="data home (default: $PEDSENSE_HOME or the repository root)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an unexpected error (default: one line "
+                             "and the log file that holds it)")
 
 
 def _command_in(argv: list[str] | None) -> str | None:
@@ -68,3 +73,35 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in the log
+        if args.debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        where = record_traceback(exc, argv)
+        print(f"error: unexpected {type(exc).__name__}{': ' + first if first else ''} (a bug in "
+              f"pedsense; the traceback is in {where}, `pedsense --debug ...` shows it here)",
+              file=sys.stderr)
+        return 1
+
+
+def record_traceback(exc: BaseException, argv: list[str] | None) -> Path | str:
+    """Append ``exc``'s traceback to ``<data home>/logs/pedsense.log`` (else the temporary
+    folder's); returns the file, or a note when neither can be written."""
+    import tempfile
+    import traceback
+    from datetime import datetime
+
+    from pedsense.config import paths
+
+    text = (f"{datetime.now().isoformat(timespec='seconds')} pedsense "
+            f"{' '.join(sys.argv[1:] if argv is None else argv)}\n"
+            + "".join(traceback.format_exception(exc)) + "\n")
+    for folder in (paths().logs, Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / "pedsense.log", "a", encoding="utf-8") as f:
+                f.write(text)
+            return folder / "pedsense.log"
+        except OSError:
+            continue
+    return "no log file (neither the data home's logs/ nor the temporary folder is writable)"

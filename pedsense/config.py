@@ -91,6 +91,11 @@ class Paths:
     def base_models(self) -> Path:
         return self.models / "base"
 
+    @property
+    def logs(self) -> Path:
+        """``logs/``: what the CLI and the dashboard record of unexpected errors (tracebacks)."""
+        return self.home / "logs"
+
     def clip(self, video_id: str) -> Path:
         """The clip of ``video_id``: ``.mp4`` unless another extension exists on disk."""
         mp4 = self.clips / f"{video_id}.mp4"

@@ -20,9 +20,18 @@ class ConfigError(PedsenseError, ValueError):
     """An invalid parameter value."""
 
 
+class DatasetChanged(ConfigError):
+    """A resume would continue on other data than the run started on (confirm to go on)."""
+
+
+class FileFormatError(PedsenseError):
+    """A file that exists but cannot be parsed (a damaged run file); the message names it."""
+
+
 class TrainingDiverged(PedsenseError):
     """The training loss (or the weights) stopped being finite; the message names epoch and batch."""
 
 
 class DiskFull(PedsenseError):
-    """No space left while writing a run's files; the message names the folder and how much to free."""
+    """No space left while writing (a run's files, a dataset build, frames); the message names
+    the folder and how much to free."""

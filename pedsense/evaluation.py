@@ -13,6 +13,11 @@
   and the run's row beside the published JAAD results (``pedsense.benchmarks``), each marked
   "comparable" or "not comparable", every difference named in its caveats.
 
+Beside it, ``predictions_<split>.parquet`` keeps every scored sample (window, crop or matched
+detection) with its P(crossing), label and metadata (TTE, occlusion, time of day, weather, the
+pedestrian's JAAD attributes): ``pedsense.errors_browser`` reads it for the Errors page. The JSON
+records the dataset build it was made on (``dataset``) and the table (``predictions``).
+
 Every metric comes from ``pedsense.metrics`` (scikit-learn): ``roc_auc`` from probabilities,
 ``auc_binary`` from thresholded predictions (the benchmark's AUC).
 """
@@ -67,13 +72,17 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
     Returns:
         The saved dict: ``run``, ``model_type``, ``split``, ``task`` (of the dataset evaluated
         on), ``intent`` and/or ``detection`` and ``matched_intent``, ``benchmark`` (see
-        :func:`benchmark_section`), ``seconds``, ``evaluated_at``.
+        :func:`benchmark_section`), ``dataset`` (``errors_browser.table.dataset_stamp`` of the
+        build evaluated on), ``predictions`` (the table's file, rows and kind; None when nothing
+        was scored), ``seconds``, ``evaluated_at``.
 
     Raises:
         ConfigError: the run was trained on one task and the dataset on disk is now built for
             the other (its metrics would answer another question).
     """
     from pedsense.device import resolve_device
+    # errors_browser reads evaluations (it imports this module), so its table is imported here
+    from pedsense.errors_browser.table import dataset_stamp
     from pedsense.infer import run_model_type
     from pedsense.runfolder import find_run, now_iso
 
@@ -104,10 +113,24 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
                                              label=run_id, split=split)
                            if samples is not None else
                            {"skipped": "no intent predictions to score (see matched_intent)"})
+    result["dataset"] = dataset_stamp(dataset_manifest_path(model_type, home))
+    result["predictions"] = _keep_predictions(run_path, split, samples, home)
     result["seconds"] = round(time.perf_counter() - started, 2)
     result["evaluated_at"] = now_iso()
     write_json_atomic(evaluation_path(run_path, split), result)
     return result
+
+
+def _keep_predictions(run_path: Path, split: str, samples: "Samples | None", home) -> dict | None:
+    """Write every scored sample beside its metadata (``predictions_<split>.parquet``, the Errors
+    page's table) before the JSON that points at it; None, and no stale table, when nothing was scored."""
+    from pedsense.errors_browser.table import build_table, predictions_path, write_predictions  # see evaluate
+
+    if samples is None or not samples.rows:
+        predictions_path(run_path, split).unlink(missing_ok=True)
+        return None
+    table = build_table(samples.y_true, samples.p_crossing, samples.rows, split=split, home=home)
+    return {**write_predictions(run_path, split, table), "unit": samples.unit}
 
 
 # -- the benchmark view ----------------------------------------------------------------------------
@@ -362,7 +385,7 @@ def _matched_intent(run_path: Path, split: str, device: str, conf: float, max_im
     if len(images) > max_images:
         images = [images[i] for i in np.linspace(0, len(images) - 1, max_images).round().astype(int)]
     predictor = load_predictor(run_path, device=device, conf=conf)
-    y_true, y_pred, scores, ground_truth_boxes, detections = [], [], [], 0, 0
+    y_true, y_pred, scores, rows, ground_truth_boxes, detections = [], [], [], [], 0, 0
     for k, image_path in enumerate(images):
         frame = cv2.imread(str(image_path))
         if frame is None:
@@ -372,10 +395,14 @@ def _matched_intent(run_path: Path, split: str, device: str, conf: float, max_im
         predictions = predictor.predict(frame, k)
         ground_truth_boxes += len(true_xyxy)
         detections += len(predictions)
+        video, _, frame_text = image_path.stem.rpartition("_")  # images are <video>_<frame>.jpg
         for i, j in match_boxes(predictions.xyxy, true_xyxy):
             y_true.append(int(true_cls[j]))
             y_pred.append(CLASS_NAMES.index(predictions.labels[i]))
             scores.append(float(predictions.crossing_scores[i]))
+            rows.append({"sample_id": f"{image_path.stem}_{j}", "video_id": video or image_path.stem,
+                         "frame": int(frame_text) if frame_text.isdigit() else -1,
+                         "xyxy": [float(v) for v in true_xyxy[j]], "image_wh": (frame.shape[1], frame.shape[0])})
         _report(progress, k + 1, len(images), f"matched intent: frame {k + 1}/{len(images)}")
     if not y_true:
         return {"skipped": f"No detection matched a ground-truth box at IoU ≥ {IOU_THRESHOLD} on "
@@ -385,7 +412,7 @@ def _matched_intent(run_path: Path, split: str, device: str, conf: float, max_im
     metrics.update({"images": len(images), "detections": detections, "ground_truth_boxes": ground_truth_boxes,
                     "matched": len(y_true), "match_rate": len(y_true) / ground_truth_boxes if ground_truth_boxes else 0.0,
                     "iou_threshold": IOU_THRESHOLD})
-    samples = Samples(y_true, np.asarray(scores, np.float64), [],
+    samples = Samples(y_true, np.asarray(scores, np.float64), rows,
                       unit=f"detections matched to ground-truth boxes (IoU ≥ {IOU_THRESHOLD})",
                       caveat="scored per detected box in single frames, not per 16-frame window")
     return metrics, samples

@@ -28,11 +28,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from pedsense.device import torch_threads_kept
 from pedsense.errors import ConfigError, PedsenseError
 from pedsense.infer import classifier_weights, detector_weights, run_imgsz, run_model_type
-from pedsense.infer.backends import (EXPORT_RECORD, onnxruntime_version, ort_session, quiet_ultralytics,
-                                     source_signature)
+from pedsense.infer.backends import (
+    EXPORT_RECORD,
+    onnxruntime_version,
+    ort_session,
+    quiet_ultralytics,
+    source_signature,
+)
 from pedsense.io import link_or_copy, write_json_atomic
+from pedsense.runfolder import find_run, now_iso
 
 FORMATS = ("onnx",)
 #: largest |ONNX - PyTorch| logit difference an export may show on its check batch (fp32 noise
@@ -74,8 +81,6 @@ def export_run(run: str | os.PathLike, format: str = "onnx", *, opset: int | Non
         ExportError: ``onnx`` is not installed, or a model failed to export or to match PyTorch.
         ConfigError: an unknown format.
     """
-    from pedsense.runfolder import find_run, now_iso
-
     if format != "onnx":
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {format!r}.")
     versions = {"onnx": require_onnx(), "onnxruntime": onnxruntime_version()}
@@ -108,8 +113,6 @@ def export_run(run: str | os.PathLike, format: str = "onnx", *, opset: int | Non
 def export_detector(run_path: Path, *, opset: int | None = None) -> dict:
     """``<weights>.onnx`` of the run's Ultralytics detector; its record entry."""
     from ultralytics import YOLO
-
-    from pedsense.device import torch_threads_kept
 
     weights = detector_weights(run_path)
     target = weights.with_suffix(".onnx")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from pedsense.catalogue import sweep_dataset_temp
 from pedsense.config import paths
 from pedsense.data.intent import IntentOptions
 from pedsense.errors import ConfigError
@@ -115,6 +116,7 @@ class JobManager:
         self._functions = dict(functions or {})
         self._counter = itertools.count(1)
         self._queue = WorkQueue("data-jobs", self._run)
+        sweep_dataset_temp(self.home)  # what builds killed mid-write left behind
 
     def function(self, kind: str) -> Callable[..., Any]:
         return self._functions.get(kind) or load_job_function(kind)

@@ -11,32 +11,39 @@ Every training, however launched, writes one folder ``models/<model_type>/<name>
   whose worker died.
 - ``train.log``    timestamped lines.
 - weights, found by role with :meth:`RunFolder.weights`.
+- ``events.jsonl`` (events as JSON lines, so any process follows the run live), ``worker.json``
+  (a heartbeat), ``stop.request``, ``worker.log``: see ``pedsense.runqueue``.
 
 This module is below the trainers and the run manager (it imports neither), and reads no
-file that has not changed (:func:`read_summary` caches by file stamp). The UI reads these
+file twice (``pedsense.runsummary`` reads a run's state, cached by file stamp). The UI reads these
 files, so a browser reload or an app restart loses nothing.
 """
 
 from __future__ import annotations
 
-import csv
+import json
 import os
 import re
 import threading
-import time
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from pedsense.config import MODEL_TYPES, paths
 from pedsense.errors import PedsenseError
-from pedsense.io import filter_csv_rows, read_json, write_csv_atomic, write_json_atomic
+# append_row and read_rows are also imported from here
+from pedsense.io import (append_row, filter_csv_rows, parse_row, read_json, read_object,  # noqa: F401
+                         read_rows, sweep_stale_temp, write_csv_atomic, write_json_atomic)
+from pedsense.procs import process_start_token
 
-# The one status vocabulary of runs and data jobs.
-STATUSES = ("queued", "running", "completed", "failed", "stopped", "interrupted")
+# The one status vocabulary of runs and data jobs. ``unreadable`` is never written: it is what a
+# reader reports for a run folder whose status.json, config.json or metrics.csv cannot be read.
+UNREADABLE = "unreadable"
+STATUSES = ("queued", "running", "completed", "failed", "stopped", "interrupted", UNREADABLE)
+WRITTEN_STATUSES = tuple(s for s in STATUSES if s != UNREADABLE)
 LIVE_STATUSES = ("queued", "running")
 FINISHED_STATUSES = ("completed", "failed", "stopped", "interrupted")
+RESUMABLE_STATUSES = ("stopped", "interrupted", "failed")  # a completed run is extended instead
 
 # What "best" means per model type: the metric and whether higher is better.
 BEST_METRIC = {"yolo": ("mAP50-95", True), "resnet-lstm": ("val_acc", True),
@@ -147,6 +154,13 @@ class RunFolder:
         """``steps.csv``: the smoothed training loss and learning rate every N steps."""
         return self.path / "steps.csv"
 
+    # events.jsonl: the trainer's events (append-only JSON lines); worker.json: the heartbeat of
+    # the process running it; stop.request: a stop asked by anyone; worker.log: a worker's output.
+    events_path = property(lambda self: self.path / "events.jsonl")
+    worker_path = property(lambda self: self.path / "worker.json")
+    stop_path = property(lambda self: self.path / "stop.request")
+    worker_log_path = property(lambda self: self.path / "worker.log")
+
     def weights(self, role: str = "best", model_type: str | None = None) -> Path | None:
         """The weight file playing ``role`` (``best``, ``last``, ``classifier``, ``detector``)
         in a run of ``model_type`` (default: the folder's), or None when there is none."""
@@ -193,14 +207,21 @@ class RunFolder:
             return config
 
     def read_config(self) -> dict:
-        config = read_json(self.config_path, {})
-        return config if isinstance(config, dict) else {}
+        """``config.json`` as a dict; ``{}`` when it is missing or unreadable (``read_summary`` says why)."""
+        config, problem = read_object(self.config_path)
+        return config if config is not None and problem is None else {}
 
     # -- status ---------------------------------------------------------------------------
     def read_status(self) -> dict:
-        """The status dict; a folder without ``status.json`` reads as ``unknown``."""
-        status = read_json(self.status_path, None)
-        return status if isinstance(status, dict) and status.get("status") else {"status": "unknown"}
+        """The status dict. A folder without ``status.json`` reads as ``unknown``; one whose
+        ``status.json`` is not a status record reads as ``unreadable``, the reason its error."""
+        status, problem = read_object(self.status_path)
+        if status is None and problem is None:
+            return {"status": "unknown"}
+        problem = problem or status_problem(status)
+        if problem:
+            return {"status": UNREADABLE, "error": f"status.json {problem}"}
+        return status
 
     @property
     def status(self) -> str:
@@ -208,8 +229,8 @@ class RunFolder:
 
     def set_status(self, status: str, error: str | None = None, **extra: Any) -> dict:
         """Record ``status`` (atomically), keeping the timestamps already written."""
-        if status not in STATUSES:
-            raise ValueError(f"Unknown status {status!r}; expected one of {STATUSES}.")
+        if status not in WRITTEN_STATUSES:
+            raise ValueError(f"Unknown status {status!r}; expected one of {WRITTEN_STATUSES}.")
         with self._lock:
             current = read_json(self.status_path, None)
             current = current if isinstance(current, dict) else {}
@@ -221,9 +242,24 @@ class RunFolder:
             if status == "running":
                 current.setdefault("started_at", now)
                 current["pid"] = os.getpid()
+                current["pid_start"] = process_start_token(os.getpid())
             if status in FINISHED_STATUSES:
                 current["finished_at"] = now
             current["updated_at"] = now
+            write_json_atomic(self.status_path, current)
+            return current
+
+    def update_status(self, **fields: Any) -> dict:
+        """Change fields of ``status.json`` (atomically) without touching the status or its
+        timestamps; a field given as None is removed."""
+        with self._lock:
+            current = read_json(self.status_path, None)
+            current = current if isinstance(current, dict) else {"status": "queued"}
+            for key, value in fields.items():
+                if value is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = value
             write_json_atomic(self.status_path, current)
             return current
 
@@ -253,12 +289,12 @@ class RunFolder:
         Returns how many were dropped. A resumed run drops the epochs it trains again.
         """
         with self._lock:
-            return filter_csv_rows(self.metrics_path, lambda raw: keep(_parse_row(raw)))
+            return filter_csv_rows(self.metrics_path, lambda raw: keep(parse_row(raw)))
 
     def keep_steps(self, keep: Callable[[dict], bool]) -> int:
         """Drop the ``steps.csv`` rows ``keep(row)`` refuses, atomically; returns how many."""
         with self._lock:
-            return filter_csv_rows(self.steps_path, lambda raw: keep(_parse_row(raw)))
+            return filter_csv_rows(self.steps_path, lambda raw: keep(parse_row(raw)))
 
     # -- log ------------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -276,58 +312,42 @@ class RunFolder:
         return text[-max_chars:]
 
 
-# -- CSV files appended row by row -------------------------------------------------------------
-def append_row(path: Path, row: Mapping[str, Any], lock: threading.Lock) -> None:
-    """Append ``row`` to the CSV at ``path`` (flushed); a new column rewrites it atomically."""
-    with lock:
-        row = dict(row)
-        header: list[str] | None = None
-        if path.exists() and path.stat().st_size > 0:
-            with open(path, newline="", encoding="utf-8") as f:
-                header = next(csv.reader(f), None)
-        if header is None:
-            write_csv_atomic(path, [row], list(row))
-            return
-        new_cols = [k for k in row if k not in header]
-        if new_cols:
-            with open(path, newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-            write_csv_atomic(path, rows + [row], header + new_cols)
-            return
-        with open(path, "a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, fieldnames=header, extrasaction="ignore").writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
+# -- reading JSON records strictly ---------------------------------------------------------------
+_TEXT_FIELDS = ("error", "created_at", "started_at", "finished_at", "updated_at")
+_PID_FIELDS = ("pid", "owner_pid")
 
 
-def read_rows(path: Path) -> list[dict]:
-    """The rows of a CSV written by :func:`append_row`, numbers parsed, empty cells None."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            raw = list(csv.DictReader(f))
-    except FileNotFoundError:
-        return []
-    return [_parse_row(r) for r in raw]
+def status_problem(status: Mapping[str, Any]) -> str | None:
+    """Why a ``status.json`` object is not a status record, or None when it is one."""
+    word = status.get("status")
+    if word not in WRITTEN_STATUSES:
+        return (f"names the status {json.dumps(word, default=str)}, not one of "
+                f"{', '.join(WRITTEN_STATUSES)}")
+    for key in _TEXT_FIELDS:
+        if status.get(key) is not None and not isinstance(status[key], str):
+            return f"has a {key!r} that is not text"
+    for key in _PID_FIELDS:
+        value = status.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"has a {key!r} that is not a process id"
+    return None
 
 
-def _parse_row(raw: Mapping[str | None, str | None]) -> dict:
-    return {k: _parse_cell(v) for k, v in raw.items() if k is not None}
-
-
-def _parse_cell(value: str | None) -> Any:
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+def unreadable_message(run_id: str, problems: Iterable[str]) -> str:
+    """The error of an ``unreadable`` run: what is wrong, and the two ways out."""
+    return ("; ".join(problems) + ". The file was edited or damaged outside pedsense; the other "
+            f"runs are not affected. Put the file back as pedsense wrote it, or delete the run's "
+            f"folder models/{run_id}.")
 
 
 # -- finding runs -------------------------------------------------------------------------------
 def list_runs(home: str | os.PathLike | None = None,
               model_types: Iterable[str] = MODEL_TYPES) -> list[RunFolder]:
-    """Every run folder under ``models/``, newest first."""
+    """Every run folder under ``models/``, newest first.
+
+    Now and then (the first listing of a process, then once a minute) it also removes the
+    temporary files writers killed mid-write left in run folders (``pedsense.io.sweep_stale_temp``).
+    """
     root = paths(home).models
     found = []
     for model_type in model_types:
@@ -335,6 +355,8 @@ def list_runs(home: str | os.PathLike | None = None,
             if path.is_dir() and ((path / "config.json").exists() or (path / "status.json").exists()):
                 found.append(RunFolder(path))
     found.sort(key=_stamp_key, reverse=True)
+    sweep_stale_temp(f"runs:{root}:{','.join(model_types)}",
+                     lambda: [f for run in found for f in (run.path, run.path / "weights")])
     return found
 
 
@@ -390,119 +412,3 @@ def best_record(name: str, metrics: Mapping[str, Any]) -> dict:
     """``{"name", "value", "epoch", **metrics}``: the shape of ``config.json``'s ``best_metric``."""
     values = {k: v for k, v in metrics.items() if k not in ("name", "value", "stage")}
     return {**values, "name": name, "value": metrics.get(name), "epoch": metrics.get("epoch")}
-
-
-# -- a run read from disk -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunSummary:
-    """A plain copy of a run's state, safe to read from any thread (from disk or a live run)."""
-
-    run_id: str
-    model_type: str
-    name: str
-    path: str
-    status: str
-    error: str | None = None
-    stage: str | None = None
-    epoch: int = 0
-    epochs_done: int = 0
-    epochs_total: int = 0
-    stage_epochs: int = 0
-    batch: int = 0
-    total_batches: int = 0
-    metrics: tuple = ()
-    steps: tuple = ()
-    eta_s: float | None = None
-    live: bool = False
-    started_at: str | None = None
-    finished_at: str | None = None
-    duration_s: float | None = None
-    best_metric: dict | None = None
-    config: dict = field(default_factory=dict)
-    queue_position: int | None = None
-    stop_requested: bool = False
-    version: tuple = ()        # moves when anything changes (progress included)
-    data_version: tuple = ()   # moves only when a chart point (epoch row or step) arrives
-
-    @property
-    def parameters(self) -> dict:
-        """The trainer parameters the run was launched with."""
-        params = self.config.get("parameters")
-        return dict(params) if isinstance(params, Mapping) else {}
-
-    @property
-    def weights_source(self) -> Any:
-        return self.config.get("weights_source")
-
-    def with_changes(self, **changes: Any) -> "RunSummary":
-        return replace(self, **changes)
-
-
-_CACHE: dict[str, tuple[tuple, RunSummary]] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def file_stamps(folder: RunFolder) -> tuple:
-    """``(size, mtime_ns)`` of the files a summary is read from: equal stamps, equal summary."""
-    stamps = []
-    for path in (folder.status_path, folder.config_path, folder.metrics_path, folder.steps_path):
-        try:
-            stat = path.stat()
-            stamps.append((stat.st_size, stat.st_mtime_ns))
-        except OSError:
-            stamps.append(None)
-    return tuple(stamps)
-
-
-def read_summary(folder: RunFolder,
-                 planned_epochs: Callable[[str, Mapping[str, Any]], int] | None = None) -> RunSummary:
-    """The :class:`RunSummary` of a run no live manager owns, read from its files.
-
-    Re-reads nothing that has not changed since the last call (file sizes and mtimes).
-    ``planned_epochs(model_type, parameters)`` gives a run's total epochs across stages when
-    its config does not record them.
-    """
-    stamps = file_stamps(folder)
-    key = str(folder.path)
-    with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-    if cached is not None and cached[0] == stamps:
-        summary = cached[1]
-    else:
-        summary = _read_summary(folder, planned_epochs, stamps)
-        with _CACHE_LOCK:
-            _CACHE[key] = (stamps, summary)
-    changes: dict[str, Any] = {"metrics": tuple(dict(r) for r in summary.metrics),  # copies
-                                "steps": tuple(dict(r) for r in summary.steps),
-                                "config": dict(summary.config)}
-    if summary.status == "running" and summary.started_at:
-        started = parse_iso(summary.started_at)
-        changes["duration_s"] = time.time() - started if started else None
-    return summary.with_changes(**changes)
-
-
-def _read_summary(folder: RunFolder, planned_epochs: Callable | None, stamps: tuple) -> RunSummary:
-    status = folder.read_status()
-    config = folder.read_config()
-    rows = tuple(folder.read_metrics())
-    model_type = str(config.get("model_type") or folder.model_type)
-    started, finished = parse_iso(status.get("started_at")), parse_iso(status.get("finished_at"))
-    epochs = [r.get("epoch") for r in rows if isinstance(r.get("epoch"), (int, float))]
-    recorded = config.get("best_metric")
-    best = dict(recorded) if isinstance(recorded, Mapping) and recorded.get("name") else best_of(model_type, rows)
-    params = config.get("parameters") if isinstance(config.get("parameters"), Mapping) else {}
-    total = config.get("epochs_total")
-    if not isinstance(total, int):
-        try:
-            total = planned_epochs(model_type, params) if planned_epochs else 0
-        except PedsenseError:
-            total = 0
-    return RunSummary(
-        run_id=folder.run_id, model_type=model_type, name=folder.name, path=str(folder.path),
-        status=str(status.get("status", "unknown")), error=status.get("error"),
-        epoch=int(max(epochs)) if epochs else 0, epochs_done=len(rows),
-        epochs_total=max(int(total or 0), len(rows)), metrics=rows, steps=tuple(folder.read_steps()),
-        started_at=status.get("started_at"), finished_at=status.get("finished_at"),
-        duration_s=(finished - started) if (started and finished) else None,
-        best_metric=best, config=config, stop_requested=bool(status.get("stop_requested")),
-        version=stamps, data_version=stamps[2:])

@@ -1,16 +1,23 @@
 """The run manager: the process-wide owner of training runs (the dashboard's engine).
 
 ``RunManager.submit`` checks the parameters against the trainer's spec and the data home
-(``pedsense.train.preflight``) before anything is created, then makes the run folder
-(``queued``) and puts the run on a :class:`pedsense.workqueue.WorkQueue`; its background
-thread calls the seed trainer with the ``on_event``/``should_stop``/``run_dir`` hooks and folds
-each event into the run's live state behind a lock. ``snapshot``/``runs`` return
-:class:`pedsense.runfolder.RunSummary` copies, safe to read from any thread; ``version``
-answers "did anything change?" without building one.
+(``pedsense.train.preflight``) before anything is created, then queues the run on disk
+(:func:`queue_run`: a run folder reading ``queued``, ``pedsense.runqueue``). The manager's one
+background thread (``pedsense.supervisor.Supervisor``) starts each queued run as a worker
+process (``python -m pedsense.worker RUN_DIR``) when a slot is free, and follows every live run
+of the data home, whoever started it, by tailing its ``events.jsonl`` into a live state behind
+a lock. Workers keep training when the dashboard stops; the next one finds them (heartbeat)
+and follows them again. ``snapshot``/``runs`` return :class:`pedsense.runsummary.RunSummary`
+copies, safe to read from any thread; ``version`` answers "did anything change?".
 
-Who writes ``status.json``: the manager writes ``queued`` and a cancellation, and ``failed``
-for a run that never started (its trainer raised before starting, or its process is gone);
-once the trainer has started the run, only the trainer's lifecycle writes it.
+With ``trainers=`` (other trainers that follow the hook contract, e.g. the tests' tiny ones) the
+manager runs its own submissions in its own thread (a :class:`pedsense.workqueue.WorkQueue`)
+through the same slot claim, heartbeat and stop request.
+
+Who writes ``status.json``: the queue (``queued``, a claim, a cancellation), then only the
+trainer's lifecycle (``TrainingRun``) once it started; the worker wrapper records a run that
+ended without saying how (``pedsense.worker.record_end``), and the supervisor one whose worker
+died (``failed``, with the exit code) or whose process is gone (``interrupted``).
 """
 
 from __future__ import annotations
@@ -18,69 +25,61 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
-import threading
+import subprocess
 import time
 import traceback
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from pedsense.config import paths
-from pedsense.errors import ConfigError, PedsenseError
-from pedsense.procs import process_alive, process_start_token
-from pedsense.runfolder import (FINISHED_STATUSES, LIVE_STATUSES, RunFolder, RunNotFound, RunSummary,
-                                best_of, file_stamps, find_run, iso, list_runs, read_summary)
-from pedsense.train import events as ev
-from pedsense.train.params import FormError, planned_epochs, spec_for
+from pedsense.errors import ConfigError
+from pedsense.errors import DatasetChanged
+from pedsense.launches import queue_extend, queue_resume, queue_run
+from pedsense.procs import Heartbeat, me
+from pedsense.runfolder import (LIVE_STATUSES, RunFolder, RunNotFound, best_of, find_run, iso,
+                               list_runs)
+from pedsense.runsummary import RunSummary, file_stamps, read_summary
+from pedsense.runqueue import (QueueSettings, RunTaken, is_live, read_settings, request_stop,
+                               settle_orphans, wait_for_slot, write_settings)
+from pedsense.supervisor import LiveRun, Supervisor, apply_event
+from pedsense.train.params import planned_epochs, spec_for
 from pedsense.train.preflight import preflight
-from pedsense.workqueue import WorkItem, WorkQueue
+from pedsense.worker import execute
+from pedsense.workqueue import WorkQueue
 
-# Run folders owned by a live RunManager anywhere in this process (queued or running).
-# Process-wide, so a second manager (a second data home, a test) never marks them interrupted.
-_OWNED_RUNS: set[str] = set()
-_OWNED_LOCK = threading.Lock()
-
-
-@dataclass
-class LiveRun(WorkItem):
-    """What the manager knows about a run it owns; guarded by the queue's lock."""
-
-    folder: RunFolder | None = None
-    params: dict = field(default_factory=dict)
-    stage: str | None = None
-    stage_epochs: int = 0
-    epoch: int = 0
-    epochs_done: int = 0
-    epochs_total: int = 0
-    batch: int = 0
-    total_batches: int = 0
-    metrics: list = field(default_factory=list)
-    steps: list = field(default_factory=list)
-    epoch_started_at: float | None = None
-    epoch_seconds: list = field(default_factory=list)
-    best_metric: dict | None = None
-    data_version: int = 0  # moves only when a chart point (epoch row or step) arrives
+__all__ = ["RunManager", "LiveRun", "apply_event", "disk_summary", "queue_run", "queue_resume",
+           "queue_extend", "DatasetChanged"]  # the queue_* functions live in pedsense.launches
 
 
 class RunManager:
-    """Starts training runs on one background thread, one at a time, in FIFO order.
+    """Starts training runs from the data home's queue and follows every live run.
 
     Args:
         home: the data home (default: ``$PEDSENSE_HOME`` or the repository root).
         trainers: ``{model_type: callable}`` overriding the seed trainers (for other trainers
-            that follow the same hook contract); their parameters still follow the spec.
+            that follow the same hook contract); their parameters still follow the spec. Such a
+            manager runs its runs in its own thread.
         check_data: run :func:`pedsense.train.preflight.preflight`'s data checks on submit
             (turned off with custom trainers that do not read the data home).
+        workers: run each run in a worker process (default: unless ``trainers`` are given).
     """
 
     def __init__(self, home: str | os.PathLike | None = None,
-                 trainers: Mapping[str, Callable[..., Any]] | None = None, *, check_data: bool | None = None):
+                 trainers: Mapping[str, Callable[..., Any]] | None = None, *, check_data: bool | None = None,
+                 workers: bool | None = None):
         self.home = paths(home).home
         self._trainers = dict(trainers or {})
         self.check_data = not self._trainers if check_data is None else check_data
-        self._queue = WorkQueue("runs", self._execute)
+        self.workers = not self._trainers if workers is None else workers
+        self._queue = WorkQueue("runs", self._execute)  # this manager's in-thread runs
+        self._lock = self._queue.changed
+        self._supervisor = Supervisor(self.home, self._lock, start_workers=self.workers,
+                                      own=lambda run_id: self._queue.get(run_id) is not None)
+        self._submitted: list[str] = []
         self.interrupted = self.mark_interrupted()
+        self._supervisor.scan()  # live runs of other processes are live from the first read on
+        self._supervisor.ensure_running()
 
-    # -- public API -----------------------------------------------------------------------
+    # -- launching ------------------------------------------------------------------------
     def trainer(self, model_type: str) -> Callable[..., Any]:
         return self._trainers.get(model_type) or spec_for(model_type).load_trainer()
 
@@ -104,38 +103,59 @@ class RunManager:
         Raises:
             FormError: invalid parameters, or data the trainer would refuse (nothing is created).
         """
-        errors = self.check(model_type, params)
-        if errors:
-            raise FormError(errors)
-        spec = spec_for(model_type)
-        checked = spec.check({k: v for k, v in params.items() if k in spec})
-        given = {k: checked[k] if k in spec else v for k, v in params.items()}
-        folder = RunFolder.create(model_type, checked.get("name"), default_prefix=model_type, home=self.home)
-        total = planned_epochs(model_type, checked)
-        folder.write_config({"model_type": model_type, "parameters": spec.record(checked),
-                             "epochs_total": total, "run_dir": str(folder.path)})
-        folder.set_status("queued", owner_pid=os.getpid(), owner_start=process_start_token(os.getpid()))
-        folder.log(f"queued {model_type} run with {given}")
-        live = LiveRun(item_id=folder.run_id, kind=model_type, folder=folder, params=given,
-                       epochs_total=total)
-        with _OWNED_LOCK:
-            _OWNED_RUNS.add(str(folder.path))
+        folder = queue_run(model_type, params, self.home, check=self.check, reserved_by=self._reserve())
+        return self._launched(folder, dict(params))
+
+    def resume(self, run_id: str, confirm_dataset_change: bool = False) -> str:
+        """Queue a stopped, interrupted or failed run to go on in its own folder (its last.pt).
+
+        Raises:
+            ConfigError: the run cannot be resumed (completed: extend it; still live: stop it).
+            DatasetChanged: its dataset changed since it started (pass ``confirm_dataset_change``).
+            DataError: it has no readable checkpoint to resume from. Nothing is changed.
+        """
+        folder = queue_resume(find_run(run_id, self.home), confirm_dataset_change, reserved_by=self._reserve())
+        return self._launched(folder, None)
+
+    def extend(self, run_id: str, epochs: int) -> str:
+        """Queue a completed run's extension by ``epochs`` epochs (a new run linked to it);
+        returns the new run's id."""
+        folder = queue_extend(find_run(run_id, self.home), epochs, reserved_by=self._reserve())
+        return self._launched(folder, None)
+
+    def _reserve(self) -> dict | None:
+        """In-thread runs are reserved for this process; worker runs are free for any scheduler."""
+        return None if self.workers else me()
+
+    def _launched(self, folder: RunFolder, params: dict | None) -> str:
+        self._submitted.append(folder.run_id)
+        if self.workers:
+            self._supervisor.wake()
+            return folder.run_id
+        config = folder.read_config()
+        live = LiveRun(item_id=folder.run_id, kind=folder.model_type, folder=folder,
+                       params=params if params is not None else dict(config.get("parameters") or {}),
+                       epochs_total=int(config.get("epochs_total") or 0))
+        live.metrics, live.steps = folder.read_metrics(), folder.read_steps()
+        live.epochs_done = len(live.metrics)
         self._queue.submit(live)
         return folder.run_id
 
+    # -- controlling --------------------------------------------------------------------------
     def stop(self, run_id: str) -> str:
-        """Stop a run: a running one finishes its batch and ends ``stopped``; a queued one is
-        cancelled (``stopped``) without starting. Returns the run's status after the request."""
+        """Stop a run, whoever started it: a running one finishes its batch and ends ``stopped``
+        (a worker that does not, within ``supervisor.STOP_GRACE_S``, is killed); a queued one is
+        cancelled without starting. Returns the run's status after the request."""
         live = self._queue.get(run_id)
-        if live is not None and self._queue.request_stop(run_id):
-            live.folder.log("stop requested")
-            return "running"
+        folder = find_run(run_id, self.home)
         if live is not None and self._queue.cancel(run_id):
-            live.folder.set_status("stopped", error="cancelled before it started", cancelled=True)
-            live.folder.log("cancelled while queued")
-            self._release(live)
-            return "stopped"
-        return self.snapshot(run_id).status
+            request_stop(folder)
+            return folder.status
+        if live is not None:
+            self._queue.request_stop(run_id)
+        status = request_stop(folder)
+        self._supervisor.wake()
+        return status
 
     def delete(self, run_id: str) -> None:
         """Delete a finished run's folder (a queued or running run must be stopped first)."""
@@ -144,25 +164,49 @@ class RunManager:
         if models not in folder.path.resolve().parents:
             raise RunNotFound(f"{run_id!r} is not a run folder under {models}.")
         status = self.snapshot(run_id).status
-        if status in LIVE_STATUSES:
+        if status in LIVE_STATUSES or is_live(folder.read_status()):
             raise ConfigError(f"Run {run_id} is {status}: stop it before deleting it.")
         self._queue.forget(run_id)
         shutil.rmtree(folder.path)
 
+    def queue_settings(self) -> QueueSettings:
+        """How many runs may train at once on this data home, and the device pool."""
+        return read_settings(self.home)
+
+    def set_queue_settings(self, *, max_parallel: Any = None, devices: Any = None) -> QueueSettings:
+        """Change them (ConfigError for a bad value, DeviceError for a GPU that does not exist)."""
+        changed = write_settings(self.home, max_parallel=max_parallel, devices=devices)
+        self._supervisor.wake()
+        return changed
+
+    # -- reading ---------------------------------------------------------------------------
+    def _live(self, run_id: str) -> LiveRun | None:
+        """The live state of a run (call under the lock), when it is live."""
+        live = self._queue.get(run_id) or self._supervisor.live(run_id)
+        return live if live is not None and live.status in LIVE_STATUSES else None
+
     def snapshot(self, run_id: str) -> RunSummary:
         """A plain copy of a run's state: status, progress, metrics rows, error, ETA, config."""
-        with self._queue.lock:
-            live = self._queue.get(run_id)
-            if live is not None and live.status in LIVE_STATUSES:
+        self._supervisor.ensure_running()
+        with self._lock:
+            live = self._live(run_id)
+            if live is not None:
                 return self._live_summary(live)
         return self._disk_summary(find_run(run_id, self.home))
 
+    def snapshot_of(self, folder: RunFolder) -> RunSummary:
+        with self._lock:
+            live = self._live(folder.run_id)
+            if live is not None:
+                return self._live_summary(live)
+        return self._disk_summary(folder)
+
     def version(self, run_id: str) -> tuple:
         """Changes whenever anything about the run changes; costs no file read for live runs
-        (three ``stat`` calls otherwise). Pages compare it before redrawing anything."""
-        with self._queue.lock:
-            live = self._queue.get(run_id)
-            if live is not None and live.status in LIVE_STATUSES:
+        (a few ``stat`` calls otherwise). Pages compare it before redrawing anything."""
+        with self._lock:
+            live = self._live(run_id)
+            if live is not None:
                 return ("live", live.version, live.data_version)
         try:
             return ("disk", file_stamps(find_run(run_id, self.home)))
@@ -172,121 +216,121 @@ class RunManager:
     def status_version(self) -> tuple:
         """Changes when a run appears or goes, or its status (or a stop request) changes — not
         on every batch: what status words, buttons and notices depend on. A few ``stat`` calls."""
-        with self._queue.lock:
-            live = tuple((i.item_id, i.status, i.stop_event.is_set()) for i in self._queue.items())
+        self._supervisor.ensure_running()
+        with self._lock:
+            lives = [*self._queue.items(), *self._supervisor.lives()]
+            live = tuple((i.item_id, i.status, i.stop_event.is_set()) for i in lives)
         disk = []
         for folder in list_runs(self.home):
             try:
                 stat = folder.status_path.stat()
-                disk.append((folder.run_id, stat.st_size, stat.st_mtime_ns))
+                disk.append((folder.run_id, stat.st_size, stat.st_mtime_ns, folder.stop_path.exists()))
             except OSError:
-                disk.append((folder.run_id, None, None))
+                disk.append((folder.run_id, None, None, None))
         return live, tuple(disk)
 
     def runs(self) -> list[RunSummary]:
         """Every run of the data home (newest first), live state merged in."""
+        self._supervisor.ensure_running()
         return [self.snapshot_of(folder) for folder in list_runs(self.home)]
 
-    def snapshot_of(self, folder: RunFolder) -> RunSummary:
-        with self._queue.lock:
-            live = self._queue.get(folder.run_id)
-            if live is not None and live.status in LIVE_STATUSES:
-                return self._live_summary(live)
-        return self._disk_summary(folder)
-
     def active(self) -> list[RunSummary]:
-        """The running run (if any) then the queued ones, in the order they will run."""
-        with self._queue.lock:
-            return [self._live_summary(live) for live in self._queue.active()]
+        """The running runs (any process's), then the queued ones in the order they will run."""
+        self._supervisor.ensure_running()
+        with self._lock:
+            lives = [i for i in (*self._queue.active(), *self._supervisor.lives()) if i.status in LIVE_STATUSES]
+            lives.sort(key=lambda i: (i.status != "running", self._queue.position(i.item_id) or 0))
+            shown = [self._live_summary(i) for i in lives]
+            queued = [r for r in self._supervisor.queued if r not in {s.run_id for s in shown}]
+        for run_id in queued:
+            try:
+                summary = self.snapshot(run_id)
+            except RunNotFound:
+                continue
+            if summary.status == "queued":
+                shown.append(summary)
+        return shown
 
     def wait(self, run_id: str, timeout: float = 60.0) -> RunSummary:
         """Block until ``run_id`` leaves queued/running (for tests and scripts); its summary."""
-        self._queue.wait(run_id, timeout)
-        return self.snapshot(run_id)
+        deadline = time.monotonic() + timeout
+        while True:
+            summary = self.snapshot(run_id)
+            if summary.status not in LIVE_STATUSES:
+                return summary
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{run_id} still {summary.status} after {timeout:.0f} s")
+            with self._lock:
+                self._lock.wait(min(remaining, 0.25))
 
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Block until nothing is queued or running."""
-        self._queue.wait_idle(timeout)
+        deadline = time.monotonic() + timeout
+        while self.active():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runs still active after {timeout:.0f} s")
+            with self._lock:
+                self._lock.wait(0.25)
 
     def shutdown(self, stop_running: bool = True, timeout: float = 30.0) -> None:
-        """Cancel queued runs, ask the running one to stop and wait for the worker."""
-        for live in self._queue.active():
-            if live.status == "queued":
-                self.stop(live.item_id)
+        """Stop following runs. With ``stop_running``, first cancel the runs this manager queued
+        and stop the workers it started (waiting for them, then killing what is left); without,
+        its workers go on training and the next manager follows them."""
+        if stop_running:
+            for run_id in self._submitted:
+                try:
+                    folder = find_run(run_id, self.home)
+                except RunNotFound:
+                    continue
+                if folder.status == "queued":
+                    self.stop(run_id)
+            for folder, _ in self._supervisor.children():
+                request_stop(folder)
         self._queue.shutdown(stop_running, timeout)
+        if stop_running:
+            deadline = time.monotonic() + timeout
+            for _, process in self._supervisor.children():
+                try:
+                    process.wait(max(deadline - time.monotonic(), 0.1))
+                except subprocess.TimeoutExpired:  # it would not stop: kill it
+                    process.kill()
+                    process.wait(10)
+            self._supervisor.tick()
+        self._supervisor.close()
 
     def mark_interrupted(self) -> list[str]:
-        """Mark runs that say ``running``/``queued`` but that no live process owns as ``interrupted``.
+        """Mark runs that read ``running`` (or claimed) but whose process is gone — and runs
+        queued by a process that meant to run them itself and is gone — ``interrupted``.
 
-        Their metrics and weights stay. Returns the run ids marked.
+        Their metrics and weights stay; free queued runs stay queued. Returns the run ids marked.
         """
-        marked = []
-        for folder in list_runs(self.home):
-            status = folder.read_status()
-            if status.get("status") not in LIVE_STATUSES or self._owned_elsewhere(folder, status):
-                continue
-            folder.set_status("interrupted", error=(
-                f"the process that ran it is gone (it was {status.get('status')}); "
-                "its metrics and weights up to then are kept. Resume it "
-                "(pedsense.train.resume.resume_run) or launch it again."))
-            folder.log("marked interrupted: its process is gone")
-            marked.append(folder.run_id)
-        return marked
+        return settle_orphans(self.home, skip=lambda folder: self._queue.get(folder.run_id) is not None)
 
-    # -- the worker thread -----------------------------------------------------------------
+    # -- the in-thread mode ----------------------------------------------------------------------
     def _execute(self, live: LiveRun) -> tuple[str, str | None]:
         folder = live.folder
-        trainer = self.trainer(live.kind)
-        hooks = {"on_event": self._listener(live), "should_stop": live.stop_event.is_set,
-                 "run_dir": folder.path, "home": self.home}
-        accepted = inspect.signature(trainer).parameters
-        folder.log("training started")
+        heartbeat = Heartbeat(folder.worker_path)
+        action = (folder.read_status().get("launch") or {}).get("action", "train")
         try:
-            trainer(**live.params, **{k: v for k, v in hooks.items() if k in accepted})
-            outcome, error = "completed", None
-        except PedsenseError as exc:
-            outcome, error = "failed", str(exc)
-        except Exception as exc:  # a trainer bug must not kill the worker or the app
-            outcome, error = "failed", f"{type(exc).__name__}: {exc}"
-            folder.log(traceback.format_exc())
+            wait_for_slot(folder, report=folder.log, on_claimed=heartbeat.start)
+            trainer = self.trainer(live.kind) if action == "train" else None
+            execute(folder, on_event=self._listener(live), should_stop=live.stop_event.is_set,
+                    trainer=trainer, params=live.params if action == "train" else None)
+        except RunTaken as exc:
+            return folder.status, str(exc)
+        except BaseException:  # noqa: BLE001 - recorded in the run folder by execute
+            pass
+        finally:
+            heartbeat.stop()
         recorded = folder.read_status()
-        if recorded.get("status") in FINISHED_STATUSES:
-            outcome, error = recorded["status"], recorded.get("error")  # the trainer's words
-        else:
-            # The trainer never started the run (it refused its input) or ended without saying
-            # how: the run's lifecycle is over, so the manager records it. Never left "running".
-            if outcome == "completed" and live.stop_event.is_set():
-                outcome = "stopped"
-            if recorded.get("status") == "queued" and outcome == "completed":
-                outcome, error = "failed", "the trainer returned without starting the run"
-            folder.set_status(outcome, error=error)
-            if recorded.get("status") == "queued":
-                folder.log(f"failed before training: {error}")
-        folder.log(f"run ended: {outcome}" + (f" ({error})" if error else ""))
-        self._release(live)
-        return outcome, error
-
-    @staticmethod
-    def _release(live: LiveRun) -> None:
-        with _OWNED_LOCK:
-            _OWNED_RUNS.discard(str(live.folder.path))
-
-    @staticmethod
-    def _owned_elsewhere(folder: RunFolder, status: Mapping[str, Any]) -> bool:
-        with _OWNED_LOCK:
-            if str(folder.path) in _OWNED_RUNS:
-                return True
-        pid = status.get("pid", status.get("owner_pid"))
-        if pid is None or int(pid) == os.getpid():
-            return False  # this process owns no thread for it (checked above): nobody runs it
-        start = status.get("owner_start") if status.get("owner_pid") == pid else None
-        return process_alive(pid, start)
+        return str(recorded.get("status")), recorded.get("error")
 
     def _listener(self, live: LiveRun) -> Callable[[Any], None]:
-        """The ``on_event`` hook for one run: folds each event into ``live`` under the lock."""
+        """The ``on_event`` hook for one in-thread run: folds each event into ``live``."""
         def on_event(event: Any) -> None:
             try:
-                with self._queue.lock:
+                with self._lock:
                     apply_event(live, event)
                     live.touch()
             except Exception:  # a bad event must never break the training loop
@@ -305,56 +349,25 @@ class RunManager:
             status=live.status, error=live.error, stage=live.stage, epoch=live.epoch,
             epochs_done=live.epochs_done, epochs_total=max(live.epochs_total, live.epochs_done),
             stage_epochs=live.stage_epochs, batch=live.batch, total_batches=live.total_batches,
-            metrics=rows, steps=tuple(live.steps), eta_s=_eta(live, now), live=True,
+            metrics=rows, steps=tuple(dict(s) for s in live.steps), eta_s=_eta(live, now), live=True,
             started_at=iso(started), finished_at=iso(live.finished_at),
             duration_s=((live.finished_at or now) - started) if started else None,
             best_metric=live.best_metric or best_of(live.kind, rows), config=config,
-            queue_position=self._queue.position(live.item_id),
-            stop_requested=live.stop_event.is_set(),
+            queue_position=self._queue.position(live.item_id) if live.status == "queued" else None,
+            stop_requested=live.stop_event.is_set() or live.folder.stop_path.exists(),
             version=("live", live.version), data_version=("live", live.data_version))
 
-    @staticmethod
-    def _disk_summary(folder: RunFolder) -> RunSummary:
-        return disk_summary(folder)
+    def _disk_summary(self, folder: RunFolder) -> RunSummary:
+        summary = disk_summary(folder)
+        if summary.status in LIVE_STATUSES:
+            summary = summary.with_changes(queue_position=self._supervisor.queue_position(folder.run_id),
+                                           stop_requested=folder.stop_path.exists())
+        return summary
 
 
 def disk_summary(folder: RunFolder) -> RunSummary:
     """The summary of a run read from its folder (cached by file stamps; see ``read_summary``)."""
     return read_summary(folder, planned_epochs)
-
-
-def apply_event(live: LiveRun, event: Any) -> None:
-    """Fold one trainer event into the live state (call under the manager's lock)."""
-    now = time.time()
-    if isinstance(event, ev.StageStarted):
-        live.stage, live.stage_epochs, live.epoch_started_at = event.stage, event.total_epochs, now
-    elif isinstance(event, ev.BatchEnd):
-        live.epoch, live.batch, live.total_batches = event.epoch, event.batch, event.total_batches
-        live.epoch_started_at = live.epoch_started_at or now
-    elif isinstance(event, ev.EpochEnd):
-        row = {"epoch": event.epoch, **dict(event.metrics)}
-        if event.stage and event.stage != "train":
-            row.setdefault("stage", event.stage)
-        live.metrics.append(row)
-        live.data_version += 1
-        live.epochs_done += 1
-        live.epoch = event.epoch
-        live.stage_epochs = event.total_epochs or live.stage_epochs
-        if live.epoch_started_at is not None:
-            live.epoch_seconds.append(now - live.epoch_started_at)
-        live.epoch_started_at, live.batch = now, 0
-    elif type(event).__name__ == "StepEnd":
-        live.steps.append({"stage": getattr(event, "stage", "train"), "epoch": event.epoch,
-                           "step": event.step, "loss": event.loss, "lr": event.lr})
-        live.data_version += 1
-    elif isinstance(event, ev.RunFinished):
-        if event.best_metric:
-            best = dict(event.best_metric)
-            live.best_metric = best if best.get("name") else None
-        if event.error:
-            live.error = event.error
-    elif isinstance(event, ev.RunStarted):
-        live.epoch_started_at = now
 
 
 def _eta(live: LiveRun, now: float) -> float | None:
@@ -368,4 +381,3 @@ def _eta(live: LiveRun, now: float) -> float | None:
     elif live.epoch_started_at:
         left -= min(now - live.epoch_started_at, per_epoch)
     return max(left, 0.0)
-

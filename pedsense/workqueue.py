@@ -1,4 +1,6 @@
-"""One queue for background work: training runs and data jobs alike.
+"""One queue for background work in memory: data jobs and in-thread training runs.
+
+(Runs launched as worker processes queue on disk: ``pedsense.runqueue``.)
 
 A :class:`WorkQueue` runs :class:`WorkItem` s in FIFO order on one background thread (the
 dashboard's design: the pages never do long work themselves), one at a time. An item is

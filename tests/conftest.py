@@ -35,6 +35,13 @@ def _no_network(monkeypatch):
     monkeypatch.setenv("PEDSENSE_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _no_password(monkeypatch):
+    """The dashboard tests run as a local user: a password set in the shell does not apply."""
+    monkeypatch.delenv("PEDSENSE_PASSWORD", raising=False)
+    monkeypatch.delenv("PEDSENSE_NO_AUTH", raising=False)
+
+
 # -- the synthetic demo set, raw and built (preprocessing) -------------------------------------
 # Small enough that the whole chain (demo clips, frames, YOLO, detector, sequences, crops) takes
 # seconds on 2 cores; other engineers' trainer, viewer and dashboard tests build on these.

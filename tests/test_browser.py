@@ -127,3 +127,68 @@ def test_overview_and_runs_render_in_chromium(server, tmp_path):
             browser.close()
     assert (tmp_path / "overview.png").stat().st_size > 10_000
     assert (tmp_path / "runs.png").stat().st_size > 10_000
+
+
+# -- the Errors page plays one window ----------------------------------------------------------------
+from test_app_errors import _trim_val, errors_home_base  # noqa: E402,F401
+from test_infer_fixtures import infer_home_base  # noqa: E402,F401
+
+
+@pytest.fixture
+def errors_server(errors_home_base, tmp_path, copy_home):
+    """The dashboard on a copy of a home whose ResNet-LSTM and hybrid runs are evaluated on val."""
+    home = copy_home(errors_home_base, tmp_path / "home")
+    port = free_port()
+    env = {**os.environ, "PEDSENSE_HOME": str(home)}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+               "--server.headless", "true", "--server.address", "localhost",
+               "--browser.gatherUsageStats", "false"]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    url = f"http://localhost:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url, home
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@pytest.mark.slow
+def test_errors_page_plays_a_window_in_chromium(errors_server, tmp_path):
+    executable = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    url, home = errors_server
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1200})
+            page.goto(f"{url}/errors", wait_until="domcontentloaded")
+            expect(page.get_by_role("heading", name="Errors", exact=True)).to_be_visible(timeout=90_000)
+            # the first run listed has a predictions table: its matrix is drawn as buttons
+            expect(page.get_by_role("button", name=re.compile(r"^true negative: \d+$"))).to_be_visible(
+                timeout=90_000)
+            play = page.get_by_role("button", name=re.compile("Play window"))
+            expect(play.first).to_be_visible(timeout=90_000)
+            play.first.click()
+            video = page.locator("video").first
+            expect(video).to_be_visible(timeout=120_000)
+            # the WebM decodes and plays in the browser: time moves on and it has a picture
+            page.wait_for_function(
+                "() => { const v = document.querySelector('video'); "
+                "return v && v.readyState >= 2 && v.videoWidth > 0; }", timeout=60_000)
+            played = page.evaluate(
+                "async () => { const v = document.querySelector('video'); v.muted = true; "
+                "await v.play(); await new Promise(r => setTimeout(r, 1500)); "
+                "return {t: v.currentTime, w: v.videoWidth, h: v.videoHeight, err: v.error && v.error.code}; }")
+            assert played["err"] is None and played["t"] > 0 and played["w"] >= 640, played
+            page.screenshot(path=str(tmp_path / "errors.png"), full_page=True)
+        finally:
+            browser.close()
+    assert list((home / "models").rglob("renders/errors/val/*.webm")), "the clip is kept in the run folder"
+    assert (tmp_path / "errors.png").stat().st_size > 10_000

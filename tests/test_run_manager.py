@@ -10,11 +10,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from pedsense.errors import ConfigError
 from pedsense.io import write_json_atomic
+from pedsense.procs import process_start_token
 from pedsense.runfolder import RunFolder, list_runs
 from pedsense.runs import RunManager
 from pedsense.train.params import FormError
@@ -145,7 +147,13 @@ def _dead_pid() -> int:
 
 def _claim(folder: RunFolder, status: str, pid: int) -> None:
     """Write status.json as process ``pid`` would have (set_status always records our pid)."""
-    write_json_atomic(folder.status_path, {**folder.set_status(status), "pid": pid})
+    write_json_atomic(folder.status_path, {**folder.set_status(status), "pid": pid, "pid_start": None})
+
+
+def _heartbeat(folder: RunFolder, pid: int, start: str | None = None) -> None:
+    """Write worker.json as the heartbeat of process ``pid`` would."""
+    write_json_atomic(folder.worker_path, {"pid": pid, "start": start or process_start_token(pid),
+                                           "heartbeat_at": time.time()})
 
 
 def test_dead_process_runs_are_marked_interrupted_with_metrics_kept(tmp_home, trainer):
@@ -162,6 +170,7 @@ def test_dead_process_runs_are_marked_interrupted_with_metrics_kept(tmp_home, tr
     try:
         elsewhere = RunFolder.create("hybrid", "cli", home=tmp_home)
         _claim(elsewhere, "running", sleeper.pid)
+        _heartbeat(elsewhere, sleeper.pid)
 
         mgr = RunManager(tmp_home, trainers={"resnet-lstm": trainer})
         assert sorted(mgr.interrupted) == sorted([crashed.run_id, orphan.run_id])
@@ -171,6 +180,32 @@ def test_dead_process_runs_are_marked_interrupted_with_metrics_kept(tmp_home, tr
         assert "gone" in snap.error
         assert finished.status == "completed"
         assert elsewhere.status == "running"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_reused_pid_does_not_keep_a_run_running(tmp_home, trainer):
+    """A run recorded with a live pid but no start token, or a heartbeat whose start token is
+    another process's, cannot be told from a reused pid: it is interrupted, so it can be deleted."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        no_token = RunFolder.create("resnet-lstm", "no-token", home=tmp_home)
+        _claim(no_token, "running", sleeper.pid)
+        wrong_token = RunFolder.create("resnet-lstm", "wrong-token", home=tmp_home)
+        _claim(wrong_token, "running", sleeper.pid)
+        _heartbeat(wrong_token, sleeper.pid, start="12345")
+        stale = RunFolder.create("resnet-lstm", "stale", home=tmp_home)
+        _claim(stale, "running", sleeper.pid)
+        write_json_atomic(stale.worker_path, {"pid": sleeper.pid, "start": process_start_token(sleeper.pid),
+                                              "heartbeat_at": time.time() - 3600})
+        mgr = RunManager(tmp_home, trainers={"resnet-lstm": trainer})
+        assert sorted(mgr.interrupted) == sorted([no_token.run_id, wrong_token.run_id, stale.run_id])
+        for folder in (no_token, wrong_token, stale):
+            assert folder.status == "interrupted"
+            mgr.delete(folder.run_id)
+        assert list_runs(tmp_home) == []
+        mgr.shutdown()
     finally:
         sleeper.kill()
         sleeper.wait()

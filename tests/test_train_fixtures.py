@@ -114,3 +114,27 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+_DETECTOR: list[Path] = []
+
+
+def write_detector(path: Path) -> Path:
+    """Untrained YOLO26n detector weights at ``path`` (built offline from Ultralytics' yaml once
+    per test session, then hard-linked or copied): a real checkpoint for a hybrid to reuse."""
+    import os
+    import shutil
+    import tempfile
+
+    if not _DETECTOR:
+        from ultralytics import YOLO
+
+        built = Path(tempfile.mkdtemp(prefix="pedsense-detector-")) / "yolo26n_untrained.pt"
+        YOLO("yolo26n.yaml").save(built)
+        _DETECTOR.append(built)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(_DETECTOR[0], path)
+    except OSError:
+        shutil.copy2(_DETECTOR[0], path)
+    return path

@@ -14,7 +14,7 @@ from pedsense.train.checkpoints import load_classifier
 from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd
 from pedsense.train.hybrid_trainer import PedestrianCropDataset, train_hybrid
 from pedsense.train.transforms import crops_to_tensor
-from test_train_fixtures import check_step_curve, write_resnet_crops
+from test_train_fixtures import check_step_curve, write_detector, write_resnet_crops
 
 pytestmark = pytest.mark.filterwarnings("ignore:Base weights", "ignore:ImageNet weights")
 TINY = dict(imgsz=64, yolo_batch_size=4, workers=0, backbone="resnet18", crop_size=32, learning_rate=1e-3)
@@ -77,8 +77,7 @@ def test_two_stages_then_reuse_of_the_detector(demo_home):
 
 def test_stop_during_the_classifier_keeps_weights(tmp_home):
     write_resnet_crops(tmp_home)
-    detector = tmp_home / "det.pt"
-    detector.write_bytes(b"not really weights; only copied when reused")
+    detector = write_detector(tmp_home / "det.pt")
     events = []
     run_dir = train_hybrid(yolo_model=str(detector), epochs=3, batch_size=4, on_event=events.append,
                            should_stop=lambda: sum(isinstance(e, BatchEnd) for e in events) >= 2,
@@ -102,6 +101,70 @@ def test_detector_dataset_not_built_points_at_preprocess(tmp_home):
 
 def test_batch_larger_than_the_crops_is_refused(tmp_home):
     write_resnet_crops(tmp_home, {"train": 2, "val": 1})
-    (tmp_home / "d.pt").write_bytes(b"x")
+    write_detector(tmp_home / "d.pt")
     with pytest.raises(ConfigError, match="batch_size=16 is larger than the 4 training crops"):
         train_hybrid(yolo_model=str(tmp_home / "d.pt"))
+
+
+# -- the detector to reuse is loaded before any work ------------------------------------------
+NOT_WEIGHTS = "is not a PyTorch checkpoint"
+
+
+@pytest.fixture
+def text_pt(tmp_home):
+    write_resnet_crops(tmp_home)
+    fake = tmp_home / "x.pt"
+    fake.write_text("hello, I am not weights\n")
+    return fake
+
+
+def test_a_text_file_named_pt_is_refused_before_a_run_folder(text_pt):
+    with pytest.raises(ConfigError, match=f"yolo_model .*x.pt {NOT_WEIGHTS}.*leave it empty"):
+        train_hybrid(yolo_model=str(text_pt), batch_size=4)
+    assert not paths(text_pt.parent).models.exists()
+
+
+def test_preflight_and_the_manager_refuse_it_without_a_run(text_pt):
+    from pedsense.runs import RunManager
+    from pedsense.train.params import FormError
+    from pedsense.train.preflight import preflight
+
+    assert NOT_WEIGHTS in preflight("hybrid", {"yolo_model": str(text_pt), "batch_size": 4})["yolo_model"]
+    manager = RunManager(text_pt.parent)
+    try:
+        with pytest.raises(FormError, match=NOT_WEIGHTS):
+            manager.submit("hybrid", {"yolo_model": str(text_pt), "batch_size": 4})
+    finally:
+        manager.shutdown()
+    assert not any(paths(text_pt.parent).models.rglob("config.json"))
+
+
+def test_the_cli_refuses_it_in_one_line(text_pt, capsys):
+    from pedsense.cli import main
+
+    assert main(["train", "hybrid", "--yolo-model", str(text_pt), "--batch-size", "4"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and NOT_WEIGHTS in err, err
+    assert not any(paths(text_pt.parent).models.rglob("config.json"))
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 a truncated zip", "a classifier"])
+def test_other_files_that_are_not_a_detector_are_refused(tmp_home, content):
+    from pedsense.train.hybrid_trainer import check_yolo_model
+
+    path = tmp_home / "w.pt"
+    if content == "a classifier":  # a real checkpoint, but a pedsense ResNet, not a detector
+        import torch
+        torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match="yolo_model .*w.pt (is not a PyTorch checkpoint|cannot be "
+                                          "loaded as Ultralytics weights|holds no Ultralytics model)"):
+        check_yolo_model(path)
+
+
+def test_real_detector_weights_pass(tmp_home):
+    from pedsense.train.hybrid_trainer import check_yolo_model
+
+    weights = write_detector(tmp_home / "det.pt")
+    assert check_yolo_model(weights) == weights.resolve()

@@ -162,3 +162,25 @@ def run_figures(rows: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, 
         figures.append(("steps", live))
     figures += [(title, metrics_figure(rows, columns, title)) for title, columns in chart_groups(rows)]
     return figures
+
+
+# -- sweeps --------------------------------------------------------------------------------------
+def parallel_figure(study, params: Sequence[str], metric: str) -> go.Figure:
+    """Optuna's parallel coordinates of a sweep: each completed trial a line from its parameter
+    values to its value (``metric``)."""
+    from optuna.visualization import plot_parallel_coordinate
+
+    figure = plot_parallel_coordinate(study, params=list(params), target_name=metric)
+    figure.update_layout(title=f"Parameters → {metric} (completed trials)", height=HEIGHT + 40, margin=MARGIN)
+    return figure
+
+
+def importance_figure(importances: Mapping[str, float]) -> go.Figure:
+    """Optuna's parameter importances (fANOVA; they sum to 1), most important on top."""
+    ranked = sorted(importances.items(), key=lambda item: item[1])
+    figure = go.Figure(go.Bar(x=[v for _, v in ranked], y=[k for k, _ in ranked], orientation="h",
+                              marker_color=PALETTE[0],
+                              hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
+    figure.update_layout(title="Parameter importance (Optuna, fANOVA)", height=max(200, 60 + 40 * len(ranked)),
+                         margin=MARGIN, xaxis=dict(title="importance", range=[0, 1]))
+    return figure

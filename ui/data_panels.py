@@ -14,7 +14,7 @@ from pedsense.data.intent import SKIP_REASON_TEXT, TASKS, IntentOptions
 from pedsense.data.splits import SPLITS
 from pedsense.jobs import DATA_JOBS, PIPELINE, task_job_kwargs
 from pedsense.train.params import IRRELEVANT, OBS_LENGTH, OVERLAP, PLACEMENT, SAMPLE_TYPE, TTE
-from ui.feedback import source_badge
+from ui.feedback import hide_paths, shown_path, source_badge, without_paths
 from ui.forms import field_ui
 from ui.state import home, job_manager
 
@@ -67,7 +67,7 @@ def source_ui() -> None:
         st.warning("No annotations under `data/raw/annotations/`. Make the demo set below, or copy "
                    "JAAD's `annotations/` and clips there.", icon=":material/inbox:")
     if facts.get("stats_error"):
-        st.error(f"The annotations could not be read: {facts['stats_error']}", icon=":material/block:")
+        st.error(f"The annotations could not be read: {hide_paths(facts['stats_error'])}", icon=":material/block:")
 
 
 # -- the label options and the jobs -----------------------------------------------------------
@@ -154,12 +154,13 @@ def _jobs() -> None:
         if job.active:
             st.progress(job.fraction, text=f"{job.label}: {job.message or job.status}")
         elif job.status == "failed":
-            st.error(f"{job.label} failed: {job.error}", icon=":material/block:")
+            st.error(f"{job.label} failed: {hide_paths(job.error)}", icon=":material/block:")
         elif job.status == "stopped":
             st.info(f"{job.label}: cancelled.", icon=":material/stop_circle:")
         else:
-            st.success(f"{job.label}: done in {job.duration_s:.1f}s. {_summary(job.result)}",
+            st.success(f"{job.label}: done in {job.duration_s:.1f}s. {hide_paths(_summary(job.result))}",
                        icon=":material/check_circle:")
+            skipped_ui(job.result if isinstance(job.result, dict) else {}, f"job.{job.job_id}")
 
 
 def _summary(result) -> str:
@@ -192,10 +193,11 @@ def datasets_ui() -> None:
     st.dataframe(
         [{"dataset": row["label"], "built": row["built"], "task": describe_task(row["manifest"]),
           "path": row["path"], "created": row["manifest"].get("created_at", ""),
-          "warnings": "; ".join(row["manifest"].get("warnings") or [])} for row in status],
+          "warnings": hide_paths("; ".join(row["manifest"].get("warnings") or []))} for row in status],
         hide_index=True, width="stretch")
     for row in status:
         if row["built"] and row["manifest"]:
+            skipped_ui(row["manifest"], f"dataset.{row['kind']}", row["label"])
             build_summary_ui(row)
     charts = [(row, class_counts(row["manifest"])) for row in status if row["built"]]
     charts = [(row, counts) for row, counts in charts if counts]
@@ -219,13 +221,42 @@ def skipped_table(manifest: dict) -> pd.DataFrame:
                          for reason, count in skipped.items()], columns=["reason", "count", "meaning"])
 
 
+def skipped_records(record: dict) -> dict[str, tuple[int, list[dict]]]:
+    """``{"videos"|"files": (count, rows)}`` a build left out, from its manifest's ``skipped``
+    record (a frame extraction's ``failed`` videos count as skipped videos)."""
+    skipped = record.get("skipped") if isinstance(record.get("skipped"), dict) else {}
+    found = {}
+    for kind, column in (("videos", "video"), ("files", "file")):
+        entry = skipped.get(kind) if isinstance(skipped.get(kind), dict) else {}
+        rows = [{column: shown_path(r.get(column, "")) if kind == "files" else r.get(column, ""),
+                 "reason": hide_paths(r.get("reason", ""))}
+                for r in entry.get("list") or [] if isinstance(r, dict)]
+        found[kind] = (int(entry.get("count") or len(rows)), rows)
+    failed = record.get("failed") if isinstance(record.get("failed"), dict) else {}
+    if failed:
+        count, rows = found["videos"]
+        found["videos"] = (count + len(failed), rows + [{"video": v, "reason": hide_paths(m)}
+                                                        for v, m in failed.items()])
+    return found
+
+
+def skipped_ui(record: dict, key: str, label: str = "") -> None:
+    """How many videos and annotation files a build skipped, each list in an expander."""
+    found = skipped_records(record)
+    for kind, noun in (("videos", "videos"), ("files", "annotation files")):
+        count, rows = found.get(kind, (0, []))
+        if count:
+            with st.expander(f":material/warning: {label + ': ' if label else ''}{count} {noun} skipped"):
+                st.dataframe(rows, hide_index=True, width="stretch", key=f"skipped.{key}.{kind}")
+
+
 def build_summary_ui(row: dict) -> None:
     """One dataset's build summary (task, skips and why, leakage check) and its manifest."""
     manifest = row["manifest"]
     with st.expander(f"{row['label']}: build summary and manifest"):
         for line in manifest.get("summary") or []:
-            st.markdown(f"- {line}")
+            st.markdown(f"- {hide_paths(line)}")
         skipped = skipped_table(manifest)
         if not skipped.empty:
             st.dataframe(skipped, hide_index=True, width="stretch")
-        st.json(manifest, expanded=False)
+        st.json(without_paths(manifest), expanded=False)

@@ -79,7 +79,9 @@ def evaluation_panel(run_dir: str | Path, *, key: str = "evaluation") -> None:
         st.caption(f"Not evaluated on {split} yet.")
         return
     st.caption(f"Evaluated {evaluation.get('evaluated_at', '')} on {evaluation.get('device', '?')} "
-               f"in {evaluation.get('seconds', '?')} s · saved as `evaluation_{split}.json`.")
+               f"in {evaluation.get('seconds', '?')} s · saved as `evaluation_{split}.json`"
+               + (f"; every sample's prediction in `{evaluation['predictions']['file']}`: the **Errors** page "
+                  "browses them." if evaluation.get("predictions") else "."))
     st.dataframe(metrics_table(evaluation), hide_index=True, width="stretch")
     matrices = [(SECTION_TITLES[s], evaluation[s]["confusion_matrix"]) for s in ("intent", "matched_intent")
                 if isinstance(evaluation.get(s), dict) and "confusion_matrix" in evaluation[s]]

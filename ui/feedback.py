@@ -1,39 +1,83 @@
-"""Messages and formatting: errors as messages (never tracebacks), durations, status badges."""
+"""Messages and formatting: errors as messages (never tracebacks), paths as the data home sees
+them (never the server's absolute paths), durations, status badges."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+import re
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import streamlit as st
 
+from pedsense.config import data_home
 from pedsense.errors import PedsenseError
-from pedsense.runfolder import RunSummary, describe_best
+from pedsense.runfolder import describe_best
+from pedsense.runsummary import RunSummary
 
 log = logging.getLogger("pedsense.app")
 
 STATUS_COLOURS = {"queued": "gray", "running": "blue", "stopping": "orange", "completed": "green",
-                  "failed": "red", "stopped": "orange", "interrupted": "violet", "unknown": "gray"}
+                  "failed": "red", "stopped": "orange", "interrupted": "violet", "unreadable": "red",
+                  "unknown": "gray"}
 STATUS_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/play_circle:",
                 "stopping": ":material/pending:", "completed": ":material/check_circle:",
                 "failed": ":material/error:", "stopped": ":material/stop_circle:",
-                "interrupted": ":material/warning:", "unknown": ":material/help:"}
+                "interrupted": ":material/warning:", "unreadable": ":material/broken_image:",
+                "unknown": ":material/help:"}
 SOURCE_BADGES = {"none": ":gray-badge[:material/inbox: No data yet]",
                  "JAAD": ":blue-badge[:material/videocam: JAAD]",
                  "synthetic demo": ":violet-badge[:material/science: Synthetic demo set]"}
 
 
+# An absolute POSIX path inside a message: starts after a space, quote, bracket or the start.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/\\-])/[^\s`'\"()\[\]{}<>,;|*]+")
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as a page shows it: relative to the data home (``data/raw/clips/x.mp4``), the data
+    home itself as ``<data home>``, anything else as ``…/<name>``: never the server's own layout."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    home = data_home()
+    if path == home:
+        return "<data home>"
+    try:
+        return path.relative_to(home).as_posix()
+    except ValueError:
+        return f"…/{path.name}" if path.name else "…"
+
+
+def hide_paths(text: object) -> str:
+    """``text`` with every absolute path in it shown as :func:`shown_path` shows it."""
+    def replace(match: re.Match) -> str:
+        found = match.group(0)
+        trail = found[len(found.rstrip(".")):]  # a sentence's full stop is not part of the path
+        return shown_path(found[: len(found) - len(trail)] or found) + trail
+
+    return _ABSOLUTE_PATH.sub(replace, str(text))
+
+
+def without_paths(record: object) -> object:
+    """A JSON-like record (a manifest, a run's config) with :func:`hide_paths` applied to every
+    string in it, for ``st.json``."""
+    return json.loads(hide_paths(json.dumps(record, default=str)))
+
+
 def show_error(exc: BaseException, doing: str = "") -> None:
-    """A clear message in the page instead of a traceback."""
+    """A clear message in the page instead of a traceback (paths shown relative to the data home)."""
     where = f" while {doing}" if doing else ""
     if isinstance(exc, PedsenseError):
-        st.error(f"Could not finish{where}: {exc}", icon=":material/block:")
+        st.error(f"Could not finish{where}: {hide_paths(exc)}", icon=":material/block:")
     else:
         log.exception("unexpected error%s", where, exc_info=exc)
-        st.error(f"Unexpected error{where}: {type(exc).__name__}: {exc}. The app keeps running; "
-                 "the terminal running `streamlit` has the details.", icon=":material/block:")
+        st.error(f"Unexpected error{where}: {type(exc).__name__}: {hide_paths(exc)}. The app keeps "
+                 "running; the terminal running `streamlit` has the details.", icon=":material/block:")
 
 
 @contextmanager

@@ -14,13 +14,13 @@ from typing import Any
 
 import streamlit as st
 
+from pedsense.catalogue import describe_task, need_manifest
 from pedsense.config import paths
 from pedsense.runfolder import RunFolder, sanitize_name
-from pedsense.train.params import GROUPS, Param, spec_for
+from pedsense.train.params import GROUPS, FormError, Param, spec_for
 from pedsense.train.presets import presets_for
-from pedsense.catalogue import describe_task, need_manifest
 from ui.describe import describe_model
-from ui.feedback import error_box, show_error
+from ui.feedback import error_box, hide_paths, show_error
 from ui.state import PAGE_DATA, PAGE_RUNS, SELECTED_RUN, device_choices, home, run_manager
 
 SEED_PRESET = "Seed defaults"
@@ -214,7 +214,7 @@ def training_form_ui(model_type: str) -> dict | None:
     for field, message in errors.items():
         target = slots.get(field) or top
         label = spec[field].title if field in spec else "Data"
-        target.error(f"{label}: {message}", icon=":material/warning:")
+        target.error(f"{label}: {hide_paths(message)}", icon=":material/warning:")
     if errors:
         st.error("Nothing was launched: fix the fields marked above.", icon=":material/block:")
         return None
@@ -240,14 +240,13 @@ def _name_confirmed(model_type: str, name: str | None, slot) -> bool:
 
 def launch_run_ui(model_type: str, params: dict) -> None:
     """Queue the run and open its live view on the Runs page (or show why it cannot start)."""
-    from pedsense.train.params import FormError
-
     try:
         run_id = run_manager().submit(model_type, params)
     except FormError as exc:
         spec = spec_for(model_type)
         for field, message in exc.field_errors.items():
-            st.error(f"{spec[field].title if field in spec else 'Data'}: {message}", icon=":material/warning:")
+            st.error(f"{spec[field].title if field in spec else 'Data'}: {hide_paths(message)}",
+                     icon=":material/warning:")
         return
     except Exception as exc:  # noqa: BLE001
         show_error(exc, "launching the run")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pedsense.jobs import PIPELINE
-from pedsense.runfolder import RunSummary
-from ui.feedback import fmt_best, shown_status, source_badge
+from pedsense.runsummary import RunSummary
+from ui.feedback import fmt_best, hide_paths, shown_status, source_badge
 from ui.state import MODEL_LABELS, PAGE_DATA, PAGE_RUNS, PAGE_TRAIN_RESNET, PAGE_VIEWER, job_manager
 
 
@@ -36,7 +36,7 @@ def dataset_ui(facts: dict) -> None:
     if facts["kind"] == "synthetic demo":
         st.caption("Generated stick-figure pedestrians in the JAAD formats, for trying the pipeline.")
     if facts.get("stats_error"):
-        st.error(f"The annotations could not be read: {facts['stats_error']}", icon=":material/block:")
+        st.error(f"The annotations could not be read: {hide_paths(facts['stats_error'])}", icon=":material/block:")
 
 
 def built_ui(status: list[dict]) -> None:

@@ -1,4 +1,5 @@
-"""The Runs page's parts: the table, the live view of one run, its details, compare, delete.
+"""The Runs page's parts: the table, the live view of one run (stop, resume, extend), its
+details, delete, and the queue settings.
 
 Redraws cost what changed: the live view's fragments run only while the run is queued or
 running (progress every second, charts every two seconds), and rebuild a figure only when a new
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pedsense.runfolder import FINISHED_STATUSES, LIVE_STATUSES, RunFolder, RunSummary
-from ui.charts import compare_figure, metric_columns, run_colour, run_figures
+from pedsense.errors import DatasetChanged
+from pedsense.runfolder import FINISHED_STATUSES, LIVE_STATUSES, RESUMABLE_STATUSES, RunFolder
+from pedsense.runsummary import RunSummary
+from ui.charts import run_figures
 from ui.evaluation import evaluation_panel
 from ui.feedback import (error_box, fmt_best, fmt_duration, fmt_status, progress_of, show_error,
                          shown_status, weights_badge)
@@ -19,6 +22,8 @@ from ui.state import MODEL_LABELS, SELECTED_RUN, run_manager
 from pedsense.catalogue import describe_task
 
 CHART_CACHE = "runs.chart_cache"
+CONFIRM_RESUME = "runs.confirm_resume"  # (run id, why the dataset changed) awaiting confirmation
+RESUME_ERROR = "runs.resume_error"      # (run id, the error a resume was refused with)
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -77,10 +82,18 @@ def _status_ui(run_id: str) -> None:
     elif summary.status == "running":
         if summary.stop_requested:
             stop.button(":material/pending: Stopping…", key=f"stop.{run_id}", width="stretch",
-                        disabled=True, help="It finishes the current batch, saves its weights and ends.")
+                        disabled=True, help="It finishes the current batch, saves its weights and ends; "
+                        "a worker that does not within a minute is killed.")
         elif stop.button(":material/stop_circle: Stop", key=f"stop.{run_id}", width="stretch",
                          help="Finishes the current batch, saves the weights, ends `stopped`."):
             _stop(run_id)
+    elif summary.status in RESUMABLE_STATUSES:
+        if stop.button(":material/play_arrow: Resume", key=f"resume.{run_id}", width="stretch",
+                       help="Goes on in this run's folder from its last checkpoint, through the queue."):
+            _resume(run_id, confirm=False)
+    elif summary.status == "completed":
+        with stop.popover(":material/add: Extend", width="stretch"):
+            extend_ui(run_id, summary)
     if summary.status in LIVE_STATUSES:
         fraction, text = progress_of(summary)
         st.progress(fraction, text=text)
@@ -89,14 +102,63 @@ def _status_ui(run_id: str) -> None:
     elif summary.status == "interrupted":
         st.warning(f"Interrupted: {summary.error or 'its process ended mid-run'}", icon=":material/warning:")
     elif summary.status == "stopped":
-        st.info("Stopped on request; the weights saved up to then are kept.", icon=":material/stop_circle:")
+        st.info(f"Stopped: {summary.error}" if summary.error else
+                "Stopped on request; the weights saved up to then are kept.", icon=":material/stop_circle:")
+    if summary.status in RESUMABLE_STATUSES:
+        _resume_notes(run_id, summary)
 
 
 def _stop(run_id: str) -> None:
     with error_box("stopping the run"):
         if run_manager().stop(run_id) == "running":
             st.toast(f"Stopping {run_id} after its current batch…", icon=":material/pending:")
-        st.rerun(scope="fragment")
+        st.rerun()
+
+
+def _resume(run_id: str, confirm: bool) -> None:
+    try:
+        run_manager().resume(run_id, confirm_dataset_change=confirm)
+    except DatasetChanged as exc:
+        st.session_state[CONFIRM_RESUME] = (run_id, str(exc))
+        st.rerun()
+    except Exception as exc:  # noqa: BLE001 - e.g. no last.pt: said in the page
+        st.session_state[CONFIRM_RESUME] = (run_id, None)
+        st.session_state[RESUME_ERROR] = (run_id, exc)
+        st.rerun()
+    st.session_state.pop(CONFIRM_RESUME, None)
+    st.toast(f"Queued {run_id} to resume", icon=":material/play_arrow:")
+    st.rerun(scope="app")
+
+
+def _resume_notes(run_id: str, summary: RunSummary) -> None:
+    """Why a resume was refused (here or by its worker), and the confirmation a changed dataset needs."""
+    failed = st.session_state.pop(RESUME_ERROR, None)  # shown once
+    if failed and failed[0] == run_id:
+        show_error(failed[1], "resuming the run")
+    refused = RunFolder(summary.path).read_status().get("resume_error")
+    if refused:
+        st.error(f"The last resume was refused: {refused}", icon=":material/block:")
+    pending = st.session_state.get(CONFIRM_RESUME)
+    if pending and pending[0] == run_id and pending[1]:
+        st.warning(pending[1], icon=":material/warning:")
+        if st.button("Resume on the changed data", key=f"resume.confirm.{run_id}", type="primary",
+                     help="Recorded in the run's config.json."):
+            _resume(run_id, confirm=True)
+
+
+def extend_ui(run_id: str, summary: RunSummary) -> None:
+    """How many more epochs, and the button that queues the extension (a new linked run)."""
+    st.caption("Trains this model further as a new run linked to this one, from its last "
+               "weights; the optimizer and learning-rate schedule start again.")
+    epochs = st.number_input("More epochs", min_value=1, max_value=10_000,
+                             value=max(int(summary.parameters.get("epochs") or 1) // 2, 1),
+                             key=f"extend.epochs.{run_id}")
+    if st.button("Extend", key=f"extend.{run_id}", type="primary"):
+        with error_box("extending the run"):
+            new_id = run_manager().extend(run_id, int(epochs))
+            st.session_state[SELECTED_RUN] = new_id
+            st.toast(f"Queued {new_id}", icon=":material/add:")
+            st.rerun(scope="app")
 
 
 def _charts_ui(run_id: str) -> None:
@@ -134,7 +196,7 @@ def _no_chart_text(summary: RunSummary) -> str:
     return f"This run {summary.status} before recording any metrics, so there is nothing to chart."
 
 
-# -- details, compare, delete -----------------------------------------------------------------
+# -- details, delete -------------------------------------------------------------------------
 def details_ui(run_id: str) -> None:
     summary = run_manager().snapshot(run_id)
     folder = RunFolder(summary.path)
@@ -174,29 +236,6 @@ def download_weights_ui(folder: RunFolder, summary: RunSummary) -> None:
         st.caption(f"This run {summary.status} without saving weights.")
 
 
-def compare_ui(runs: list[RunSummary]) -> None:
-    """Overlay one metric across the runs the user picks (only runs with metrics are offered)."""
-    with_data = [s for s in runs if s.metrics]
-    ids = [s.run_id for s in with_data]
-    if len(ids) < 1:
-        st.caption("Compare opens once a run has finished at least one epoch.")
-        return
-    default = [r for r in st.session_state.get("compare_runs", []) if r in ids] or ids[:2]
-    picked = st.multiselect("Runs to compare", ids, default=default,
-                            help="Runs that recorded at least one epoch; each keeps its colour.")
-    st.session_state["compare_runs"] = picked
-    summaries = [s for s in with_data if s.run_id in picked]
-    columns = list(dict.fromkeys(c for s in summaries for c in metric_columns(s.metrics)))
-    if not columns:
-        st.caption("Pick runs to overlay their curves.")
-        return
-    metric = st.selectbox("Metric", columns, index=columns.index("val_loss") if "val_loss" in columns else 0)
-    figure = compare_figure([(s.run_id, s.metrics) for s in summaries], metric)
-    st.plotly_chart(figure, width="stretch", key="compare.chart")
-    st.caption(" ".join(f"<span style='color:{run_colour(s.run_id)}'>■</span> `{s.run_id}`" for s in summaries),
-               unsafe_allow_html=True)
-
-
 def delete_ui(run_id: str, status: str) -> None:
     """Delete a finished run, after a confirmation."""
     if status not in FINISHED_STATUSES:
@@ -220,3 +259,21 @@ def delete_ui(run_id: str, status: str) -> None:
         st.session_state.pop("confirm_delete", None)
         st.rerun()
 
+
+
+def queue_settings_ui() -> None:
+    """How many runs may train at once on this data home, and the device pool."""
+    settings = run_manager().queue_settings()
+    with st.expander(f"Queue: at most {settings.max_parallel} run(s) at once"
+                     + (f" on {', '.join(settings.devices)}" if settings.devices else "")):
+        st.caption("Shared by every dashboard and `pedsense` command on this data home. Runs wait "
+                   "in the queue for a free slot; running ones keep training if this server stops.")
+        with st.form("queue.settings", border=False):
+            limit = st.number_input("Runs at a time", min_value=1, max_value=64, value=settings.max_parallel)
+            devices = st.text_input("Devices for runs set to auto", value=", ".join(settings.devices),
+                                    placeholder="e.g. cuda:0, cuda:1 (empty: each run's own device)",
+                                    help="Each run whose device is auto gets the least used one.")
+            if st.form_submit_button("Save"):
+                with error_box("saving the queue settings"):
+                    run_manager().set_queue_settings(max_parallel=int(limit), devices=devices)
+                    st.toast("Queue settings saved", icon=":material/check:")

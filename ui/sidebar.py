@@ -32,7 +32,8 @@ def sidebar() -> None:
     """Data home, device and active/queued runs: drawn by app.py on every page."""
     mark_drawn()
     with st.sidebar:
-        st.markdown(f"**Data home**  \n`{home()}`")
+        # the folder's name only: the server's absolute paths stay private
+        st.markdown(f"**Data home**  \n`{home().name}`")
         with error_box("detecting the device"):
             st.markdown(f"**Device**  \n{device_description()}")
         watch_ui()

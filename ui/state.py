@@ -11,8 +11,10 @@ from pathlib import Path
 import streamlit as st
 
 from pedsense.config import data_home
+from pedsense.device import available_devices, describe_device
 from pedsense.jobs import JobManager
 from pedsense.runs import RunManager
+from ui.auth import require_login_ui
 
 # Streamlit page files, shared by app.py's navigation and st.switch_page / st.page_link.
 PAGE_OVERVIEW = "pages/overview.py"
@@ -22,6 +24,9 @@ PAGE_TRAIN_RESNET = "pages/train_resnet_lstm.py"
 PAGE_TRAIN_HYBRID = "pages/train_hybrid.py"
 PAGE_RUNS = "pages/runs.py"
 PAGE_VIEWER = "pages/viewer.py"
+PAGE_SWEEP = "pages/sweep.py"
+PAGE_LEADERBOARD = "pages/leaderboard.py"
+PAGE_ERRORS = "pages/errors.py"
 TRAIN_PAGES = {"yolo": PAGE_TRAIN_YOLO, "resnet-lstm": PAGE_TRAIN_RESNET, "hybrid": PAGE_TRAIN_HYBRID}
 MODEL_LABELS = {"yolo": "YOLO26", "resnet-lstm": "ResNet-LSTM", "hybrid": "Hybrid"}
 
@@ -48,6 +53,17 @@ def use_app_navigation() -> None:
 # Every page imports this module and the flag is process-wide, so checking on first import is
 # enough: after one rerun through app.py the server stays in st.navigation mode.
 use_app_navigation()
+
+
+def enter_page() -> None:
+    """Every page calls this before drawing anything. Run through app.py's navigation it does
+    nothing (app.py has signed the session in); run on its own (Streamlit's pages-directory
+    mode: AppTest's page runs, or a deep link before the reroute above), it asks for the
+    password itself (``ui.auth``), so no page ever draws for a session that has not signed in."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        require_login_ui()
 
 
 @st.cache_resource(show_spinner=False)
@@ -77,14 +93,10 @@ def job_manager() -> JobManager:
 
 @st.cache_resource(show_spinner=False)
 def device_description() -> str:
-    from pedsense.device import describe_device
-
     return describe_device()
 
 
 @st.cache_resource(show_spinner=False)
 def device_choices() -> list[str]:
     """``auto`` then every device torch sees (``cpu``, ``cuda:N``, ``mps``)."""
-    from pedsense.device import available_devices
-
     return ["auto", *available_devices()]

@@ -1,4 +1,5 @@
-"""The Viewer page's parts: run, clip and tracker pickers, the frame view, the intent chart, renders.
+"""The Viewer page's parts: run and tracker pickers, the frame view, the intent chart, renders (the clip
+picker and the uploads are in ``ui.uploads``).
 
 One predictor per run is cached for the whole process (weights only, thread-safe); each browser
 session keeps its own per-clip state (``ClipState``) in ``st.session_state``.
@@ -14,14 +15,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui.feedback import error_box, show_error
-from pedsense.config import paths
-from pedsense.errors import PedsenseError
+from ui.feedback import error_box, shown_path
 from pedsense.runfolder import list_runs
+from pedsense.runsummary import read_summary
 
 PLAY_INTERVAL_S = 0.5
 CROP_PREVIEW = (96, 96)
-UPLOAD = "Upload a clip"
 
 
 # -- cached loaders (shared across sessions: weights only, thread-safe) --------------------------
@@ -87,7 +86,7 @@ def synthetic_home() -> bool:
 # -- widgets ------------------------------------------------------------------------------------
 def run_ui() -> Path | None:
     """Select box of completed runs; returns the chosen run folder."""
-    completed = [run for run in list_runs() if run.status == "completed"]
+    completed = [run for run in list_runs() if read_summary(run).status == "completed"]  # not unreadable
     if not completed:
         st.info("No completed run yet. Train one on a Train page (the quick presets take minutes), "
                 "then come back here.")
@@ -98,32 +97,6 @@ def run_ui() -> Path | None:
     return by_id.get(chosen)
 
 
-def clip_ui() -> Path | None:
-    """A clip from ``data/raw/clips`` or an upload; returns its path once it decodes."""
-    from pedsense.infer.clips import MAX_UPLOAD_MB, list_clips, save_upload
-
-    clips = list_clips()
-    options = [clip.name for clip in clips] + [UPLOAD]
-    chosen = st.selectbox("Clip", options, key="viewer_clip",
-                          help=f"Clips in {paths().clips}, or your own mp4/avi/webm.")
-    if chosen != UPLOAD:
-        return paths().clips / chosen
-    uploaded = st.file_uploader(f"Video (mp4, avi or webm; at most {MAX_UPLOAD_MB} MB)",
-                                type=["mp4", "avi", "webm"], key="viewer_upload")
-    if uploaded is None:
-        return None
-    cached = st.session_state.get("viewer_uploaded")
-    if cached and cached[0] == (uploaded.name, uploaded.size):
-        return Path(cached[1])
-    try:
-        path, _ = save_upload(uploaded.name, uploaded.getvalue())
-    except PedsenseError as exc:
-        show_error(exc, "reading the upload")
-        return None
-    st.session_state["viewer_uploaded"] = ((uploaded.name, uploaded.size), str(path))
-    return path
-
-
 def tracker_ui(run_path: Path, has_truth: bool) -> Path | None:
     """For a ResNet-LSTM run on a clip without annotations: the detector run that tracks."""
     from pedsense.infer.predictors import run_model_type
@@ -131,7 +104,7 @@ def tracker_ui(run_path: Path, has_truth: bool) -> Path | None:
     if run_model_type(run_path) != "resnet-lstm" or has_truth:
         return None
     detectors = {run.run_id: run.path for run in list_runs(model_types=("yolo", "hybrid"))
-                 if run.status == "completed"}
+                 if read_summary(run).status == "completed"}
     if not detectors:
         st.warning("This clip has no annotations, so a ResNet-LSTM run needs a detector to track "
                    "pedestrians: train a YOLO or hybrid run first.")
@@ -349,7 +322,7 @@ def render_ui(predictor, clip: Path, ground_truth, options: dict) -> None:
     st.download_button("Download the WebM", output.read_bytes(), file_name=output.name,
                        mime="video/webm", key="viewer_download")
     st.caption(f"{summary['frames']} frames {summary['width']}×{summary['height']} · {summary['codec']} · "
-               f"{summary.get('backend', '')} · saved to `{output}`")
+               f"{summary.get('backend', '')} · saved to `{shown_path(output)}`")
 
 
 # -- the page -----------------------------------------------------------------------------------

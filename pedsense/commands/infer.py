@@ -8,6 +8,9 @@ import json
 import sys
 from pathlib import Path
 
+from pedsense.config import paths
+from pedsense.runfolder import find_run
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``predict``, ``evaluate`` and ``export`` to the `pedsense` parser."""
@@ -49,8 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _clip_path(video: str) -> Path:
-    from pedsense.config import paths
-
     given = Path(video)
     return given if given.exists() or given.suffix else paths().clip(video)
 
@@ -62,8 +63,6 @@ def _print_progress(done: int, total: int, message: str) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from pedsense.infer import load_clip_ground_truth, load_predictor, render_video
-    from pedsense.runfolder import find_run
-
     run = find_run(args.run)
     video = _clip_path(args.video)
     ground_truth, why = load_clip_ground_truth(video)
@@ -116,6 +115,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
             (tn, fp), (fn, tp) = values["confusion_matrix"]
             print(f"    confusion (rows true, cols predicted; not-crossing, crossing): [[{tn}, {fp}], [{fn}, {tp}]]")
     print_benchmark(result.get("benchmark") or {})
+    if result.get("predictions"):
+        kept = result["predictions"]
+        print(f"every sample's prediction: {kept['file']} in the run folder ({kept['rows']} rows; "
+              "the dashboard's Errors page browses them)")
     return 0
 
 

@@ -1,20 +1,57 @@
-"""`pedsense runs`: list run folders with type, status, epochs and best metric."""
+"""`pedsense runs` (list runs, queue settings), `pedsense resume|extend|stop RUN`.
+
+Resume and extend go through the data home's queue like a launch from the dashboard: they wait
+for a free slot and train in this process (``--detach``: in a worker process). Stop works on any
+run, whoever started it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 
 from pedsense.config import MODEL_TYPES
 from pedsense.runfolder import describe_best
 
+
+def add_detach_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detach", action="store_true",
+                        help="queue the run and leave it to a worker process (it keeps training after "
+                             "this command returns); prints the run id")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``runs`` to the `pedsense` parser."""
-    runs = subparsers.add_parser("runs", help="list training runs (newest first)")
+    """Add ``runs``, ``resume``, ``extend`` and ``stop`` to the `pedsense` parser."""
+    runs = subparsers.add_parser("runs", help="list training runs (newest first); queue settings")
     runs.add_argument("--type", dest="model_type", choices=MODEL_TYPES, help="only this model type")
     runs.add_argument("--limit", type=int, default=50, help="show at most this many (default 50)")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    runs.add_argument("--max-parallel", type=int, metavar="N",
+                      help="set how many runs may train at once on this data home (default 1)")
+    runs.add_argument("--devices", metavar="LIST",
+                      help="set the device pool given to runs whose device is auto, e.g. cuda:0,cuda:1 "
+                           "('' clears it); every device is checked to exist")
     runs.set_defaults(func=cmd_runs)
+
+    resume = subparsers.add_parser("resume", help="continue a stopped, interrupted or failed run in its folder")
+    resume.add_argument("run", help="run id (<model_type>/<folder>), folder name or path")
+    resume.add_argument("--confirm-dataset-change", action="store_true",
+                        help="resume although its dataset changed since it started (recorded)")
+    add_detach_option(resume)
+    resume.set_defaults(func=cmd_resume)
+
+    extend = subparsers.add_parser("extend", help="train a completed run N more epochs as a new linked run")
+    extend.add_argument("run", help="run id (<model_type>/<folder>), folder name or path")
+    extend.add_argument("--epochs", type=int, required=True, help="how many more epochs")
+    add_detach_option(extend)
+    extend.set_defaults(func=cmd_extend)
+
+    stop = subparsers.add_parser("stop", help="stop a running run (or cancel a queued one), whoever started it")
+    stop.add_argument("run", help="run id (<model_type>/<folder>), folder name or path")
+    stop.add_argument("--no-wait", action="store_true", help="return once the stop is requested")
+    stop.set_defaults(func=cmd_stop)
 
 
 def run_row(summary) -> dict:
@@ -27,8 +64,14 @@ def run_row(summary) -> dict:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from pedsense.runfolder import list_runs
+    from pedsense.runqueue import settle_orphans, write_settings
     from pedsense.runs import disk_summary
 
+    if args.max_parallel is not None or args.devices is not None:
+        settings = write_settings(max_parallel=args.max_parallel, devices=args.devices)
+        pool = ", ".join(settings.devices) or "each run's own device"
+        print(f"at most {settings.max_parallel} run(s) at once; devices: {pool}", file=sys.stderr)
+    settle_orphans()  # a run whose process is gone reads interrupted, not running
     types = (args.model_type,) if args.model_type else MODEL_TYPES
     rows = [run_row(disk_summary(r)) for r in list_runs(model_types=types)[: max(0, args.limit)]]
     if args.json:
@@ -43,4 +86,55 @@ def cmd_runs(args: argparse.Namespace) -> int:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *table)]
     for line in (headers, *table):
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
+    return 0
+
+
+def _launch(folder, detach: bool) -> int:
+    from pedsense.commands.train import detach as detach_run, run_here
+
+    return detach_run(folder) if detach else run_here(folder)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from pedsense.procs import me
+    from pedsense.runfolder import find_run
+    from pedsense.launches import queue_resume
+
+    folder = queue_resume(find_run(args.run), args.confirm_dataset_change,
+                          reserved_by=None if args.detach else me())
+    return _launch(folder, args.detach)
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    from pedsense.procs import me
+    from pedsense.runfolder import find_run
+    from pedsense.launches import queue_extend
+
+    folder = queue_extend(find_run(args.run), args.epochs, reserved_by=None if args.detach else me())
+    print(f"extension of {find_run(args.run).run_id}: {folder.run_id}", file=sys.stderr, flush=True)
+    return _launch(folder, args.detach)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Request the stop; then wait for the run to end, terminating it after the grace period."""
+    from pedsense.runfolder import find_run
+    from pedsense.runqueue import is_live, request_stop
+    from pedsense.supervisor import STOP_GRACE_S, enforce_stop, settle_if_gone
+
+    folder = find_run(args.run)
+    status = request_stop(folder)
+    if not is_live(folder.read_status()):
+        print(f"{folder.run_id}: {folder.status}" + (" (cancelled before it started)" if status == "stopped" else ""))
+        return 0
+    print(f"{folder.run_id}: stop requested; it ends after its current batch", file=sys.stderr, flush=True)
+    if args.no_wait:
+        return 0
+    print(f"waiting for it (a worker still running after {STOP_GRACE_S:g} s is terminated)",
+          file=sys.stderr, flush=True)
+    while is_live(folder.read_status()):
+        enforce_stop(folder)
+        settle_if_gone(folder)
+        time.sleep(0.5)
+    print(f"{folder.run_id}: {folder.status}" + (f" ({folder.read_status().get('error')})"
+                                                   if folder.read_status().get("error") else ""))
     return 0

@@ -1,9 +1,12 @@
 """`pedsense train yolo|resnet-lstm|hybrid`: every trainer parameter as an option.
 
 Options come from the trainer's parameter spec (``pedsense.train.params``): names, types,
-choices, help and defaults are written once there. One line per epoch on stdout, a progress bar
-on stderr (terminals only), Ctrl-C stops after the current batch (status ``stopped``, weights
-kept); a second Ctrl-C aborts at once.
+choices, help and defaults are written once there. The run is queued on the data home's queue
+like a dashboard's (``pedsense.runqueue``), waits for a free slot (saying why), then trains in
+this process: one line per epoch on stdout, a progress bar on stderr (terminals only), Ctrl-C
+stops after the current batch (status ``stopped``, weights kept); a second Ctrl-C aborts at
+once. Dashboards see it live and can stop it. ``--detach`` leaves it to a worker process instead
+and returns at once.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 import threading
 from typing import Any
 
+from pedsense.commands.runs import add_detach_option
 from pedsense.errors import ConfigError
 from pedsense.train.params import SPECS, Param, spec_for
 
@@ -53,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="start from a preset: quick (CPU, minutes) or seed (the seed defaults); "
                               "options given explicitly override it")
         add_trainer_options(sub, model_type)
+        add_detach_option(sub)
         sub.set_defaults(func=cmd_train)
 
 
@@ -144,15 +149,49 @@ class StopOnInterrupt:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from pedsense.launches import queue_run
+
     params = resolve_params(args.model_type, args)
-    train = spec_for(args.model_type).load_trainer()
     if "run_dir" in params or "on_event" in params:
         raise ConfigError("run_dir/on_event cannot be set from the command line.")
-    with StopOnInterrupt() as stop:
-        run_dir = train(**params, on_event=ConsoleReporter(), should_stop=stop)
-    from pedsense.runfolder import RunFolder
+    if args.detach:
+        return detach(queue_run(args.model_type, params))
+    from pedsense.procs import me
 
-    return 130 if RunFolder(run_dir).status == "stopped" else 0
+    return run_here(queue_run(args.model_type, params, reserved_by=me()))
+
+
+def run_here(folder) -> int:
+    """Wait for a slot, then do the queued run ``folder`` in this process (epoch lines, Ctrl-C
+    stops); 130 when it ended stopped."""
+    from pedsense.procs import Heartbeat
+    from pedsense.runqueue import RunTaken, wait_for_slot
+    from pedsense.worker import execute
+
+    heartbeat = Heartbeat(folder.worker_path)
+    with StopOnInterrupt() as stop:
+        try:
+            wait_for_slot(folder, report=lambda why: print(why, file=sys.stderr, flush=True),
+                          on_claimed=heartbeat.start, cancel_if=stop)
+            execute(folder, on_event=ConsoleReporter(), should_stop=stop)
+        except RunTaken as exc:
+            print(str(exc), file=sys.stderr, flush=True)
+            return 130
+        finally:
+            heartbeat.stop()
+    return 130 if folder.status == "stopped" else 0
+
+
+def detach(folder) -> int:
+    """Leave the queued run ``folder`` to a worker process that waits for a slot itself."""
+    from pedsense.worker import spawn_worker
+
+    process = spawn_worker(folder, wait=True)
+    print(folder.run_id, flush=True)
+    print(f"queued; worker process {process.pid} starts it when a slot is free (its output: "
+          f"{folder.worker_log_path}). Follow it with `pedsense runs` or the dashboard, stop it with "
+          f"`pedsense stop {folder.run_id}`.", file=sys.stderr, flush=True)
+    return 0
 
 
 def _fmt(value: Any) -> str:

@@ -31,7 +31,7 @@ from pedsense.data.manifest import (annotated_video_ids, file_stamp, frames_meta
                                     missing_clips, no_annotations_error, no_clips_message, now_iso)
 from pedsense.data.video import open_video, read_video_frame
 from pedsense.errors import AnnotationError, DataError
-from pedsense.io import read_json, write_json_atomic
+from pedsense.io import disk_full_error, is_disk_full, read_json, tree_size, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,10 @@ def extract_frames(video_id: str | None = None, fps: float | None = None,
             progress(done, len(video_ids), f"{vid}: extracting frames")
         try:
             meta, written = _extract_video(p, vid, fps, annotated_only, quality)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise _disk_full(p, vid, len(video_ids) - done) from exc
         except DataError as exc:
             if video_id:
                 raise
@@ -116,6 +120,17 @@ def _report_failures(p: Paths, summary: dict) -> None:
         raise DataError(f"Frame extraction failed for every one of the {len(failed)} videos; "
                         "nothing was extracted." + (f" {summary['warnings'][0]}" if missing else "")
                         + details)
+
+
+def _disk_full(p: Paths, video_id: str, videos_left: int) -> Exception:
+    """Remove the video's half-written frames; the error says how much room the videos left need."""
+    out = p.video_frames(video_id)
+    written, count = tree_size(out), len(list(out.glob("frame_*.jpg")))
+    shutil.rmtree(out, ignore_errors=True)
+    frames = _annotation_frame_count(p, video_id) or count
+    needed = written / max(count, 1) * frames * videos_left
+    return disk_full_error(p.frames, max(needed, written), "rerun the frame extraction "
+                           "(finished videos are kept)")
 
 
 def _check_options(fps: float | None, quality: int) -> None:

@@ -45,7 +45,7 @@ from pedsense.data.annotation import REJECT_REASON_TEXT
 from pedsense.data.splits import PARTS, SPLITS, split_videos
 from pedsense.data.synthetic import is_synthetic
 from pedsense.errors import ConfigError, DataError
-from pedsense.io import read_json, write_json_atomic
+from pedsense.io import disk_full_error, is_disk_full, read_json, tree_size, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
 FRAMES_META_NAME = "meta.json"  # a video's frame-extraction marker (pedsense.data.frames)
@@ -147,6 +147,7 @@ class StagedBuild:
         self.params = json.loads(json.dumps(dict(params), default=str))
         self.inputs = inputs
         self.staging = self.root / f".{key}.partial"
+        self.videos = 0  # how many videos this build writes (set by begin; sizes a full disk's message)
 
     # -- the finished build -----------------------------------------------------------------
     @property
@@ -168,7 +169,12 @@ class StagedBuild:
     @contextmanager
     def locked(self) -> Iterator["StagedBuild"]:
         """Hold this build's lock: a second build of the same dataset (another dashboard
-        session, a CLI run) fails fast instead of writing into the same staging folder."""
+        session, a CLI run) fails fast instead of writing into the same staging folder.
+
+        A full disk inside the block removes the staging folder (the finished dataset, if any,
+        is untouched) and raises :class:`~pedsense.errors.DiskFull`: "No space left on <root>:
+        free N MB and rerun", N estimated from what the build had written per finished video.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / f".{self.key}.lock", "a+") as handle:
             try:
@@ -179,12 +185,28 @@ class StagedBuild:
                                 "to finish, then run this one again (it will reuse the result).") from None
             try:
                 yield self
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                raise self._disk_full() from exc
             finally:
                 if fcntl is not None:
                     fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def begin(self) -> Path:
-        """Open the staging folder: keep it when it was started with the same settings."""
+    def _disk_full(self) -> Exception:
+        """Remove the partial build; the error says how much room the whole build needs."""
+        written = tree_size(self.staging)
+        done = len(list((self.staging / _DONE_DIR).glob("*.json"))) if self.staging.is_dir() else 0
+        _remove(self.staging)
+        # What was written for the videos finished so far, scaled to every video of the build.
+        needed = written * self.videos / max(done, 1) if self.videos else written
+        return disk_full_error(self.root, max(needed, written), "rerun the build")
+
+    def begin(self, videos: int = 0) -> Path:
+        """Open the staging folder: keep it when it was started with the same settings.
+
+        ``videos``: how many videos the build writes (sizes the message of a full disk)."""
+        self.videos = int(videos)
         info = read_json(self.staging / _STAGING_INFO)
         same = isinstance(info, dict) and info.get("parameters") == self.params \
             and info.get("inputs") == self.inputs

@@ -175,7 +175,7 @@ def _run_sequences(staged: StagedBuild, inputs: BuildInputs, params: dict, p, pr
     existing = staged.existing()
     if existing is not None:
         return {**existing, "path": str(p.sequences), "labels_csv": str(p.resnet / "labels.csv"), "reused": True}
-    staged.begin()
+    staged.begin(videos=len(inputs.video_ids))
     annotations = inputs.load_annotations(include_unassigned=options is not None)
     selection = None
     if options is None:
@@ -349,7 +349,7 @@ def _run_crops(staged: StagedBuild, inputs: BuildInputs, params: dict, p, progre
     existing = staged.existing()
     if existing is not None:
         return {**existing, "path": str(crops_dir), "crops_csv": str(crops_csv), "reused": True}
-    staged.begin()
+    staged.begin(videos=len(inputs.video_ids))
     annotations = inputs.load_annotations(include_unassigned=options is not None)
     selection = None
     if options is None:

@@ -235,7 +235,7 @@ def _run_build(staged: StagedBuild, out: Path, inputs: BuildInputs, params: dict
     if existing is not None:
         relocate_data_yaml(out)
         return {**existing, "path": str(out), "reused": True}
-    staged.begin()
+    staged.begin(videos=len(inputs.video_ids))
     annotations = inputs.load_annotations(include_unassigned=options is not None)
     selection = select_intent_windows(inputs, annotations, options) if options is not None else None
     counts = _empty_counts(inputs, class_names)

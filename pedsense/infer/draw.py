@@ -112,6 +112,34 @@ def draw_legend(image: np.ndarray, *, ground_truth: bool = False,
     return canvas
 
 
+def draw_caption(image: np.ndarray, lines: list[str] | tuple[str, ...], *, color: tuple | None = None,
+                 style: Style | None = None) -> np.ndarray:
+    """Lines of text on a dark band along the top edge (``color``: a swatch at the band's left,
+    e.g. the intent colour of what the lines say).
+
+    Args:
+        image: (H, W, 3) uint8 BGR frame.
+        lines: the text, one entry per line (Hershey fonts: ASCII only).
+
+    Returns:
+        A new (H, W, 3) uint8 image.
+    """
+    canvas = image.copy()
+    style = style or Style.for_image(canvas)
+    (_, text_h), baseline = cv2.getTextSize("Xg", _FONT, style.font_scale, style.text)
+    row = text_h + baseline + style.pad
+    height = style.pad + row * len(lines)
+    _blend_rect(canvas, (0, 0), (canvas.shape[1], height), (20, 20, 20), 0.7)
+    left = style.pad
+    if color is not None:
+        cv2.rectangle(canvas, (0, 0), (style.pad * 2, height), color, -1)
+        left = style.pad * 3
+    for k, line in enumerate(lines):
+        cv2.putText(canvas, line, (left, style.pad + k * row + text_h), _FONT, style.font_scale,
+                    (255, 255, 255), style.text, cv2.LINE_AA)
+    return canvas
+
+
 def draw_overlay(image: np.ndarray, predictions: Predictions, ground_truth: GroundTruth | None = None,
                  *, legend: bool = True) -> np.ndarray:
     """Ground truth (if given) under the predictions, then the legend: the viewer's frame."""

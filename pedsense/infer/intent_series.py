@@ -19,6 +19,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from pedsense.config import paths
+from pedsense.data.intent import TrackEvent, track_event, visible_frames
 from pedsense.errors import DataError
 from pedsense.geometry import box_iou
 from pedsense.infer.predictions import Predictions
@@ -92,8 +94,6 @@ def track_intent_series(track, predictions: Mapping[int, Predictions] | Iterable
     Returns:
         An :class:`IntentSeries` over the track's visible frames.
     """
-    from pedsense.data.intent import TrackEvent, track_event, visible_frames
-
     by_frame = dict(predictions) if isinstance(predictions, Mapping) else \
         {p.frame_index: p for p in predictions}
     frames = visible_frames(track)
@@ -124,7 +124,6 @@ def _matched_score(predictions: Predictions | None, box_xyxy, iou_threshold: flo
 # -- running a predictor -------------------------------------------------------------------------
 def clip_annotation(video_path: str | os.PathLike, home: str | os.PathLike | None = None):
     """The clip's ``VideoAnnotation`` with its attributes file attached, or None when unannotated."""
-    from pedsense.config import paths
     from pedsense.data.jaad import parse_annotation
 
     video_id = Path(video_path).stem
@@ -153,7 +152,6 @@ def predict_track_series(predictor, video_path: str | os.PathLike, annotation, t
     Raises:
         DataError: the clip's annotation has no such pedestrian.
     """
-    from pedsense.data.intent import visible_frames
     from pedsense.data.video import iter_frames
     from pedsense.infer.ground_truth import ClipGroundTruth
 

@@ -30,10 +30,18 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from pedsense.device import resolve_device
 from pedsense.errors import ConfigError, PedsenseError
-from pedsense.infer.backends import (ONNXRUNTIME, PYTORCH, BackendChoice, choose_backend, describe_engine)
-from pedsense.infer.models import (DEFAULT_TRACKER, CropClassifier, Detector, OnnxCropClassifier, Tracker,
-                                   WeightsMissing, _CropModel)
+from pedsense.infer.backends import ONNXRUNTIME, PYTORCH, BackendChoice, choose_backend, describe_engine
+from pedsense.infer.models import (
+    DEFAULT_TRACKER,
+    CropClassifier,
+    Detector,
+    OnnxCropClassifier,
+    Tracker,
+    WeightsMissing,
+    _CropModel,
+)
 from pedsense.infer.predictions import BUFFERING, CROSSING, GroundTruth, Predictions
 from pedsense.io import read_json
 from pedsense.runfolder import WEIGHT_FILES, RunFolder
@@ -149,8 +157,6 @@ class Predictor:
 
     def __init__(self, run_dir: str | os.PathLike, *, device: str | None = None,
                  conf: float = DEFAULT_CONFIDENCE, backend: str = "auto"):
-        from pedsense.device import resolve_device
-
         self.run_dir = Path(run_dir)
         actual = run_model_type(self.run_dir)
         if actual != self.model_type:

@@ -9,7 +9,6 @@ scaler, epoch, best metric so far, random-number generator states); ``best.pt`` 
 from __future__ import annotations
 
 import errno
-import math
 import os
 import random
 import tempfile
@@ -19,7 +18,9 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from pedsense.config import MODEL_TYPES
 from pedsense.errors import DataError, DiskFull, TrainingDiverged
+from pedsense.io import disk_full_error
 
 MODEL_CLASSES = ("ResNetLSTM", "ResNetClassifier")
 
@@ -76,10 +77,10 @@ def save_classifier(path: str | os.PathLike, model: torch.nn.Module, *, class_na
 
 
 def disk_full_message(folder: Path, needed_bytes: int) -> str:
-    """"No space left on <folder>: free N MB and resume" (N: what the write needed, rounded up)."""
-    needed_mb = max(1, math.ceil(needed_bytes / 2**20))
-    return (f"No space left on {folder}: free {needed_mb} MB and resume the run "
-            "(pedsense.train.resume.resume_run); what it wrote before is kept.")
+    """"No space left on <folder>: free N MB and resume …" (``pedsense.io.disk_full_error``'s
+    wording; N: what the write needed beyond the space free now, rounded up)."""
+    return str(disk_full_error(folder, needed_bytes, "resume the run (pedsense.train.resume.resume_run); "
+                                                     "what it wrote before is kept"))
 
 
 def tensor_bytes(value: Any) -> int:
@@ -135,8 +136,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def _run_name(path: Path) -> str:
     """``run <model_type>/<folder>`` for a checkpoint inside a run folder, else its folder."""
-    from pedsense.config import MODEL_TYPES
-
     if path.parent.parent.name in MODEL_TYPES:
         return f"run {path.parent.parent.name}/{path.parent.name}"
     return f"folder {path.parent}"

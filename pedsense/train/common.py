@@ -30,11 +30,13 @@ from typing import Any, Iterator, Mapping
 
 from pedsense.errors import ConfigError, DiskFull, PedsenseError, TrainingDiverged
 from pedsense.io import read_json
+from pedsense.procs import Heartbeat
 from pedsense.runfolder import BEST_METRIC, RunFolder, best_record, now_iso
 from pedsense.train.params import BATCH_SIZE, CROP_SIZE, Param, planned_epochs
 from pedsense.train.lineage import LINEAGE_KEYS, dataset_record, resumable_folder
-from pedsense.train.events import (BatchEnd, EpochEnd, EventHook, RunFinished, RunStarted,
-                                   StageStarted, StepEnd, StopHook, emit, stop_requested)
+from pedsense.train.events import (BatchEnd, EpochEnd, EventHook, EventRecorder, RunFinished,
+                                   RunStarted, StageStarted, StepEnd, StopHook, emit,
+                                   stop_requested)
 
 log = logging.getLogger("pedsense.train")
 
@@ -163,7 +165,15 @@ def _plain(value: Any) -> Any:
 
 # -- the run --------------------------------------------------------------------------------
 class TrainingRun:
-    """One training run: its folder, the caller's hooks and the clock."""
+    """One training run: its folder, the caller's hooks and the clock.
+
+    From :meth:`start` to its end the run can be followed and stopped from any process: its
+    events are appended to ``events.jsonl``, a ``stop.request`` file stops it like the caller's
+    ``should_stop``, and ``worker.json`` carries this process's heartbeat (``pedsense.procs``).
+    """
+
+    _recorder: EventRecorder | None = None
+    _heartbeat: Heartbeat | None = None
 
     def __init__(self, folder: RunFolder, model_type: str, on_event: EventHook = None,
                  should_stop: StopHook = None, *, resume: bool = False,
@@ -250,8 +260,9 @@ class TrainingRun:
                       "resumes": resumes}
         else:
             config.update({k: previous[k] for k in LINEAGE_KEYS if k in previous})
+        self._publish()
         self.folder.write_config(config)
-        self.folder.set_status("running")
+        self.folder.set_status("running", resuming=None)
         verb = "resumed" if self.resuming else "started"
         self.log(f"{verb} {self.model_type} run in {self.path} on {config.get('device')}")
         self.log(f"weights: {config.get('weights_source')}")
@@ -347,6 +358,7 @@ class TrainingRun:
         shown = f"{best['name']} {best['value']:.4g} (epoch {best['epoch']})" if best else "none"
         self.log(f"{status} after {self.epochs_done} epochs in {duration:.1f}s; best {shown}")
         emit(self.on_event, RunFinished(self.run_id, self.path, status, None, best))
+        self._unpublish()
         return self.path
 
     def best_record(self, metrics: Mapping[str, Any] | None, name: str | None = None) -> dict | None:
@@ -384,6 +396,24 @@ class TrainingRun:
                 emit(self.on_event, RunFinished(self.run_id, self.path, status, message))
             except Exception:  # the listener's own bug must not hide the original error
                 log.exception("on_event failed while reporting a failed run")
+            self._unpublish()
+
+    def _publish(self) -> None:
+        """Record events to ``events.jsonl``, honour ``stop.request``, start the heartbeat."""
+        if self._recorder is not None:
+            return
+        self._recorder = EventRecorder(self.folder.events_path, self.on_event)
+        self.on_event = self._recorder
+        self.should_stop = stop_file_hook(self.folder.stop_path, self.should_stop)
+        self._heartbeat = Heartbeat(self.folder.worker_path).start()
+
+    def _unpublish(self) -> None:
+        """The run has recorded its end: stop the heartbeat, drop a stop request it honoured."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        if self._recorder is not None:
+            self._recorder.close()
+        self.folder.stop_path.unlink(missing_ok=True)
 
     @contextmanager
     def guarded(self) -> Iterator["TrainingRun"]:
@@ -465,6 +495,14 @@ class LossCurve:
     def load_state(self, state: Mapping[str, Any] | None) -> None:
         if state:
             self.average, self.count = float(state["average"]), int(state["count"])
+
+
+def stop_file_hook(path: Path, should_stop: StopHook = None) -> StopHook:
+    """``should_stop`` that also says yes once ``path`` exists (one ``stat`` per poll)."""
+    def should_stop_now() -> bool:
+        return stop_requested(should_stop) or path.exists()
+
+    return should_stop_now
 
 
 def _fmt(value: Any) -> str:

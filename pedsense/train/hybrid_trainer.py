@@ -8,8 +8,10 @@ built on the fly when missing. Metrics rows carry ``stage`` = detector | classif
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -92,7 +94,12 @@ def ensure_crops(home: str | os.PathLike | None, task: str = "action", split: st
 
 
 def check_yolo_model(yolo_model: str | os.PathLike | None) -> Path | None:
-    """The existing detector weights to reuse, or None to train stage 1."""
+    """The existing detector weights to reuse, or None to train stage 1.
+
+    The file is loaded (Ultralytics' restricted loader: only known model classes are rebuilt, no
+    code in the file runs) and must hold a detection model, so a text file named ``x.pt`` is
+    refused here, before any run folder or work exists.
+    """
     if yolo_model is None or not str(yolo_model).strip():
         return None
     path = Path(yolo_model).expanduser()
@@ -101,7 +108,33 @@ def check_yolo_model(yolo_model: str | os.PathLike | None) -> Path | None:
                           "(e.g. models/hybrid/<run>/yolo_detector.pt), or leave it empty to train stage 1.")
     if path.suffix.lower() != ".pt":
         raise ConfigError(f"yolo_model must be an Ultralytics .pt file, got {path.name}.")
-    return path.resolve()
+    path = path.resolve()
+    stat = path.stat()
+    problem = detector_problem(str(path), stat.st_size, stat.st_mtime_ns)
+    if problem:
+        raise ConfigError(f"yolo_model {path} {problem}. Give the weights of a trained detector (a "
+                          "YOLO run's best.pt or a hybrid run's yolo_detector.pt), or leave it empty "
+                          "to train stage 1.")
+    return path
+
+
+@functools.lru_cache(maxsize=32)
+def detector_problem(path: str, size: int, mtime_ns: int) -> str | None:
+    """Why the file at ``path`` is not Ultralytics detector weights, or None when it is; cached
+    by the file's size and mtime, so a form checked on every rerun loads it once."""
+    if not zipfile.is_zipfile(path):  # every torch.save since PyTorch 1.6 is a zip archive
+        return "is not a PyTorch checkpoint (not a torch.save zip archive)"
+    from ultralytics.nn.tasks import guess_model_task, torch_safe_load
+
+    try:
+        checkpoint, _ = torch_safe_load(path, safe_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to load is the answer
+        return f"cannot be loaded as Ultralytics weights ({type(exc).__name__})"
+    model = checkpoint.get("ema") or checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    if not isinstance(model, torch.nn.Module):
+        return "holds no Ultralytics model"
+    task = guess_model_task(model)
+    return None if task == "detect" else f"holds a {task} model, not a detector"
 
 
 def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_rate=1e-4, yolo_epochs=50,

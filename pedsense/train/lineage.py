@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pedsense.config import paths
 from pedsense.errors import ConfigError
 from pedsense.runfolder import RunFolder
 
@@ -61,8 +62,6 @@ def dataset_fingerprint(files: tuple[Path, ...] | list[Path]) -> str:
 
 def home_of_run(run_dir: str | os.PathLike) -> Path | None:
     """The data home holding ``run_dir`` (``<home>/models/<model_type>/<run>``), or None."""
-    from pedsense.config import paths
-
     run_dir = Path(run_dir).resolve()
     if len(run_dir.parents) < 3:
         return None

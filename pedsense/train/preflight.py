@@ -14,10 +14,11 @@ import os
 from typing import Any, Callable, Mapping
 
 from pedsense.config import paths
+from pedsense.data.intent import IntentOptions
 from pedsense.errors import PedsenseError
 from pedsense.train.common import check_batch_size, require_task
 from pedsense.train.params import FormError, spec_for
-from pedsense.train.samples import count_split_rows
+from pedsense.train.samples import count_split_rows, read_split_rows
 
 Check = Callable[[dict, Any], None]
 
@@ -88,8 +89,6 @@ def _yolo_batch(params: dict, p) -> None:
 
 
 def _sequences(params: dict, p) -> None:
-    from pedsense.train.samples import read_split_rows
-
     read_split_rows(p.resnet / "labels.csv", "train", "ResNet sequence dataset", "pedsense preprocess resnet")
     require_task(params["task"], p.sequences / "manifest.json", "ResNet sequence dataset",
                  "pedsense preprocess resnet")
@@ -125,8 +124,6 @@ def _detector_batch(params: dict, p) -> None:
 
 
 def _crops_task(params: dict, p) -> None:
-    from pedsense.data.intent import IntentOptions
-
     intent = IntentOptions.from_dict(params)  # the protocol of crops the run would build
     if (p.resnet / "crops.csv").is_file():
         require_task(params["task"], p.resnet / "crops" / "manifest.json", "hybrid crop dataset",

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from pedsense.errors import ConfigError, DataError
+from pedsense.errors import ConfigError, DataError, DatasetChanged
 from pedsense.procs import process_alive
 from pedsense.runfolder import LIVE_STATUSES, RunFolder, find_run, now_iso
 from pedsense.train.common import check_param
@@ -47,11 +47,9 @@ def resume_run(run_dir: str | os.PathLike, *, on_event: EventHook = None, should
     """
     folder, home = _open(run_dir)
     status = folder.read_status()
-    _check_resumable(folder, status)
     config = folder.read_config()
-    model_type, parameters = _recorded(folder, config)
-    check_resume_checkpoint(folder, model_type, config)
-    _check_dataset(folder, config, home, confirm_dataset_change)
+    model_type, parameters = _checked(folder, home, status, config, confirm_dataset_change)
+    _record_dataset_change(folder, config, home)
     spec = spec_for(model_type)
     kwargs = _accepted(folder, spec, parameters)
     if config.get("init_weights"):  # an extended run that restarts its first epoch starts there again
@@ -59,6 +57,25 @@ def resume_run(run_dir: str | os.PathLike, *, on_event: EventHook = None, should
     folder.log(f"resuming ({status.get('status')}) with the recorded parameters")
     return spec.load_trainer()(**kwargs, run_dir=folder.path, home=home, resume=True,
                                on_event=on_event, should_stop=should_stop)
+
+
+def check_resume(run_dir: str | os.PathLike | RunFolder, *, confirm_dataset_change: bool = False) -> None:
+    """Raise what :func:`resume_run` would refuse for this run, writing nothing.
+
+    The run manager and the CLI call it before queueing a resume, so a refusal is said at once.
+    """
+    folder, home = _open(run_dir.path if isinstance(run_dir, RunFolder) else run_dir)
+    _checked(folder, home, folder.read_status(), folder.read_config(), confirm_dataset_change)
+
+
+def _checked(folder: RunFolder, home: Path | None, status: Mapping[str, Any], config: Mapping[str, Any],
+             confirm_dataset_change: bool) -> tuple[str, dict]:
+    _check_resumable(folder, status)
+    model_type, parameters = _recorded(folder, config)
+    check_resume_checkpoint(folder, model_type, config)
+    if not confirm_dataset_change:
+        _dataset_change(folder, config, home, raise_on_change=True)
+    return model_type, parameters
 
 
 def extend_run(run_dir: str | os.PathLike, epochs: int, *, on_event: EventHook = None,
@@ -180,21 +197,36 @@ def _accepted(folder: RunFolder, spec: Spec, parameters: Mapping[str, Any]) -> d
     return {k: v for k, v in parameters.items() if k in spec}
 
 
-def _check_dataset(folder: RunFolder, config: Mapping[str, Any], home: Path | None, confirmed: bool) -> None:
+def _dataset_change(folder: RunFolder, config: Mapping[str, Any], home: Path | None, *,
+                    raise_on_change: bool) -> tuple[str, str] | None:
+    """``(recorded, current)`` fingerprints when the run's dataset changed since it started, else None.
+
+    Raises:
+        DatasetChanged: it changed and ``raise_on_change``.
+    """
     recorded = config.get("dataset_fingerprint")
     files = [Path(f) if Path(f).is_absolute() or home is None else home / f
              for f in config.get("dataset_files") or []]
     if not recorded or not files:
-        return
+        return None
     current = dataset_fingerprint(files)
     if current == recorded:
+        return None
+    if raise_on_change:
+        shown = ", ".join(str(f) for f in config.get("dataset_files"))
+        raise DatasetChanged(f"The dataset of run {folder.run_id} changed since it started ({shown}): "
+                             "resuming would continue its training on other data. Rebuild the data it "
+                             "was trained on, start a new run, or confirm the change (recorded in its "
+                             "config.json; confirm_dataset_change=True in Python).")
+    return recorded, current
+
+
+def _record_dataset_change(folder: RunFolder, config: Mapping[str, Any], home: Path | None) -> None:
+    """A confirmed resume on changed data: recorded in config.json and the log."""
+    change = _dataset_change(folder, config, home, raise_on_change=False)
+    if change is None:
         return
-    shown = ", ".join(str(f) for f in config.get("dataset_files"))
-    if not confirmed:
-        raise ConfigError(f"The dataset of run {folder.run_id} changed since it started ({shown}): resuming "
-                          "would continue its training on other data. Rebuild the data it was trained on, "
-                          "start a new run, or resume with confirm_dataset_change=True (recorded in its "
-                          "config.json).")
+    recorded, current = change
     changes = list(config.get("dataset_change_confirmed") or [])
     changes.append({"at": now_iso(), "fingerprint_before": recorded, "fingerprint_now": current})
     folder.update_config(dataset_change_confirmed=changes)

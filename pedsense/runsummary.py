@@ -1,0 +1,146 @@
+"""A run's state read from its folder: :class:`RunSummary`, cached by file stamp.
+
+The summary is a plain frozen copy, safe to pass between threads; the run manager overlays a
+live run's progress on it (``RunSummary.with_changes``). Nothing is re-read until one of the
+files it comes from changes size or modification time (:func:`file_stamps`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+from pedsense.config import MODEL_TYPES
+from pedsense.errors import FileFormatError, PedsenseError
+from pedsense.io import read_object
+from pedsense.runfolder import UNREADABLE, RunFolder, best_of, parse_iso, unreadable_message
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A plain copy of a run's state, safe to read from any thread (from disk or a live run)."""
+
+    run_id: str
+    model_type: str
+    name: str
+    path: str
+    status: str
+    error: str | None = None
+    stage: str | None = None
+    epoch: int = 0
+    epochs_done: int = 0
+    epochs_total: int = 0
+    stage_epochs: int = 0
+    batch: int = 0
+    total_batches: int = 0
+    metrics: tuple = ()
+    steps: tuple = ()
+    eta_s: float | None = None
+    live: bool = False
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    best_metric: dict | None = None
+    config: dict = field(default_factory=dict)
+    queue_position: int | None = None
+    stop_requested: bool = False
+    version: tuple = ()        # moves when anything changes (progress included)
+    data_version: tuple = ()   # moves only when a chart point (epoch row or step) arrives
+
+    @property
+    def parameters(self) -> dict:
+        """The trainer parameters the run was launched with."""
+        params = self.config.get("parameters")
+        return dict(params) if isinstance(params, Mapping) else {}
+
+    @property
+    def weights_source(self) -> Any:
+        return self.config.get("weights_source")
+
+    def with_changes(self, **changes: Any) -> "RunSummary":
+        return replace(self, **changes)
+
+
+_CACHE: dict[str, tuple[tuple, RunSummary]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def file_stamps(folder: RunFolder) -> tuple:
+    """``(size, mtime_ns)`` of the files a summary is read from: equal stamps, equal summary."""
+    stamps = []
+    for path in (folder.status_path, folder.config_path, folder.metrics_path, folder.steps_path):
+        try:
+            stat = path.stat()
+            stamps.append((stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
+def read_summary(folder: RunFolder,
+                 planned_epochs: Callable[[str, Mapping[str, Any]], int] | None = None) -> RunSummary:
+    """The :class:`RunSummary` of a run no live manager owns, read from its files.
+
+    Re-reads nothing that has not changed since the last call (file sizes and mtimes).
+    ``planned_epochs(model_type, parameters)`` gives a run's total epochs across stages when
+    its config does not record them.
+    """
+    stamps = file_stamps(folder)
+    key = str(folder.path)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None and cached[0] == stamps:
+        summary = cached[1]
+    else:
+        summary = _read_summary(folder, planned_epochs, stamps)
+        with _CACHE_LOCK:
+            _CACHE[key] = (stamps, summary)
+    changes: dict[str, Any] = {"metrics": tuple(dict(r) for r in summary.metrics),  # copies
+                                "steps": tuple(dict(r) for r in summary.steps),
+                                "config": dict(summary.config)}
+    if summary.status == "running" and summary.started_at:
+        started = parse_iso(summary.started_at)
+        changes["duration_s"] = time.time() - started if started else None
+    return summary.with_changes(**changes)
+
+
+def _read_summary(folder: RunFolder, planned_epochs: Callable | None, stamps: tuple) -> RunSummary:
+    problems: list[str] = []
+    status = folder.read_status()
+    if status["status"] == UNREADABLE:
+        problems.append(status["error"])
+    config, problem = read_object(folder.config_path)
+    if problem:
+        problems.append(f"config.json {problem}")
+    config = config or {}
+    rows, steps = (), ()
+    try:
+        rows = tuple(folder.read_metrics())
+        steps = tuple(folder.read_steps())
+    except FileFormatError as exc:
+        problems.append(str(exc))
+    recorded_type = config.get("model_type")
+    model_type = recorded_type if recorded_type in MODEL_TYPES else folder.model_type
+    started, finished = parse_iso(status.get("started_at")), parse_iso(status.get("finished_at"))
+    epochs = [r.get("epoch") for r in rows if isinstance(r.get("epoch"), (int, float))]
+    recorded = config.get("best_metric")
+    best = dict(recorded) if isinstance(recorded, Mapping) and recorded.get("name") else best_of(model_type, rows)
+    params = config.get("parameters") if isinstance(config.get("parameters"), Mapping) else {}
+    total = config.get("epochs_total")
+    if not isinstance(total, int):
+        try:
+            total = planned_epochs(model_type, params) if planned_epochs else 0
+        except (PedsenseError, TypeError, ValueError):  # parameters edited by hand
+            total = 0
+    return RunSummary(
+        run_id=folder.run_id, model_type=model_type, name=folder.name, path=str(folder.path),
+        status=UNREADABLE if problems else str(status.get("status", "unknown")),
+        error=unreadable_message(folder.run_id, problems) if problems else status.get("error"),
+        epoch=int(max(epochs)) if epochs else 0, epochs_done=len(rows),
+        epochs_total=max(int(total or 0), len(rows)), metrics=rows, steps=steps,
+        started_at=status.get("started_at"), finished_at=status.get("finished_at"),
+        duration_s=(finished - started) if (started and finished) else None,
+        best_metric=best, config=config, stop_requested=bool(status.get("stop_requested")),
+        version=stamps, data_version=stamps[2:])

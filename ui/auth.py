@@ -1,0 +1,169 @@
+"""Who may use the dashboard: anyone on this machine; beyond it, only with the password.
+
+The dashboard listens on localhost (``.streamlit/config.toml``). Served on any other address
+(``HOST=0.0.0.0 make run``) it needs a password, from ``$PEDSENSE_PASSWORD`` or ``password`` in
+Streamlit's secrets (``.streamlit/secrets.toml``), or the explicit opt-out ``PEDSENSE_NO_AUTH=1``
+(which warns). With a password configured, every session signs in first, wherever it listens:
+``require_login_ui`` draws the form before any page and stops the script until the password
+matches (``hmac.compare_digest``). With Streamlit's own OIDC sign-in configured instead (an
+``[auth]`` table in secrets.toml), the form is a "Sign in" button calling ``st.login`` and a
+session enters once ``st.user.is_logged_in``. ``python -m ui.auth HOST`` is the same rule for
+the Makefile: it refuses to start on a non-loopback HOST with none of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import sys
+import time
+
+import streamlit as st
+
+PASSWORD_ENV = "PEDSENSE_PASSWORD"
+NO_AUTH_ENV = "PEDSENSE_NO_AUTH"
+SIGNED_IN = "auth.signed_in"  # session state: a digest of the password this session signed in with
+WRONG_PASSWORD_DELAY_S = 1.0  # slows guessing; a reverse proxy can rate-limit further
+
+log = logging.getLogger("pedsense.app")
+_warned: set[str] = set()
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IPs. No address at all is not: Streamlit then listens
+    on every interface; a host name may resolve to anything."""
+    host = (host or "").strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def configured_password() -> str | None:
+    """``$PEDSENSE_PASSWORD``, else ``password`` in Streamlit's secrets, else None."""
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    try:
+        value = st.secrets.get("password")
+    except Exception:  # noqa: BLE001 - no secrets file (Streamlit raises its own error type)
+        return None
+    return str(value) if value else None
+
+
+def oidc_configured() -> bool:
+    """True when secrets.toml holds an ``[auth]`` table: Streamlit's ``st.login`` (OIDC)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file
+        return False
+
+
+def auth_opted_out() -> bool:
+    return os.environ.get(NO_AUTH_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def refusal(host: str | None) -> str | None:
+    """Why serving on ``host`` is refused (a non-loopback address with no password and no
+    opt-out), or None when it may serve. The one rule of the app and the Makefile."""
+    if is_loopback(host) or configured_password() is not None or oidc_configured() or auth_opted_out():
+        return None
+    shown = host or "every interface"
+    return (f"pedsense is served on {shown}, beyond this machine, without a password. Set "
+            f"{PASSWORD_ENV} (or `password = \"...\"` in .streamlit/secrets.toml) so visitors must "
+            f"sign in, or set {NO_AUTH_ENV}=1 to serve it without one, to anyone who can reach the "
+            "port (see README, \"Serving beyond localhost\").")
+
+
+def opt_out_warning(host: str | None) -> str:
+    return (f"{NO_AUTH_ENV}=1: pedsense is served on {host or 'every interface'} without a "
+            "password; anyone who can reach the port can start runs and read the data.")
+
+
+def _digest(password: str) -> str:
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()
+
+
+def may_enter() -> bool:
+    """True when this session may see the pages: no password is needed here, or it signed in."""
+    if oidc_configured():
+        return bool(st.user.is_logged_in)
+    password = configured_password()
+    if password is None:
+        return refusal(st.get_option("server.address")) is None
+    return hmac.compare_digest(str(st.session_state.get(SIGNED_IN, "")), _digest(password))
+
+
+def require_login_ui() -> None:
+    """Draw nothing on localhost without a password; else the sign-in form (or the refusal),
+    stopping the script there until this session has signed in. Call it before any page runs."""
+    host = st.get_option("server.address")
+    if oidc_configured():
+        if not may_enter():
+            _oidc_sign_in_ui()
+            st.stop()
+        return
+    password = configured_password()
+    if password is None:
+        problem = refusal(host)
+        if problem:
+            st.error(problem, icon=":material/lock:")
+            st.stop()
+        if not is_loopback(host) and host not in _warned:
+            _warned.add(host)
+            log.warning(opt_out_warning(host))
+        return
+    if not may_enter():
+        _login_form_ui(password)
+        st.stop()
+
+
+def _login_form_ui(password: str) -> None:
+    st.title("pedsense")
+    st.caption("This dashboard is password-protected. Ask whoever runs it for the password.")
+    with st.form("auth.login"):
+        entered = st.text_input("Password", type="password", key="auth.password")
+        submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
+    if not submitted:
+        return
+    if hmac.compare_digest(entered.encode("utf-8"), password.encode("utf-8")):
+        st.session_state[SIGNED_IN] = _digest(password)
+        st.rerun()
+    time.sleep(WRONG_PASSWORD_DELAY_S)
+    st.error("Wrong password. Try again.", icon=":material/lock:")
+
+
+def _oidc_sign_in_ui() -> None:
+    st.title("pedsense")
+    st.caption("Sign in with your organisation's account to use this dashboard.")
+    st.button("Sign in", type="primary", icon=":material/login:", on_click=st.login, key="auth.oidc")
+
+
+def sign_out_ui() -> None:
+    """A sign-out button (sidebar) for sessions that signed in (password or OIDC)."""
+    if oidc_configured() and st.user.is_logged_in:
+        st.button(":material/logout: Sign out", key="auth.sign_out", on_click=st.logout)
+    elif st.session_state.get(SIGNED_IN) and st.button(":material/logout: Sign out", key="auth.sign_out"):
+        st.session_state.pop(SIGNED_IN, None)
+        st.rerun()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ui.auth HOST``: exit 2 with the reason when serving on HOST is refused."""
+    args = sys.argv[1:] if argv is None else argv
+    host = args[0] if args else None
+    problem = refusal(host)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if not is_loopback(host) and configured_password() is None and not oidc_configured():
+        print(f"warning: {opt_out_warning(host)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
