@@ -4,29 +4,30 @@ processes (torchrun and the trainer's own), YOLO's DDP followed through results.
 from __future__ import annotations
 
 import datetime
-import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from pedsense import worker
 from pedsense.device import DeviceError, parse_device_list, resolve_device_list
 from pedsense.errors import ConfigError
+from pedsense.launches import queue_run
 from pedsense.runfolder import RunFolder
+from pedsense.runqueue import claim_next
 from pedsense.train import distributed
 from pedsense.train.distributed import (Distributed, DistributedError, ShardedBatchSampler, explain_exit,
                                         launch_command)
-from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd
+from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd, read_records
 from pedsense.train.preflight import preflight
 from pedsense.train.resnet_trainer import PedestrianSequenceDataset, train_resnet_lstm
-from test_train_fixtures import write_resnet_crops, write_resnet_sequences, write_yolo_dataset
+from pedsense.worker import spawn_worker, worker_command
+from test_train_fixtures import write_detector, write_resnet_crops, write_resnet_sequences, write_yolo_dataset
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.filterwarnings("ignore:ImageNet weights", "ignore:Base weights")
 
 
@@ -148,37 +149,66 @@ def test_a_batch_smaller_than_the_processes_is_refused(tmp_home):
 
 
 # -- real DDP: two gloo processes on the CPU ----------------------------------------------------
-TORCHRUN_SCRIPT = """
-import sys
-from pedsense.train.resnet_trainer import train_resnet_lstm
+DDP_PARAMS = {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "backbone": "resnet18", "crop_size": 32,
+              "pretrained": False, "devices": "cpu,cpu", "num_workers": 0}
 
-train_resnet_lstm(epochs=2, batch_size=8, learning_rate=1e-3, backbone="resnet18", crop_size=32,
-                  pretrained=False, devices="cpu,cpu", run_dir=sys.argv[1])
-"""
+
+def start_queued(home: Path) -> tuple[RunFolder, list[subprocess.Popen]]:
+    """Claim the queued run as the run manager does and start its worker (``spawn_worker``)."""
+    started: list[subprocess.Popen] = []
+    folder = claim_next(home, lambda f, claim: started.append(spawn_worker(f)))
+    return folder, started
 
 
 @pytest.mark.slow
-def test_resnet_lstm_under_torchrun_on_two_gloo_processes(demo_home, tmp_path):
-    folder = RunFolder.create("resnet-lstm", "ddp")
-    script = tmp_path / "ddp_run.py"
-    script.write_text(textwrap.dedent(TORCHRUN_SCRIPT))
-    env = {**os.environ, "PEDSENSE_HOME": str(demo_home), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    command = launch_command(folder.path, "cpu,cpu")[:-3] + [str(script), str(folder.path)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_a_queued_run_on_two_devices_trains_under_torchrun_through_the_worker(tmp_home):
+    write_resnet_sequences(tmp_home)  # 12 training sequences of 4 frames: 3 global batches of 4
+    queued = queue_run("resnet-lstm", {**DDP_PARAMS, "epochs": 3, "batch_size": 4, "name": "ddp"}, tmp_home)
+    assert Path(worker_command(queued.path)[0]).name == "torchrun"  # the supervisor's seam
+    folder, started = start_queued(tmp_home)
+    assert folder.path == queued.path and len(started) == 1
+    assert started[0].wait(timeout=600) == 0, folder.worker_log_path.read_text()[-3000:]
     assert folder.status == "completed"
     rows = folder.read_metrics()
-    assert [r["epoch"] for r in rows] == [1, 2]  # one row per epoch, written by rank 0 alone
-    assert rows[1]["train_loss"] < rows[0]["train_loss"]
-    config = folder.read_config()
-    record = config["distributed"]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]  # one row per epoch, written by rank 0 alone
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    record = folder.read_config()["distributed"]
     assert record["world_size"] == 2 and record["backend"] == "gloo" and record["launcher"] == "torchrun"
     digests = record["weights_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]  # identical weights on both ranks
-    n_train = len(PedestrianSequenceDataset("train", home=demo_home))
-    assert record["samples_per_epoch"] == (n_train - 1 if n_train % 8 == 1 else n_train)  # one process's
-    assert folder.read_log().count("train epoch 1/2") == 1
+    assert record["samples_per_epoch"] == len(PedestrianSequenceDataset("train", home=tmp_home)) == 12
+    assert folder.read_log().count("train epoch 1/3") == 1
     assert sorted(p.name for p in folder.path.glob("*.pt")) == ["best.pt", "last.pt"]
+    finished = [r for r in read_records(folder.events_path)[0] if r.get("type") == "RunFinished"]
+    assert len(finished) == 1  # rank 0's events alone
+
+
+def test_torchrun_missing_fails_the_queued_run_with_the_reason(tmp_home, monkeypatch):
+    write_resnet_sequences(tmp_home, {"train": 2, "val": 1}, frames=2)
+    queued = queue_run("resnet-lstm", {**DDP_PARAMS, "batch_size": 2}, tmp_home)
+    lonely = tmp_home / "env" / "bin"
+    lonely.mkdir(parents=True)
+    monkeypatch.setattr(sys, "executable", str(lonely / "python"))
+    monkeypatch.setenv("PATH", str(tmp_home / "empty"))
+    folder, started = start_queued(tmp_home)
+    assert folder is None and started == []  # nothing started
+    status = queued.read_status()
+    assert status["status"] == "failed"
+    assert "its worker could not be started: torchrun, PyTorch's launcher, was found neither" in status["error"]
+    # a resume or a waiting worker runs in one process (its trainer starts its own processes)
+    assert worker_command(queued.path, wait=True)[1:] == ["-m", "pedsense.worker", str(queued.path), "--wait"]
+
+
+def test_a_worker_of_rank_above_zero_writes_nothing(tmp_home, monkeypatch):
+    write_resnet_sequences(tmp_home, {"train": 2, "val": 1}, frames=2)
+    queued = queue_run("resnet-lstm", {**DDP_PARAMS, "batch_size": 2}, tmp_home)
+    before = {p.name: p.read_bytes() for p in queued.path.iterdir() if p.is_file()}
+    monkeypatch.setenv("RANK", "1")
+    calls = []
+    monkeypatch.setattr(worker, "_train", lambda folder, launch, *a: calls.append(launch["params"]["devices"]))
+    assert worker.main([str(queued.path)]) == 0
+    assert calls == ["cpu,cpu"]  # it trained beside rank 0 ...
+    assert {p.name: p.read_bytes() for p in queued.path.iterdir() if p.is_file()} == before  # ... silently
 
 
 @pytest.mark.slow
@@ -186,8 +216,7 @@ def test_hybrid_classifier_on_two_processes_it_starts_itself_with_cached_feature
     from pedsense.train.hybrid_trainer import train_hybrid
 
     write_resnet_crops(tmp_home)
-    detector = tmp_home / "det.pt"
-    detector.write_bytes(b"only copied when reused")
+    detector = write_detector(tmp_home / "det.pt")
     events = []
     run_dir = train_hybrid(yolo_model=str(detector), epochs=3, batch_size=4, learning_rate=1e-3,
                            backbone="resnet18", crop_size=32, frozen_children=8, devices="cpu,cpu",
