@@ -20,7 +20,7 @@ from pedsense.train.hybrid_trainer import PedestrianCropDataset, train_hybrid
 from pedsense.train.params import spec_for
 from pedsense.train.resnet_lstm import ResNetLSTM
 from pedsense.train.resnet_trainer import PedestrianSequenceDataset, train_resnet_lstm
-from test_train_fixtures import write_resnet_crops, write_resnet_sequences
+from test_train_fixtures import write_detector, write_resnet_crops, write_resnet_sequences
 
 pytestmark = pytest.mark.filterwarnings("ignore:ImageNet weights")
 TINY = dict(backbone="resnet18", crop_size=32, learning_rate=1e-3, batch_size=4)
@@ -176,6 +176,7 @@ def test_at_the_seeds_cut_the_cached_model_predicts_raw_crops_as_it_trained(seq_
     assert torch.allclose(through_cache, raw, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cache_deleted_mid_run_or_corrupted_between_runs(seq_home):
     def delete_cache(event):
         if isinstance(event, EpochEnd) and event.epoch == 1:
@@ -209,8 +210,7 @@ def test_a_stop_during_the_extraction_keeps_loadable_weights(seq_home, monkeypat
 
 def test_the_hybrid_classifier_trains_on_cached_crop_features(tmp_home):
     write_resnet_crops(tmp_home)
-    detector = tmp_home / "det.pt"
-    detector.write_bytes(b"only copied when reused")
+    detector = write_detector(tmp_home / "det.pt")
     run_dir = train_hybrid(yolo_model=str(detector), epochs=1, frozen_children=8, feature_cache="fp32", **TINY)
     config = RunFolder(run_dir).read_config()
     assert config["feature_cache"]["train"]["status"] == "built" and config["feature_cache"]["train"]["crops"] == 20
