@@ -1,14 +1,14 @@
 """Epoch time with and without the frozen-feature cache (``feature_cache``), side by side.
 
 For ResNet-50 at 224x224 with the whole backbone frozen (``frozen_children=8``), trains the
-ResNet-LSTM with ``feature_cache="off"`` and ``"fp16"`` on the same sequences, in alternation,
+ResNet-LSTM with ``feature_cache="off"`` then ``"fp16"`` on the same sequences (one after the other),
 and prints: the epoch time of each after the first (the uncached side has every crop decoded in
 memory by then, so its epochs cost the backbone), their ratio (target >= 50x), and the cached
 side's one-off extraction (as seconds and in uncached epochs). ``--cut6`` measures the seed's cut
 too (``frozen_children=6``: the cache holds layer2's 512x28x28 maps and epochs still train
 layer3-4), which decides whether ``feature_cache="auto"`` caches it.
 
-    .venv/bin/python bench/bench_cache.py [--sequences 16] [--epochs 3] [--cut6]
+    .venv/bin/python bench/bench_cache.py [--sequences 4] [--epochs 3] [--cut6]
 
 Uses ``$PEDSENSE_HOME``'s ResNet dataset when built at 224, else builds a small demo set in a
 temporary folder; either way a copy keeps ``--sequences`` train sequences (half as many val).
@@ -90,7 +90,7 @@ def run(home: Path, frozen_children: int, cache: str, epochs: int) -> dict:
 
 
 def compare(home: Path, frozen_children: int, epochs: int) -> None:
-    # the machine is shared: one side, then the other, then the first again; medians per side
+    # one side, then the other, on the same data; medians of the epochs after the first per side
     off, on = run(home, frozen_children, "off", epochs), None
     shutil.rmtree(paths(home).data / "cache", ignore_errors=True)  # the cached side pays its extraction
     on = run(home, frozen_children, "fp16", epochs)
@@ -109,7 +109,7 @@ def compare(home: Path, frozen_children: int, epochs: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequences", type=int, default=16, help="train sequences kept (val: half)")
+    parser.add_argument("--sequences", type=int, default=4, help="train sequences kept (val: half)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--cut6", action="store_true", help="also measure the seed's cut (frozen_children=6)")
     args = parser.parse_args()
