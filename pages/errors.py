@@ -18,6 +18,9 @@ from ui.errors_play import compare_ui, play_ui
 from ui.errors_view import (attribute_ui, breakdown_choice_ui, confusion_ui, curves_ui, filters_ui, metrics_ui,
                             run_split_ui, table_ui, threshold_ui, windows_ui)
 from ui.feedback import error_box
+from ui.state import enter_page
+
+enter_page()  # before anything is drawn: the sign-in (ui.auth)
 
 
 def main() -> None:

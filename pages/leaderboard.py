@@ -9,6 +9,9 @@ import streamlit as st
 
 from ui.feedback import error_box
 from ui.leaderboard_view import leaderboard_ui
+from ui.state import enter_page
+
+enter_page()  # before anything is drawn: the sign-in (ui.auth)
 
 st.title("Leaderboard")
 st.caption("One table of evaluated runs: model family, task, protocol, inputs, seeds (n) and the "

@@ -9,6 +9,9 @@ import streamlit as st
 
 from ui.feedback import error_box
 from ui.sweep_form import create_ui, sweep_form_ui, sweeps_ui
+from ui.state import enter_page
+
+enter_page()  # before anything is drawn: the sign-in (ui.auth)
 
 st.title("Sweeps")
 st.caption("Published JAAD results move by several points from run to run: one run proves little. "

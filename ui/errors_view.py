@@ -61,6 +61,7 @@ def run_split_ui() -> tuple[Path | None, str]:
         st.session_state["errors_browsing"] = (run_id, split)
         for key in [k for k in st.session_state if k.startswith(FILTER_KEYS)]:
             del st.session_state[key]
+        st.session_state[CELL] = None  # no confusion cell picked in the new table
     return by_id[run_id], split
 
 
