@@ -2,14 +2,80 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from pedsense.errors import ConfigError
 
 
 class DeviceError(ConfigError):
     """The requested device does not exist on this machine."""
+
+
+MAX_PROCESSES = 64  # training processes per machine a device list may ask for
+
+
+def parse_device_list(value: Any, rule: str = "must be a device list") -> tuple[str, ...] | None:
+    """A device list -> one torch device per training process (syntax only, no torch import).
+
+    ``"cpu,cpu"``, ``"cuda:0,cuda:1"`` (or ``"0,1"``), ``["cpu", "cpu"]``, or a number of GPUs
+    (``2`` -> ``("cuda:0", "cuda:1")``); empty -> None. Whether the GPUs exist is
+    :func:`resolve_device_list`'s job.
+
+    Raises:
+        ConfigError: not a device list, CPU and GPUs mixed, a GPU named twice, too many.
+    """
+    if value is None or isinstance(value, bool):
+        raise ConfigError(f"{rule}, got {value!r}.")
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        if not 1 <= int(value) <= MAX_PROCESSES:
+            raise ConfigError(f"must name 1 to {MAX_PROCESSES} GPUs, got {value!r}.")
+        return tuple(f"cuda:{i}" for i in range(int(value)))
+    if isinstance(value, str):
+        items = re.split(r"[,\s]+", value.strip())
+    elif isinstance(value, (list, tuple)):
+        items = [str(item) for item in value]
+    else:
+        raise ConfigError(f"{rule}, got {value!r}.")
+    devices = []
+    for item in (i.strip().lower() for i in items if i.strip()):
+        item = f"cuda:{item}" if item.isdigit() else "cuda:0" if item == "cuda" else item
+        if item != "cpu" and not re.fullmatch(r"cuda:\d+", item):
+            raise ConfigError(f"{item!r} is not a device: use cpu or cuda:N entries (e.g. cpu,cpu or "
+                              f"cuda:0,cuda:1), got {value!r}.")
+        devices.append(item)
+    if not devices:
+        return None
+    if len(devices) > MAX_PROCESSES:
+        raise ConfigError(f"names {len(devices)} devices; at most {MAX_PROCESSES} processes per machine.")
+    if len({d.split(":")[0] for d in devices}) > 1:
+        raise ConfigError(f"mixes the CPU and GPUs ({','.join(devices)}): every process trains on the same "
+                          "kind of device. Use cpu,cpu or cuda:0,cuda:1.")
+    gpus = [d for d in devices if d != "cpu"]
+    if len(set(gpus)) != len(gpus):
+        raise ConfigError(f"names a GPU twice ({','.join(devices)}): one process per GPU.")
+    return tuple(devices)
+
+
+def resolve_device_list(devices: Any) -> tuple[str, ...] | None:
+    """:func:`parse_device_list`, then every GPU checked to exist (DeviceError naming the visible ones)."""
+    if devices is None or (isinstance(devices, str) and not devices.strip()):
+        return None
+    import torch
+
+    parsed = parse_device_list(devices)
+    gpus = [int(d.split(":")[1]) for d in parsed or () if d != "cpu"]
+    shown = ",".join(parsed or ())
+    if gpus and not torch.cuda.is_available():
+        raise DeviceError(f"devices={shown} names GPUs, but no CUDA GPU is visible to PyTorch. Use cpu,cpu "
+                          "(processes on the CPU), or leave devices empty to train in one process.")
+    missing = [f"cuda:{i}" for i in gpus if i >= torch.cuda.device_count()]
+    if missing:
+        raise DeviceError(f"devices={shown}: {', '.join(missing)} does not exist; "
+                          f"{torch.cuda.device_count()} GPU(s) are visible: "
+                          + ", ".join(d for d in available_devices() if d.startswith("cuda")) + ".")
+    return parsed
 
 
 def available_devices() -> list[str]:

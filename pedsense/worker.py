@@ -40,8 +40,33 @@ from pedsense.train.params import spec_for
 
 
 def worker_command(run_dir: str | os.PathLike, *, wait: bool = False) -> list[str]:
-    """The command that runs ``run_dir``'s worker (``--wait``: it claims its slot itself)."""
+    """The command that runs ``run_dir``'s worker (``--wait``: it claims its slot itself).
+
+    A queued ResNet-LSTM training whose ``devices`` names several devices runs under torchrun
+    (``pedsense.train.distributed.launch_command``: one worker process per device; rank 0 does
+    what a worker does, the others only train). A waiting worker, a resume or an extension runs
+    in one process, whose trainer starts its data-parallel processes itself.
+
+    Raises:
+        DistributedError: the run needs torchrun, which this environment lacks.
+    """
+    devices = _launch_devices(run_dir) if not wait else None
+    if devices:
+        from pedsense.train.distributed import launch_command
+
+        return launch_command(run_dir, devices)
     return [sys.executable, "-m", "pedsense.worker", str(run_dir), *(["--wait"] if wait else [])]
+
+
+def _launch_devices(run_dir: str | os.PathLike) -> Any:
+    """The ``devices`` a queued training records (None for a resume, an extension, or none)."""
+    try:
+        launch = RunFolder(run_dir).read_status().get("launch") or {}
+    except (OSError, ValueError, PedsenseError):
+        return None
+    if launch.get("action", "train") != "train":
+        return None
+    return (launch.get("params") or {}).get("devices") or None
 
 
 def spawn_worker(folder: RunFolder, *, wait: bool = False) -> subprocess.Popen:
@@ -198,6 +223,27 @@ def _describe(exc: BaseException | None) -> str | None:
 
 
 # -- the process -------------------------------------------------------------------------------
+def follow(folder: RunFolder) -> int:
+    """A torchrun process of rank > 0: train ``folder``'s run beside rank 0, writing nothing
+    (no heartbeat, status or log: rank 0's worker records the run; a failure here ends rank 0
+    through the process group, and torchrun stops the rest)."""
+    if folder.stop_path.exists():  # rank 0 cancels the run without training (execute)
+        return 0
+    status = folder.read_status()
+    launch = dict(status.get("launch") or {"action": "train"})
+    try:
+        _train(folder, launch, status, None, stop_file_hook(folder.stop_path, None), None, None)
+    except PedsenseError as exc:
+        print(f"error (rank > 0): {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BaseException:  # noqa: BLE001 - the traceback goes to worker.log
+        traceback.print_exc()
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pedsense.worker", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="the queued run's folder")
@@ -207,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     if not folder.status_path.is_file():
         print(f"error: {folder.path} is not a queued run folder (no status.json).", file=sys.stderr)
         return 2
+    from pedsense.train.distributed import is_main_process
+
+    if not is_main_process():
+        return follow(folder)
     faulthandler.enable()  # a crash in native code prints the Python stack into worker.log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"pedsense worker {os.getpid()} for {folder.run_id}", flush=True)

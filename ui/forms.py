@@ -44,6 +44,8 @@ def _widget_value(param: Param, value: Any) -> Any:
     """A parameter value as its widget holds it."""
     if param.kind == "device":
         return value or "auto"
+    if param.kind == "devices":
+        return ",".join(value) if isinstance(value, (list, tuple)) else (value or "")
     if param.kind == "size" and value is not None:
         return int(value[0] if isinstance(value, (list, tuple)) else value)
     if param.kind == "range":
@@ -83,6 +85,9 @@ def current_values(model_type: str) -> dict[str, Any]:
         value = st.session_state.get(state_key(model_type, param.name))
         if param.kind == "device" and value in (None, "", "auto"):
             value = None
+        elif param.kind == "devices":
+            value = ",".join(value) if isinstance(value, (list, tuple)) else value
+            value = (value or "").strip() or None
         elif param.kind == "text":
             value = (value or "").strip() or None
         elif param.kind == "float" and isinstance(value, int):
@@ -123,6 +128,8 @@ def field_ui(prefix: str, param: Param) -> None:
         if st.session_state.get(key) not in options:
             st.session_state[key] = "auto"
         st.selectbox(label, options, key=key, help=help_text)
+    elif param.kind == "devices":
+        devices_ui(key, label, help_text, param)
     elif param.kind == "weights":
         choices = detector_choices()
         options = [None, *choices]
@@ -153,6 +160,22 @@ def field_ui(prefix: str, param: Param) -> None:
         st.slider(label, int(param.minimum or 0), int(param.maximum or 300), key=key, help=help_text)
     else:
         st.text_input(label, key=key, help=help_text, placeholder=param.none_label or None)
+
+
+def devices_ui(key: str, label: str, help_text: str, param: Param) -> None:
+    """The device list: the visible GPUs to pick from, or (no GPU) a list typed out (cpu,cpu)."""
+    gpus = [d for d in device_choices() if d.startswith("cuda")]
+    value = st.session_state.get(key)
+    if gpus:
+        if not isinstance(value, list):
+            picked = [d.strip() for d in str(value or "").split(",")]
+            st.session_state[key] = [d for d in picked if d in gpus]
+        st.multiselect(label, gpus, key=key, help=help_text, placeholder=param.none_label)
+        return
+    if not isinstance(value, str):
+        st.session_state[key] = ""
+    st.text_input(label, key=key, placeholder="e.g. cpu,cpu (no GPU is visible)",
+                  help=help_text + " No GPU is visible here: several CPU processes (cpu,cpu) still work.")
 
 
 def _float_step(default: Any) -> float:

@@ -295,6 +295,10 @@ class TrainingRun:
         done[stage] = dict(best)
         self.folder.update_config(stages_done=done)
 
+    def record(self, **changes: Any) -> None:
+        """Add what the trainer learned after the start (the feature cache it used) to config.json."""
+        self.folder.update_config(**changes)
+
     def stages_done(self) -> dict:
         return dict(self.folder.read_config().get("stages_done") or {})
 

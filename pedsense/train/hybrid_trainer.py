@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from pedsense.config import CLASS_NAMES, DETECTOR_CLASS_NAMES, paths
-from pedsense.device import resolve_device
+from pedsense.device import resolve_device, resolve_device_list
 from pedsense.errors import ConfigError
 from pedsense.io import link_or_copy
 from pedsense.data.intent import IntentOptions
+from pedsense.train import distributed
 from pedsense.train.checkpoints import load_weights
 from pedsense.train.common import (TrainingRun, check_batch_size, check_crop_size, dataset_task,
                                    manifest_summary,
@@ -30,8 +31,8 @@ from pedsense.train.common import (TrainingRun, check_batch_size, check_crop_siz
 from pedsense.train.events import EventHook, StopHook
 from pedsense.train.params import HYBRID
 from pedsense.train.resnet_lstm import ResNetClassifier
-from pedsense.train.resnet_trainer import (DEFAULT_CACHE_MB, CachedImageDataset, FitSettings,
-                                           fit_classifier, read_image)
+from pedsense.train.fit import FitSettings, fit_classifier
+from pedsense.train.resnet_trainer import DEFAULT_CACHE_MB, CachedImageDataset, read_image
 from pedsense.train.samples import check_missing, parse_label, read_split_rows
 from pedsense.train.transforms import normalize_uint8, resize_crop
 from pedsense.train.yolo_trainer import (YoloDataset, check_model_variant, check_yolo_settings,
@@ -54,8 +55,9 @@ class PedestrianCropDataset(CachedImageDataset):
         resnet = paths(home).resnet
         self.root = resnet / "crops" / split
         self.manifest_path = self.root.parent / "manifest.json"
+        self.labels_path = resnet / "crops.csv"
         rebuild = "pedsense preprocess crops"
-        rows = read_split_rows(resnet / "crops.csv", split, "hybrid crop dataset", rebuild)
+        rows = read_split_rows(self.labels_path, split, "hybrid crop dataset", rebuild)
         self.crop_ids = [row["crop_id"].strip() for row in rows]
         self.labels = [parse_label(row["label"], f"crops.csv crop {row['crop_id']}") for row in rows]
         self.samples = [self.root / f"{crop_id}.jpg" for crop_id in self.crop_ids]
@@ -148,7 +150,8 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                  split: str = "default", sample_type: str = "beh", tte: str | Sequence[int] | None = None,
                  overlap: float = 0.8, irrelevant: str = "not-crossing", obs_length: int = 16,
                  placement: str = "boxes", resume: bool = False,
-                 init_weights: str | os.PathLike | None = None) -> Path:
+                 init_weights: str | os.PathLike | None = None, feature_cache: str = "auto",
+                 devices: str | Sequence[str] | int | None = None) -> Path:
     """Train the hybrid pipeline: YOLO26 pedestrian detector + ResNet intent classifier.
 
     Stage 1 trains the 1-class detector for ``yolo_epochs`` (``yolo_batch_size``, default
@@ -177,6 +180,11 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
             (``pedsense.train.resume.resume_run`` checks the run first).
         init_weights: a pedsense ``ResNetClassifier`` checkpoint the classifier starts from,
             with a fresh optimizer and schedule (``pedsense.train.resume.extend_run``).
+        feature_cache: the classifier's frozen-feature cache (as ``train_resnet_lstm``'s).
+        devices: several devices train data-parallel: the detector through Ultralytics' DDP (GPUs
+            only; on CPUs it trains in one process), the classifier in one process per device
+            (PyTorch DDP); the run starts those processes itself. Under an outside torchrun only
+            the classifier can train (give ``yolo_model``).
 
     Returns:
         The run folder ``models/hybrid/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``) with
@@ -185,11 +193,18 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
     params = HYBRID.check(HYBRID.bind(locals()))
     reuse = check_yolo_model(params["yolo_model"])
     intent = IntentOptions.from_dict(params)
+    devices = resolve_device_list(params["devices"])
+    ctx = distributed.current(devices, resolve_device(params["device"]) if not devices else "cpu")
+    if reuse is None and ctx.launcher == "torchrun" and not resume:
+        raise ConfigError("Under torchrun the hybrid trains its classifier only: give yolo_model= (a detector "
+                          "trained by a YOLO run, which takes devices= itself), or start the hybrid without "
+                          "torchrun (it starts its own processes for the classifier).")
     detector_data, yolo_settings, variant = None, None, None
     if reuse is None:
         detector_data = load_yolo_dataset(paths(home).yolo_detector / "data.yaml",
                                           "pedsense preprocess detector")
-        stage1 = {**params, "epochs": params["yolo_epochs"],
+        gpus = devices if devices and devices[0] != "cpu" else None  # Ultralytics' DDP: GPUs only
+        stage1 = {**params, "epochs": params["yolo_epochs"], "devices": gpus,
                   "batch_size": params["yolo_batch_size"] or params["batch_size"]}
         yolo_settings = check_yolo_settings(stage1, detector_data.counts["train"])
         variant = check_model_variant(params["model_variant"])
@@ -202,13 +217,22 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                          options=intent.as_dict() if task == "intent" else None)
     val_set = PedestrianCropDataset("val", home=home, crop_size=train_set.crop_size)
     batch_size = check_batch_size(params["batch_size"], len(train_set), "training crops")
-    resolved_device = resolve_device(params["device"])
-    datasets = (train_set.manifest_path, paths(home).resnet / "crops.csv")
+    if devices and len(devices) > 1:
+        distributed.check_global_batch(batch_size, len(devices))
+    if distributed.needs_spawn(devices):  # one process per device, each back in this function
+        from pedsense.train.spawn import run_spawned
+
+        return run_spawned("pedsense.train.hybrid_trainer:train_hybrid", "hybrid",
+                           {**params, "resume": resume, "init_weights": init_weights}, devices,
+                           name=name, run_dir=run_dir, home=home, on_event=on_event, should_stop=should_stop)
+    datasets = (train_set.manifest_path, train_set.labels_path)
     if detector_data is not None:
         datasets += (detector_data.yaml_path.parent / "manifest.json", detector_data.yaml_path)
-    run = TrainingRun.open("hybrid", name, run_dir=run_dir, home=home, on_event=on_event,
-                           should_stop=should_stop, resume=resume, init_weights=init_weights,
-                           datasets=datasets)
+    if ctx.launcher == "torchrun":
+        ctx.join()
+    run = distributed.open_run(ctx, "hybrid", name, run_dir=run_dir, home=home, on_event=on_event,
+                               should_stop=should_stop, resume=resume, init_weights=init_weights,
+                               datasets=datasets)
     # the classifier's last.pt when it had started; refused here, before anything is written
     resume_from = run.checkpoint("last.pt", required=False) if resume else None
     with run.guarded():
@@ -218,13 +242,13 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                                       frozen_children=params["frozen_children"])
         if init_weights is not None:
             load_weights(classifier, init_weights)
-        classifier.to(resolved_device)
-        detector_source, detector_weights = _detector_source(reuse, variant, home)
+        classifier.to(ctx.device)
+        detector_source, detector_weights = _detector_source(reuse, variant, home) if ctx.is_main else ("", "")
         run.start({
             "parameters": HYBRID.record(params),
             "task": built["task"], "intent_options": built["intent_options"],
             "class_names": list(CLASS_NAMES), "detector_class_names": list(DETECTOR_CLASS_NAMES),
-            "device": resolved_device,
+            "device": ctx.device, **({"distributed": ctx.record()} if ctx.active else {}),
             "weights_source": {"detector": detector_weights, "classifier": classifier.weights_source},
             "model_args": classifier.model_args, "crop_size": list(train_set.crop_size),
             "dataset": {"crops_train": len(train_set), "crops_val": len(val_set),
@@ -236,15 +260,18 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                         if detector_data else None,
                         "manifest": manifest_summary(train_set.manifest_path)},
         })
-        detector_best = _stage_detector(run, reuse, detector_data, detector_source, yolo_settings)
+        # stage 1 in rank 0 only; the other ranks wait for it to join them for stage 2
+        detector_best = _stage_detector(run, reuse, detector_data, detector_source, yolo_settings) \
+            if ctx.is_main else {}
         classifier_best: dict = {}
-        if not run.stop_now():
+        if not ctx.join().agree_stop(run, run.stop_now()):
             settings = FitSettings(params["epochs"], batch_size, params["learning_rate"],
-                                   params["weight_decay"], resolved_device, params["num_workers"],
-                                   stage="classifier",
-                                   best_files=("best.pt", "resnet_classifier.pt"))
+                                   params["weight_decay"], ctx.device, params["num_workers"],
+                                   stage="classifier", best_files=("best.pt", "resnet_classifier.pt"),
+                                   feature_cache=params["feature_cache"], home=home, seed=params["seed"])
             classifier_best = fit_classifier(run, classifier, train_set, val_set, settings,
-                                             resume_from=resume_from)
+                                             resume_from=resume_from, ctx=ctx)
+        ctx.leave()
         return run.finish(classifier_best, detector_best_metric=run.best_record(detector_best, "mAP50-95"),
                           best_checkpoint="best.pt", detector_checkpoint="yolo_detector.pt")
 

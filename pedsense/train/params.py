@@ -31,6 +31,7 @@ HOOKS = ("on_event", "should_stop", "run_dir", "home", "progress", "resume", "in
 MODEL_TYPES = ("yolo", "resnet-lstm", "hybrid")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 YOLO_VARIANTS = ("yolo26n", "yolo26s", "yolo26m", "yolo26l", "yolo26x")
+FEATURE_CACHE_MODES = ("auto", "fp16", "fp32", "off")
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp")
 GROUPS = {"essentials": "Essentials", "advanced": "Advanced", "detector": "Stage 1: detector",
           "intent": "Intent protocol (crops built by the run)"}
@@ -50,7 +51,8 @@ class Param:
     """One trainer parameter.
 
     ``kind`` is one of ``int``, ``float``, ``bool``, ``choice``, ``text``, ``size`` (None, an int
-    or (width, height)), ``range`` (a (min, max) pair of ints), ``device``, ``variant`` (a YOLO
+    or (width, height)), ``range`` (a (min, max) pair of ints), ``device``, ``devices`` (a device
+    list: ``cpu,cpu``, ``cuda:0,cuda:1`` or a GPU count, as a tuple), ``variant`` (a YOLO
     variant name or a .pt/.yaml path) or ``weights`` (a detector's .pt file). Bounds are
     inclusive unless ``exclusive_min``; ``optional`` allows None, which means ``none_label``.
     """
@@ -101,6 +103,7 @@ class Param:
         if self.kind == "range":
             return f"MIN MAX with {_num(self.minimum)} <= MIN <= MAX <= {_num(self.maximum)}"
         return {"bool": "true or false", "device": "auto, cpu, cuda or cuda:N",
+                "devices": "a device list such as cpu,cpu or cuda:0,cuda:1, or a number of GPUs",
                 "variant": "a YOLO variant such as yolo26n, or a .pt/.yaml file",
                 "weights": "a trained detector's .pt file", "text": "text"}[self.kind]
 
@@ -119,7 +122,9 @@ class Param:
         return text
 
     def record(self, value: Any) -> Any:
-        """JSON-ready form of a checked value (tuples become lists)."""
+        """JSON-ready form of a checked value (tuples become lists; a device list is one string)."""
+        if self.kind == "devices" and value is not None:
+            return ",".join(value)
         return list(value) if isinstance(value, tuple) else value
 
 
@@ -214,6 +219,12 @@ def _check_device(param: Param, value: Any) -> str | None:
     raise ConfigError(f"must be {param.describe()}, got {value!r}.")
 
 
+def _check_devices(param: Param, value: Any) -> tuple[str, ...] | None:
+    from pedsense.device import parse_device_list
+
+    return parse_device_list(value, f"must be {param.describe()}")
+
+
 def _check_variant(param: Param, value: Any) -> str:
     text = str(value).strip()
     path = Path(text).expanduser()
@@ -235,8 +246,8 @@ def _check_weights(param: Param, value: Any) -> str:
 
 _CHECKS = {"int": _check_number, "float": _check_number, "bool": _check_bool,
            "choice": _check_choice, "text": _check_text, "size": _check_size,
-           "range": _check_range, "device": _check_device, "variant": _check_variant,
-           "weights": _check_weights}
+           "range": _check_range, "device": _check_device, "devices": _check_devices,
+           "variant": _check_variant, "weights": _check_weights}
 
 
 @dataclass(frozen=True)
@@ -404,6 +415,17 @@ IRRELEVANT = _p("irrelevant", "not-crossing", "choice", "Pedestrians with crossi
                 choices=IRRELEVANT_POLICIES)
 OBS_LENGTH = _p("obs_length", 16, "int", "Frames per observation window (JAAD: 16).",
                 label="Observation length", group="intent", minimum=1, maximum=256)
+FEATURE_CACHE = _p("feature_cache", "auto", "choice", "Compute the frozen backbone's output of each "
+                   "crop once (batched, no gradients), keep it under `data/cache/features/` and train "
+                   "only the layers after the cut, so later epochs (and later runs on the same data and "
+                   "weights) skip the backbone. `auto`: on (float16 on disk) when the whole backbone is "
+                   "frozen (frozen children ≥ 8); `fp16`/`fp32`: on at any cut, stored at that "
+                   "precision; `off`: never. A changed dataset, backbone, weights or crop size never "
+                   "reuses old features.", label="Frozen-feature cache", choices=FEATURE_CACHE_MODES)
+DEVICES = _p("devices", None, "devices", "Train data-parallel, one process per device (PyTorch DDP: "
+             "`gloo` on CPUs, `nccl` on GPUs): cpu,cpu, cuda:0,cuda:1 or a number of GPUs. "
+             "`batch_size` is the global batch, split over the processes. Overrides `device`.",
+             label="Devices (data-parallel)", optional=True, none_label="one process on `device`")
 PLACEMENT = _p("placement", "boxes", "choice", "Count a track's boxes (the benchmark's; a window "
                "bridges a frame gap) or its frames (frame-accurate).", label="Window placement",
                group="intent", choices=PLACEMENTS)
@@ -417,12 +439,13 @@ YOLO = Spec("yolo", (
     NAME, replace(EPOCHS, default=50), replace(BATCH_SIZE, default=16), _essential(IMGSZ),
     _essential(MODEL_VARIANT), DEVICE,
     WORKERS, PATIENCE, replace(SEED, default=0), LR0, OPTIMIZER, CACHE, FRACTION, WARMUP_EPOCHS, NBS,
-    VERBOSE,
+    VERBOSE, replace(DEVICES, help="Train on several GPUs with Ultralytics' own DDP: cuda:0,cuda:1 or a "
+                     "number of GPUs (CUDA only). `batch_size` is the global batch. Overrides `device`."),
 ), "pedsense.train.yolo_trainer:train_yolo", "fine-tune YOLO26 as a 2-class intent detector")
 RESNET_LSTM = Spec("resnet-lstm", (
     NAME, EPOCHS, BATCH_SIZE, LEARNING_RATE, DEVICE,
     BACKBONE, PRETRAINED, HIDDEN_SIZE, NUM_LAYERS, DROPOUT, CROP_SIZE, WEIGHT_DECAY, FROZEN_CHILDREN,
-    NUM_WORKERS, SEED, TASK,
+    NUM_WORKERS, SEED, TASK, FEATURE_CACHE, DEVICES,
 ), "pedsense.train.resnet_trainer:train_resnet_lstm", "train ResNet + LSTM on pedestrian crop sequences")
 _DETECTOR = {"group": "detector"}
 HYBRID = Spec("hybrid", (
@@ -433,7 +456,11 @@ HYBRID = Spec("hybrid", (
     replace(WORKERS, **_DETECTOR), replace(PATIENCE, **_DETECTOR), SEED, replace(CACHE, **_DETECTOR),
     replace(FRACTION, **_DETECTOR), replace(LR0, **_DETECTOR), replace(OPTIMIZER, **_DETECTOR),
     replace(WARMUP_EPOCHS, **_DETECTOR), replace(NBS, **_DETECTOR), replace(VERBOSE, **_DETECTOR), TASK,
-    SPLIT, SAMPLE_TYPE, TTE, OVERLAP, IRRELEVANT, OBS_LENGTH, PLACEMENT,
+    SPLIT, SAMPLE_TYPE, TTE, OVERLAP, IRRELEVANT, OBS_LENGTH, PLACEMENT, FEATURE_CACHE,
+    replace(DEVICES, help="Train data-parallel, one process per device: the detector through "
+            "Ultralytics' DDP (GPUs only), the classifier through PyTorch DDP (`gloo` on CPUs, `nccl` "
+            "on GPUs): cpu,cpu, cuda:0,cuda:1 or a number of GPUs. Batch sizes are global, split over "
+            "the processes. Overrides `device`."),
 ), "pedsense.train.hybrid_trainer:train_hybrid",
     "train the YOLO pedestrian detector + ResNet crop classifier")
 SPECS: dict[str, Spec] = {spec.model_type: spec for spec in (YOLO, RESNET_LSTM, HYBRID)}

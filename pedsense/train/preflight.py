@@ -48,6 +48,22 @@ def _device(params: dict, p) -> None:
         resolve_device(params["device"])
 
 
+def _devices(params: dict, p) -> None:
+    from pedsense.device import resolve_device_list
+
+    resolve_device_list(params.get("devices"))
+
+
+def _yolo_devices(params: dict, p) -> None:
+    """Devices that exist, and GPUs: Ultralytics trains data-parallel on CUDA only."""
+    from pedsense.device import resolve_device_list
+    from pedsense.train.yolo_ddp import ultralytics_devices
+
+    devices = resolve_device_list(params.get("devices"))
+    if devices and len(devices) > 1:
+        ultralytics_devices(devices)
+
+
 def _yolo_images(p, folder: str, rebuild: str) -> int | None:
     """Training images of a YOLO dataset (None when it is not built: its own check says so)."""
     from pedsense.train.yolo_trainer import load_yolo_dataset
@@ -122,9 +138,10 @@ def _crops_batch(params: dict, p) -> None:
 
 
 _CHECKS: dict[str, list[tuple[str, Check]]] = {
-    "yolo": [("device", _device), ("_data", _yolo_data), ("batch_size", _yolo_batch)],
-    "resnet-lstm": [("device", _device), ("_data", _sequences), ("batch_size", _sequence_batch)],
-    "hybrid": [("device", _device), ("yolo_model", _reuse), ("_data", _detector_data),
+    "yolo": [("device", _device), ("devices", _yolo_devices), ("_data", _yolo_data), ("batch_size", _yolo_batch)],
+    "resnet-lstm": [("device", _device), ("devices", _devices), ("_data", _sequences),
+                    ("batch_size", _sequence_batch)],
+    "hybrid": [("device", _device), ("devices", _devices), ("yolo_model", _reuse), ("_data", _detector_data),
                ("yolo_batch_size", _detector_batch), ("_data", _crops_task), ("batch_size", _crops_batch)],
 }
 

@@ -3,6 +3,10 @@
 Both freeze the backbone's first ``frozen_children`` children (the seed: 6, i.e. conv1, bn1,
 relu, maxpool, layer1, layer2). Frozen layers stay in eval mode and run without autograd, so
 their BatchNorm statistics keep the pretrained values and the backward pass skips them.
+
+Each model splits at that cut: ``features.frozen_features(images)`` is what the frozen part
+computes (the same for every epoch), ``classify_frozen(frozen)`` the trainable rest. The
+feature cache (``pedsense.train.feature_cache``) stores the first and trains only the second.
 """
 
 from __future__ import annotations
@@ -63,7 +67,12 @@ def build_backbone(backbone: str = "resnet50", pretrained: bool = True) -> tuple
 
 
 class FrozenResNetFeatures(nn.Module):
-    """ResNet without its classifier head: (N, 3, H, W) -> (N, feature_dim)."""
+    """ResNet without its classifier head: (N, 3, H, W) -> (N, feature_dim).
+
+    The parameter-free children right after the cut (relu and maxpool after conv1/bn1, the
+    average pool after layer4) count as frozen for :meth:`frozen_features`: they never learn,
+    and the cut after the average pool is one feature vector per crop.
+    """
 
     def __init__(self, backbone: str = "resnet50", pretrained: bool = True, frozen_children: int = 6):
         super().__init__()
@@ -76,6 +85,31 @@ class FrozenResNetFeatures(nn.Module):
         for parameter in self.frozen.parameters():
             parameter.requires_grad_(False)
         self.feature_dim = FEATURE_DIMS[backbone]
+        self.backbone, self.frozen_children = backbone, frozen_children
+        self.passthrough = 0  # leading trainable children without parameters
+        for child in self.trainable:
+            if any(True for _ in child.parameters()):
+                break
+            self.passthrough += 1
+
+    @property
+    def cut(self) -> int:
+        """Children computed by :meth:`frozen_features` (``frozen_children`` + parameter-free ones)."""
+        return self.frozen_children + self.passthrough
+
+    @property
+    def fully_frozen(self) -> bool:
+        """True when nothing of the backbone trains (its output is one fixed vector per crop)."""
+        return self.passthrough == len(self.trainable)
+
+    def frozen_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> what the frozen part computes: (N, C, h, w) maps, or (N, D, 1, 1)."""
+        with torch.no_grad():
+            return self.trainable[:self.passthrough](self.frozen(images))
+
+    def from_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
+        """:meth:`frozen_features` output -> (N, feature_dim) through the trainable layers."""
+        return torch.flatten(self.trainable[self.passthrough:](frozen), 1)
 
     def train(self, mode: bool = True) -> "FrozenResNetFeatures":
         super().train(mode)
@@ -83,9 +117,7 @@ class FrozenResNetFeatures(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            x = self.frozen(images)
-        return torch.flatten(self.trainable(x), 1)
+        return self.from_frozen(self.frozen_features(images))
 
 
 class ResNetLSTM(nn.Module):
@@ -112,9 +144,14 @@ class ResNetLSTM(nn.Module):
 
     def forward(self, sequences: torch.Tensor) -> torch.Tensor:
         batch, seq_len = sequences.shape[:2]
-        frames = sequences.reshape(batch * seq_len, *sequences.shape[2:])
-        features = self.features(frames).reshape(batch, seq_len, -1)
-        outputs, _ = self.lstm(features)
+        frozen = self.features.frozen_features(sequences.reshape(batch * seq_len, *sequences.shape[2:]))
+        return self.classify_frozen(frozen.reshape(batch, seq_len, *frozen.shape[1:]))
+
+    def classify_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
+        """(batch, seq_len, *frozen shape) frozen features of each frame -> (batch, num_classes)."""
+        batch, seq_len = frozen.shape[:2]
+        features = self.features.from_frozen(frozen.reshape(batch * seq_len, *frozen.shape[2:]))
+        outputs, _ = self.lstm(features.reshape(batch, seq_len, -1))
         return self.classifier(self.dropout(outputs[:, -1]))
 
 
@@ -135,4 +172,8 @@ class ResNetClassifier(nn.Module):
                            "frozen_children": frozen_children}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.features(images)))
+        return self.classify_frozen(self.features.frozen_features(images))
+
+    def classify_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
+        """(batch, *frozen shape) frozen features of each crop -> (batch, num_classes)."""
+        return self.classifier(self.dropout(self.features.from_frozen(frozen)))

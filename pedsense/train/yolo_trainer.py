@@ -24,9 +24,10 @@ import math
 import os
 import re
 import shutil
+import subprocess
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -34,13 +35,15 @@ from typing import Any, Iterator
 import yaml
 
 from pedsense.config import CLASS_NAMES, paths
-from pedsense.device import resolve_device, torch_threads_kept
+from pedsense.device import resolve_device, resolve_device_list, torch_threads_kept
 from pedsense.errors import ConfigError, DataError
 from pedsense.io import filter_csv_rows, link_or_copy, write_text_atomic
 from pedsense.train.common import (LossCurve, TrainingRun, check_batch_size, check_finite_loss,
                                    manifest_summary, offline_reason)
+from pedsense.train.distributed import DistributedError, check_global_batch
 from pedsense.train.events import EventHook, StopHook
 from pedsense.train.params import YOLO
+from pedsense.train.yolo_ddp import DDP_FOLDER, ResultsFollower, ultralytics_device, ultralytics_devices
 from pedsense.train.yolo_checkpoints import keep_resume_point, keeping_previous_weights, resume_file, resume_point
 
 log = logging.getLogger(__name__)
@@ -185,11 +188,6 @@ def fetch_base_model(variant: str, home: str | os.PathLike | None = None) -> tup
     return f"{variant}.yaml", f"scratch (offline: {reason})"
 
 
-def ultralytics_device(device: str) -> str:
-    """pedsense device string -> Ultralytics' (``cuda:1`` -> ``1``)."""
-    return device.split(":", 1)[1] if device.startswith("cuda:") else device
-
-
 @contextmanager
 def ultralytics_quiet(verbose: bool) -> Iterator[None]:
     """Silence Ultralytics' console output (and its progress bars) unless ``verbose``."""
@@ -226,6 +224,11 @@ class YoloSettings:
     # 5-epoch quick preset would make a handful of optimizer steps, nearly all in warmup.
     warmup_epochs: float = 3.0
     nbs: int = 64
+    devices: tuple[str, ...] = ()  # two or more GPUs: Ultralytics' own DDP (``yolo_ddp``)
+
+    @property
+    def ddp(self) -> bool:
+        return len(self.devices) > 1
 
 
 class UltralyticsBridge:
@@ -388,26 +391,40 @@ def fit_yolo(run: TrainingRun, dataset: YoloDataset, model_source: str, settings
         run.rewind(stage, epochs_kept)
         # Ultralytics appends to its results.csv: drop the rows it is about to write again
         filter_csv_rows(save_dir / "results.csv", lambda row: _csv_epoch(row) <= epochs_kept)
-    bridge = UltralyticsBridge(run, stage, settings.epochs)
+    # several GPUs: Ultralytics' DDP children, where no callback of ours runs; follow results.csv
+    bridge = ResultsFollower(run, stage, settings.epochs, save_dir / "results.csv", epochs_kept) \
+        if settings.ddp else UltralyticsBridge(run, stage, settings.epochs)
+    device = ultralytics_devices(settings.devices) if settings.ddp else ultralytics_device(settings.device)
     run.stage(stage, settings.epochs)
     with ultralytics_quiet(settings.verbose), warnings.catch_warnings(), torch_threads_kept():
         model = YOLO(str(source) if source else model_source)
-        bridge.attach(model)
-        if source:  # Ultralytics keeps the checkpoint's settings; these only say where and with what
-            model.train(resume=True, data=str(data_yaml), device=ultralytics_device(settings.device),
-                        workers=settings.workers, cache=settings.cache, save_dir=str(save_dir),
-                        plots=False)
-        else:
-            model.train(data=str(data_yaml), epochs=settings.epochs, batch=settings.batch_size,
-                        imgsz=settings.imgsz, device=ultralytics_device(settings.device),
-                        workers=settings.workers, patience=settings.patience, seed=settings.seed,
-                        lr0=settings.lr0, optimizer=settings.optimizer, cache=settings.cache,
-                        warmup_epochs=settings.warmup_epochs, nbs=settings.nbs,
-                        project=str(save_dir.parent), name=save_dir.name, exist_ok=True,
-                        plots=False, verbose=settings.verbose, amp=settings.device.startswith("cuda"))
+        if not settings.ddp:
+            bridge.attach(model)
+        try:
+            with bridge if settings.ddp else nullcontext():
+                _ultralytics_train(model, source, data_yaml, device, settings, save_dir)
+        except subprocess.CalledProcessError as exc:  # the DDP launcher: a stop ended it, or it failed
+            if not run.stop_seen:
+                raise DistributedError(f"Ultralytics' data-parallel training on GPUs {device} failed "
+                                       f"(exit status {exc.returncode}); its output is in the run's log "
+                                       "(worker.log) or the terminal.") from None
     if not run.stop_seen:  # finished: nothing left to resume from
         (save_dir / "weights" / "resume.pt").unlink(missing_ok=True)
     return bridge, data_yaml
+
+
+def _ultralytics_train(model, source, data_yaml: Path, device: str, settings: YoloSettings,
+                       save_dir: Path) -> None:
+    if source:  # Ultralytics keeps the checkpoint's settings; these only say where and with what
+        model.train(resume=True, data=str(data_yaml), device=device, workers=settings.workers,
+                    cache=settings.cache, save_dir=str(save_dir), plots=False)
+        return
+    model.train(data=str(data_yaml), epochs=settings.epochs, batch=settings.batch_size,
+                imgsz=settings.imgsz, device=device, workers=settings.workers, patience=settings.patience,
+                seed=settings.seed, lr0=settings.lr0, optimizer=settings.optimizer, cache=settings.cache,
+                warmup_epochs=settings.warmup_epochs, nbs=settings.nbs, project=str(save_dir.parent),
+                name=save_dir.name, exist_ok=True, plots=False, verbose=settings.verbose,
+                amp=settings.device.startswith("cuda"))
 
 
 def _csv_epoch(row: dict) -> float:
@@ -422,10 +439,15 @@ def check_yolo_settings(params: dict, n_train: int) -> YoloSettings:
     or the hybrid's stage 1; the batch must fit the (``fraction`` of the) training images."""
     fraction = params["fraction"]
     workers = params["workers"]
+    devices = resolve_device_list(params.get("devices")) or ()
+    batch_size = check_batch_size(params["batch_size"], subset_size(n_train, fraction), "training images")
+    if len(devices) > 1:
+        ultralytics_devices(devices)  # GPUs only
+        check_global_batch(batch_size, len(devices))
     return YoloSettings(
-        epochs=params["epochs"], imgsz=params["imgsz"], fraction=fraction,
-        batch_size=check_batch_size(params["batch_size"], subset_size(n_train, fraction), "training images"),
-        device=resolve_device(params["device"]),
+        epochs=params["epochs"], imgsz=params["imgsz"], fraction=fraction, batch_size=batch_size,
+        device=devices[0] if devices else resolve_device(params["device"]),
+        devices=devices if len(devices) > 1 else (),
         workers=min(2, os.cpu_count() or 1) if workers is None else workers,
         patience=params["patience"], seed=params["seed"], lr0=params["lr0"],
         optimizer=params["optimizer"], cache=params["cache"], verbose=params["verbose"],
@@ -446,7 +468,7 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
                workers: int | None = None, patience: int = 100, seed: int = 0, lr0: float = 0.01,
                optimizer: str = "auto", cache: bool | str = False, fraction: float = 1.0,
                warmup_epochs: float = 3.0, nbs: int = 64, verbose: bool = False,
-               resume: bool = False) -> Path:
+               resume: bool = False, devices: str | list[str] | int | None = None) -> Path:
     """Fine-tune YOLO26 on the JAAD crossing intent dataset (``data/processed/yolo/data.yaml``).
 
     The base model is downloaded to ``models/base/{model_variant}.pt`` on first run; offline,
@@ -458,6 +480,9 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
     scratch wants little warmup and ``nbs`` equal to ``batch_size`` (see the quick preset).
     ``resume=True`` continues ``run_dir`` (stopped, interrupted or failed) with Ultralytics'
     own resume (``pedsense.train.resume.resume_run`` checks the run and calls this).
+    ``devices`` naming several GPUs (``"cuda:0,cuda:1"``, a count) trains with Ultralytics'
+    own DDP (``batch_size`` is the global batch) in ``<run>/ultralytics/``, its epochs streamed
+    from its ``results.csv`` (``pedsense.train.yolo_ddp``).
 
     Returns:
         The run folder ``models/yolo/<name>_<YYYYmmdd_HHMMSS>/`` (or ``run_dir``), holding
@@ -470,8 +495,9 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
     run = TrainingRun.open("yolo", name, run_dir=run_dir, home=home, on_event=on_event,
                            should_stop=should_stop, resume=resume,
                            datasets=(dataset.yaml_path.parent / "manifest.json", dataset.yaml_path))
+    save_dir = run.path / DDP_FOLDER if settings.ddp else run.path  # Ultralytics' DDP empties its folder
     if resume:
-        resume_point(run.path)  # an unreadable checkpoint is refused here, before anything is written
+        resume_point(save_dir)  # an unreadable checkpoint is refused here, before anything is written
     with run.guarded():
         source, weights_source = (str(variant), f"file ({variant})") if kind == "file" \
             else fetch_base_model(str(variant), home)
@@ -482,8 +508,12 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
             "dataset": {"data_yaml": str(dataset.yaml_path), **dataset.counts,
                         "manifest": manifest_summary(dataset.yaml_path.parent / "manifest.json")},
         })
+        if settings.ddp:
+            save_dir.mkdir(exist_ok=True)
         try:
-            bridge, _ = fit_yolo(run, dataset, source, settings, run.path, resume=resume)
+            bridge, _ = fit_yolo(run, dataset, source, settings, save_dir, resume=resume)
         finally:  # a stopped or failed run still shows its last finite weights at the root
-            publish_weights(run.path, run.path, {"best.pt": "best.pt", "last.pt": "last.pt"})
+            publish_weights(save_dir, run.path, {"best.pt": "best.pt", "last.pt": "last.pt"})
+            if settings.ddp and (save_dir / "results.csv").is_file():
+                link_or_copy(save_dir / "results.csv", run.path / "results.csv")
         return run.finish(bridge.best(), best_checkpoint="best.pt")
