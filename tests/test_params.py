@@ -90,14 +90,19 @@ def test_record_is_json_ready_and_planned_epochs_add_the_stages():
 
 
 def test_a_new_parameter_is_one_declaration():
-    """A parameter added to a spec is validated, grouped and recorded from that one declaration."""
-    from dataclasses import replace
+    """label_smoothing was added by one Param in the spec plus the keyword: validation, the form's
+    group, the CLI option and the recorded config all come from that declaration."""
+    import argparse
 
-    extra = Param("label_smoothing", 0.0, "float", "Cross-entropy label smoothing.", minimum=0.0, maximum=0.5)
-    spec = replace(spec_for("resnet-lstm"), params=spec_for("resnet-lstm").params + (extra,))
+    from pedsense.commands.train import add_trainer_options
+
+    spec = spec_for("resnet-lstm")
     assert spec.errors({"label_smoothing": 0.7}) and not spec.errors({"label_smoothing": 0.1})
-    assert extra in spec.groups()["advanced"]
+    assert spec["label_smoothing"] in spec.groups()["advanced"]
     assert spec.record(spec.check({"label_smoothing": 0.1}))["label_smoothing"] == 0.1
+    parser = argparse.ArgumentParser()
+    add_trainer_options(parser, "resnet-lstm")
+    assert parser.parse_args(["--label-smoothing", "0.2"]).label_smoothing == 0.2
 
 
 def test_param_check_names_the_fix():

@@ -135,6 +135,16 @@ def test_stop_mid_epoch_keeps_weights_and_reads_stopped(tiny_home):
     load_classifier(run_dir / "last.pt")
 
 
+def test_label_smoothing_reaches_the_loss_and_the_config(tiny_home):
+    """The same seed and data: smoothing the targets changes the training loss, and is recorded."""
+    plain = train_resnet_lstm(name="plain", epochs=1, batch_size=2, **TINY)
+    smooth = train_resnet_lstm(name="smooth", epochs=1, batch_size=2, label_smoothing=0.4, **TINY)
+    losses = [RunFolder(r).read_metrics()[0]["train_loss"] for r in (plain, smooth)]
+    assert losses[0] != pytest.approx(losses[1], rel=1e-6)
+    assert RunFolder(smooth).read_config()["parameters"]["label_smoothing"] == 0.4
+    assert RunFolder(plain).read_config()["parameters"]["label_smoothing"] == 0.0
+
+
 def test_raise_mid_run_leaves_failed_with_metrics_kept(tiny_home):
     def explode(event):
         if isinstance(event, EpochEnd) and event.epoch == 2:

@@ -48,6 +48,7 @@ class FitSettings:
     feature_cache: str = "off"      # the parameter: auto | fp16 | fp32 | off
     home: str | os.PathLike | None = None
     seed: int = 0                   # of the data-parallel sampler's per-epoch shuffle
+    label_smoothing: float = 0.0
 
 
 def class_weights(counts: Sequence[int]) -> torch.Tensor:
@@ -198,7 +199,8 @@ def fit_classifier(run: TrainingRun, model: nn.Module, train_set: Dataset,
     if dtype is None:
         train_set.preload()
         val_set.preload()
-    criterion = nn.CrossEntropyLoss(weight=class_weights(train_set.class_counts()).to(device))
+    criterion = nn.CrossEntropyLoss(weight=class_weights(train_set.class_counts()).to(device),
+                                    label_smoothing=settings.label_smoothing)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)

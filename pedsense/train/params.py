@@ -383,6 +383,8 @@ DROPOUT = _p("dropout", 0.3, "float", "Dropout before the classifier head (the s
 CROP_SIZE = _p("crop_size", None, "size", "Resize the dataset's crops to N or WxH pixels.",
                label="Crop size", minimum=16, maximum=1024, optional=True, none_label="as built")
 WEIGHT_DECAY = _p("weight_decay", 1e-4, "float", "AdamW weight decay.", minimum=0.0, maximum=1.0)
+LABEL_SMOOTHING = _p("label_smoothing", 0.0, "float", "Cross-entropy label smoothing: the target "
+                     "puts this much probability on the other class (0: none).", minimum=0.0, maximum=0.5)
 FROZEN_CHILDREN = _p("frozen_children", 6, "int", "Leading ResNet children kept frozen (the seed: 6, "
                      "up to layer2; 8 freezes the whole backbone).", minimum=0, maximum=9)
 NUM_WORKERS = _p("num_workers", None, "int", "DataLoader worker processes.", label="DataLoader workers",
@@ -445,7 +447,7 @@ YOLO = Spec("yolo", (
 RESNET_LSTM = Spec("resnet-lstm", (
     NAME, EPOCHS, BATCH_SIZE, LEARNING_RATE, DEVICE,
     BACKBONE, PRETRAINED, HIDDEN_SIZE, NUM_LAYERS, DROPOUT, CROP_SIZE, WEIGHT_DECAY, FROZEN_CHILDREN,
-    NUM_WORKERS, SEED, TASK, FEATURE_CACHE, DEVICES,
+    NUM_WORKERS, SEED, TASK, FEATURE_CACHE, DEVICES, LABEL_SMOOTHING,
 ), "pedsense.train.resnet_trainer:train_resnet_lstm", "train ResNet + LSTM on pedestrian crop sequences")
 _DETECTOR = {"group": "detector"}
 HYBRID = Spec("hybrid", (

@@ -169,7 +169,8 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
                       frozen_children: int = 6, num_workers: int | None = None,
                       seed: int = 42, task: str | None = None, resume: bool = False,
                       init_weights: str | os.PathLike | None = None, feature_cache: str = "auto",
-                      devices: str | Sequence[str] | int | None = None) -> Path:
+                      devices: str | Sequence[str] | int | None = None,
+                      label_smoothing: float = 0.0) -> Path:
     """Train ResNet+LSTM on pedestrian crossing sequences.
 
     AdamW (``weight_decay``), CrossEntropyLoss with inverse-frequency class weights,
@@ -240,7 +241,8 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
             settings = FitSettings(params["epochs"], batch_size, params["learning_rate"],
                                    params["weight_decay"], ctx.device, params["num_workers"],
                                    sequence_length=train_set.sequence_length,
-                                   feature_cache=params["feature_cache"], home=home, seed=params["seed"])
+                                   feature_cache=params["feature_cache"], home=home, seed=params["seed"],
+                                   label_smoothing=params["label_smoothing"])
             best = fit_classifier(run, model, train_set, val_set, settings, resume_from=resume_from, ctx=ctx)
             return run.finish(best, best_checkpoint="best.pt")
     finally:
