@@ -19,6 +19,12 @@ then prints, in one run:
 
     .venv/bin/python bench/bench_watch.py                   # 3 pairs of 1-epoch runs, ~8 min on 2 busy cores
     .venv/bin/python bench/bench_watch.py --pairs 2 --idle 10      # quicker
+    .venv/bin/python bench/bench_watch.py --browser-apart           # the browser on a core of its own
+
+On one small machine the headless browser's own JavaScript competes with training for the same
+cores, which a user's browser (on their own computer) does not. ``--browser-apart`` keeps it
+apart: Chromium on the last core, this script, the server and every worker on the others, for
+the watched and the unwatched runs alike, so the ratio measures what the server costs a run.
 """
 
 from __future__ import annotations
@@ -161,7 +167,19 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=3, help="demo clips (default 3)")
     parser.add_argument("--frames", type=int, default=120, help="frames per demo clip (default 120)")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of the idle measurement")
+    parser.add_argument("--browser-apart", action="store_true",
+                        help="Chromium on the last core, the server and the runs on the others")
     args = parser.parse_args()
+    chromium = CHROMIUM
+    cores = sorted(os.sched_getaffinity(0))
+    if args.browser_apart:
+        if len(cores) < 2:
+            raise SystemExit("--browser-apart needs at least two cores")
+        os.sched_setaffinity(0, cores[:-1])  # inherited by the server and the workers
+        wrapper = Path(tempfile.mkdtemp()) / "chromium"
+        wrapper.write_text(f'#!/bin/sh\nexec taskset -c {cores[-1]} {CHROMIUM} "$@"\n')
+        wrapper.chmod(0o755)
+        chromium = str(wrapper)
     from playwright.sync_api import sync_playwright
 
     params = {**preset_params("resnet-lstm", "quick"), "epochs": args.epochs, "num_workers": 0, "device": "cpu"}
@@ -173,7 +191,7 @@ def main() -> None:
         sides: dict[str, list] = {"watched": [], "unwatched": []}
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+                browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
                 page = browser.new_page(viewport={"width": 1440, "height": 1000})
                 one_run(manager, page, url, server.pid, False, "warmup", {**params, "epochs": 1})
                 for pair in range(args.pairs):
@@ -189,7 +207,9 @@ def main() -> None:
             server.wait(15)
     ratios = [w[0] / u[0] for w, u in zip(sides["watched"], sides["unwatched"])]
     print(f"quick ResNet-LSTM preset, {args.epochs} epochs, {args.videos} demo clips of {args.frames} frames, "
-          f"{os.cpu_count()} cores shared, load average {os.getloadavg()[0]:.1f} at the end")
+          f"{os.cpu_count()} cores shared, load average {os.getloadavg()[0]:.1f} at the end"
+          + (f"; Chromium on core {cores[-1]}, server and runs on {cores[:-1]}" if args.browser_apart else
+             "; Chromium on the same cores as the runs"))
     for side, runs in sides.items():
         print(f"{side:9}: {[round(r[0], 1) for r in runs]} samples/s; training {[round(r[1], 1) for r in runs]} s")
     print(f"while watching a live run: server CPU median {statistics.median(r[2] for r in sides['watched']):.1%} "
