@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -55,6 +57,28 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90.0) -> N
     raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
 
 
+@contextmanager
+def serve_dashboard(home: Path, **env: str) -> Iterator[str]:
+    """The real dashboard (``streamlit run app.py``) on ``home`` and a free port; yields its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+               "--server.headless", "true", "--server.address", "localhost",
+               "--browser.gatherUsageStats", "false"]
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PEDSENSE_HOME": str(home), **env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://localhost:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 def finished_run(home: Path) -> str:
     """A completed ResNet-LSTM run folder as a training leaves it (config, metrics, status, log)."""
     folder = RunFolder.create("resnet-lstm", "browser-demo", home=home)
@@ -71,24 +95,8 @@ def finished_run(home: Path) -> str:
 @pytest.fixture
 def server(demo_home):
     finished_run(demo_home)
-    port = free_port()
-    env = {**os.environ, "PEDSENSE_HOME": str(demo_home)}
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-               "--server.headless", "true", "--server.address", "localhost",
-               "--browser.gatherUsageStats", "false"]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    url = f"http://localhost:{port}"
-    try:
-        wait_healthy(url, process)
+    with serve_dashboard(demo_home) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def test_overview_and_runs_render_in_chromium(server, tmp_path):
@@ -138,24 +146,8 @@ from test_infer_fixtures import infer_home_base  # noqa: E402,F401
 def errors_server(errors_home_base, tmp_path, copy_home):
     """The dashboard on a copy of a home whose ResNet-LSTM and hybrid runs are evaluated on val."""
     home = copy_home(errors_home_base, tmp_path / "home")
-    port = free_port()
-    env = {**os.environ, "PEDSENSE_HOME": str(home)}
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-               "--server.headless", "true", "--server.address", "localhost",
-               "--browser.gatherUsageStats", "false"]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    url = f"http://localhost:{port}"
-    try:
-        wait_healthy(url, process)
+    with serve_dashboard(home) as url:
         yield url, home
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 @pytest.mark.slow

@@ -3,13 +3,10 @@ meets the sign-in first (Streamlit's pages-directory mode runs that page on its 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import pytest
 
-from test_browser import CHROMIUM_ARGS, REPO, chromium_path, free_port, wait_healthy
+from test_browser import CHROMIUM_ARGS, chromium_path, serve_dashboard
 
 pytestmark = pytest.mark.browser
 PASSWORD = "s3cret-for-the-browser"
@@ -17,24 +14,8 @@ PASSWORD = "s3cret-for-the-browser"
 
 @pytest.fixture
 def guarded_server(demo_home):
-    port = free_port()
-    env = {**os.environ, "PEDSENSE_HOME": str(demo_home), "PEDSENSE_PASSWORD": PASSWORD}
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-               "--server.headless", "true", "--server.address", "localhost",
-               "--browser.gatherUsageStats", "false"]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    url = f"http://localhost:{port}"
-    try:
-        wait_healthy(url, process)
+    with serve_dashboard(demo_home, PEDSENSE_PASSWORD=PASSWORD) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def test_a_deep_link_first_meets_the_sign_in(guarded_server):

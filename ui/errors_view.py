@@ -18,9 +18,10 @@ from pedsense.config import CLASS_NAMES
 from pedsense.errors import PedsenseError
 from pedsense.errors_browser import (ATTRIBUTE_COLUMNS, CATEGORY_COLUMNS, CELL_NAMES, ErrorView, Filters,
                                      NotEvaluated, RunTable, browsable_splits, column_values, load_run_table)
-from pedsense.evaluation import evaluate, evaluation_path
+from pedsense.evaluation import evaluation_path
 from pedsense.errors_browser.table import predictions_path
 from pedsense.runfolder import list_runs
+from ui.evaluation import evaluate_with_progress_ui
 from ui.feedback import show_error
 from ui.state import SELECTED_RUN  # importing ui.state sends a deep link (/errors) through app.py
 
@@ -98,19 +99,8 @@ def evaluate_ui(run_path: Path, split: str, *, again: bool) -> None:
     if not st.button(f"{'Re-evaluate' if again else 'Evaluate'} on {split}", key="errors_evaluate", type="primary",
                      help="Score every window of the split and keep each prediction (predictions_<split>.parquet)."):
         return
-    bar = st.progress(0.0, text="Evaluating…")
-
-    def progress(done: int, total: int, message: str) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=message)
-
-    try:
-        evaluate(run_path, split, progress=progress)
-    except Exception as exc:  # noqa: BLE001 - shown in the page, the app keeps serving
-        show_error(exc, "evaluating the run")
-        return
-    finally:
-        bar.empty()
-    st.rerun()
+    if evaluate_with_progress_ui(run_path, split):
+        st.rerun()
 
 
 def drift_ui(drift) -> None:

@@ -55,6 +55,23 @@ def metrics_table(evaluation: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def evaluate_with_progress_ui(run_dir: Path, split: str) -> bool:
+    """``evaluate(run_dir, split)`` under a progress bar; an error is shown in the page. True when it ran."""
+    bar = st.progress(0.0, text="Evaluating…")
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=message)
+
+    try:
+        evaluate(run_dir, split, progress=progress)
+        return True
+    except Exception as exc:  # noqa: BLE001 - shown in the page, the app keeps serving
+        show_error(exc, "evaluating the run")
+        return False
+    finally:
+        bar.empty()
+
+
 def evaluation_panel(run_dir: str | Path, *, key: str = "evaluation") -> None:
     """Draw the evaluation of ``run_dir``: split choice, saved metrics, confusion matrices, button."""
     run_dir = Path(run_dir)
@@ -63,17 +80,7 @@ def evaluation_panel(run_dir: str | Path, *, key: str = "evaluation") -> None:
     if right.button(f"Evaluate on {split}", key=f"{key}_button_{run_dir.name}",
                     help="Accuracy, balanced accuracy, precision, recall, F1, ROC AUC and the confusion "
                          "matrix for crossing intent; mAP50/mAP50-95 for detector runs."):
-        bar = st.progress(0.0, text="Evaluating…")
-
-        def progress(done: int, total: int, message: str) -> None:
-            bar.progress(min(done / max(total, 1), 1.0), text=message)
-
-        try:
-            evaluate(run_dir, split, progress=progress)
-        except Exception as exc:  # noqa: BLE001 - shown in the page, the app keeps serving
-            show_error(exc, "evaluating the run")
-        finally:
-            bar.empty()
+        evaluate_with_progress_ui(run_dir, split)
     evaluation = load_evaluation(run_dir, split)
     if not evaluation:
         st.caption(f"Not evaluated on {split} yet.")

@@ -83,11 +83,7 @@ class ResultsFollower:
             self.run.epoch_end(row["epoch"], self.total_epochs, row, self.stage)
 
     def best(self) -> dict:
-        scored = [r for r in self.rows if r.get("mAP50-95") is not None]
-        if not scored:
-            return {}
-        top = max(scored, key=lambda r: (r["mAP50-95"], r["mAP50"] or 0.0))
-        return {k: top[k] for k in ("epoch", "mAP50", "mAP50-95", "precision", "recall")}
+        return best_detector_epoch(self.rows)
 
 
 def read_results(path: Path) -> list[dict]:
@@ -107,6 +103,15 @@ def _number(value: str) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def best_detector_epoch(rows: Sequence[dict]) -> dict:
+    """The reported epoch with the highest mAP50-95 (Ultralytics' fitness leans on it), or {}."""
+    scored = [r for r in rows if r.get("mAP50-95") is not None]
+    if not scored:
+        return {}
+    top = max(scored, key=lambda r: (r["mAP50-95"], r["mAP50"] or 0.0))
+    return {k: top[k] for k in ("epoch", "mAP50", "mAP50-95", "precision", "recall")}
 
 
 def results_row(raw: dict, stage: str, since: float) -> dict:

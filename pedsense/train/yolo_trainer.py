@@ -43,7 +43,8 @@ from pedsense.train.common import (LossCurve, TrainingRun, check_batch_size, che
 from pedsense.train.distributed import DistributedError, check_global_batch
 from pedsense.train.events import EventHook, StopHook
 from pedsense.train.params import YOLO
-from pedsense.train.yolo_ddp import DDP_FOLDER, ResultsFollower, ultralytics_device, ultralytics_devices
+from pedsense.train.yolo_ddp import (DDP_FOLDER, ResultsFollower, best_detector_epoch, ultralytics_device,
+                                     ultralytics_devices)
 from pedsense.train.yolo_checkpoints import keep_resume_point, keeping_previous_weights, resume_file, resume_point
 
 log = logging.getLogger(__name__)
@@ -332,12 +333,7 @@ class UltralyticsBridge:
         return row
 
     def best(self) -> dict:
-        """The reported epoch with the highest mAP50-95 (Ultralytics' fitness leans on it)."""
-        scored = [r for r in self.rows if r.get("mAP50-95") is not None]
-        if not scored:
-            return {}
-        top = max(scored, key=lambda r: (r["mAP50-95"], r["mAP50"] or 0.0))
-        return {k: top[k] for k in ("epoch", "mAP50", "mAP50-95", "precision", "recall")}
+        return best_detector_epoch(self.rows)
 
 
 def _loss_total(items: Any) -> float:
