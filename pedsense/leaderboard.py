@@ -32,7 +32,7 @@ FAMILIES = {"yolo": "YOLO26", "resnet-lstm": "ResNet-LSTM", "hybrid": "YOLO + Re
 METRIC_TITLES = {"accuracy": "accuracy", "auc_binary": "AUC", "roc_auc": "ROC-AUC", "f1": "F1",
                  "precision": "precision", "recall": "recall"}
 # Parameters that change where or how fast a run trains, not what it learns.
-RUNTIME_PARAMS = ("name", "device", "seed", "num_workers", "workers", "verbose")
+RUNTIME_PARAMS = ("name", "device", "seed", "num_workers", "workers", "verbose", "prediction_samples")
 SPLIT_ORDER = {"test": 0, "val": 1, "train": 2}
 TEXT_COLUMNS = ("model", "config", "task", "dataset", "protocol", "split", "inputs")
 

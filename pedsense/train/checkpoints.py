@@ -83,6 +83,12 @@ def disk_full_message(folder: Path, needed_bytes: int) -> str:
                                                      "what it wrote before is kept"))
 
 
+def largest_checkpoint(folder: Path) -> int:
+    """Size in bytes of the biggest ``*.pt`` under ``folder`` (what the next save will need), or 1 MB."""
+    sizes = [p.stat().st_size for p in folder.rglob("*.pt") if p.is_file()]
+    return max(sizes, default=2**20)
+
+
 def tensor_bytes(value: Any) -> int:
     """Bytes of every tensor inside ``value`` (nested dicts, lists, tuples): a checkpoint's size."""
     return sum(t.numel() * t.element_size() for t in _tensors(value))

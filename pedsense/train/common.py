@@ -32,8 +32,10 @@ from pedsense.errors import ConfigError, DiskFull, PedsenseError, TrainingDiverg
 from pedsense.io import read_json
 from pedsense.procs import Heartbeat
 from pedsense.runfolder import BEST_METRIC, RunFolder, best_record, now_iso
+from pedsense.sysmon import SystemSampler
 from pedsense.train.params import BATCH_SIZE, CROP_SIZE, Param, planned_epochs
 from pedsense.train.lineage import LINEAGE_KEYS, dataset_record, resumable_folder
+from pedsense.train.tensorboard_log import TensorBoardLog
 from pedsense.train.events import (BatchEnd, EpochEnd, EventHook, EventRecorder, RunFinished,
                                    RunStarted, StageStarted, StepEnd, StopHook, emit,
                                    stop_requested)
@@ -169,11 +171,14 @@ class TrainingRun:
 
     From :meth:`start` to its end the run can be followed and stopped from any process: its
     events are appended to ``events.jsonl``, a ``stop.request`` file stops it like the caller's
-    ``should_stop``, and ``worker.json`` carries this process's heartbeat (``pedsense.procs``).
+    ``should_stop``, ``worker.json`` carries this process's heartbeat (``pedsense.procs``),
+    ``system.csv`` its load (``pedsense.sysmon``); TensorBoard gets the curves (``tensorboard_log``).
     """
 
     _recorder: EventRecorder | None = None
     _heartbeat: Heartbeat | None = None
+    _sampler: SystemSampler | None = None
+    _tensorboard = TensorBoardLog(None)  # writes nothing until the run starts
 
     def __init__(self, folder: RunFolder, model_type: str, on_event: EventHook = None,
                  should_stop: StopHook = None, *, resume: bool = False,
@@ -266,6 +271,7 @@ class TrainingRun:
         verb = "resumed" if self.resuming else "started"
         self.log(f"{verb} {self.model_type} run in {self.path} on {config.get('device')}")
         self.log(f"weights: {config.get('weights_source')}")
+        self._tensorboard = TensorBoardLog.open(self.path, self.log)
         emit(self.on_event, RunStarted(self.run_id, self.path, self.model_type, config))
 
     def rewind(self, stage: str, epochs_kept: int) -> None:
@@ -318,6 +324,7 @@ class TrainingRun:
         """Append a point of the loss curve to ``steps.csv`` (flushed) and announce it."""
         self.folder.append_step({"stage": stage, "epoch": epoch, "step": step, "loss": f"{loss:.6g}",
                                   "lr": f"{lr:.6g}", "time": round(self.elapsed(), 3)})
+        self._tensorboard.step(step, float(loss), float(lr), stage)
         emit(self.on_event, StepEnd(self.run_id, epoch, step, loss, lr, stage))
 
     def epoch_end(self, epoch: int, total_epochs: int, row: Mapping[str, Any],
@@ -327,6 +334,7 @@ class TrainingRun:
         self.epochs_done += 1
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k not in ("epoch", "stage"))
         self.log(f"{stage} epoch {epoch}/{total_epochs}: {shown}")
+        self._tensorboard.epoch(epoch, row, stage)
         emit(self.on_event, EpochEnd(self.run_id, epoch, total_epochs, dict(row), stage))
 
     def checkpoint(self, file_name: str, *, required: bool = True) -> dict | None:
@@ -355,6 +363,7 @@ class TrainingRun:
         self.folder.update_config(best_metric=best, epochs_done=self.epochs_done,
                                   duration_s=duration, final_status=status, **config_extra)
         self.folder.set_status(status, epochs_done=self.epochs_done)
+        self._tensorboard.hparams(self.folder.read_config().get("parameters") or {}, best)
         shown = f"{best['name']} {best['value']:.4g} (epoch {best['epoch']})" if best else "none"
         self.log(f"{status} after {self.epochs_done} epochs in {duration:.1f}s; best {shown}")
         emit(self.on_event, RunFinished(self.run_id, self.path, status, None, best))
@@ -406,11 +415,14 @@ class TrainingRun:
         self.on_event = self._recorder
         self.should_stop = stop_file_hook(self.folder.stop_path, self.should_stop)
         self._heartbeat = Heartbeat(self.folder.worker_path).start()
+        self._sampler = SystemSampler(self.path).start()  # system.csv: is the machine the bottleneck?
 
     def _unpublish(self) -> None:
-        """The run has recorded its end: stop the heartbeat, drop a stop request it honoured."""
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
+        """The run has recorded its end: stop what ran beside it, drop a stop request it honoured."""
+        for beside in (self._heartbeat, self._sampler):
+            if beside is not None:
+                beside.stop()
+        self._tensorboard.close()
         if self._recorder is not None:
             self._recorder.close()
         self.folder.stop_path.unlink(missing_ok=True)
@@ -428,7 +440,7 @@ class TrainingRun:
             if exc.errno != errno.ENOSPC:
                 self.fail(exc)
                 raise
-            from pedsense.train.checkpoints import disk_full_message
+            from pedsense.train.checkpoints import disk_full_message, largest_checkpoint
 
             full = DiskFull(disk_full_message(self.path, largest_checkpoint(self.path)))
             self.fail(full)
@@ -436,12 +448,6 @@ class TrainingRun:
         except BaseException as exc:
             self.fail(exc)
             raise
-
-
-def largest_checkpoint(folder: Path) -> int:
-    """Size in bytes of the biggest ``*.pt`` under ``folder`` (what the next save will need), or 1 MB."""
-    sizes = [p.stat().st_size for p in folder.rglob("*.pt") if p.is_file()]
-    return max(sizes, default=2**20)
 
 
 def check_finite_loss(loss: float, *, epoch: int, batch: int, stage: str, lr: float,

@@ -28,6 +28,7 @@ from pedsense.train.distributed import SINGLE, Distributed, ShardedBatchSampler
 from pedsense.train.feature_cache import (FeatureDataset, FromFrozen, cache_dtype, cache_off_record,
                                           load_or_build, weights_digest)
 from pedsense.train.params import NUM_WORKERS
+from pedsense.train.previews import EpochPreviews
 
 
 # -- the classifier loop (ResNet-LSTM and the hybrid's stage 2) --------------------------------
@@ -49,6 +50,7 @@ class FitSettings:
     home: str | os.PathLike | None = None
     seed: int = 0                   # of the data-parallel sampler's per-epoch shuffle
     label_smoothing: float = 0.0
+    prediction_samples: int = 0     # validation samples scored each epoch (pedsense.train.previews)
 
 
 def class_weights(counts: Sequence[int]) -> torch.Tensor:
@@ -213,6 +215,8 @@ def fit_classifier(run: TrainingRun, model: nn.Module, train_set: Dataset,
         run.rewind(stage, start_epoch - 1)
     run.stage(stage, settings.epochs)
     runner: nn.Module = model
+    previews = EpochPreviews.for_dataset(run, val_set, settings.prediction_samples, settings.seed, stage) \
+        if ctx.is_main else None  # picked from the crops, before a feature cache replaces them
     if dtype is not None:  # after the restore: the features are those of the weights trained on
         cached = cached_splits(run, model, (train_set, val_set), dtype, settings, ctx, start_epoch)
         if cached is None:  # stopped while extracting: like a stop in the epoch's first batches
@@ -245,6 +249,8 @@ def fit_classifier(run: TrainingRun, model: nn.Module, train_set: Dataset,
                "val_acc": val_acc, "lr": lr, "seconds": round(time.time() - started, 3)}
         metrics = {"val_acc": val_acc, "val_loss": val_loss, "train_acc": train_acc, "epoch": epoch}
         run.epoch_end(epoch, settings.epochs, row, stage)  # the row first: a failed save loses none
+        if previews is not None:  # the same input path as the validation (features when cached)
+            previews.score_classifier(runner, val_set, device, epoch)
         improved = not best or val_acc > best["val_acc"]
         best = metrics if improved else best
         save(settings.last_file, epoch, metrics, training_state(

@@ -151,7 +151,7 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                  overlap: float = 0.8, irrelevant: str = "not-crossing", obs_length: int = 16,
                  placement: str = "boxes", resume: bool = False,
                  init_weights: str | os.PathLike | None = None, feature_cache: str = "auto",
-                 devices: str | Sequence[str] | int | None = None) -> Path:
+                 devices: str | Sequence[str] | int | None = None, prediction_samples: int = 8) -> Path:
     """Train the hybrid pipeline: YOLO26 pedestrian detector + ResNet intent classifier.
 
     Stage 1 trains the 1-class detector for ``yolo_epochs`` (``yolo_batch_size``, default
@@ -268,7 +268,8 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
             settings = FitSettings(params["epochs"], batch_size, params["learning_rate"],
                                    params["weight_decay"], ctx.device, params["num_workers"],
                                    stage="classifier", best_files=("best.pt", "resnet_classifier.pt"),
-                                   feature_cache=params["feature_cache"], home=home, seed=params["seed"])
+                                   feature_cache=params["feature_cache"], home=home, seed=params["seed"],
+                                   prediction_samples=params["prediction_samples"])
             classifier_best = fit_classifier(run, classifier, train_set, val_set, settings,
                                              resume_from=resume_from, ctx=ctx)
         ctx.leave()

@@ -27,10 +27,10 @@ import shutil
 import subprocess
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -43,6 +43,8 @@ from pedsense.train.common import (LossCurve, TrainingRun, check_batch_size, che
 from pedsense.train.distributed import DistributedError, check_global_batch
 from pedsense.train.events import EventHook, StopHook
 from pedsense.train.params import YOLO
+from pedsense.train.previews import DetectorPreviews
+from pedsense.train.ultralytics_context import ultralytics_integrations_off, ultralytics_quiet
 from pedsense.train.yolo_ddp import (DDP_FOLDER, ResultsFollower, best_detector_epoch, ultralytics_device,
                                      ultralytics_devices)
 from pedsense.train.yolo_checkpoints import keep_resume_point, keeping_previous_weights, resume_file, resume_point
@@ -189,20 +191,6 @@ def fetch_base_model(variant: str, home: str | os.PathLike | None = None) -> tup
     return f"{variant}.yaml", f"scratch (offline: {reason})"
 
 
-@contextmanager
-def ultralytics_quiet(verbose: bool) -> Iterator[None]:
-    """Silence Ultralytics' console output (and its progress bars) unless ``verbose``."""
-    from ultralytics.utils import LOGGER
-
-    previous = LOGGER.level
-    if not verbose:
-        LOGGER.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        LOGGER.setLevel(previous)
-
-
 # -- the loop -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class YoloSettings:
@@ -226,6 +214,7 @@ class YoloSettings:
     warmup_epochs: float = 3.0
     nbs: int = 64
     devices: tuple[str, ...] = ()  # two or more GPUs: Ultralytics' own DDP (``yolo_ddp``)
+    prediction_samples: int = 0    # validation frames scored each epoch (``pedsense.train.previews``)
 
     @property
     def ddp(self) -> bool:
@@ -245,6 +234,9 @@ class UltralyticsBridge:
         self.curve: LossCurve | None = None
         self.steps = 0
         self.cut_short = False  # stopped before an epoch's last batch
+        self.previews: DetectorPreviews | None = None
+        self.previews_device: str = "cpu"
+        self.previewed: set[int] = set()
 
     def attach(self, model) -> None:
         model.add_callback("on_train_start", self.on_train_start)
@@ -301,6 +293,9 @@ class UltralyticsBridge:
         # A stop after a whole epoch: Ultralytics is about to strip this checkpoint's optimizer.
         if self.run.stop_seen and not self.cut_short and trainer.epoch + 1 < trainer.epochs:
             shutil.copyfile(trainer.last, resume_file(Path(trainer.last)))
+        if self.previews is not None and trainer.epoch == self.trained_epoch and trainer.epoch not in self.previewed:
+            self.previewed.add(trainer.epoch)  # the weights of the epoch just saved predict the frames
+            self.previews.score_weights(trainer.last, trainer.args.imgsz, self.previews_device, trainer.epoch + 1)
 
     def on_fit_epoch_end(self, trainer) -> None:
         self.report_epoch(trainer)
@@ -392,10 +387,16 @@ def fit_yolo(run: TrainingRun, dataset: YoloDataset, model_source: str, settings
         if settings.ddp else UltralyticsBridge(run, stage, settings.epochs)
     device = ultralytics_devices(settings.devices) if settings.ddp else ultralytics_device(settings.device)
     run.stage(stage, settings.epochs)
-    with ultralytics_quiet(settings.verbose), warnings.catch_warnings(), torch_threads_kept():
+    with ultralytics_quiet(settings.verbose), warnings.catch_warnings(), torch_threads_kept(), \
+            ultralytics_integrations_off():
         model = YOLO(str(source) if source else model_source)
         if not settings.ddp:
             bridge.attach(model)
+            if settings.prediction_samples:
+                bridge.previews = DetectorPreviews.for_images(
+                    run, list_images(Path(data["path"]), dataset.data["val"]), settings.prediction_samples,
+                    settings.seed, stage)
+                bridge.previews_device = settings.device
         try:
             with bridge if settings.ddp else nullcontext():
                 _ultralytics_train(model, source, data_yaml, device, settings, save_dir)
@@ -464,7 +465,8 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
                workers: int | None = None, patience: int = 100, seed: int = 0, lr0: float = 0.01,
                optimizer: str = "auto", cache: bool | str = False, fraction: float = 1.0,
                warmup_epochs: float = 3.0, nbs: int = 64, verbose: bool = False,
-               resume: bool = False, devices: str | list[str] | int | None = None) -> Path:
+               resume: bool = False, devices: str | list[str] | int | None = None,
+               prediction_samples: int = 8) -> Path:
     """Fine-tune YOLO26 on the JAAD crossing intent dataset (``data/processed/yolo/data.yaml``).
 
     The base model is downloaded to ``models/base/{model_variant}.pt`` on first run; offline,
@@ -486,7 +488,8 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
     """
     params = YOLO.check(YOLO.bind(locals()))
     dataset = load_yolo_dataset(paths(home).yolo / "data.yaml", "pedsense preprocess yolo")
-    settings = check_yolo_settings(params, dataset.counts["train"])
+    settings = replace(check_yolo_settings(params, dataset.counts["train"]),
+                       prediction_samples=params["prediction_samples"])
     kind, variant = check_model_variant(params["model_variant"])
     run = TrainingRun.open("yolo", name, run_dir=run_dir, home=home, on_event=on_event,
                            should_stop=should_stop, resume=resume,

@@ -1,0 +1,188 @@
+"""What a run keeps beside its metrics: predictions per epoch, TensorBoard event files, the
+system load — read back with the readers others use (TensorBoard's EventAccumulator, OpenCV).
+
+One tiny real ResNet-LSTM run (4-frame 32 px sequences) is shared by the module's tests.
+"""
+
+from __future__ import annotations
+
+import builtins
+import subprocess
+import sys
+import time
+
+import cv2
+import pytest
+
+from pedsense.epoch_predictions import picture_path, read_epochs
+from pedsense.runfolder import RunFolder
+from pedsense.sysmon import SystemSampler, gpu_columns, machine_load, read_system
+from pedsense.train.previews import EpochPreviews, pick_indices
+from test_train_fixtures import write_resnet_sequences
+
+pytestmark = pytest.mark.filterwarnings("ignore:ImageNet weights")
+TINY = dict(backbone="resnet18", frozen_children=8, crop_size=32, learning_rate=1e-3, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A completed 2-epoch ResNet-LSTM run scoring 4 prediction samples (feature cache on)."""
+    from pedsense.train.resnet_trainer import train_resnet_lstm
+
+    home = tmp_path_factory.mktemp("records") / "home"
+    write_resnet_sequences(home, {"train": 4, "val": 3}, frames=4, size=32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PEDSENSE_HOME", str(home))
+        patch.setenv("PEDSENSE_OFFLINE", "1")
+        patch.setattr("pedsense.sysmon.SAMPLE_EVERY_S", 0.2)  # a tiny run lasts seconds
+        run_dir = train_resnet_lstm(name="records", epochs=2, prediction_samples=4, **TINY)
+    return RunFolder(run_dir)
+
+
+# -- predictions as training goes ------------------------------------------------------------------
+@pytest.mark.parametrize("labels, count, expected_classes", [
+    ([], 8, set()),
+    ([0] * 10, 4, {0}),
+    ([0] * 20 + [1] * 3, 6, {0, 1}),
+])
+def test_prediction_samples_are_seeded_and_take_both_classes(labels, count, expected_classes):
+    picked = pick_indices(labels, count, seed=7)
+    assert picked == pick_indices(labels, count, seed=7) == sorted(picked)
+    assert len(picked) == min(count, len(labels)) and len(set(picked)) == len(picked)
+    assert {labels[i] for i in picked} == expected_classes
+    if expected_classes == {0, 1}:
+        assert sum(labels[i] for i in picked) == 3  # every crossing sample: the rarer class is not lost
+
+
+def test_each_epoch_keeps_the_same_samples_with_pictures_and_p_crossing(tiny_run):
+    epochs = read_epochs(tiny_run.path)
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    ids = [[s["id"] for s in e["samples"]] for e in epochs]
+    assert ids[0] == ids[1] and len(ids[0]) == 4
+    for epoch in epochs:
+        labels = [s["label"] for s in epoch["samples"]]
+        assert sorted(labels) == [0, 0, 1, 1]
+        assert all(0.0 <= s["p_crossing"] <= 1.0 for s in epoch["samples"])
+        sheet = cv2.imread(str(picture_path(tiny_run.path, epoch)))
+        assert sheet is not None and sheet.shape[0] >= 128  # a real JPEG with the tiles
+    assert "prediction_samples" in tiny_run.read_config()["parameters"]
+
+
+def test_a_sample_that_cannot_be_read_is_left_out_and_said(tmp_path):
+    class Split:  # a validation split whose second item's picture is gone
+        labels = [0, 1, 0, 1]
+
+        def sample_id(self, index):
+            return f"seq{index}"
+
+        def preview_picture(self, index):
+            if index == 1:
+                raise OSError("frame_00.jpg: no such file")
+            return __import__("numpy").zeros((32, 64, 3), "uint8")
+
+    class Run:
+        path = tmp_path
+        lines: list[str] = []
+
+        def log(self, message):
+            self.lines.append(message)
+
+    run = Run()
+    previews = EpochPreviews.for_dataset(run, Split(), 4, seed=0)
+    assert [s.sample_id for s in previews.samples] == ["seq0", "seq2", "seq3"]
+    assert run.lines == ["prediction sample seq1 cannot be read (frame_00.jpg: no such file); left out, "
+                         "training goes on"]
+    previews.record(1, [{"p_crossing": 0.2}, {"p_crossing": 0.9}, {"p_crossing": 0.6}])
+    (record,) = read_epochs(tmp_path)
+    assert record["problems"] == run.lines and len(record["samples"]) == 3 and record["picture"]
+
+
+def test_a_family_without_pictures_keeps_p_crossing_against_the_label(tmp_path):
+    class Features:  # annotation features: labels and tensors, no picture
+        labels = [1, 0, 1]
+
+        def __getitem__(self, index):
+            import torch
+            return torch.full((5,), float(index)), self.labels[index]
+
+    class Run:
+        path = tmp_path
+
+        def log(self, message):
+            raise AssertionError(message)
+
+    import torch
+
+    previews = EpochPreviews.for_dataset(Run(), Features(), 8, seed=0)
+    previews.score_classifier(torch.nn.Linear(5, 2), Features(), "cpu", epoch=3)
+    (record,) = read_epochs(tmp_path)
+    assert record["picture"] is None and record["epoch"] == 3
+    assert [s["label"] for s in record["samples"]] == [1, 0, 1]
+    assert all(0 <= s["p_crossing"] <= 1 for s in record["samples"])
+
+
+# -- TensorBoard ---------------------------------------------------------------------------------
+def test_tensorboard_reads_back_the_runs_curves_and_hparams(tiny_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tiny_run.path))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "val/loss", "val/accuracy", "train/accuracy", "lr", "train/loss_smoothed",
+            "best/val_acc"} <= tags
+    rows = tiny_run.read_metrics()
+    assert [(e.step, round(e.value, 5)) for e in events.Scalars("val/loss")] == \
+        [(r["epoch"], round(r["val_loss"], 5)) for r in rows]
+    plugins = events.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in plugins
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    start = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"])
+    assert start.session_start_info.hparams["epochs"].number_value == 2
+
+
+def test_a_run_without_tensorboard_trains_and_says_what_to_install(tmp_home, monkeypatch):
+    from pedsense.train.resnet_trainer import train_resnet_lstm
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard") or name.startswith("tensorboard"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    write_resnet_sequences(tmp_home, {"train": 2, "val": 1}, frames=2, size=32)
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    run = RunFolder(train_resnet_lstm(epochs=1, prediction_samples=0, **TINY))
+    assert run.read_status()["status"] == "completed"
+    assert "pip install tensorboard" in run.read_log()
+    assert not list(run.path.glob("events.out.tfevents.*"))
+
+
+# -- the system load -------------------------------------------------------------------------------
+def test_the_sampler_sees_a_child_burning_cpu(tmp_path):
+    sampler = SystemSampler(tmp_path, every_s=0.3).start()
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            rows = read_system(tmp_path)
+            if any((r.get("cpu_percent") or 0) > 15 for r in rows):
+                break
+            time.sleep(0.3)
+    finally:
+        child.kill()
+        child.wait()
+        sampler.stop()
+    rows = read_system(tmp_path)
+    assert max(r["cpu_percent"] for r in rows) > 15, rows  # a shared 2-core machine gives it less than a core
+    assert all(r["rss_mb"] > 10 and 0 <= r["machine_mem_percent"] <= 100 for r in rows)
+    assert gpu_columns(rows) == [] or all(f"gpu{i}_mem_mb" in rows[0] for i in gpu_columns(rows))
+
+
+def test_a_run_samples_its_process_tree_and_the_machine_now(tiny_run):
+    load = machine_load()
+    assert load["cores"] >= 1 and 0 < load["mem_total_gb"] and isinstance(load["gpus"], list)
+    rows = read_system(tiny_run.path)
+    assert rows and {"time", "cpu_percent", "rss_mb", "machine_cpu_percent"} <= set(rows[0])
+    assert max(r["cpu_percent"] for r in rows) > 0 and all(r["rss_mb"] > 50 for r in rows)  # torch is loaded
