@@ -90,9 +90,18 @@ def write_settings(home: str | os.PathLike | None = None, *, max_parallel: Any =
         current = QueueSettings(number, current.devices)
     if devices is not None:
         current = QueueSettings(current.max_parallel, check_devices(devices))
-    with scheduler_lock(home):
-        write_json_atomic(settings_path(home), current.as_dict())
+    update_settings(home, current.as_dict())
     return current
+
+
+def update_settings(home: str | os.PathLike | None, changes: Mapping[str, Any]) -> dict:
+    """Write ``changes`` into ``models/settings.json`` (under the scheduler lock, atomically),
+    keeping every other key: the queue's and other features' settings share the file."""
+    with scheduler_lock(home):
+        raw = read_json(settings_path(home), {})
+        raw = {**(raw if isinstance(raw, dict) else {}), **changes}
+        write_json_atomic(settings_path(home), raw)
+    return raw
 
 
 def check_devices(devices: Any) -> tuple[str, ...]:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 from pedsense.config import REPO_ROOT
 from pedsense.errors import ConfigError, PedsenseError
 from pedsense.io import write_json_atomic
+from pedsense.mlflow_export import export_when_set
 from pedsense.procs import Heartbeat, me, process_start_token
 from pedsense.runfolder import FINISHED_STATUSES, RESUMABLE_STATUSES, RunFolder
 from pedsense.runqueue import RunTaken, cancel_queued, home_of, scheduler_lock, wait_for_slot
@@ -117,8 +118,10 @@ def execute(folder: RunFolder, *, on_event: ev.EventHook = None, should_stop: ev
             result = _train(folder, launch, status, on_event, stop, trainer, params)
     except BaseException as exc:
         record_end(folder, launch, exc)
+        export_when_set(folder)
         raise
     record_end(folder, launch, None, stopped=stop())
+    export_when_set(folder)  # into MLflow, when the data home's setting says so
     return Path(result) if isinstance(result, (str, os.PathLike)) else folder.path
 
 

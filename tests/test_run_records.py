@@ -7,6 +7,8 @@ One tiny real ResNet-LSTM run (4-frame 32 px sequences) is shared by the module'
 from __future__ import annotations
 
 import builtins
+import json
+import socket
 import subprocess
 import sys
 import time
@@ -186,3 +188,83 @@ def test_a_run_samples_its_process_tree_and_the_machine_now(tiny_run):
     rows = read_system(tiny_run.path)
     assert rows and {"time", "cpu_percent", "rss_mb", "machine_cpu_percent"} <= set(rows[0])
     assert max(r["cpu_percent"] for r in rows) > 0 and all(r["rss_mb"] > 50 for r in rows)  # torch is loaded
+
+
+# -- MLflow ------------------------------------------------------------------------------------------
+def _export(argv, home) -> int:
+    from pedsense.cli import main
+
+    return main(["--home", str(home), "mlflow-export", *argv])
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run):
+    """The tiny run exported twice into the default store (sqlite:///<home>/mlflow.db)."""
+    home = tiny_run.path.parents[2]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PEDSENSE_HOME", str(home))
+        first, second = _export([tiny_run.run_id], home), _export([], home)
+    return home, first, second
+
+
+def test_mlflow_export_logs_a_run_once_and_reads_back(tiny_run, exported):
+    from mlflow.tracking import MlflowClient
+
+    home, first, second = exported
+    assert first == second == 0
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("pedsense")
+    (run,) = client.search_runs([experiment.experiment_id])  # exported twice, one MLflow run
+    assert run.data.tags["pedsense.run_id"] == tiny_run.run_id and run.info.status == "FINISHED"
+    assert run.data.params["epochs"] == "2" and run.data.params["backbone"] == "resnet18"
+    history = client.get_metric_history(run.info.run_id, "val_acc")
+    assert sorted(m.step for m in history) == [1, 2]  # no value logged twice
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == \
+        pytest.approx([r["val_acc"] for r in tiny_run.read_metrics()])
+    assert "best/val_acc" in run.data.metrics
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "weights")] == ["weights/best.pt"]
+    assert (home / "mlartifacts").is_dir()  # beside the store, never in the working directory
+
+
+def test_mlflow_export_refuses_bad_uris_in_one_line(tiny_run, exported, capsys):
+    home = exported[0]
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    for uri, said in (("nonsense-uri", "does not parse"), (f"http://127.0.0.1:{closed}", "cannot be reached")):
+        capsys.readouterr()
+        assert _export([tiny_run.run_id, "--uri", uri], home) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: MLflow URI") and uri in err and said in err and "\n" not in err
+
+
+def test_mlflow_export_without_mlflow_names_the_package(tiny_run, exported, monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def no_mlflow(name, *args, **kwargs):
+        if name == "mlflow" or name.startswith("mlflow."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mlflow)
+    assert _export([tiny_run.run_id], exported[0]) == 2
+    assert capsys.readouterr().err.strip() == "error: Exporting to MLflow needs the mlflow package: pip install mlflow"
+
+
+def test_the_setting_exports_each_run_as_it_ends(tmp_home, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from pedsense.cli import main
+    from pedsense.runfolder import list_runs
+
+    write_resnet_sequences(tmp_home, {"train": 2, "val": 1}, frames=2, size=32)
+    store = tmp_home / "elsewhere" / "runs.db"
+    assert _export(["--on-end", "on", "--uri", f"sqlite:///{store}"], tmp_home) == 0
+    assert json.loads((tmp_home / "models" / "settings.json").read_text())["mlflow"]["export_on_end"] is True
+    assert main(["train", "resnet-lstm", "--epochs", "1", "--backbone", "resnet18", "--frozen-children", "8",
+                 "--crop-size", "32", "--batch-size", "2", "--prediction-samples", "0"]) == 0
+    (run,) = list_runs(tmp_home)
+    assert "exported to MLflow" in run.read_log()
+    (exported_run,) = MlflowClient(tracking_uri=f"sqlite:///{store}").search_runs(
+        [MlflowClient(tracking_uri=f"sqlite:///{store}").get_experiment_by_name("pedsense").experiment_id])
+    assert exported_run.data.tags["pedsense.run_id"] == run.run_id
