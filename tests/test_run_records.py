@@ -20,7 +20,7 @@ from pedsense.epoch_predictions import picture_path, read_epochs
 from pedsense.runfolder import RunFolder
 from pedsense.sysmon import SystemSampler, gpu_columns, machine_load, read_system
 from pedsense.train.previews import EpochPreviews, pick_indices
-from test_train_fixtures import write_resnet_sequences
+from test_train_fixtures import write_resnet_sequences, write_yolo_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore:ImageNet weights")
 TINY = dict(backbone="resnet18", frozen_children=8, crop_size=32, learning_rate=1e-3, batch_size=2)
@@ -268,3 +268,44 @@ def test_the_setting_exports_each_run_as_it_ends(tmp_home, capsys):
     (exported_run,) = MlflowClient(tracking_uri=f"sqlite:///{store}").search_runs(
         [MlflowClient(tracking_uri=f"sqlite:///{store}").get_experiment_by_name("pedsense").experiment_id])
     assert exported_run.data.tags["pedsense.run_id"] == run.run_id
+
+
+# -- YOLO: frames with boxes, one MLflow path -----------------------------------------------------------
+@pytest.mark.slow
+def test_mlflow_callback_of_ultralytics_stays_off_for_a_yolo_run(tmp_home, tmp_path, monkeypatch):
+    # Named test_mlflow_*: Ultralytics lets its own MLflow callback run under pytest only then.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from ultralytics.utils import SETTINGS
+
+    from pedsense.train.yolo_trainer import train_yolo
+
+    root = write_yolo_dataset(tmp_home, images={"train": 4, "val": 3})
+    (root / "images" / "val" / "img_002.jpg").write_bytes(b"not a jpeg")  # Ultralytics skips it; so do we
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    settings_file = SETTINGS.file.read_text() if SETTINGS.file.exists() else None
+    before = {k: SETTINGS[k] for k in ("mlflow", "tensorboard", "runs_dir")}
+    for key, value in {"mlflow": True, "runs_dir": str(work / "runs")}.items():  # as a user's may say
+        dict.__setitem__(SETTINGS, key, value)
+    try:
+        run = RunFolder(train_yolo(epochs=2, prediction_samples=3, imgsz=64, batch_size=2, workers=0,
+                                   warmup_epochs=0, nbs=2))
+        assert SETTINGS["mlflow"] is True  # given back after the run
+    finally:
+        for key, value in before.items():
+            dict.__setitem__(SETTINGS, key, value)
+    assert not (work / "runs").exists() and not (work / "mlruns").exists()
+    assert (SETTINGS.file.read_text() if SETTINGS.file.exists() else None) == settings_file
+    epochs = read_epochs(run.path)
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    for epoch in epochs:
+        assert [s["id"] for s in epoch["samples"]] == ["img_000", "img_001"]
+        assert all(isinstance(s["boxes"], list) and len(s["truth"]) == 2 for s in epoch["samples"])
+        assert epoch["problems"] == ["prediction sample img_002.jpg cannot be read (not an image OpenCV can "
+                                     "decode); left out, training goes on"]
+        assert cv2.imread(str(picture_path(run.path, epoch))) is not None
+    assert "img_002.jpg cannot be read" in run.read_log()
+    events = EventAccumulator(str(run.path))
+    events.Reload()
+    assert {"train/loss", "val/loss", "lr", "metrics/mAP50-95", "metrics/precision"} <= set(events.Tags()["scalars"])
