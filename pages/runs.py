@@ -10,6 +10,7 @@ from pedsense.runfolder import LIVE_STATUSES, UNREADABLE
 from ui.compare import compare_ui
 from ui.feedback import error_box, hide_paths
 from ui.runs_view import delete_ui, details_ui, live_view_ui, pick_run_ui, queue_settings_ui, runs_table_ui
+from ui.run_records_view import tracking_settings_ui
 from ui.state import PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, enter_page, run_manager
 
 enter_page()  # before anything is drawn: the sign-in (ui.auth)
@@ -20,6 +21,7 @@ st.caption("Every training run of this data home, live and past, however it was 
            "this page, reload the browser or restart the dashboard, it carries on.")
 with error_box("reading the queue settings"):
     queue_settings_ui()
+    tracking_settings_ui()
 all_runs = []
 with error_box("listing the runs"):
     all_runs = run_manager().runs()

@@ -12,9 +12,11 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from pedsense.epoch_predictions import picture_path, read_epochs
 from pedsense.runfolder import RunFolder
@@ -56,6 +58,7 @@ def test_prediction_samples_are_seeded_and_take_both_classes(labels, count, expe
         assert sum(labels[i] for i in picked) == 3  # every crossing sample: the rarer class is not lost
 
 
+@pytest.mark.slow
 def test_each_epoch_keeps_the_same_samples_with_pictures_and_p_crossing(tiny_run):
     epochs = read_epochs(tiny_run.path)
     assert [e["epoch"] for e in epochs] == [1, 2]
@@ -124,6 +127,7 @@ def test_a_family_without_pictures_keeps_p_crossing_against_the_label(tmp_path):
 
 
 # -- TensorBoard ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_tensorboard_reads_back_the_runs_curves_and_hparams(tiny_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -143,6 +147,7 @@ def test_tensorboard_reads_back_the_runs_curves_and_hparams(tiny_run):
     assert start.session_start_info.hparams["epochs"].number_value == 2
 
 
+@pytest.mark.slow
 def test_a_run_without_tensorboard_trains_and_says_what_to_install(tmp_home, monkeypatch):
     from pedsense.train.resnet_trainer import train_resnet_lstm
 
@@ -182,6 +187,7 @@ def test_the_sampler_sees_a_child_burning_cpu(tmp_path):
     assert gpu_columns(rows) == [] or all(f"gpu{i}_mem_mb" in rows[0] for i in gpu_columns(rows))
 
 
+@pytest.mark.slow
 def test_a_run_samples_its_process_tree_and_the_machine_now(tiny_run):
     load = machine_load()
     assert load["cores"] >= 1 and 0 < load["mem_total_gb"] and isinstance(load["gpus"], list)
@@ -207,6 +213,7 @@ def exported(tiny_run):
     return home, first, second
 
 
+@pytest.mark.slow
 def test_mlflow_export_logs_a_run_once_and_reads_back(tiny_run, exported):
     from mlflow.tracking import MlflowClient
 
@@ -226,6 +233,7 @@ def test_mlflow_export_logs_a_run_once_and_reads_back(tiny_run, exported):
     assert (home / "mlartifacts").is_dir()  # beside the store, never in the working directory
 
 
+@pytest.mark.slow
 def test_mlflow_export_refuses_bad_uris_in_one_line(tiny_run, exported, capsys):
     home = exported[0]
     with socket.socket() as probe:  # a port nothing listens on
@@ -238,6 +246,7 @@ def test_mlflow_export_refuses_bad_uris_in_one_line(tiny_run, exported, capsys):
         assert err.startswith("error: MLflow URI") and uri in err and said in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_mlflow_export_without_mlflow_names_the_package(tiny_run, exported, monkeypatch, capsys):
     real_import = builtins.__import__
 
@@ -251,6 +260,7 @@ def test_mlflow_export_without_mlflow_names_the_package(tiny_run, exported, monk
     assert capsys.readouterr().err.strip() == "error: Exporting to MLflow needs the mlflow package: pip install mlflow"
 
 
+@pytest.mark.slow
 def test_the_setting_exports_each_run_as_it_ends(tmp_home, capsys):
     from mlflow.tracking import MlflowClient
 
@@ -309,3 +319,75 @@ def test_mlflow_callback_of_ultralytics_stays_off_for_a_yolo_run(tmp_home, tmp_p
     events = EventAccumulator(str(run.path))
     events.Reload()
     assert {"train/loss", "val/loss", "lr", "metrics/mAP50-95", "metrics/precision"} <= set(events.Tags()["scalars"])
+
+
+# -- the dashboard ------------------------------------------------------------------------------------
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture
+def dashboard(tiny_run, monkeypatch):
+    """The app on the tiny run's data home; its run manager shut down afterwards."""
+    from ui.state import run_manager
+
+    monkeypatch.setenv("PEDSENSE_HOME", str(tiny_run.path.parents[2]))
+    yield lambda: AppTest.from_file(APP, default_timeout=60)
+    run_manager().shutdown(timeout=60)
+
+
+def _runs_page(app, run_id: str):
+    at = app()
+    at.switch_page("pages/runs.py")
+    at.run()
+    next(s for s in at.selectbox if s.label == "Run").set_value(run_id)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.slow
+def test_the_run_view_slides_over_each_epochs_predictions_under_the_system_chart(tiny_run, dashboard):
+    at = _runs_page(dashboard, tiny_run.run_id)
+    slider = next(s for s in at.select_slider if s.label == "Epoch")
+    assert slider.options == ["epoch 1", "epoch 2"] and slider.value == "epoch 2"
+    epochs = read_epochs(tiny_run.path)
+
+    def shown_p() -> list:
+        table = next(d.value for d in at.dataframe if "P(crossing)" in d.value.columns)
+        return list(table["P(crossing)"])
+
+    assert shown_p() == [s["p_crossing"] for s in epochs[1]["samples"]]
+    slider.set_value("epoch 1")
+    at.run()
+    assert shown_p() == [s["p_crossing"] for s in epochs[0]["samples"]]
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("Machine while training" in spec for spec in charts)
+
+
+@pytest.mark.slow
+def test_the_mlflow_setting_is_saved_from_the_runs_page_and_a_bad_uri_refused(tiny_run, dashboard):
+    from pedsense.mlflow_export import read_setting
+
+    at = _runs_page(dashboard, tiny_run.run_id)
+    home = tiny_run.path.parents[2]
+    save = next(b for b in at.button if b.proto.form_id == "tracking.settings")
+    next(t for t in at.toggle if t.label.startswith("Export each run")).set_value(True)
+    next(t for t in at.text_input if t.label == "MLflow tracking URI").set_value("nonsense-uri")
+    save.click()
+    at.run()
+    assert any("does not parse" in e.value for e in at.error) and read_setting(home).export_on_end is False
+    next(t for t in at.text_input if t.label == "MLflow tracking URI").set_value("")
+    next(b for b in at.button if b.proto.form_id == "tracking.settings").click()
+    at.run()
+    assert read_setting(home).export_on_end is True and read_setting(home).uri is None
+    from pedsense.mlflow_export import write_setting
+
+    write_setting(home, export_on_end=False)
+
+
+def test_the_sidebar_shows_the_machines_load(tmp_home):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    texts = [p.proto.text for p in at.sidebar.get("progress")]
+    assert any(t.startswith("CPU ") and "cores" in t for t in texts)
+    assert any(t.startswith("Memory ") and t.endswith("GB") for t in texts)

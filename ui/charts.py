@@ -184,3 +184,41 @@ def importance_figure(importances: Mapping[str, float]) -> go.Figure:
     figure.update_layout(title="Parameter importance (Optuna, fANOVA)", height=max(200, 60 + 40 * len(ranked)),
                          margin=MARGIN, xaxis=dict(title="importance", range=[0, 1]))
     return figure
+
+
+# -- the machine while a run trains (pedsense.sysmon's system.csv) ----------------------------------
+def system_figure(rows: Sequence[Mapping[str, Any]], gpus: Sequence[int] = ()) -> go.Figure | None:
+    """The run's CPU (100 % = one core) and the machine's, resident memory, and per GPU its
+    utilisation and memory, against the clock (None without rows)."""
+    from datetime import datetime
+
+    points = [r for r in rows if _number(r.get("time"))]
+    if not points:
+        return None
+    when = [datetime.fromtimestamp(r["time"]) for r in points]
+    panels = 2 if gpus else 1
+    figure = make_subplots(rows=1, cols=panels, horizontal_spacing=0.1,
+                           specs=[[{"secondary_y": True}] * panels],
+                           subplot_titles=["CPU and memory", "GPU"][:panels] if gpus else None)
+    traces = (("cpu_percent", "run CPU %", PALETTE[0], False, "solid"),
+              ("machine_cpu_percent", "machine CPU % (all cores)", PALETTE[1], False, "dot"),
+              ("rss_mb", "run memory (GB)", PALETTE[2], True, "solid"))
+    for column, name, colour, right, dash in traces:
+        scale = 1 / 1024 if column == "rss_mb" else 1
+        figure.add_trace(go.Scatter(x=when, y=[(r.get(column) or 0) * scale for r in points], mode="lines",
+                                    name=name, line=dict(color=colour, dash=dash),
+                                    hovertemplate=f"{name}: %{{y:.3g}}<extra></extra>"), row=1, col=1, secondary_y=right)
+    for index in gpus:
+        colour = PALETTE[(3 + index) % len(PALETTE)]
+        figure.add_trace(go.Scatter(x=when, y=[r.get(f"gpu{index}_util") for r in points], mode="lines",
+                                    name=f"GPU {index} util %", line=dict(color=colour),
+                                    hovertemplate="util %{y:.0f} %<extra></extra>"), row=1, col=2, secondary_y=False)
+        figure.add_trace(go.Scatter(x=when, y=[(r.get(f"gpu{index}_mem_mb") or 0) / 1024 for r in points],
+                                    mode="lines", name=f"GPU {index} memory (GB)", line=dict(color=colour, dash="dot"),
+                                    hovertemplate="memory %{y:.2f} GB<extra></extra>"), row=1, col=2, secondary_y=True)
+    for col in range(1, panels + 1):
+        figure.update_yaxes(title="%", rangemode="tozero", row=1, col=col, secondary_y=False)
+        figure.update_yaxes(title="GB", rangemode="tozero", showgrid=False, row=1, col=col, secondary_y=True)
+    figure.update_layout(title="Machine while training (sampled every few seconds)", height=HEIGHT,
+                         margin=MARGIN, legend=_legend(), hovermode="x unified")
+    return figure

@@ -16,6 +16,7 @@ from pedsense.runfolder import FINISHED_STATUSES, LIVE_STATUSES, RESUMABLE_STATU
 from pedsense.runsummary import RunSummary
 from ui.charts import run_figures
 from ui.evaluation import evaluation_panel
+from ui.run_records_view import run_records_ui
 from ui.feedback import (error_box, fmt_best, fmt_duration, fmt_status, progress_of, show_error,
                          shown_status, weights_badge)
 from ui.state import MODEL_LABELS, SELECTED_RUN, run_manager
@@ -61,6 +62,7 @@ def live_view_ui(run_id: str) -> None:
     live = run_manager().snapshot(run_id).status in LIVE_STATUSES
     st.fragment(_status_ui, run_every=1.0 if live else None)(run_id)
     st.fragment(_charts_ui, run_every=2.0 if live else None)(run_id)
+    run_records_ui(run_id)  # the machine under the loss, then the predictions slider
 
 
 def _status_ui(run_id: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.feedback import STATUS_ICONS, error_box, progress_of, shown_status, show_error
+from ui.run_records_view import machine_load_ui
 from ui.state import device_description, home, job_manager, run_manager
 
 DRAWN_VERSION = "watch.drawn_version"
@@ -37,6 +38,7 @@ def sidebar() -> None:
         with error_box("detecting the device"):
             st.markdown(f"**Device**  \n{device_description()}")
         watch_ui()
+        machine_load_ui()
 
 
 @st.fragment(run_every=1.0)
