@@ -70,7 +70,9 @@ def test_each_epoch_keeps_the_same_samples_with_pictures_and_p_crossing(tiny_run
         assert all(0.0 <= s["p_crossing"] <= 1.0 for s in epoch["samples"])
         sheet = cv2.imread(str(picture_path(tiny_run.path, epoch)))
         assert sheet is not None and sheet.shape[0] >= 128  # a real JPEG with the tiles
-    assert "prediction_samples" in tiny_run.read_config()["parameters"]
+    config = tiny_run.read_config()
+    assert config["parameters"]["prediction_samples"] == 4
+    assert config["prediction_samples"]["samples"] == 4 and config["prediction_samples"]["epochs"] == 2
 
 
 def test_a_sample_that_cannot_be_read_is_left_out_and_said(tmp_path):

@@ -113,17 +113,32 @@ class EpochPreviews:
 
     failed = False
 
-    def score_classifier(self, model, dataset, device: str, epoch: int) -> None:
-        """P(crossing) of every sample by ``model`` (eval mode, no gradients, the same input
-        path as the validation: a frozen-feature dataset gives features), then :meth:`record`."""
-        if not self.failed:
-            self.guarded(epoch, lambda: self._score_classifier(model, dataset, device, epoch))
+    def wanted(self) -> dict[int, float | None]:
+        """``{index: None}`` of the samples: the validation pass fills in P(crossing)
+        (``pedsense.train.fit.evaluate(keep=)``), so scoring costs no forward pass of its own."""
+        return {s.index: None for s in self.samples}
 
-    def _score_classifier(self, model, dataset, device: str, epoch: int) -> None:
+    def cost(self) -> dict:
+        """What the previews cost (recorded in config.json; ``bench/bench_samples.py``)."""
+        return {"samples": len(self.samples), "epochs": self.epochs, "seconds": round(self.seconds, 4)}
+
+    epochs = 0
+
+    def score_classifier(self, model, dataset, device: str, epoch: int,
+                         known: dict[int, float | None] | None = None) -> None:
+        """P(crossing) of every sample, as the validation pass left it in ``known`` or else by
+        ``model`` (eval mode, no gradients, the same input path as the validation: a
+        frozen-feature dataset gives features), then :meth:`record`."""
+        if not self.failed:
+            self.guarded(epoch, lambda: self._score_classifier(model, dataset, device, epoch, known))
+
+    def _score_classifier(self, model, dataset, device: str, epoch: int, known) -> None:
         import torch
 
         if not self.samples:
             return self.record(epoch, [])
+        if known and all(known.get(s.index) is not None for s in self.samples):
+            return self.record(epoch, [{"p_crossing": round(float(known[s.index]), 4)} for s in self.samples])
         started = time.perf_counter()
         indices = [s.index for s in self.samples]
         if hasattr(dataset, "__getitems__"):
@@ -155,6 +170,7 @@ class EpochPreviews:
         append_epoch(self.run.path, {"stage": self.stage, "epoch": int(epoch), "picture": picture,
                                      "samples": rows, "problems": list(self.problems)})
         self.seconds += time.perf_counter() - started
+        self.epochs += 1
 
 
 # -- drawing the sheet -------------------------------------------------------------------------------

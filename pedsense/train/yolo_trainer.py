@@ -407,6 +407,8 @@ def fit_yolo(run: TrainingRun, dataset: YoloDataset, model_source: str, settings
                                        "(worker.log) or the terminal.") from None
     if not run.stop_seen:  # finished: nothing left to resume from
         (save_dir / "weights" / "resume.pt").unlink(missing_ok=True)
+    if getattr(bridge, "previews", None) is not None:
+        run.record(prediction_samples=bridge.previews.cost())
     return bridge, data_yaml
 
 
