@@ -69,7 +69,9 @@ class EpochPreviews:
 
     def __init__(self, run, stage: str, samples: list[PreviewSample], problems: list[str]):
         self.run, self.stage, self.samples, self.problems = run, stage, samples, problems
-        self.seconds = 0.0  # spent scoring and drawing, for bench/bench_samples.py
+        self.seconds = 0.0  # spent picking, scoring and drawing (bench/bench_samples.py)
+        self.epochs = 0     # epochs recorded
+        self.failed = False
 
     @classmethod
     def for_dataset(cls, run, dataset, count: int, seed: int, stage: str = "train") -> "EpochPreviews | None":
@@ -111,8 +113,6 @@ class EpochPreviews:
             self.samples = []
             self.failed = True
 
-    failed = False
-
     def wanted(self) -> dict[int, float | None]:
         """``{index: None}`` of the samples: the validation pass fills in P(crossing)
         (``pedsense.train.fit.evaluate(keep=)``), so scoring costs no forward pass of its own."""
@@ -121,8 +121,6 @@ class EpochPreviews:
     def cost(self) -> dict:
         """What the previews cost (recorded in config.json; ``bench/bench_samples.py``)."""
         return {"samples": len(self.samples), "epochs": self.epochs, "seconds": round(self.seconds, 4)}
-
-    epochs = 0
 
     def score_classifier(self, model, dataset, device: str, epoch: int,
                          known: dict[int, float | None] | None = None) -> None:
