@@ -188,7 +188,26 @@ def build_context(home=None, *, intent: IntentOptions | None = None, split: str 
     Raises:
         DataError: no annotations, nothing readable, or no window at all.
     """
-    intent = intent or IntentOptions()
+    return _build(home, intent or IntentOptions(), split, on_progress)[0]
+
+
+def build_context_dataset(home=None, *, sample_type: str = "beh", split: str = "default",
+                          intent: IntentOptions | None = None,
+                          progress: Progress | None = None) -> dict:
+    """:func:`build_context` as a data job (CLI, Data page): a summary like the other builds'
+    (``path``, ``counts``, ``summary`` lines, ``reused``)."""
+    intent = intent or IntentOptions(sample_type=sample_type)
+    if intent.sample_type != sample_type:
+        intent = replace(intent, sample_type=sample_type)
+    folder, reused = _build(home, intent, split, progress)
+    manifest = context_manifest(home, intent.sample_type)
+    return {"path": str(folder), "reused": reused, "sample_type": intent.sample_type,
+            "counts": {s: {"windows": c["windows"], "crossing": c["crossing"]}
+                       for s, c in manifest["splits"].items()},
+            "summary": manifest.get("summary", [])}
+
+
+def _build(home, intent: IntentOptions, split: str, on_progress: Progress | None) -> tuple[Path, bool]:
     p = paths(home)
     video_ids = annotated_video_ids(p.home)
     if not video_ids:
@@ -202,11 +221,12 @@ def build_context(home=None, *, intent: IntentOptions | None = None, split: str 
                         params={"format": CONTEXT_FORMAT, "intent": intent.as_dict(),
                                 "split": split, "groups": list(groups)},
                         inputs=fingerprint([split, video_split.as_dict(), stamps]))
+    folder = context_path(p.home, intent.sample_type)
     if build.existing() is not None:
-        return context_path(p.home, intent.sample_type)
+        return folder, True
     with build.locked():
         if build.existing() is not None:
-            return context_path(p.home, intent.sample_type)
+            return folder, True
         annotations, skipped = load_annotation_folder(p.annotations, p.attributes, video_ids,
                                                       progress=_parsing(on_progress))
         dataset = collect_intent_windows(annotations, video_split, intent)
@@ -220,7 +240,7 @@ def build_context(home=None, *, intent: IntentOptions | None = None, split: str 
                             + "; ".join(dataset.summary_lines()))
         write_csv_atomic(out / "windows.csv", rows, WINDOW_COLUMNS)
         build.commit(_manifest(p.home, dataset, annotations, skipped, groups, counts, intent))
-    return context_path(p.home, intent.sample_type)
+    return folder, False
 
 
 def _parsing(on_progress: Progress | None) -> Progress | None:
@@ -291,6 +311,9 @@ def _manifest(home: Path, dataset, annotations: Mapping, skipped: Mapping[str, s
     return {"format": CONTEXT_FORMAT, "created_at": now_iso(), "sample_type": intent.sample_type,
             **dataset.manifest(),
             "groups": {name: list(FEATURE_GROUPS[name].columns) for name in groups},
+            "intent_options": intent.as_dict(),  # what the catalogue's describe_task reads
+            "counts": {s: {"crossing": c["crossing"], "not-crossing": c["windows"] - c["crossing"]}
+                       for s, c in counts.items()},
             "splits": counts, "synthetic": bool(is_synthetic(home)),
             "videos": len(annotations),
             "skipped_files": [{"file": f, "reason": r} for f, r in skipped.items()],
