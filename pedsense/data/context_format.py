@@ -20,7 +20,7 @@ build is reused. ``load_context_split(home, split)`` reads one split back as
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 

@@ -41,8 +41,8 @@ from pedsense.config import paths
 from pedsense.data.annotation import (BoundingBox, RejectedBox, Track, VideoAnnotation,
                                       _int_or_text, box_problem)
 from pedsense.data.scene import parse_scene, scene_files
-from pedsense.data.xml_read import (_FIX_FILE, _PrologRead, _frames_text, _parse_error,
-                                     _parse_small_xml, _refuse_dtd)
+from pedsense.data.xml_read import (_FIX_FILE, _PrologRead, _feed_until_stopped, _frames_text,
+                                     _parse_error, _parse_small_xml, _refuse_dtd)
 from pedsense.errors import AnnotationError, DataError
 
 log = logging.getLogger(__name__)
@@ -282,12 +282,7 @@ def _box_position(path: Path, track_index: int, box_index: int) -> tuple[int, in
                 raise _PrologRead  # stop: found it
 
     parser.StartElementHandler = start
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 16):
-                parser.Parse(chunk, False)
-    except (_PrologRead, pyexpat.ExpatError, OSError):
-        pass
+    _feed_until_stopped(parser, path)
     return found[0] if found else (0, 0)
 
 

@@ -106,14 +106,7 @@ def _read_vehicle(root: ET.Element, path: Path, scene: SceneAnnotation) -> None:
     unknown: dict[str, list[int]] = defaultdict(list)
     beyond: list[int] = []
     seen: set[int] = set()
-    for element in root.iter("frame"):
-        frame = _frame_id(element, path, scene)
-        if frame is None:
-            continue
-        if frame >= scene.num_frames:
-            beyond.append(frame)
-            continue
-        seen.add(frame)
+    for frame, element in _frames(root, path, scene, beyond, seen):
         action = element.get("action")
         if action in VEHICLE_ACTIONS:
             scene.vehicle[frame] = action
@@ -133,14 +126,7 @@ def _read_traffic(root: ET.Element, path: Path, scene: SceneAnnotation) -> None:
     unknown: dict[str, list[int]] = defaultdict(list)
     beyond: list[int] = []
     seen: set[int] = set()
-    for element in root.iter("frame"):
-        frame = _frame_id(element, path, scene)
-        if frame is None:
-            continue
-        if frame >= scene.num_frames:
-            beyond.append(frame)
-            continue
-        seen.add(frame)
+    for frame, element in _frames(root, path, scene, beyond, seen):
         light = element.get("traffic_light")
         if light in TRAFFIC_LIGHTS:
             scene.traffic_light[frame] = light
@@ -154,6 +140,21 @@ def _read_traffic(root: ET.Element, path: Path, scene: SceneAnnotation) -> None:
                 unknown[f"{name}={value!r}"].append(frame)
     _report(path, scene, "value", unknown, beyond)
     _report_uncovered(path, scene, "traffic scene", seen)
+
+
+def _frames(root: ET.Element, path: Path, scene: SceneAnnotation, beyond: list[int],
+            seen: set[int]):
+    """``(frame, element)`` of each ``<frame>`` within the video; ids beyond it go in ``beyond``,
+    those yielded in ``seen``."""
+    for element in root.iter("frame"):
+        frame = _frame_id(element, path, scene)
+        if frame is None:
+            continue
+        if frame >= scene.num_frames:
+            beyond.append(frame)
+            continue
+        seen.add(frame)
+        yield frame, element
 
 
 def _frame_id(element: ET.Element, path: Path, scene: SceneAnnotation) -> int | None:

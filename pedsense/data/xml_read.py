@@ -62,6 +62,12 @@ def _refuse_dtd(path: Path) -> None:
 
     parser.StartDoctypeDeclHandler = doctype
     parser.StartElementHandler = root
+    _feed_until_stopped(parser, path)
+
+
+def _feed_until_stopped(parser, path: Path) -> None:
+    """Feed ``path`` to an expat ``parser`` until a handler raises :class:`_PrologRead` (or the
+    file ends); read errors are left to the real parse, which names them."""
     try:
         with open(path, "rb") as f:
             while chunk := f.read(1 << 16):
