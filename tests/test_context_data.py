@@ -377,3 +377,14 @@ def open_page(page: str):
         at.switch_page(page)
         at.run()
     return at
+
+
+def test_the_default_build_is_the_one_there(jaad_context_home, tmp_path):
+    from pedsense.data.context_format import built_sample_types, context_manifest_path
+
+    home = _copy(jaad_context_home, tmp_path / "home")
+    assert built_sample_types(home) == ["beh", "all"]
+    assert context_manifest_path(home) == context_path(home, "beh") / "manifest.json"
+    shutil.rmtree(context_path(home, "beh"))
+    assert load_context_split(home, "test").sample_type == "all"
+    assert context_manifest_path(home).parent.name == "all"

@@ -14,8 +14,12 @@ Interface (the context build and the context trainer rely on it)::
                               the box offsets start from, and is dropped (the benchmark's
                               normalisation), for every group alike
 
-    pedsense.data.context_format: build_context, load_context_split -> ContextWindows,
-                                  context_path (the build's folder)
+    pedsense.data.context_format: build_context(home, *, intent=IntentOptions(...)) -> Path,
+        load_context_split(home, split, *, sample_type=None) -> ContextWindows (groups (N, T, D),
+        labels (N,), windows table, columns, sample_type, intent, frames, boxes_xyxy;
+        .select(features) drops windows whose selected features are all unknown),
+        context_path(home, sample_type) (the build's folder), context_manifest_path(home,
+        sample_type=None), context_manifest(home, sample_type) (checked: not built / older build)
 
 One declaration per feature group (as ``pedsense.train.params`` declares parameters): what it
 reads, the file it needs, the column that says "unknown", and what it may never be combined

@@ -129,6 +129,18 @@ def context_path(home=None, sample_type: str = "beh") -> Path:
     return context_root(home) / sample_type
 
 
+def context_manifest_path(home=None, sample_type: str | None = None) -> Path:
+    """The ``manifest.json`` of the context build of ``sample_type`` (None: the one
+    :func:`load_context_split` reads by default) — what a run records as its dataset."""
+    return context_path(home, sample_type or _default_sample_type(home)) / "manifest.json"
+
+
+def _default_sample_type(home) -> str:
+    """The one built, ``beh`` when both are (or neither)."""
+    built = built_sample_types(home)
+    return built[0] if built else "beh"
+
+
 def built_sample_types(home=None) -> list[str]:
     """The sample types with a finished context build, in ``beh, all`` order."""
     return [st for st in ("beh", "all")
@@ -160,9 +172,7 @@ def load_context_split(home=None, split: str = "train", *,
     Raises:
         DataError: not built, built by an older pedsense, or no such split in it.
     """
-    if sample_type is None:
-        built = built_sample_types(home)
-        sample_type = built[0] if built else "beh"
+    sample_type = sample_type or _default_sample_type(home)
     manifest = context_manifest(home, sample_type)
     folder = context_path(home, sample_type)
     if split not in manifest.get("splits", {}):
