@@ -211,7 +211,7 @@ def test_a_missing_vehicle_file_is_counted_and_shown(jaad_context_home, tmp_path
     build_context(home)  # the input changed: rebuilt
     manifest = context_manifest(home, "beh")
     assert manifest["scene"]["vehicle_missing"] == {video: "missing file"}
-    assert any("1 videos without vehicle data (1 no file)" in line for line in manifest["summary"])
+    assert any("1 video without vehicle data (1 no file)" in line for line in manifest["summary"])
     data = load_context_split(home, "test", sample_type="beh")
     rows = (data.windows["video"] == video).to_numpy()
     column = data.columns["vehicle"].index("vehicle_unknown")

@@ -341,11 +341,11 @@ def summary_lines(dataset, counts: Mapping[str, dict], vehicle_missing: Mapping,
     for what, missing in (("vehicle", vehicle_missing), ("traffic", traffic_missing)):
         if missing:
             reasons = Counter("no file" if r == MISSING_FILE else "unreadable" for r in missing.values())
-            lines.append(f"{len(missing)} videos without {what} data ("
+            lines.append(f"{_n(len(missing), 'video')} without {what} data ("
                          + ", ".join(f"{n} {r}" for r, n in reasons.items())
                          + f"): their {what} features are 'unknown', never guessed")
     if problems:
-        lines.append(f"{len(problems)} problems in the vehicle/traffic files (values left unknown), "
+        lines.append(f"{_n(len(problems), 'problem')} in the vehicle/traffic files (values left unknown), "
                      f"e.g. {problems[0]}")
     unknown = Counter()
     for c in counts.values():
@@ -353,7 +353,11 @@ def summary_lines(dataset, counts: Mapping[str, dict], vehicle_missing: Mapping,
         unknown["all"] += c["all_unknown"]
     for name, n in unknown.items():
         if n and name != "all":
-            lines.append(f"{n} windows with no known {name} feature (unknown columns set)")
+            lines.append(f"{_n(n, 'window')} with no known {name} feature (unknown columns set)")
     if unknown["all"]:
-        lines.append(f"{unknown['all']} windows with every feature unknown: training skips them")
+        lines.append(f"{_n(unknown['all'], 'window')} with every feature unknown: training skips them")
     return lines
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
