@@ -22,6 +22,7 @@ from pedsense.epoch_predictions import picture_path, read_epochs
 from pedsense.runfolder import RunFolder
 from pedsense.sysmon import SystemSampler, gpu_columns, machine_load, read_system
 from pedsense.train.previews import EpochPreviews, pick_indices
+from test_app_run_controls import runs_page
 from test_train_fixtures import write_resnet_sequences, write_yolo_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore:ImageNet weights")
@@ -333,23 +334,13 @@ def dashboard(tiny_run, monkeypatch):
     from ui.state import run_manager
 
     monkeypatch.setenv("PEDSENSE_HOME", str(tiny_run.path.parents[2]))
-    yield lambda: AppTest.from_file(APP, default_timeout=60)
+    yield
     run_manager().shutdown(timeout=60)
-
-
-def _runs_page(app, run_id: str):
-    at = app()
-    at.switch_page("pages/runs.py")
-    at.run()
-    next(s for s in at.selectbox if s.label == "Run").set_value(run_id)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 @pytest.mark.slow
 def test_the_run_view_slides_over_each_epochs_predictions_under_the_system_chart(tiny_run, dashboard):
-    at = _runs_page(dashboard, tiny_run.run_id)
+    at = runs_page(tiny_run.run_id)
     slider = next(s for s in at.select_slider if s.label == "Epoch")
     assert slider.options == ["epoch 1", "epoch 2"] and slider.value == "epoch 2"
     epochs = read_epochs(tiny_run.path)
@@ -370,7 +361,7 @@ def test_the_run_view_slides_over_each_epochs_predictions_under_the_system_chart
 def test_the_mlflow_setting_is_saved_from_the_runs_page_and_a_bad_uri_refused(tiny_run, dashboard):
     from pedsense.mlflow_export import read_setting
 
-    at = _runs_page(dashboard, tiny_run.run_id)
+    at = runs_page(tiny_run.run_id)
     home = tiny_run.path.parents[2]
     save = next(b for b in at.button if b.proto.form_id == "tracking.settings")
     next(t for t in at.toggle if t.label.startswith("Export each run")).set_value(True)
