@@ -37,6 +37,7 @@ from pedsense.launches import queue_extend, queue_resume, queue_run
 from pedsense.procs import Heartbeat, me
 from pedsense.runfolder import (LIVE_STATUSES, RunFolder, RunNotFound, best_of, find_run, iso,
                                list_runs)
+from pedsense.runlabels import read_labels, set_archived
 from pedsense.runsummary import RunSummary, file_stamps, read_summary
 from pedsense.runqueue import (QueueSettings, RunTaken, is_live, read_settings, request_stop,
                                settle_orphans, wait_for_slot, write_settings)
@@ -168,6 +169,11 @@ class RunManager:
             raise ConfigError(f"Run {run_id} is {status}: stop it before deleting it.")
         self._queue.forget(run_id)
         shutil.rmtree(folder.path)
+
+    def archive(self, run_id: str, archived: bool = True) -> None:
+        """Hide a finished run from the Runs table, kept on disk (``archived=False`` brings it
+        back). ConfigError for a queued or running run (``pedsense.runlabels.set_archived``)."""
+        set_archived(find_run(run_id, self.home), archived)
 
     def queue_settings(self) -> QueueSettings:
         """How many runs may train at once on this data home, and the device pool."""
@@ -355,7 +361,8 @@ class RunManager:
             best_metric=live.best_metric or best_of(live.kind, rows), config=config,
             queue_position=self._queue.position(live.item_id) if live.status == "queued" else None,
             stop_requested=live.stop_event.is_set() or live.folder.stop_path.exists(),
-            version=("live", live.version), data_version=("live", live.data_version))
+            version=("live", live.version), data_version=("live", live.data_version),
+            labels=read_labels(live.folder))
 
     def _disk_summary(self, folder: RunFolder) -> RunSummary:
         summary = disk_summary(folder)

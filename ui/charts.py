@@ -121,10 +121,24 @@ def steps_figure(steps: Sequence[Mapping[str, Any]]) -> go.Figure | None:
                 hovertemplate="step %{x}<br>lr %{y:.3g}<extra></extra>"), secondary_y=True)
     figure.update_xaxes(title="optimizer step", tickformat="d")
     figure.update_yaxes(title="loss", secondary_y=False)
-    figure.update_yaxes(title="learning rate", secondary_y=True, showgrid=False, exponentformat="e")
+    figure.update_yaxes(title="learning rate", secondary_y=True, showgrid=False, exponentformat="e",
+                        **lr_axis([s["lr"] for s in points if _number(s.get("lr"))]))
     figure.update_layout(title="Training loss (live, smoothed)", height=HEIGHT, margin=MARGIN,
                          legend=_legend(), hovermode="x unified")
     return figure
+
+
+def lr_axis(values: Sequence[float]) -> dict:
+    """A learning-rate axis that never reads negative: log scale when every value is positive
+    (a schedule spans decades; a constant rate sits mid-axis, half a decade either side),
+    else linear from 0 to 15 % above the largest value (a warm-up from 0)."""
+    values = [v for v in values if _number(v)]
+    if values and min(values) > 0:
+        low, high = math.log10(min(values)), math.log10(max(values))
+        pad = max((high - low) * 0.1, 0.5 if high == low else 0.05)
+        return dict(type="log", range=[low - pad, high + pad])
+    top = max(values, default=0.0)
+    return dict(type="linear", range=[0, top * 1.15 if top > 0 else 1.0])
 
 
 def compare_figure(series: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], metric: str) -> go.Figure:
