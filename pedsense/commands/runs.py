@@ -23,6 +23,13 @@ def add_detach_option(parser: argparse.ArgumentParser) -> None:
                              "this command returns); prints the run id")
 
 
+def _run_parser(subparsers: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    """A command acting on one run, named as the user likes (id, folder name or path)."""
+    parser = subparsers.add_parser(name, help=help)
+    parser.add_argument("run", help="run id (<model_type>/<folder>), folder name or path")
+    return parser
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``runs``, ``resume``, ``extend`` and ``stop`` to the `pedsense` parser."""
     runs = subparsers.add_parser("runs", help="list training runs (newest first); queue settings")
@@ -38,32 +45,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            "('' clears it); every device is checked to exist")
     runs.set_defaults(func=cmd_runs)
 
-    resume = subparsers.add_parser("resume", help="continue a stopped, interrupted or failed run in its folder")
-    resume.add_argument("run", help="run id (<model_type>/<folder>), folder name or path")
+    resume = _run_parser(subparsers, "resume", "continue a stopped, interrupted or failed run in its folder")
     resume.add_argument("--confirm-dataset-change", action="store_true",
                         help="resume although its dataset changed since it started (recorded)")
     add_detach_option(resume)
     resume.set_defaults(func=cmd_resume)
 
-    extend = subparsers.add_parser("extend", help="train a completed run N more epochs as a new linked run")
-    extend.add_argument("run", help="run id (<model_type>/<folder>), folder name or path")
+    extend = _run_parser(subparsers, "extend", "train a completed run N more epochs as a new linked run")
     extend.add_argument("--epochs", type=int, required=True, help="how many more epochs")
     add_detach_option(extend)
     extend.set_defaults(func=cmd_extend)
 
-    stop = subparsers.add_parser("stop", help="stop a running run (or cancel a queued one), whoever started it")
-    stop.add_argument("run", help="run id (<model_type>/<folder>), folder name or path")
+    stop = _run_parser(subparsers, "stop", "stop a running run (or cancel a queued one), whoever started it")
     stop.add_argument("--no-wait", action="store_true", help="return once the stop is requested")
     stop.set_defaults(func=cmd_stop)
 
-    tag = subparsers.add_parser("tag", help="add (+tag) and remove (-tag) tags of a run; prints its tags")
-    tag.add_argument("run", help="run id (<model_type>/<folder>), folder name or path")
+    tag = _run_parser(subparsers, "tag", "add (+tag) and remove (-tag) tags of a run; prints its tags")
     tag.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG",
                      help="+name adds, -name removes (a bare name adds); none: print the tags")
     tag.set_defaults(func=cmd_tag)
 
-    note = subparsers.add_parser("note", help="set a run's note (\"\" clears it); without text, print it")
-    note.add_argument("run", help="run id (<model_type>/<folder>), folder name or path")
+    note = _run_parser(subparsers, "note", "set a run's note (\"\" clears it); without text, print it")
     note.add_argument("text", nargs="?", help="the note (plain text)")
     note.set_defaults(func=cmd_note)
 
