@@ -38,7 +38,7 @@ from pedsense.procs import Heartbeat, me
 from pedsense.runfolder import (LIVE_STATUSES, RunFolder, RunNotFound, best_of, find_run, iso,
                                list_runs)
 from pedsense.runlabels import read_labels, set_archived
-from pedsense.runsummary import RunSummary, file_stamps, read_summary
+from pedsense.runsummary import RunSummary, cached_config, file_stamps, read_summary
 from pedsense.runqueue import (QueueSettings, RunTaken, is_live, read_settings, request_stop,
                                settle_orphans, wait_for_slot, write_settings)
 from pedsense.supervisor import LiveRun, Supervisor, apply_event
@@ -348,7 +348,9 @@ class RunManager:
     def _live_summary(self, live: LiveRun) -> RunSummary:
         now = time.time()
         started = live.started_at
-        config = {"model_type": live.kind, "parameters": dict(live.params)}
+        # what the trainer recorded (dataset, sweep tag: the Runs table filters by them), with
+        # the parameters as launched
+        config = {**cached_config(live.folder), "model_type": live.kind, "parameters": dict(live.params)}
         rows = tuple(dict(r) for r in live.metrics)
         return RunSummary(
             run_id=live.item_id, model_type=live.kind, name=live.folder.name, path=str(live.folder.path),

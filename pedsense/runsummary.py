@@ -93,6 +93,26 @@ _CACHE: dict[str, tuple[tuple, RunSummary]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+_CONFIGS: dict[str, tuple[tuple, dict]] = {}
+
+
+def cached_config(folder: RunFolder) -> dict:
+    """``config.json`` (``{}`` when missing or unreadable), read again only when its size or
+    mtime moved: a live run's summary is asked for every second."""
+    try:
+        stat = folder.config_path.stat()
+    except OSError:
+        return {}
+    stamp, key = (stat.st_size, stat.st_mtime_ns), str(folder.config_path)
+    with _CACHE_LOCK:
+        cached = _CONFIGS.get(key)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, folder.read_config())
+        with _CACHE_LOCK:
+            _CONFIGS[key] = cached
+    return dict(cached[1])
+
+
 def file_stamps(folder: RunFolder) -> tuple:
     """``(size, mtime_ns)`` of the files a summary is read from: equal stamps, equal summary."""
     stamps = []

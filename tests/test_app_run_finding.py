@@ -36,7 +36,8 @@ def _gated_trainer(name=None, epochs=1, batch_size=8, learning_rate=1e-4, device
     run = TrainingRun.open("resnet-lstm", name, run_dir=run_dir, home=home, on_event=on_event,
                            should_stop=should_stop)
     with run.guarded():
-        run.start({"parameters": {"epochs": epochs}})
+        run.start({"parameters": {"epochs": epochs}, "sweep": {"name": "gated", "trial": 0},
+                   "dataset": {"manifest": {"synthetic": True, "task": "action"}}})
         run.epoch_end(1, epochs, {"epoch": 1, "train_loss": 0.6, "val_loss": 0.7, "val_acc": 0.6})
         run.folder.log("epoch 1 done; loading the next batch")
         GATE.wait(60)
@@ -209,12 +210,15 @@ def test_a_selection_is_compared_archived_and_deleted(tmp_home, app_manager, oth
     live = other.submit("resnet-lstm", {"name": "live", "epochs": 1, "device": "cpu"})
     wait_until(lambda: app_manager().snapshot(live).status == "running")
     at = runs_page()
+    frame = at.dataframe(key="runs.table").value.set_index("name")
+    live_name = live.split("/")[1]
+    assert frame.loc[live_name, "status"] == "running"  # a live run is found by what it trains on
+    assert (frame.loc[live_name, "sweep"], frame.loc[live_name, "dataset"]) == ("gated", "synthetic · action")
     _select(at, [a.name, b.name])
     at.button(key="runs.table.compare").click()
     rerun(at)
     assert sorted(at.multiselect(key="compare.runs").value) == sorted([a.run_id, b.run_id])
     # archive a and the live run: the live one is refused and says why; a is hidden, kept on disk
-    live_name = live.split("/")[1]
     _select(at, [a.name, live_name])
     at.button(key="runs.table.archive").click()
     rerun(at)
