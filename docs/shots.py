@@ -1,0 +1,181 @@
+"""Screenshots of the real dashboard for the documentation: ``make docs-shots``.
+
+    .venv/bin/python docs/shots.py [--home /tmp/pedsense-shots] [--out docs/img]
+
+On a scratch data home (never yours: ``--home``, default a folder under the temporary
+directory) it writes the synthetic demo set, builds its datasets under the JAAD benchmark's
+``intent`` protocol, trains one short ResNet-LSTM run and evaluates it on ``test``, then starts
+a second one in a worker process so that the Runs page has a live chart. It serves the real
+dashboard (``streamlit run app.py``, through ``bench/bench_watch.start_server``) and drives it in
+headless Chromium through Playwright, saving one PNG per page, 1280 pixels wide, reduced to a
+256-colour palette so that each stays small. Rerun it after a UI change and commit the PNGs.
+Everything runs offline (weights from scratch); a rerun on the same home reuses the data and the
+evaluated run. A few minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+os.environ.setdefault("PEDSENSE_OFFLINE", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+from bench_watch import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
+from pedsense.runfolder import list_runs  # noqa: E402
+
+WIDTH, HEIGHT = 1280, 860
+# The quick preset's model (ResNet-18 on 32-px crops) from scratch, on the benchmark's windows.
+TRAIN = ("train", "resnet-lstm", "--preset", "quick", "--task", "intent", "--no-pretrained")
+WAIT_MS = 120_000  # a slow, busy machine
+
+
+def pedsense(home: Path, *args: str) -> str:
+    """``pedsense --home HOME ARGS``; its stdout (stops the script when the command fails)."""
+    print("$ pedsense", " ".join(args), flush=True)
+    done = subprocess.run([sys.executable, "-m", "pedsense", "--home", str(home), *args], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    if done.returncode:
+        raise SystemExit(f"pedsense {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def run_named(home: Path, prefix: str, status: str | None = None) -> str | None:
+    """The newest resnet-lstm run whose folder starts with ``prefix`` (and has ``status``)."""
+    for folder in list_runs(home, ("resnet-lstm",)):
+        if folder.path.name.startswith(prefix) and status in (None, folder.status()):
+            return folder.run_id
+    return None
+
+
+def prepare(home: Path) -> str:
+    """The demo set, its intent datasets and one evaluated run; returns that run's id."""
+    pedsense(home, "demo-data", "--if-missing")
+    pedsense(home, "preprocess", "all", "--task", "intent")
+    run_id = run_named(home, "demo_", "completed")
+    if run_id is None:
+        pedsense(home, *TRAIN, "--epochs", "3", "--name", "demo")
+        run_id = run_named(home, "demo_", "completed")
+    pedsense(home, "evaluate", run_id, "--split", "test")
+    return run_id
+
+
+def wait_for_epochs(home: Path, run_id: str, epochs: int, timeout: float = 900) -> None:
+    """Until the live run has ``epochs`` rows in metrics.csv (so its charts have lines)."""
+    folder = next(f for f in list_runs(home, ("resnet-lstm",)) if f.run_id == run_id)
+    deadline = time.monotonic() + timeout
+    while len(folder.read_metrics()) < epochs:
+        if folder.status() not in ("queued", "running") or time.monotonic() > deadline:
+            raise SystemExit(f"{run_id} is {folder.status()} with {len(folder.read_metrics())} epochs")
+        time.sleep(2)
+
+
+def save(page, out: Path, name: str) -> None:
+    """A full-width PNG of the page, palette-quantised (Pillow) to keep it small."""
+    from PIL import Image
+
+    page.wait_for_timeout(1500)  # let charts finish their transition
+    path = out / f"{name}.png"
+    page.screenshot(path=str(path))
+    Image.open(path).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
+        path, optimize=True)
+    print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path} "
+          f"({path.stat().st_size // 1024} KB)", flush=True)
+
+
+def open_page(page, url: str, heading: str) -> None:
+    """Go to ``url`` and wait for its title (a regular expression) and the script run's end."""
+    from playwright.sync_api import expect
+
+    page.goto(url, wait_until="domcontentloaded")
+    expect(page.get_by_role("heading", name=re.compile(heading)).first).to_be_visible(timeout=WAIT_MS)
+    idle(page)
+
+
+def idle(page) -> None:
+    """Until Streamlit's "running" indicator is gone (the script run finished)."""
+    page.wait_for_timeout(500)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"] "
+                           "[data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=WAIT_MS)
+    page.wait_for_timeout(500)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` (a substring of its text) in the selectbox labelled ``label``."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.locator("input").first.click()
+    page.get_by_role("option").filter(has_text=option).first.click()
+    idle(page)
+
+
+def shoot(url: str, out: Path, evaluated: str, live: str, home: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+            open_page(page, f"{url}/", "^pedsense$")
+            save(page, out, "overview")
+            open_page(page, f"{url}/data", "Data")
+            save(page, out, "data")
+            open_page(page, f"{url}/train_resnet_lstm", "^Train ResNet")
+            save(page, out, "train-resnet-lstm")
+            open_page(page, f"{url}/sweep", "Sweeps")
+            save(page, out, "sweep")
+            open_page(page, f"{url}/leaderboard", "Leaderboard")
+            save(page, out, "leaderboard")
+
+            wait_for_epochs(home, live, 2)
+            open_page(page, f"{url}/runs", "Runs")
+            choose(page, "Run", live)
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=WAIT_MS)
+            page.wait_for_timeout(4000)  # two chart refreshes
+            save(page, out, "runs")
+            choose(page, "Run", evaluated)
+            page.get_by_role("tab", name="Evaluation").click()
+            idle(page)
+            page.get_by_role("tab", name="Evaluation").scroll_into_view_if_needed()
+            save(page, out, "runs-evaluation")
+
+            open_page(page, f"{url}/viewer", "Viewer")
+            save(page, out, "viewer")
+            open_page(page, f"{url}/errors", "Errors")
+            save(page, out, "errors")
+        finally:
+            browser.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "pedsense-shots",
+                        help="scratch data home (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "img", help="where the PNGs go")
+    args = parser.parse_args(argv)
+    home, out = args.home.resolve(), args.out.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    evaluated = prepare(home)
+    live_out = pedsense(home, *TRAIN, "--epochs", "12", "--name", "live", "--detach")
+    live = live_out.split()[0]
+    server, url = start_server(home)
+    try:
+        shoot(url, out, evaluated, live, home)
+    finally:
+        pedsense(home, "stop", live)
+        server.terminate()
+        server.wait(15)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
