@@ -7,6 +7,7 @@ home of what it lists, so the site cannot drift from the code:
   :class:`pedsense.train.params.Spec` in ``SPECS`` (a new trainer appears by itself);
   ``<!-- pedsense:params resnet-lstm -->`` one trainer's.
 - ``<!-- pedsense:presets -->``: every preset's overrides (``pedsense.train.presets``).
+- ``<!-- pedsense:trainers-api -->``: the API reference of every trainer in ``SPECS``.
 - ``<!-- pedsense:cli -->``: ``pedsense --help`` of every command and subcommand (the argparse
   parser of ``pedsense.cli``).
 
@@ -66,17 +67,24 @@ def params_table(model_type: str) -> str:
              f"`pedsense train {model_type}`, the dashboard's Train page.", ""]
     for group, params in spec.groups().items():
         lines += [f"**{GROUPS[group]}**", "",
-                  "| Parameter | Option | Default | Accepts | What it does |",
-                  "|---|---|---|---|---|"]
+                  "| Parameter, option | Default | Accepts | What it does |",
+                  "|---|---|---|---|"]
         for param in params:
             default = param.none_label if param.default is None else _shown(param.default)
             option = "--" + param.name.replace("_", "-")
             if param.kind == "bool":
                 option += f" / --no-{param.name.replace('_', '-')}"
-            lines.append(f"| `{param.name}` | `{option}` | {_cell(default)} | "
+            lines.append(f"| `{param.name}`<br>`{option}` | {_cell(default)} | "
                          f"{_cell(param.describe())} | {_cell(param.help)} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def render_trainers_api(_: str | None) -> str:
+    """A mkdocstrings block per trainer of ``SPECS`` (a new trainer's reference appears by itself)."""
+    from pedsense.train.params import SPECS
+
+    return "\n\n".join(f"::: {spec.trainer.replace(':', '.')}" for spec in SPECS.values())
 
 
 def render_params(model_type: str | None) -> str:
@@ -88,13 +96,16 @@ def render_params(model_type: str | None) -> str:
 
 # -- presets ------------------------------------------------------------------------------------
 def render_presets(model_type: str | None) -> str:
+    from pedsense.train.params import spec_for
     from pedsense.train.presets import PRESETS
 
     lines = []
     for kind in ([model_type] if model_type else list(PRESETS)):
+        spec = spec_for(kind)
         lines += [f"### {kind} {{#presets-{kind}}}", "", "| Preset | Sets | Measured |", "|---|---|---|"]
         for preset in PRESETS[kind].values():
-            values = ", ".join(f"`{name}={value}`" for name, value in preset.params.items())
+            values = ", ".join(f"`{name}={spec[name].none_label if value is None else value}`"
+                               for name, value in preset.params.items())
             lines.append(f"| **{preset.label}** (`--preset {preset.key}`): {_cell(preset.description)} | "
                          f"{_cell(values) or 'nothing'} | {_cell(preset.reaches) or '—'} |")
         lines.append("")
@@ -134,4 +145,5 @@ def render_cli(_: str | None) -> str:
 
 RENDERERS: dict[str, Callable[[str | None], str]] = {
     "params": render_params, "presets": render_presets, "cli": render_cli,
+    "trainers-api": render_trainers_api,
 }

@@ -61,6 +61,7 @@ def test_the_site_builds_strictly_with_the_generated_references(site):
         assert f'id="{spec.model_type}"' in parameters
         for param in spec:
             assert f"<code>--{param.name.replace('_', '-')}" in parameters, (spec.model_type, param.name)
+    assert "from 0 to 2147483647" in parameters  # the seed's bound as written, not 2.14748e+09
     cli = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
     for words, _ in load_hooks().commands(build_parser()):
         assert f"pedsense {' '.join(words)}</h" in cli
