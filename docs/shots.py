@@ -4,13 +4,13 @@
 
 On a scratch data home (never yours: ``--home``, default a folder under the temporary
 directory) it writes the synthetic demo set, builds its datasets under the JAAD benchmark's
-``intent`` protocol, trains one short ResNet-LSTM run and evaluates it on ``test``, then starts
-a second one in a worker process so that the Runs page has a live chart. It serves the real
+``intent`` protocol, starts a ResNet-LSTM run in a worker process (so that the Runs page has a
+live chart), trains a second, short one beside it and evaluates that on ``test``. It serves the real
 dashboard (``streamlit run app.py``, through ``bench/bench_watch.start_server``) and drives it in
 headless Chromium through Playwright, saving one PNG per page, 1280 pixels wide, reduced to a
 256-colour palette so that each stays small. Rerun it after a UI change and commit the PNGs.
 Everything runs offline (weights from scratch); a rerun on the same home reuses the data and the
-evaluated run. A few minutes on 2 CPU cores.
+evaluated run. Ten minutes or more on 2 busy CPU cores.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ WIDTH, HEIGHT = 1280, 860
 # The quick preset's model (ResNet-18 on 32-px crops) from scratch, on the benchmark's windows.
 TRAIN = ("train", "resnet-lstm", "--preset", "quick", "--task", "intent", "--no-pretrained")
 WAIT_MS = 120_000  # a slow, busy machine
+LIVE = ("queued", "running")
 
 
 def pedsense(home: Path, *args: str) -> str:
@@ -49,34 +50,60 @@ def pedsense(home: Path, *args: str) -> str:
     return done.stdout
 
 
-def run_named(home: Path, prefix: str, status: str | None = None) -> str | None:
-    """The newest resnet-lstm run whose folder starts with ``prefix`` (and has ``status``)."""
+def run_named(home: Path, prefix: str, statuses: tuple[str, ...]):
+    """The newest resnet-lstm run folder whose name starts with ``prefix``, in one of ``statuses``."""
     for folder in list_runs(home, ("resnet-lstm",)):
-        if folder.path.name.startswith(prefix) and status in (None, folder.status()):
-            return folder.run_id
+        if folder.path.name.startswith(prefix) and folder.status in statuses:
+            return folder
     return None
 
 
-def prepare(home: Path) -> str:
-    """The demo set, its intent datasets and one evaluated run; returns that run's id."""
+def prepare(home: Path) -> None:
+    """The demo set and its intent datasets; two runs may train at once (the live one beside)."""
     pedsense(home, "demo-data", "--if-missing")
     pedsense(home, "preprocess", "all", "--task", "intent")
-    run_id = run_named(home, "demo_", "completed")
-    if run_id is None:
-        pedsense(home, *TRAIN, "--epochs", "3", "--name", "demo")
-        run_id = run_named(home, "demo_", "completed")
+    pedsense(home, "runs", "--max-parallel", "2")
+
+
+def evaluated_run(home: Path) -> str:
+    """A completed run evaluated on ``test``; returns its id."""
+    running = run_named(home, "demo_", LIVE)
+    if running:  # an earlier try of this script left it training
+        wait_for(running, lambda: running.status not in LIVE)
+    if run_named(home, "demo_", ("completed",)) is None:
+        pedsense(home, *TRAIN, "--epochs", "2", "--name", "demo")
+    run_id = run_named(home, "demo_", ("completed",)).run_id
     pedsense(home, "evaluate", run_id, "--split", "test")
     return run_id
 
 
-def wait_for_epochs(home: Path, run_id: str, epochs: int, timeout: float = 900) -> None:
+def live_run(home: Path) -> str:
+    """A run training in a worker process (one left by an earlier try, or a new one)."""
+    folder = run_named(home, "live_", LIVE)
+    if folder is None:
+        return pedsense(home, *TRAIN, "--epochs", "12", "--name", "live", "--detach").split()[0]
+    return folder.run_id
+
+
+def wait_for(folder, done, timeout: float = 1800) -> None:
+    """Until ``done()``; a run that ended early, or the timeout, stops the script."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{folder.run_id} is still {folder.status} after {timeout:.0f} s")
+        time.sleep(2)
+
+
+def wait_for_epochs(home: Path, run_id: str, epochs: int) -> None:
     """Until the live run has ``epochs`` rows in metrics.csv (so its charts have lines)."""
     folder = next(f for f in list_runs(home, ("resnet-lstm",)) if f.run_id == run_id)
-    deadline = time.monotonic() + timeout
-    while len(folder.read_metrics()) < epochs:
-        if folder.status() not in ("queued", "running") or time.monotonic() > deadline:
-            raise SystemExit(f"{run_id} is {folder.status()} with {len(folder.read_metrics())} epochs")
-        time.sleep(2)
+
+    def done() -> bool:
+        if folder.status not in LIVE:
+            raise SystemExit(f"{run_id} is {folder.status} with {len(folder.read_metrics())} epochs")
+        return len(folder.read_metrics()) >= epochs
+
+    wait_for(folder, done)
 
 
 def save(page, out: Path, name: str) -> None:
@@ -136,6 +163,7 @@ def shoot(url: str, out: Path, evaluated: str, live: str, home: Path) -> None:
             save(page, out, "leaderboard")
 
             wait_for_epochs(home, live, 2)
+            page.set_viewport_size({"width": WIDTH, "height": 1240})  # the live view's charts too
             open_page(page, f"{url}/runs", "Runs")
             choose(page, "Run", live)
             expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=WAIT_MS)
@@ -146,6 +174,7 @@ def shoot(url: str, out: Path, evaluated: str, live: str, home: Path) -> None:
             idle(page)
             page.get_by_role("tab", name="Evaluation").scroll_into_view_if_needed()
             save(page, out, "runs-evaluation")
+            page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
 
             open_page(page, f"{url}/viewer", "Viewer")
             save(page, out, "viewer")
@@ -164,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     home, out = args.home.resolve(), args.out.resolve()
     home.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    evaluated = prepare(home)
-    live_out = pedsense(home, *TRAIN, "--epochs", "12", "--name", "live", "--detach")
-    live = live_out.split()[0]
+    prepare(home)
+    live = live_run(home)
+    evaluated = evaluated_run(home)
     server, url = start_server(home)
     try:
         shoot(url, out, evaluated, live, home)
