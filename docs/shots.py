@@ -38,6 +38,7 @@ WIDTH, HEIGHT = 1280, 860
 TRAIN = ("train", "resnet-lstm", "--preset", "quick", "--task", "intent", "--no-pretrained")
 WAIT_MS = 120_000  # a slow, busy machine
 LIVE = ("queued", "running")
+MAX_BYTES = 150_000  # per PNG: the repository carries them
 
 
 def pedsense(home: Path, *args: str) -> str:
@@ -78,11 +79,16 @@ def evaluated_run(home: Path) -> str:
 
 
 def live_run(home: Path) -> str:
-    """A run training in a worker process (one left by an earlier try, or a new one)."""
+    """A run training in a worker process: one an earlier try left running or stopped (resumed),
+    else a new one."""
     folder = run_named(home, "live_", LIVE)
-    if folder is None:
-        return pedsense(home, *TRAIN, "--epochs", "12", "--name", "live", "--detach").split()[0]
-    return folder.run_id
+    if folder is not None:
+        return folder.run_id
+    folder = run_named(home, "live_", ("stopped",))
+    if folder is not None:
+        pedsense(home, "resume", folder.run_id, "--detach")
+        return folder.run_id
+    return pedsense(home, *TRAIN, "--epochs", "12", "--name", "live", "--detach").split()[0]
 
 
 def wait_for(folder, done, timeout: float = 1800) -> None:
@@ -113,8 +119,11 @@ def save(page, out: Path, name: str) -> None:
     page.wait_for_timeout(1500)  # let charts finish their transition
     path = out / f"{name}.png"
     page.screenshot(path=str(path))
-    Image.open(path).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
-        path, optimize=True)
+    image = Image.open(path).convert("RGB")
+    for colors in (256, 128, 64):  # a video frame needs fewer colours to stay under MAX_BYTES
+        image.quantize(colors=colors, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+        if path.stat().st_size <= MAX_BYTES:
+            break
     print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path} "
           f"({path.stat().st_size // 1024} KB)", flush=True)
 
@@ -128,11 +137,16 @@ def open_page(page, url: str, heading: str) -> None:
     idle(page)
 
 
+# Streamlit is busy while its status widget shows a running icon, a spinner turns or an element is
+# drawn stale (faded, about to be replaced).
+BUSY = ("!document.querySelector('[data-testid^=\"stStatusWidgetRunning\"], "
+        "[data-testid=\"stStatusWidgetNewYearsIcon\"], [data-testid=\"stSpinner\"], [data-stale=\"true\"]')")
+
+
 def idle(page) -> None:
-    """Until Streamlit's "running" indicator is gone (the script run finished)."""
+    """Until the script run finished: no running icon, spinner or stale element."""
     page.wait_for_timeout(500)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"] "
-                           "[data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=WAIT_MS)
+    page.wait_for_function(BUSY, timeout=WAIT_MS)
     page.wait_for_timeout(500)
 
 
@@ -141,6 +155,7 @@ def choose(page, label: str, option: str) -> None:
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
     box.locator("input").first.click()
     page.get_by_role("option").filter(has_text=option).first.click()
+    page.evaluate("document.activeElement && document.activeElement.blur()")  # no focus ring
     idle(page)
 
 
@@ -170,13 +185,24 @@ def shoot(url: str, out: Path, evaluated: str, live: str, home: Path) -> None:
             page.wait_for_timeout(4000)  # two chart refreshes
             save(page, out, "runs")
             choose(page, "Run", evaluated)
-            page.get_by_role("tab", name="Evaluation").click()
+            tab = page.get_by_role("tab", name="Evaluation")
+            tab.click()
             idle(page)
-            page.get_by_role("tab", name="Evaluation").scroll_into_view_if_needed()
+            choose(page, "Split", "test")  # the split it was evaluated on: the benchmark view
+            expect(page.get_by_text("comparable").first).to_be_visible(timeout=WAIT_MS)
+            tab.evaluate("element => element.scrollIntoView({block: 'start'})")
             save(page, out, "runs-evaluation")
             page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
 
             open_page(page, f"{url}/viewer", "Viewer")
+            frame = page.locator('[data-testid="stSlider"]').filter(has_text="Frame").first
+            expect(frame).to_be_visible(timeout=WAIT_MS)
+            box = frame.bounding_box()  # a click on the track a fifth along: past the LSTM's buffering
+            page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.75)
+            idle(page)
+            expect(page.locator('[data-testid="stImage"] img').first).to_be_visible(timeout=WAIT_MS)
+            idle(page)
+            frame.evaluate("element => element.scrollIntoView({block: 'start'})")  # slider and frame
             save(page, out, "viewer")
             open_page(page, f"{url}/errors", "Errors")
             save(page, out, "errors")

@@ -64,7 +64,7 @@ def test_the_site_builds_strictly_with_the_generated_references(site):
     assert "from 0 to 2147483647" in parameters  # the seed's bound as written, not 2.14748e+09
     cli = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
     for words, _ in load_hooks().commands(build_parser()):
-        assert f"pedsense {' '.join(words)}</h" in cli
+        assert f">pedsense {' '.join(words)}<a class=\"headerlink\"" in cli, words
     api = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
     assert 'id="pedsense.train.resnet_trainer.train_resnet_lstm"' in api
     assert (site / "img" / "runs.png").is_file()
