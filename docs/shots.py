@@ -39,6 +39,11 @@ TRAIN = ("train", "resnet-lstm", "--preset", "quick", "--task", "intent", "--no-
 WAIT_MS = 120_000  # a slow, busy machine
 LIVE = ("queued", "running")
 MAX_BYTES = 150_000  # per PNG: the repository carries them
+# True once Streamlit is idle: no running icon in its status widget, no spinner turning, no element
+# drawn stale (faded, about to be replaced).
+IDLE_JS = ("!document.querySelector('[data-testid^=\"stStatusWidgetRunning\"], "
+           "[data-testid=\"stStatusWidgetNewYearsIcon\"], [data-testid=\"stSpinner\"], "
+           "[data-stale=\"true\"]')")
 
 
 def pedsense(home: Path, *args: str) -> str:
@@ -137,16 +142,10 @@ def open_page(page, url: str, heading: str) -> None:
     idle(page)
 
 
-# Streamlit is busy while its status widget shows a running icon, a spinner turns or an element is
-# drawn stale (faded, about to be replaced).
-BUSY = ("!document.querySelector('[data-testid^=\"stStatusWidgetRunning\"], "
-        "[data-testid=\"stStatusWidgetNewYearsIcon\"], [data-testid=\"stSpinner\"], [data-stale=\"true\"]')")
-
-
 def idle(page) -> None:
     """Until the script run finished: no running icon, spinner or stale element."""
     page.wait_for_timeout(500)
-    page.wait_for_function(BUSY, timeout=WAIT_MS)
+    page.wait_for_function(IDLE_JS, timeout=WAIT_MS)
     page.wait_for_timeout(500)
 
 
