@@ -97,7 +97,9 @@ def test_every_tab_gets_one_toast_when_a_run_launched_elsewhere_ends(other, app_
     assert not toasts(tab1) and not toasts(tab2)
     GATE.set()
     assert other.wait(done, 60).status == "completed" and other.wait(broke, 60).status == "failed"
-    wait_until(lambda: app_manager().snapshot(broke).status == "failed")
+    # the dashboard's manager follows both ends (its watcher reruns each tab when it has)
+    wait_until(lambda: (app_manager().snapshot(done).status, app_manager().snapshot(broke).status)
+               == ("completed", "failed"))
     for tab in (rerun(tab1), rerun(tab2)):  # the sidebar's watcher reruns each tab like this
         told = toasts(tab)
         assert len(told) == 2, told
