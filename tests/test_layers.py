@@ -20,6 +20,7 @@ LAYERS = (
               "pedsense.procs")),
     ("data", ("pedsense.data", "pedsense.geometry", "pedsense.metrics", "pedsense.catalogue")),
     ("run folders", ("pedsense.runfolder", "pedsense.runsummary", "pedsense.workqueue", "pedsense.runqueue",
+                     "pedsense.runlabels", "pedsense.runfilter", "pedsense.runreport",
                      "pedsense.sysmon", "pedsense.epoch_predictions")),
     ("train", ("pedsense.train",)),
     ("inference", ("pedsense.infer", "pedsense.evaluation", "pedsense.benchmarks", "pedsense.breakdown",

@@ -7,11 +7,13 @@ One tiny real ResNet-LSTM run (4-frame 32 px sequences) is shared by the module'
 from __future__ import annotations
 
 import builtins
+import io
 import json
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -355,6 +357,11 @@ def test_the_run_view_slides_over_each_epochs_predictions_under_the_system_chart
     assert shown_p() == [s["p_crossing"] for s in epochs[0]["samples"]]
     charts = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("Machine while training" in spec for spec in charts)
+    assert f"chart.{tiny_run.run_id}.system.csv" in {d.key for d in at.get("download_button")}
+    from pedsense.runreport import run_zip
+
+    names = zipfile.ZipFile(io.BytesIO(run_zip(tiny_run))).namelist()
+    assert {f"{tiny_run.name}/system.csv", f"{tiny_run.name}/predictions/epochs.jsonl"} <= set(names)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from pedsense.mlflow_export import read_setting, write_setting
 from pedsense.runfolder import LIVE_STATUSES
 from pedsense.sysmon import gpu_columns, machine_load, read_system
 from ui.charts import system_figure
+from ui.downloads import chart_ui
 from ui.feedback import error_box
 from ui.state import run_manager
 
@@ -38,7 +39,7 @@ def _system_ui(run_id: str) -> None:
             if summary.status in LIVE_STATUSES:
                 st.caption("The machine's load (CPU, memory, GPUs) is charted from the run's first seconds.")
             return
-        st.plotly_chart(figure, width="stretch", key=f"chart.{run_id}.system")
+        chart_ui(figure, key=f"chart.{run_id}.system")  # with its data as CSV
 
 
 def _predictions_ui(run_id: str) -> None:
