@@ -211,10 +211,15 @@ def _export(argv, home) -> int:
 @pytest.fixture(scope="module")
 def exported(tiny_run):
     """The tiny run exported twice into the default store (sqlite:///<home>/mlflow.db)."""
+    from pedsense.runlabels import change_tags, set_note
+
     home = tiny_run.path.parents[2]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PEDSENSE_HOME", str(home))
-        first, second = _export([tiny_run.run_id], home), _export([], home)
+        first = _export([tiny_run.run_id], home)
+        change_tags(tiny_run, add=["baseline"])  # labelled after the first export: the second adds them
+        set_note(tiny_run, "first try <b>bold</b>")
+        second = _export([], home)
     return home, first, second
 
 
@@ -234,6 +239,7 @@ def test_mlflow_export_logs_a_run_once_and_reads_back(tiny_run, exported):
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == \
         pytest.approx([r["val_acc"] for r in tiny_run.read_metrics()])
     assert "best/val_acc" in run.data.metrics
+    assert run.data.tags["tag.baseline"] == "true" and run.data.tags["mlflow.note.content"] == "first try <b>bold</b>"
     assert [a.path for a in client.list_artifacts(run.info.run_id, "weights")] == ["weights/best.pt"]
     assert (home / "mlartifacts").is_dir()  # beside the store, never in the working directory
 
