@@ -11,7 +11,8 @@ from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError
 from pedsense.runfolder import RunFolder
 from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd
-from pedsense.train.yolo_trainer import check_model_variant, spread_subset, train_yolo
+from pedsense.train.yolo_inputs import check_model_variant, spread_subset
+from pedsense.train.yolo_trainer import train_yolo
 from test_train_fixtures import check_step_curve, write_yolo_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore:Base weights")
