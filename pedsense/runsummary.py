@@ -7,15 +7,16 @@ files it comes from changes size or modification time (:func:`file_stamps`).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from pedsense.config import MODEL_TYPES
 from pedsense.errors import FileFormatError, PedsenseError
 from pedsense.io import read_object
-from pedsense.runfolder import UNREADABLE, RunFolder, best_of, parse_iso, unreadable_message
+from pedsense.runfolder import UNREADABLE, RunFolder, best_of, list_runs, parse_iso, unreadable_message
 
 
 @dataclass(frozen=True)
@@ -144,3 +145,15 @@ def _read_summary(folder: RunFolder, planned_epochs: Callable | None, stamps: tu
         duration_s=(finished - started) if (started and finished) else None,
         best_metric=best, config=config, stop_requested=bool(status.get("stop_requested")),
         version=stamps, data_version=stamps[2:])
+
+
+def readable_runs(home: str | os.PathLike | None = None, model_types: Iterable[str] = MODEL_TYPES, *,
+                  status: str | None = None) -> list[RunFolder]:
+    """The runs (newest first; only those with ``status`` when given) whose files all read.
+
+    A run whose status, config or metrics do not read is ``unreadable``: the Runs page lists it
+    with the reason; every other list of runs to pick from or compare leaves it out.
+    """
+    return [run for run in list_runs(home, model_types)
+            if (summary := read_summary(run)).status != UNREADABLE and status in (None, summary.status)]
+

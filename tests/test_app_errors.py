@@ -194,6 +194,17 @@ def test_two_runs_side_by_side(errors_home):
         assert at.session_state["errors_cmp_play_clip"].endswith(".webm")
 
 
+def test_a_run_whose_config_is_damaged_is_left_out_of_the_comparison(errors_home):
+    lstm, hybrid = run_of(errors_home, "resnet-lstm"), run_of(errors_home, "hybrid")
+    (hybrid / "config.json").unlink()  # hard links shared with the other copies: replace, never edit
+    (hybrid / "config.json").write_text("[1, 2, 3]")
+    at = _page(lstm)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert _run_id(hybrid) not in at.selectbox(key="errors_run").options
+    assert not [s for s in at.selectbox if s.key == "errors_other"]
+    assert "Evaluate another run on `val` to compare it" in _texts(at)
+
+
 def test_an_evaluation_without_predictions_is_offered_again(errors_home, capsys):
     run = run_of(errors_home, "resnet-lstm")
     saved = run / "evaluation_val.json"
