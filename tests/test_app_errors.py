@@ -250,6 +250,8 @@ def test_a_rebuilt_dataset_is_a_warning_with_both_builds(errors_home):
     warning = " ".join(w.value for w in at.warning)
     assert "2031-01-01" in warning and "Evaluate the run again" in warning
     assert any(j.value and "2031-01-01" in str(j.value) for j in at.json)
+    assert "data/processed/sequences/manifest.json" in warning  # relative to the data home
+    assert str(errors_home) not in warning + " ".join(str(j.value) for j in at.json)
     assert _cells(at), "the table is still browsable"
 
 

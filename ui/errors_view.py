@@ -22,7 +22,7 @@ from pedsense.evaluation import evaluation_path
 from pedsense.errors_browser.table import predictions_path
 from pedsense.runsummary import readable_runs
 from ui.evaluation import evaluate_with_progress_ui
-from ui.feedback import show_error
+from ui.feedback import hide_paths, show_error, without_paths
 from ui.state import SELECTED_RUN  # importing ui.state sends a deep link (/errors) through app.py
 
 CELL = "errors_cell"
@@ -105,13 +105,13 @@ def evaluate_ui(run_path: Path, split: str, *, again: bool) -> None:
 
 def drift_ui(drift) -> None:
     """The dataset was rebuilt since the evaluation: say so, and show both manifests' stamps."""
-    st.warning(drift.message, icon=":material/sync_problem:")
+    st.warning(hide_paths(drift.message), icon=":material/sync_problem:")
     with st.expander("Both dataset builds"):
         left, right = st.columns(2)
         left.markdown("**Evaluated on**")
-        left.json(drift.recorded)
+        left.json(without_paths(drift.recorded))
         right.markdown("**On disk now**")
-        right.json(drift.current)
+        right.json(without_paths(drift.current))
 
 
 # -- filters ---------------------------------------------------------------------------------------

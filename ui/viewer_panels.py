@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui.feedback import error_box, shown_path
+from ui.feedback import error_box, hide_paths, shown_path
 from pedsense.runsummary import readable_runs
 
 PLAY_INTERVAL_S = 0.5
@@ -129,7 +129,7 @@ def backend_ui(predictor, run_path: Path) -> None:
     """Which engine runs the model, and an ONNX export button where it would make the CPU faster."""
     from pedsense.infer.backends import PYTORCH, onnxruntime_version
 
-    st.caption(f"Inference: {predictor.describe_backend()}")
+    st.caption(f"Inference: {hide_paths(predictor.describe_backend())}")
     if predictor.backend != PYTORCH or predictor.device != "cpu" or onnxruntime_version() is None:
         return
     if st.button("Export to ONNX", key="viewer_export",
