@@ -178,3 +178,12 @@ def test_streamlit_oidc_sign_in_gates_the_pages_when_configured(tmp_home, served
     at.user = {"is_logged_in": True, "email": "researcher@example.org"}
     at.run()
     assert not at.exception and "Runs" in titles(at)
+
+
+def test_the_readme_says_media_links_are_outside_the_sign_in_and_how_a_proxy_closes_them():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Serving beyond localhost"):]
+    section = section[: section.index("\n## ", 1)]
+    assert "/media/<hash>" in section and "outside any" in section
+    assert "auth_basic_user_file" in section and "basic_auth" in section
+
