@@ -141,3 +141,14 @@ def test_no_library_module_is_oversized():
     for path in sorted((REPO / "pedsense").rglob("*.py")) + sorted((REPO / "ui").rglob("*.py")):
         lines = path.read_text(encoding="utf-8").count("\n")
         assert lines <= 520, f"{path.relative_to(REPO)} has {lines} lines: split it by job"
+
+
+def test_no_test_skips_when_pedsense_itself_fails_to_import():
+    """A broken import of pedsense's own code must fail the suite, never turn into a skip."""
+    skipping = ("importorskip(\"pedsense", "importorskip('pedsense", "find_spec(\"pedsense", "find_spec('pedsense",
+                "importorskip(\"ui", "find_spec(\"ui")
+    found = [f"{path.name}:{number}" for path in sorted((REPO / "tests").glob("*.py")) if path.name != "test_layers.py"
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if any(pattern in line for pattern in skipping)]
+    assert not found, f"import pedsense's modules plainly instead: {found}"
+
