@@ -180,10 +180,10 @@ def test_streamlit_oidc_sign_in_gates_the_pages_when_configured(tmp_home, served
     assert not at.exception and "Runs" in titles(at)
 
 
-def test_the_readme_says_media_links_are_outside_the_sign_in_and_how_a_proxy_closes_them():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Serving beyond localhost"):]
+def test_the_serving_docs_say_media_links_are_outside_the_sign_in_and_how_a_proxy_closes_them():
+    serving = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
+    section = serving[serving.index("## Media links are outside the sign-in"):]
     section = section[: section.index("\n## ", 1)]
-    assert "/media/<hash>" in section and "outside any" in section
+    assert "/media/<hash>" in section and "outside any session" in section
     assert "auth_basic_user_file" in section and "basic_auth" in section
 
