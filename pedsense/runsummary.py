@@ -7,6 +7,7 @@ files it comes from changes size or modification time (:func:`file_stamps`).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from pedsense.catalogue import describe_task
 from pedsense.config import MODEL_TYPES
 from pedsense.errors import FileFormatError, PedsenseError
 from pedsense.io import read_object
-from pedsense.runfolder import (FINISHED_STATUSES, UNREADABLE, RunFolder, best_of, parse_iso,
+from pedsense.runfolder import (FINISHED_STATUSES, UNREADABLE, RunFolder, best_of, list_runs, parse_iso,
                                 unreadable_message)
 from pedsense.runlabels import RunLabels, labels_path, read_labels
 
@@ -200,3 +201,15 @@ def ended_since(summaries: Iterable[RunSummary], since: float) -> list[RunSummar
     ended = [s for s in summaries if s.status in FINISHED_STATUSES
              and (parse_iso(s.finished_at) or -1) >= floor]
     return sorted(ended, key=lambda s: parse_iso(s.finished_at) or 0)
+
+
+def readable_runs(home: str | os.PathLike | None = None, model_types: Iterable[str] = MODEL_TYPES, *,
+                  status: str | None = None) -> list[RunFolder]:
+    """The runs (newest first; only those with ``status`` when given) whose files all read.
+
+    A run whose status, config or metrics do not read is ``unreadable``: the Runs page lists it
+    with the reason; every other list of runs to pick from or compare leaves it out.
+    """
+    return [run for run in list_runs(home, model_types)
+            if (summary := read_summary(run)).status != UNREADABLE and status in (None, summary.status)]
+

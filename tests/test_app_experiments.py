@@ -82,6 +82,19 @@ def test_sweep_page_shows_each_problem_under_its_field(demo_home, launched, valu
     assert launched == [] and sweeps.list_sweeps(home=demo_home) == []
 
 
+def test_a_damaged_sweeps_database_says_move_it_aside_without_a_server_path(demo_home, launched):
+    (demo_home / "models").mkdir(exist_ok=True)
+    (demo_home / "models" / "sweeps.db").write_bytes(b"garbage " * 512)
+    at = fill_form(open_page("pages/sweep.py"), "after-damage", "0.001, 0.002")
+    at.button(key="sweep.create").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert errors and all("models/sweeps.db is damaged" in e and "Move it aside" in e for e in errors), errors
+    assert "mv models/sweeps.db models/sweeps.db.damaged" in errors[-1]
+    assert not [e for e in errors if str(demo_home) in e or "give sqlite:///" in e], errors
+    assert launched == []
+
+
 @pytest.fixture
 def swept(tmp_home):
     """A finished grid sweep of the tiny trainer: 2 learning rates x 2 seeds, 4 tagged runs."""

@@ -20,9 +20,9 @@ from pedsense.errors_browser import (ATTRIBUTE_COLUMNS, CATEGORY_COLUMNS, CELL_N
                                      NotEvaluated, RunTable, browsable_splits, column_values, load_run_table)
 from pedsense.evaluation import evaluation_path
 from pedsense.errors_browser.table import predictions_path
-from pedsense.runfolder import list_runs
+from pedsense.runsummary import readable_runs
 from ui.evaluation import evaluate_with_progress_ui
-from ui.feedback import show_error
+from ui.feedback import hide_paths, show_error, without_paths
 from ui.state import SELECTED_RUN  # importing ui.state sends a deep link (/errors) through app.py
 from ui.downloads import chart_ui
 
@@ -41,7 +41,7 @@ MAX_CURVE_POINTS = 2000
 # -- run, split and table -------------------------------------------------------------------------
 def run_split_ui() -> tuple[Path | None, str]:
     """The run (completed runs, those with a predictions table first) and the split to browse."""
-    completed = [run for run in list_runs() if run.status == "completed"]
+    completed = readable_runs(status="completed")
     if not completed:
         st.info("No completed run yet. Train one on a Train page, evaluate it, then come back here.")
         return None, "val"
@@ -106,13 +106,13 @@ def evaluate_ui(run_path: Path, split: str, *, again: bool) -> None:
 
 def drift_ui(drift) -> None:
     """The dataset was rebuilt since the evaluation: say so, and show both manifests' stamps."""
-    st.warning(drift.message, icon=":material/sync_problem:")
+    st.warning(hide_paths(drift.message), icon=":material/sync_problem:")
     with st.expander("Both dataset builds"):
         left, right = st.columns(2)
         left.markdown("**Evaluated on**")
-        left.json(drift.recorded)
+        left.json(without_paths(drift.recorded))
         right.markdown("**On disk now**")
-        right.json(drift.current)
+        right.json(without_paths(drift.current))
 
 
 # -- filters ---------------------------------------------------------------------------------------

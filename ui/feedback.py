@@ -34,6 +34,7 @@ SOURCE_BADGES = {"none": ":gray-badge[:material/inbox: No data yet]",
                  "synthetic demo": ":violet-badge[:material/science: Synthetic demo set]"}
 
 
+_SQLITE_URL = re.compile(r"(sqlite:///)(/[^\s`'\"()\[\]{}<>,;|*]+)")  # an absolute database file
 # An absolute POSIX path inside a message: starts after a space, quote, bracket or the start.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/\\-])/[^\s`'\"()\[\]{}<>,;|*]+")
 
@@ -60,7 +61,8 @@ def hide_paths(text: object) -> str:
         trail = found[len(found.rstrip(".")):]  # a sentence's full stop is not part of the path
         return shown_path(found[: len(found) - len(trail)] or found) + trail
 
-    return _ABSOLUTE_PATH.sub(replace, str(text))
+    text = _SQLITE_URL.sub(lambda m: m.group(1) + shown_path(m.group(2)), str(text))
+    return _ABSOLUTE_PATH.sub(replace, text)
 
 
 def without_paths(record: object) -> object:

@@ -277,7 +277,7 @@ def offline_note() -> str | None:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _offline_reason() -> str | None:
-    from pedsense.train.common import offline_reason
+    from pedsense.train.offline import offline_reason
 
     return offline_reason()
 

@@ -19,8 +19,8 @@ import streamlit as st
 
 from pedsense.runfolder import describe_best
 from pedsense.runsummary import RunSummary, ended_since
+from pedsense.runs import RunManager
 from ui.feedback import STATUS_ICONS, hide_paths
-from ui.state import run_manager
 
 NOTIFY = "notify.ends"   # {"since": when the session opened, "version": last seen, "told": {(run, end)}}
 LINK_PARAM = "run"       # runs?run=<run id> opens that run's view
@@ -43,10 +43,13 @@ def end_message(summary: RunSummary) -> str:
     return f"`{summary.run_id}` {what}{why}  \n[Open its view]({run_link(summary.run_id)})"
 
 
-def notify_ends_ui(version: object = None) -> None:
+def notify_ends_ui(manager: RunManager, version: object = None) -> None:
     """Toast each run that ended since this session opened, once (``version``: the data home's
-    status version when the caller has it; nothing more is read while it has not moved)."""
-    version = run_manager().status_version() if version is None else version
+    status version when the caller has it; nothing more is read while it has not moved).
+
+    ``manager`` is the page's run manager (``ui.state.run_manager()``), passed in so that
+    ``ui.state`` can call this without an import cycle."""
+    version = manager.status_version() if version is None else version
     state = st.session_state.get(NOTIFY)
     if state is None:
         st.session_state[NOTIFY] = {"since": time.time(), "version": version, "told": set()}
@@ -54,7 +57,7 @@ def notify_ends_ui(version: object = None) -> None:
     if state["version"] == version:
         return
     state["version"] = version
-    for summary in ended_since(run_manager().runs(), state["since"]):
+    for summary in ended_since(manager.runs(), state["since"]):
         told = (summary.run_id, summary.finished_at)
         if told in state["told"]:
             continue

@@ -19,7 +19,7 @@ from ui.downloads import chart_ui
 from ui.evaluation import evaluation_panel
 from ui.run_records_view import run_records_ui
 from ui.feedback import (error_box, fmt_best, fmt_duration, fmt_status, progress_of, show_error,
-                         shown_status, weights_badge)
+                         shown_status, weights_badge, without_paths)
 from ui.run_failure import failure_ui
 from ui.state import MODEL_LABELS, SELECTED_RUN, run_manager
 from pedsense.catalogue import describe_task
@@ -195,7 +195,7 @@ def details_ui(run_id: str) -> None:
     config_tab, log_tab, metrics_tab, eval_tab = st.tabs(["Config", "Log", "Metrics table", "Evaluation"])
     with config_tab:
         st.caption(f"`{summary.run_id}`")
-        st.json(config, expanded=1)
+        st.json(without_paths(config), expanded=1)  # run_dir, data_yaml: relative to the data home
         download_weights_ui(folder, summary)
     with log_tab:
         st.code(folder.read_log(max_chars=20_000) or "(empty)", language=None, height=320)

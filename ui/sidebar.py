@@ -34,7 +34,7 @@ def sidebar() -> None:
     """Data home, device and active/queued runs: drawn by app.py on every page."""
     mark_drawn()
     with error_box("telling which runs ended"):
-        notify_ends_ui(st.session_state[DRAWN_VERSION][0])  # a toast per run that ended, any tab's
+        notify_ends_ui(run_manager(), st.session_state[DRAWN_VERSION][0])  # a toast per run that ended, any tab's
     with st.sidebar:
         # the folder's name only: the server's absolute paths stay private
         st.markdown(f"**Data home**  \n`{home().name}`")

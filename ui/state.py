@@ -15,6 +15,7 @@ from pedsense.device import available_devices, describe_device
 from pedsense.jobs import JobManager
 from pedsense.runs import RunManager
 from ui.auth import require_login_ui
+from ui.notify import notify_ends_ui
 
 # Streamlit page files, shared by app.py's navigation and st.switch_page / st.page_link.
 PAGE_OVERVIEW = "pages/overview.py"
@@ -65,9 +66,7 @@ def enter_page() -> None:
 
     if PagesManager.uses_pages_directory:
         require_login_ui()
-        from ui.notify import notify_ends_ui  # here, not at the top: ui.notify imports this module
-
-        notify_ends_ui()  # app.py's sidebar tells the runs that ended; without it, the page does
+        notify_ends_ui(run_manager())  # app.py's sidebar tells the runs that ended; without it, the page does
 
 
 @st.cache_resource(show_spinner=False)

@@ -15,10 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui.feedback import error_box, shown_path
+from ui.feedback import error_box, hide_paths, shown_path
 from ui.downloads import chart_ui
-from pedsense.runfolder import list_runs
-from pedsense.runsummary import read_summary
+from pedsense.runsummary import readable_runs
 
 PLAY_INTERVAL_S = 0.5
 CROP_PREVIEW = (96, 96)
@@ -87,7 +86,7 @@ def synthetic_home() -> bool:
 # -- widgets ------------------------------------------------------------------------------------
 def run_ui() -> Path | None:
     """Select box of completed runs; returns the chosen run folder."""
-    completed = [run for run in list_runs() if read_summary(run).status == "completed"]  # not unreadable
+    completed = readable_runs(status="completed")
     if not completed:
         st.info("No completed run yet. Train one on a Train page (the quick presets take minutes), "
                 "then come back here.")
@@ -104,8 +103,7 @@ def tracker_ui(run_path: Path, has_truth: bool) -> Path | None:
 
     if run_model_type(run_path) != "resnet-lstm" or has_truth:
         return None
-    detectors = {run.run_id: run.path for run in list_runs(model_types=("yolo", "hybrid"))
-                 if read_summary(run).status == "completed"}
+    detectors = {run.run_id: run.path for run in readable_runs(model_types=("yolo", "hybrid"), status="completed")}
     if not detectors:
         st.warning("This clip has no annotations, so a ResNet-LSTM run needs a detector to track "
                    "pedestrians: train a YOLO or hybrid run first.")
@@ -132,7 +130,7 @@ def backend_ui(predictor, run_path: Path) -> None:
     """Which engine runs the model, and an ONNX export button where it would make the CPU faster."""
     from pedsense.infer.backends import PYTORCH, onnxruntime_version
 
-    st.caption(f"Inference: {predictor.describe_backend()}")
+    st.caption(f"Inference: {hide_paths(predictor.describe_backend())}")
     if predictor.backend != PYTORCH or predictor.device != "cpu" or onnxruntime_version() is None:
         return
     if st.button("Export to ONNX", key="viewer_export",

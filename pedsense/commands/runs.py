@@ -14,13 +14,8 @@ import sys
 import time
 
 from pedsense.config import MODEL_TYPES
+from pedsense.commands.launch import add_detach_option
 from pedsense.runfolder import describe_best
-
-
-def add_detach_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detach", action="store_true",
-                        help="queue the run and leave it to a worker process (it keeps training after "
-                             "this command returns); prints the run id")
 
 
 def _run_parser(subparsers: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
@@ -123,7 +118,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _launch(folder, detach: bool) -> int:
-    from pedsense.commands.train import detach as detach_run, run_here
+    from pedsense.commands.launch import detach as detach_run, run_here
 
     return detach_run(folder) if detach else run_here(folder)
 
