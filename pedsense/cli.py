@@ -19,6 +19,7 @@ COMMAND_MODULES = {
     "pedsense.commands.runs": ("runs", "resume", "extend", "stop"),
     "pedsense.commands.infer": ("predict", "evaluate", "export"),
     "pedsense.commands.experiments": ("sweep", "sweep-worker", "sweeps", "leaderboard"),
+    "pedsense.commands.serve": ("serve", "worker-pool"),
 }
 
 

@@ -19,9 +19,11 @@ starts it again, so a dashboard page (which reads every second) keeps it going.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pedsense.errors import PedsenseError
 from pedsense.io import write_json_atomic
 from pedsense.procs import read_heartbeat, same_process
 from pedsense.runfolder import RunFolder, parse_iso
@@ -169,6 +172,7 @@ class Supervisor:
         self._closed = False
         self._next_scan = 0.0
         self._idle_since: float | None = None
+        self.problem: str | None = None  # why the last tick could not do its work (said once)
 
     # -- the thread --------------------------------------------------------------------------
     def ensure_running(self) -> None:
@@ -196,8 +200,14 @@ class Supervisor:
         while not self._closed:
             try:
                 self.tick()
+            except PedsenseError as exc:  # a read-only home, a busy lock: said once, tried again
+                if str(exc) != self.problem:
+                    print(f"pedsense scheduler: {exc}", file=sys.stderr, flush=True)
+                self.problem = str(exc)
             except Exception:  # noqa: BLE001 - a bad run folder must never stop the supervision
                 traceback.print_exc()
+            else:
+                self.problem = None
             if self._idle():
                 with self.lock:
                     if self._idle():
@@ -425,3 +435,54 @@ def describe_exit(exit_code: int, folder: RunFolder) -> str:
         if lines:
             text += f"\nLast lines of {label}:\n" + "\n".join(lines)
     return text
+
+
+# -- the queue served without a dashboard -----------------------------------------------------------
+POOL_LOCK_FILE = ".worker-pool.lock"  # models/.worker-pool.lock: one worker pool per data home
+
+
+def serve_queue(home: Path, *, should_stop: Callable[[], bool] = lambda: False,
+                until_empty: bool = False, say: Callable[[str], None] = print) -> int | None:
+    """Start the data home's queued runs as workers and follow them until ``should_stop()``
+    (``until_empty``: until nothing is queued or running): ``pedsense worker-pool`` and the
+    server of ``pedsense serve``, so a queue drains with no browser open. One pool per data home:
+    returns the pid of the pool already serving it (doing nothing), else None when done."""
+    lock_path = Path(home) / "models" / POOL_LOCK_FILE
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        supervisor = Supervisor(Path(home), threading.Condition())
+        said: dict[str, str | None] = {}
+        shown: dict[str, tuple[RunFolder, str]] = {}  # run id -> (folder, the status last said)
+        while not should_stop():
+            try:
+                supervisor.tick()
+                problem = read_settings(home).problem
+            except PedsenseError as exc:
+                problem = str(exc)
+            if problem and said.get("problem") != problem:
+                say(("warning: " if problem.startswith("models/") else "error: ") + problem)
+            said["problem"] = problem
+            for run_id, followed in list(supervisor.followed.items()):
+                shown.setdefault(run_id, (followed.live.folder, ""))
+            for run_id, (folder, last) in list(shown.items()):
+                followed = supervisor.followed.get(run_id)
+                status = followed.live.status if followed is not None else folder.status
+                if status != last:
+                    error = folder.read_status().get("error") if followed is None else None
+                    say(f"{run_id}: {status}" + (f" ({error})" if error else ""))
+                    shown[run_id] = (folder, status)
+                if followed is None:
+                    del shown[run_id]
+            if until_empty and not supervisor.followed and not supervisor.queued:
+                break
+            time.sleep(TICK_S)
+    return None

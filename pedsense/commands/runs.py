@@ -20,6 +20,9 @@ def add_detach_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detach", action="store_true",
                         help="queue the run and leave it to a worker process (it keeps training after "
                              "this command returns); prints the run id")
+    parser.add_argument("--queue", action="store_true",
+                        help="only queue the run: the data home's scheduler (`pedsense serve` or "
+                             "`pedsense worker-pool`) starts it when a slot is free; prints the run id")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -92,7 +95,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def _launch(folder, detach: bool) -> int:
     from pedsense.commands.train import detach as detach_run, run_here
 
+    if detach == "queue":
+        return leave_queued(folder)
     return detach_run(folder) if detach else run_here(folder)
+
+
+def leave_queued(folder) -> int:
+    """``--queue``: print the run id and leave the run to the data home's scheduler."""
+    print(folder.run_id, flush=True)
+    print(f"queued; the data home's scheduler (`pedsense serve`, `pedsense worker-pool`, or an open "
+          f"dashboard) starts it when a slot is free. Stop it with `pedsense stop {folder.run_id}`.",
+          file=sys.stderr, flush=True)
+    return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -101,8 +115,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from pedsense.launches import queue_resume
 
     folder = queue_resume(find_run(args.run), args.confirm_dataset_change,
-                          reserved_by=None if args.detach else me())
-    return _launch(folder, args.detach)
+                          reserved_by=None if args.detach or args.queue else me())
+    return _launch(folder, "queue" if args.queue else args.detach)
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
@@ -110,9 +124,10 @@ def cmd_extend(args: argparse.Namespace) -> int:
     from pedsense.runfolder import find_run
     from pedsense.launches import queue_extend
 
-    folder = queue_extend(find_run(args.run), args.epochs, reserved_by=None if args.detach else me())
+    folder = queue_extend(find_run(args.run), args.epochs,
+                          reserved_by=None if args.detach or args.queue else me())
     print(f"extension of {find_run(args.run).run_id}: {folder.run_id}", file=sys.stderr, flush=True)
-    return _launch(folder, args.detach)
+    return _launch(folder, "queue" if args.queue else args.detach)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

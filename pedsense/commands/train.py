@@ -154,6 +154,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = resolve_params(args.model_type, args)
     if "run_dir" in params or "on_event" in params:
         raise ConfigError("run_dir/on_event cannot be set from the command line.")
+    if args.queue:
+        from pedsense.commands.runs import leave_queued
+
+        return leave_queued(queue_run(args.model_type, params))
     if args.detach:
         return detach(queue_run(args.model_type, params))
     from pedsense.procs import me
