@@ -65,8 +65,22 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+def write_json_atomic(path: str | os.PathLike, data: Any, *, in_place_when_full: bool = False) -> Path:
+    """Write ``data`` as JSON atomically. ``in_place_when_full``: on a full disk (the temp file
+    needs blocks the disk has not) rewrite the existing file in place instead, reusing its own
+    blocks: how a run's ``status.json`` still records that the disk filled up."""
+    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    try:
+        return write_text_atomic(path, text)
+    except OSError as exc:
+        if not (in_place_when_full and is_disk_full(exc) and Path(path).is_file()):
+            raise
+    with open(path, "r+", encoding="utf-8") as f:
+        f.truncate(0)
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return Path(path)
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:

@@ -29,7 +29,8 @@ from pedsense.device import resolve_device
 from pedsense.errors import ConfigError, SchedulerBusy
 from pedsense.io import is_read_only, read_json, read_object, read_only_error, write_json_atomic
 from pedsense.procs import heartbeat_alive, is_me, me, process_state, same_process
-from pedsense.runfolder import LIVE_STATUSES, RESUMABLE_STATUSES, RunFolder, list_runs
+from pedsense.runfolder import (LIVE_STATUSES, RESUMABLE_STATUSES, RunFolder, best_on_disk,
+                               describe_weights_on_disk, list_runs, weights_on_disk)
 
 SETTINGS_FILE = "settings.json"      # models/settings.json
 LOCK_FILE = ".scheduler.lock"        # models/.scheduler.lock
@@ -425,23 +426,35 @@ def settle_orphan(folder: RunFolder, reason: str) -> str:
     """Record the end of a run nobody works on any more (call under the lock): ``stopped`` when a
     stop had to kill it, else ``interrupted``; its metrics and weights stay. Returns the status."""
     request = stop_request(folder) or {}
+    kept = record_weights_on_disk(folder)
     if request.get("terminated_at"):
-        folder.set_status("stopped", error=killed_message(request), resuming=None)
-        folder.log(f"stopped: {killed_message(request)}")
+        folder.set_status("stopped", error=f"{killed_message(request)}; {kept}", resuming=None)
+        folder.log(f"stopped: {killed_message(request)}; {kept}")
     else:
         lines = tail_lines(folder.worker_log_path, 6)
+        then = "Resume it, or launch it again" if "no weights were saved" not in kept else "Launch it again"
         folder.set_status("interrupted", resuming=None, error=(
-            f"{reason}; its metrics and weights up to then are kept. Resume it, or launch it again."
+            f"{reason}; its metrics up to then are kept, {kept}. {then}."
             + ("\nLast lines of worker.log:\n" + "\n".join(lines) if lines else "")))
-        folder.log(f"marked interrupted: {reason}")
+        folder.log(f"marked interrupted: {reason}; {kept}")
     folder.stop_path.unlink(missing_ok=True)
     return folder.status
+
+
+def record_weights_on_disk(folder: RunFolder) -> str:
+    """For a run that ended without its trainer saying so: record in ``config.json`` the best
+    its files support (the epoch its best checkpoint holds, none without one) and say which
+    weights are on disk (``"weights on disk: last.pt (epoch 1)"``)."""
+    weights = weights_on_disk(folder)
+    if folder.config_path.exists():
+        folder.update_config(best_metric=best_on_disk(folder, weights), weights_on_disk=weights)
+    return describe_weights_on_disk(folder, weights)
 
 
 def killed_message(request: Mapping[str, Any]) -> str:
     grace = request.get("grace_s")
     within = f" within {grace:g} s" if isinstance(grace, (int, float)) else ""
-    return f"killed after not stopping{within} of the stop request; the weights saved up to then are kept"
+    return f"killed after not stopping{within} of the stop request"
 
 
 def settle_orphans(home: str | os.PathLike | None = None,

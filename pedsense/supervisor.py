@@ -36,7 +36,7 @@ from pedsense.io import write_json_atomic
 from pedsense.procs import read_heartbeat, same_process
 from pedsense.runfolder import RunFolder, parse_iso
 from pedsense.runqueue import (claim_next, holds_slot, is_live, killed_message, live_runs, orphan_reason,
-                               read_settings, scheduler_lock, settle_orphan, stop_request, tail_lines)
+                               read_settings, record_weights_on_disk, scheduler_lock, settle_orphan, stop_request, tail_lines)
 from pedsense.train import events as ev
 from pedsense.train.params import planned_epochs
 from pedsense.worker import spawn_worker
@@ -334,7 +334,8 @@ class Supervisor:
             request = stop_request(folder) or {}
             launch = status.get("launch") or {}
             if request.get("terminated_at"):
-                folder.set_status("stopped", error=killed_message(request), resuming=None)
+                folder.set_status("stopped", error=f"{killed_message(request)}; {record_weights_on_disk(folder)}",
+                                  resuming=None)
             elif status.get("status") == "queued" and launch.get("action") == "resume":
                 folder.set_status(launch.get("previous_status") or "interrupted", error=launch.get("previous_error"),
                                   resume_error=describe_exit(exit_code, folder), claim=None, launch=None)
@@ -429,7 +430,7 @@ def describe_exit(exit_code: int, folder: RunFolder) -> str:
         text = f"its worker process was killed by signal {-exit_code} ({name}){why.get(name, '')}"
     else:
         text = f"its worker process exited with code {exit_code} without recording how the run ended"
-    text += "; its metrics and weights up to then are kept."
+    text += f"; its metrics up to then are kept, {record_weights_on_disk(folder)}."
     for label, path in (("train.log", folder.log_path), ("worker.log", folder.worker_log_path)):
         lines = tail_lines(path, LOG_LINES)
         if lines:

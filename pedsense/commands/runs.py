@@ -66,15 +66,21 @@ def run_row(summary) -> dict:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from pedsense.errors import ReadOnly, SchedulerBusy
     from pedsense.runfolder import list_runs
-    from pedsense.runqueue import settle_orphans, write_settings
+    from pedsense.runqueue import read_settings, settle_orphans, write_settings
     from pedsense.runs import disk_summary
 
     if args.max_parallel is not None or args.devices is not None:
         settings = write_settings(max_parallel=args.max_parallel, devices=args.devices)
         pool = ", ".join(settings.devices) or "each run's own device"
         print(f"at most {settings.max_parallel} run(s) at once; devices: {pool}", file=sys.stderr)
-    settle_orphans()  # a run whose process is gone reads interrupted, not running
+    elif read_settings().problem:
+        print(f"warning: {read_settings().problem}", file=sys.stderr)
+    try:
+        settle_orphans()  # a run whose process is gone reads interrupted, not running
+    except (ReadOnly, SchedulerBusy) as exc:  # listing needs neither the lock nor a write
+        print(f"warning: runs whose process is gone still read running: {exc}", file=sys.stderr)
     types = (args.model_type,) if args.model_type else MODEL_TYPES
     rows = [run_row(disk_summary(r)) for r in list_runs(model_types=types)[: max(0, args.limit)]]
     if args.json:
