@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in the log
+        from pedsense.io import file_system_problem
+
         problem = file_system_problem(exc)
         if problem is not None and not args.debug:
             print(f"error: {problem}", file=sys.stderr)
@@ -87,30 +89,6 @@ def main(argv: list[str] | None = None) -> int:
               f"pedsense; the traceback is in {where}, `pedsense --debug ...` shows it here)",
               file=sys.stderr)
         return 1
-
-
-def file_system_problem(exc: BaseException) -> str | None:
-    """What a full disk or a read-only folder means for the user (``pedsense.io``'s wording), or
-    None for any other error."""
-    from pedsense.config import MODEL_TYPES, paths
-    from pedsense.io import disk_full_error, is_disk_full, is_read_only, read_only_error, run_read_only_error, writable
-
-    if not isinstance(exc, OSError) or not (is_disk_full(exc) or is_read_only(exc)):
-        return None
-    home = paths().home
-    target = Path(exc.filename) if isinstance(exc.filename, (str, Path)) else None
-    if is_disk_full(exc):
-        folder = target.parent if target is not None else home
-        return str(disk_full_error(folder, None))
-    try:
-        parts = target.resolve().relative_to(home.resolve() / "models").parts if target is not None else ()
-    except ValueError:
-        parts = ()
-    if len(parts) >= 3 and parts[0] in MODEL_TYPES and writable(home):
-        return str(run_read_only_error(home / "models" / parts[0] / parts[1]))
-    if target is None or target.resolve().is_relative_to(home.resolve()) or not writable(home):
-        return str(read_only_error(home, target))
-    return f"cannot write {target}: {exc.strerror or 'read-only'}. Choose a writable place, or make it writable."
 
 
 def record_traceback(exc: BaseException, argv: list[str] | None) -> Path | str:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
+from pedsense.config import MODEL_TYPES, paths
 from pedsense.errors import DiskFull, FileFormatError, ReadOnly
 
 
@@ -333,3 +334,26 @@ def run_read_only_error(run: str | os.PathLike) -> ReadOnly:
     return ReadOnly(f"cannot write into {run}: read-only. Make the run folder writable (remount it "
                     "read-write, or give this user write permission), or copy the run to a writable "
                     "data home and rerun there.")
+
+
+def file_system_problem(exc: BaseException) -> str | None:
+    """What a full disk or a read-only folder means for the user, in this module's wording, or
+    None for any other error (the CLI's and the dashboard's last resort for an ``OSError``)."""
+    if not isinstance(exc, OSError) or not (is_disk_full(exc) or is_read_only(exc)):
+        return None
+    home = paths().home
+    target = Path(exc.filename) if isinstance(exc.filename, (str, Path)) else None
+    if is_disk_full(exc):
+        folder = target.parent if target is not None else home
+        return str(disk_full_error(folder, None))
+    if target is None and exc.errno != errno.EROFS:
+        return None  # a permission refused that is not a file's (a signal, say): not ours to word
+    try:
+        parts = target.resolve().relative_to(home.resolve() / "models").parts if target is not None else ()
+    except ValueError:
+        parts = ()
+    if len(parts) >= 3 and parts[0] in MODEL_TYPES and writable(home):
+        return str(run_read_only_error(home / "models" / parts[0] / parts[1]))
+    if target is None or target.resolve().is_relative_to(home.resolve()) or not writable(home):
+        return str(read_only_error(home, target))
+    return f"cannot write {target}: {exc.strerror or 'read-only'}. Choose a writable place, or make it writable."
