@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pedsense.errors import PedsenseError
+from pedsense.errors import PedsenseError, ReadOnly, SchedulerBusy
 from pedsense.io import write_json_atomic
 from pedsense.procs import read_heartbeat, same_process
 from pedsense.runfolder import RunFolder, parse_iso
@@ -201,13 +201,9 @@ class Supervisor:
             try:
                 self.tick()
             except PedsenseError as exc:  # a read-only home, a busy lock: said once, tried again
-                if str(exc) != self.problem:
-                    print(f"pedsense scheduler: {exc}", file=sys.stderr, flush=True)
-                self.problem = str(exc)
+                self._say(exc)
             except Exception:  # noqa: BLE001 - a bad run folder must never stop the supervision
                 traceback.print_exc()
-            else:
-                self.problem = None
             if self._idle():
                 with self.lock:
                     if self._idle():
@@ -215,6 +211,12 @@ class Supervisor:
                         return
             self._wake.wait(TICK_S)
             self._wake.clear()
+
+    def _say(self, problem: Exception) -> None:
+        """Print why the scheduler cannot do its work (a read-only home, a busy lock), once."""
+        if str(problem) != self.problem:
+            print(f"pedsense scheduler: {problem}", file=sys.stderr, flush=True)
+        self.problem = str(problem)
 
     def _idle(self) -> bool:
         if self.followed or self.queued:
@@ -243,11 +245,14 @@ class Supervisor:
         # The end of a worker this process started is recorded with its exit code (_settle_exit).
         orphans = [(f, s) for f, s in runs if not self._is_child(f.run_id) and orphan_reason(f, s)]
         if orphans:
-            with scheduler_lock(self.home):
-                for folder, _ in orphans:
-                    reason = orphan_reason(folder, folder.read_status())  # again, under the lock
-                    if reason:
-                        settle_orphan(folder, reason)
+            try:
+                with scheduler_lock(self.home):
+                    for folder, _ in orphans:
+                        reason = orphan_reason(folder, folder.read_status())  # again, under the lock
+                        if reason:
+                            settle_orphan(folder, reason)
+            except (ReadOnly, SchedulerBusy) as exc:  # the runs are still followed and listed
+                self._say(exc)
             self._notify()
         for folder, status in runs:
             taken = status.get("status") != "queued" or status.get("claim")
@@ -258,9 +263,12 @@ class Supervisor:
             self.queued = queued
         if self.start_workers and queued:
             busy = sum(1 for f, s in runs if holds_slot(f, s))
-            for _ in range(max(read_settings(self.home).max_parallel - busy, 0)):
-                if claim_next(self.home, self._start) is None:
-                    break
+            try:
+                for _ in range(max(read_settings(self.home).max_parallel - busy, 0)):
+                    if claim_next(self.home, self._start) is None:
+                        break
+            except (ReadOnly, SchedulerBusy) as exc:
+                self._say(exc)
             self.queued = [r for r in self.queued if r not in self.followed]
 
     def _is_child(self, run_id: str) -> bool:
