@@ -37,7 +37,7 @@ from pedsense.config import CLASS_NAMES, paths
 from pedsense.data.yolo_format import read_label_file
 from pedsense.errors import ConfigError, DataError
 from pedsense.geometry import IOU_THRESHOLD, box_iou, match_boxes, yolo_to_xyxy  # noqa: F401 (re-exported)
-from pedsense.io import read_json, write_json_atomic
+from pedsense.io import disk_full_error, is_disk_full, read_json, write_json_atomic
 from pedsense.metrics import classification_metrics
 from pedsense.train.samples import parse_label, read_split_rows
 
@@ -115,10 +115,15 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
                            if samples is not None else
                            {"skipped": "no intent predictions to score (see matched_intent)"})
     result["dataset"] = dataset_stamp(dataset_manifest_path(model_type, home))
-    result["predictions"] = _keep_predictions(run_path, split, samples, home)
-    result["seconds"] = round(time.perf_counter() - started, 2)
-    result["evaluated_at"] = now_iso()
-    write_json_atomic(evaluation_path(run_path, split), result)
+    try:
+        result["predictions"] = _keep_predictions(run_path, split, samples, home)
+        result["seconds"] = round(time.perf_counter() - started, 2)
+        result["evaluated_at"] = now_iso()
+        write_json_atomic(evaluation_path(run_path, split), result)
+    except OSError as exc:  # the run folder's disk is full: say where and how much is free
+        if not is_disk_full(exc):
+            raise
+        raise disk_full_error(run_path, None, "rerun the evaluation") from exc
     return result
 
 

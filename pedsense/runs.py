@@ -31,7 +31,7 @@ import traceback
 from typing import Any, Callable, Mapping
 
 from pedsense.config import paths
-from pedsense.errors import ConfigError
+from pedsense.errors import ConfigError, ReadOnly, SchedulerBusy
 from pedsense.errors import DatasetChanged
 from pedsense.launches import queue_extend, queue_resume, queue_run
 from pedsense.procs import Heartbeat, me
@@ -309,9 +309,14 @@ class RunManager:
         """Mark runs that read ``running`` (or claimed) but whose process is gone — and runs
         queued by a process that meant to run them itself and is gone — ``interrupted``.
 
-        Their metrics and weights stay; free queued runs stay queued. Returns the run ids marked.
+        Their metrics and weights stay; free queued runs stay queued. Returns the run ids marked
+        (none on a read-only data home, or while a stopped process holds the scheduler lock: the
+        runs are still listed, and the supervisor says why once).
         """
-        return settle_orphans(self.home, skip=lambda folder: self._queue.get(folder.run_id) is not None)
+        try:
+            return settle_orphans(self.home, skip=lambda folder: self._queue.get(folder.run_id) is not None)
+        except (ReadOnly, SchedulerBusy):
+            return []
 
     # -- the in-thread mode ----------------------------------------------------------------------
     def _execute(self, live: LiveRun) -> tuple[str, str | None]:

@@ -16,6 +16,7 @@ import streamlit as st
 
 from pedsense.config import data_home
 from pedsense.errors import PedsenseError
+from pedsense.io import file_system_problem
 from pedsense.runfolder import describe_best
 from pedsense.runsummary import RunSummary
 
@@ -74,8 +75,9 @@ def without_paths(record: object) -> object:
 def show_error(exc: BaseException, doing: str = "") -> None:
     """A clear message in the page instead of a traceback (paths shown relative to the data home)."""
     where = f" while {doing}" if doing else ""
-    if isinstance(exc, PedsenseError):
-        st.error(f"Could not finish{where}: {hide_paths(exc)}", icon=":material/block:")
+    problem = file_system_problem(exc)  # a full disk, a read-only data home: said, not a bug
+    if isinstance(exc, PedsenseError) or problem is not None:
+        st.error(f"Could not finish{where}: {hide_paths(problem or exc)}", icon=":material/block:")
     else:
         log.exception("unexpected error%s", where, exc_info=exc)
         st.error(f"Unexpected error{where}: {type(exc).__name__}: {hide_paths(exc)}. The app keeps "

@@ -251,6 +251,8 @@ def delete_ui(run_id: str, status: str) -> None:
 def queue_settings_ui() -> None:
     """How many runs may train at once on this data home, and the device pool."""
     settings = run_manager().queue_settings()
+    if settings.problem:
+        st.warning(settings.problem, icon=":material/settings_alert:")
     with st.expander(f"Queue: at most {settings.max_parallel} run(s) at once"
                      + (f" on {', '.join(settings.devices)}" if settings.devices else "")):
         st.caption("Shared by every dashboard and `pedsense` command on this data home. Runs wait "

@@ -1,6 +1,7 @@
 """How the command line carries out a queued run: here (``run_here``: one line per epoch on
 stdout, a progress bar on stderr, Ctrl-C stops after the batch) or in a worker process
-(``detach``), and the ``--detach`` option that picks between them.
+(``detach``) or left to the scheduler (``leave_queued``), and the ``--detach``/``--queue``
+options that pick between them.
 
 ``pedsense train``, ``resume`` and ``extend`` all end here, so none of them imports another.
 """
@@ -21,6 +22,18 @@ def add_detach_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detach", action="store_true",
                         help="queue the run and leave it to a worker process (it keeps training after "
                              "this command returns); prints the run id")
+    parser.add_argument("--queue", action="store_true",
+                        help="only queue the run: the data home's scheduler (`pedsense serve` or "
+                             "`pedsense worker-pool`) starts it when a slot is free; prints the run id")
+
+
+def leave_queued(folder) -> int:
+    """``--queue``: print the run id and leave the run to the data home's scheduler."""
+    print(folder.run_id, flush=True)
+    print(f"queued; the data home's scheduler (`pedsense serve`, `pedsense worker-pool`, or an open "
+          f"dashboard) starts it when a slot is free. Stop it with `pedsense stop {folder.run_id}`.",
+          file=sys.stderr, flush=True)
+    return 0
 
 
 class ConsoleReporter:

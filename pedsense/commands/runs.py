@@ -80,16 +80,22 @@ def run_row(summary) -> dict:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from pedsense.errors import ReadOnly, SchedulerBusy
     from pedsense.runfilter import RunFilter
     from pedsense.runfolder import list_runs
-    from pedsense.runqueue import settle_orphans, write_settings
+    from pedsense.runqueue import read_settings, settle_orphans, write_settings
     from pedsense.runs import disk_summary
 
     if args.max_parallel is not None or args.devices is not None:
         settings = write_settings(max_parallel=args.max_parallel, devices=args.devices)
         pool = ", ".join(settings.devices) or "each run's own device"
         print(f"at most {settings.max_parallel} run(s) at once; devices: {pool}", file=sys.stderr)
-    settle_orphans()  # a run whose process is gone reads interrupted, not running
+    elif read_settings().problem:
+        print(f"warning: {read_settings().problem}", file=sys.stderr)
+    try:
+        settle_orphans()  # a run whose process is gone reads interrupted, not running
+    except (ReadOnly, SchedulerBusy) as exc:  # listing needs neither the lock nor a write
+        print(f"warning: runs whose process is gone still read running: {exc}", file=sys.stderr)
     types = (args.model_type,) if args.model_type else MODEL_TYPES
     wanted = RunFilter({"tag": args.tag or []}, archived=args.archived)
     every = [disk_summary(r) for r in list_runs(model_types=types)]
@@ -118,9 +124,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _launch(folder, detach: bool) -> int:
-    from pedsense.commands.launch import detach as detach_run, run_here
+    from pedsense.commands.launch import detach as detach_run, leave_queued, run_here
 
+    if detach == "queue":
+        return leave_queued(folder)
     return detach_run(folder) if detach else run_here(folder)
+
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -129,8 +138,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from pedsense.launches import queue_resume
 
     folder = queue_resume(find_run(args.run), args.confirm_dataset_change,
-                          reserved_by=None if args.detach else me())
-    return _launch(folder, args.detach)
+                          reserved_by=None if args.detach or args.queue else me())
+    return _launch(folder, "queue" if args.queue else args.detach)
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
@@ -138,9 +147,10 @@ def cmd_extend(args: argparse.Namespace) -> int:
     from pedsense.runfolder import find_run
     from pedsense.launches import queue_extend
 
-    folder = queue_extend(find_run(args.run), args.epochs, reserved_by=None if args.detach else me())
+    folder = queue_extend(find_run(args.run), args.epochs,
+                          reserved_by=None if args.detach or args.queue else me())
     print(f"extension of {find_run(args.run).run_id}: {folder.run_id}", file=sys.stderr, flush=True)
-    return _launch(folder, args.detach)
+    return _launch(folder, "queue" if args.queue else args.detach)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pedsense.commands.launch import add_detach_option, detach, run_here
+from pedsense.commands.launch import add_detach_option, detach, leave_queued, run_here
 from pedsense.errors import ConfigError
 from pedsense.train.params import SPECS, Param, spec_for
 
@@ -73,6 +73,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = resolve_params(args.model_type, args)
     if "run_dir" in params or "on_event" in params:
         raise ConfigError("run_dir/on_event cannot be set from the command line.")
+    if args.queue:
+        return leave_queued(queue_run(args.model_type, params))
     if args.detach:
         return detach(queue_run(args.model_type, params))
     from pedsense.procs import me

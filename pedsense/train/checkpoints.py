@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import random
 import tempfile
 from pathlib import Path
@@ -63,10 +64,13 @@ def save_classifier(path: str | os.PathLike, model: torch.nn.Module, *, class_na
         os.close(fd)
         torch.save(checkpoint, tmp)
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
+        # torch.save's zip writer reports a full disk as a RuntimeError ("unexpected pos ...")
+        full = getattr(exc, "errno", None) == errno.ENOSPC or \
+            (isinstance(exc, RuntimeError) and shutil.disk_usage(path.parent).free < tensor_bytes(checkpoint))
+        if full:
             raise DiskFull(disk_full_message(path.parent, tensor_bytes(checkpoint))) from exc
         raise
     except BaseException:

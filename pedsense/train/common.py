@@ -20,6 +20,7 @@ import errno
 import logging
 import math
 import os
+import sys
 import time
 import traceback
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from typing import Any, Iterator, Mapping
 from pedsense.errors import ConfigError, DiskFull, PedsenseError, TrainingDiverged
 from pedsense.io import read_json
 from pedsense.procs import Heartbeat
-from pedsense.runfolder import BEST_METRIC, RunFolder, best_record, now_iso
+from pedsense.runfolder import BEST_METRIC, RunFolder, best_record, describe_weights_on_disk, now_iso
 from pedsense.sysmon import SystemSampler
 from pedsense.train.params import BATCH_SIZE, CROP_SIZE, Param, planned_epochs
 from pedsense.train.lineage import LINEAGE_KEYS, dataset_record, resumable_folder
@@ -367,18 +368,22 @@ class TrainingRun:
             message = f"{type(exc).__name__}: {exc}"
         try:
             self.folder.set_status(status, error=message, epochs_done=self.epochs_done)
+        except OSError as write_error:  # even in place: say it where it can still be said
+            print(f"error: {self.run_id} {status}: {message} (its status.json could not record "
+                  f"this: {write_error.strerror or write_error})", file=sys.stderr, flush=True)
+        try:
             self.folder.update_config(final_status=status, epochs_done=self.epochs_done,
                                       duration_s=round(self.elapsed(), 2))
             self.folder.log(f"{status}: {message}")
             if not interrupted and not isinstance(exc, PedsenseError):
                 self.folder.log("".join(traceback.format_exception(exc)).rstrip())
         except OSError:
-            log.exception("could not record the end of run %s", self.run_id)
+            pass  # a full disk: status.json (above) holds the end and the message
         finally:
             try:
                 emit(self.on_event, RunFinished(self.run_id, self.path, status, message))
-            except Exception:  # the listener's own bug must not hide the original error
-                log.exception("on_event failed while reporting a failed run")
+            except Exception as listener_error:  # noqa: BLE001 - must not hide the original error
+                log.warning("on_event failed while reporting a failed run: %s", listener_error)
             self._unpublish()
 
     def _publish(self) -> None:
@@ -410,13 +415,16 @@ class TrainingRun:
         """
         try:
             yield self
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
+        except (OSError, DiskFull) as exc:
+            if not isinstance(exc, DiskFull) and exc.errno != errno.ENOSPC:
                 self.fail(exc)
                 raise
             from pedsense.train.checkpoints import disk_full_message, largest_checkpoint
 
-            full = DiskFull(disk_full_message(self.path, largest_checkpoint(self.path)))
+            said = str(exc) if isinstance(exc, DiskFull) else \
+                disk_full_message(self.path, largest_checkpoint(self.path))
+            kept = describe_weights_on_disk(self.folder)  # only the checkpoints really written
+            full = DiskFull(f"{said} {kept[0].upper()}{kept[1:]}.")
             self.fail(full)
             raise full from exc
         except BaseException as exc:
