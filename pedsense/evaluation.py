@@ -93,13 +93,17 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
     if model_type not in DATASET_MANIFESTS:
         raise ConfigError(f"Run {run_path.name} has unknown model type {model_type!r}.")
     run_id = f"{run_path.parent.name}/{run_path.name}"
-    task = check_run_task(run_path, dataset_manifest_path(model_type, home), run_id)
+    # a context build holds the benchmark's windows only: its task is always intent
+    task = "intent" if model_type == "context" else \
+        check_run_task(run_path, dataset_manifest_path(model_type, home), run_id)
     device = resolve_device(device)
     started = time.perf_counter()
     result: dict = {"run": run_id, "model_type": model_type, "split": split, "device": device,
                     "task": task}
-    samples = None
-    if model_type == "resnet-lstm":
+    samples, inputs = None, MODEL_INPUTS
+    if model_type == "context":
+        result["intent"], samples, inputs, result["baselines"] = _context_intent(run_path, split, device, home)
+    elif model_type == "resnet-lstm":
         result["intent"], samples = _sequence_intent(run_path, split, device, batch_size, progress, home)
     elif model_type == "hybrid":
         result["intent"], samples = _crop_intent(run_path, split, device, batch_size, progress, home)
@@ -110,7 +114,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
         result["matched_intent"], samples = _matched_intent(run_path, split, device, conf, max_images,
                                                             progress, home)
     result["benchmark"] = (benchmark_section(samples, dataset_manifest_path(model_type, home),
-                                             label=run_id, split=split)
+                                             label=run_id, split=split, inputs=inputs)
                            if samples is not None else
                            {"skipped": "no intent predictions to score (see matched_intent)"})
     result["dataset"] = dataset_stamp(dataset_manifest_path(model_type, home))
@@ -135,7 +139,8 @@ def _keep_predictions(run_path: Path, split: str, samples: "Samples | None", hom
 
 # -- the benchmark view ----------------------------------------------------------------------------
 # Where each model type's evaluation data lives: the manifest of the dataset it is scored on.
-DATASET_MANIFESTS = {"resnet-lstm": ("sequences",), "hybrid": ("resnet", "crops"), "yolo": ("yolo",)}
+DATASET_MANIFESTS = {"resnet-lstm": ("sequences",), "hybrid": ("resnet", "crops"), "yolo": ("yolo",),
+                     "context": ("processed", "context")}
 MODEL_INPUTS = ("rgb",)  # every pedsense model sees RGB frames or crops only
 
 
@@ -186,11 +191,13 @@ def check_run_task(run_path: Path, manifest_path: Path, run_id: str) -> str:
 
 
 def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "this run",
-                      threshold: float = 0.5, split: str = "test") -> dict:
+                      threshold: float = 0.5, split: str = "test",
+                      inputs: Sequence[str] = MODEL_INPUTS) -> dict:
     """The benchmark's metrics, per-group breakdown and reference rows of one run's predictions.
 
     ``split`` is the part the samples come from: published numbers are ``test``-split numbers,
-    so on any other part every published row is marked not comparable, and says why.
+    so on any other part every published row is marked not comparable, and says why. ``inputs``
+    is what the model saw (``pedsense.benchmarks.INPUT_NAMES``; RGB for the crop models).
 
     Returns:
         ``{"task", "intent_options", "split", "data_split", "synthetic", "unit", "inputs",
@@ -211,7 +218,7 @@ def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "th
     metrics = classification_metrics(samples.y_true, samples.p_crossing, threshold=threshold)
     section: dict[str, Any] = {"task": task, "intent_options": options, "split": split,
                                "data_split": data_split, "synthetic": synthetic,
-                               "unit": samples.unit, "inputs": list(MODEL_INPUTS),
+                               "unit": samples.unit, "inputs": list(inputs),
                                "threshold": threshold, "metrics": metrics, "breakdown": []}
     columns = set(samples.rows[0]) if samples.rows else set()
     needed = {"occlusion", "time_of_day", "weather"}
@@ -224,7 +231,7 @@ def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "th
             "dataset's labels.csv/crops.csv" + ("" if task == "intent" else
                                                 " (this dataset is built for `action`)") + ".")
     section["reference"] = compare_with_published(
-        metrics, MODEL_INPUTS, options=options, task=task, synthetic=synthetic, split=data_split,
+        metrics, inputs, options=options, task=task, synthetic=synthetic, split=data_split,
         evaluated_on=split, unit=samples.caveat, label=label)
     return json_safe(section)
 
@@ -299,6 +306,38 @@ def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
                       unit=f"{dataset.sequence_length}-frame crop sequences")
     return _classifier_metrics(probabilities, dataset.labels, classifier,
                                source=f"{len(dataset)} ground-truth crop sequences"), samples
+
+
+def _context_intent(run_path: Path, split: str, device: str, home) -> tuple[dict, Samples, tuple, dict | None]:
+    """A context model on the split's windows of the context build; the trivial baselines on the
+    same windows. Returns (metrics, samples, the model's inputs, baselines)."""
+    from pedsense.data.context import load_context_split, trivial_baselines
+    from pedsense.infer import require_weights
+    from pedsense.train.context_model import load_context_model, predict_proba
+
+    model, meta = load_context_model(require_weights(run_path / "best.pt", "the context model's weights"), device)
+    windows = load_context_split(home, split)
+    missing = [g for g in model.groups if g not in windows.groups]
+    if missing:
+        raise DataError(f"The context build on disk has no {', '.join(missing)} features, which this run "
+                        "reads: rebuild it as the run was trained (`pedsense preprocess context --sample-type "
+                        f"{meta.get('sample_type')}`), or evaluate a run trained on the current build.")
+    probabilities = predict_proba(model, windows.groups, device=device)
+    labels = [int(v) for v in windows.labels]
+    table = windows.windows
+    rows = [{"sequence_id": str(r.window_id), "video_id": str(r.video), "track_id": str(r.ped_id),
+             "start_frame": int(r.start_frame), "end_frame": int(r.end_frame)} for r in table.itertuples()]
+    metrics = intent_metrics(labels, list(probabilities.argmax(1)), probabilities[:, 1])
+    metrics["source"] = f"{len(labels)} context windows ({', '.join(model.groups)})"
+    samples = Samples(labels, probabilities[:, 1], rows, unit=f"{len(labels)} observation windows, annotations only")
+    baselines = trivial_baselines(windows) if labels else None
+    return metrics, samples, context_inputs(model.groups), baselines
+
+
+def context_inputs(groups: Sequence[str]) -> tuple[str, ...]:
+    """The benchmark's names (``pedsense.benchmarks.INPUT_NAMES``) of a context model's groups."""
+    names = {"box": "box", "vehicle": "speed", "traffic": "traffic", "behaviour": "behaviour"}
+    return tuple(dict.fromkeys(names.get(g, g) for g in groups))
 
 
 def _crop_intent(run_path: Path, split: str, device: str, batch_size: int,

@@ -137,12 +137,34 @@ def _crops_batch(params: dict, p) -> None:
         check_batch_size(params["batch_size"], rows, "training crops")
 
 
+def _context_features(params: dict, p) -> None:
+    """The build exists and allows the groups asked for (a presence leak is refused here)."""
+    from pedsense.data.context import load_context_split
+    from pedsense.data.context_features import resolve_features
+
+    try:
+        train = load_context_split(p.home, "train")
+    except PedsenseError:
+        return  # the build's own check (_data) says what is missing, with the fix
+    names = [n.strip() for n in params["features"].split(",") if n.strip()] if params["features"] else None
+    resolve_features(names, train.sample_type)
+
+
+def _context_data(params: dict, p) -> None:
+    from pedsense.train.context_trainer import load_context_data
+
+    data = load_context_data(None, p.home)  # the groups asked for are _context_features' to judge
+    check_batch_size(params["batch_size"], len(data.train.labels), "training windows")
+
+
 _CHECKS: dict[str, list[tuple[str, Check]]] = {
     "yolo": [("device", _device), ("devices", _yolo_devices), ("_data", _yolo_data), ("batch_size", _yolo_batch)],
     "resnet-lstm": [("device", _device), ("devices", _devices), ("_data", _sequences),
                     ("batch_size", _sequence_batch)],
     "hybrid": [("device", _device), ("devices", _devices), ("yolo_model", _reuse), ("_data", _detector_data),
                ("yolo_batch_size", _detector_batch), ("_data", _crops_task), ("batch_size", _crops_batch)],
+    # features first: a leaky group is named on its field; then the build and the batch
+    "context": [("device", _device), ("features", _context_features), ("_data", _context_data)],
 }
 
 
