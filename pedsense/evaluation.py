@@ -93,16 +93,17 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
     if model_type not in DATASET_MANIFESTS:
         raise ConfigError(f"Run {run_path.name} has unknown model type {model_type!r}.")
     run_id = f"{run_path.parent.name}/{run_path.name}"
+    manifest_path = dataset_manifest_path(model_type, home, run_path)
     # a context build holds the benchmark's windows only: its task is always intent
     task = "intent" if model_type == "context" else \
-        check_run_task(run_path, dataset_manifest_path(model_type, home), run_id)
+        check_run_task(run_path, manifest_path, run_id)
     device = resolve_device(device)
     started = time.perf_counter()
     result: dict = {"run": run_id, "model_type": model_type, "split": split, "device": device,
                     "task": task}
     samples, inputs = None, MODEL_INPUTS
     if model_type == "context":
-        result["intent"], samples, inputs, result["baselines"] = _context_intent(run_path, split, device, home)
+        result["intent"], samples, inputs = _context_intent(run_path, split, device, home)
     elif model_type == "resnet-lstm":
         result["intent"], samples = _sequence_intent(run_path, split, device, batch_size, progress, home)
     elif model_type == "hybrid":
@@ -113,11 +114,11 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
         result["detection"] = _detection_map(run_path, split, device, home, dataset="yolo")
         result["matched_intent"], samples = _matched_intent(run_path, split, device, conf, max_images,
                                                             progress, home)
-    result["benchmark"] = (benchmark_section(samples, dataset_manifest_path(model_type, home),
+    result["benchmark"] = (benchmark_section(samples, manifest_path,
                                              label=run_id, split=split, inputs=inputs)
                            if samples is not None else
                            {"skipped": "no intent predictions to score (see matched_intent)"})
-    result["dataset"] = dataset_stamp(dataset_manifest_path(model_type, home))
+    result["dataset"] = dataset_stamp(manifest_path)
     result["predictions"] = _keep_predictions(run_path, split, samples, home)
     result["seconds"] = round(time.perf_counter() - started, 2)
     result["evaluated_at"] = now_iso()
@@ -140,7 +141,7 @@ def _keep_predictions(run_path: Path, split: str, samples: "Samples | None", hom
 # -- the benchmark view ----------------------------------------------------------------------------
 # Where each model type's evaluation data lives: the manifest of the dataset it is scored on.
 DATASET_MANIFESTS = {"resnet-lstm": ("sequences",), "hybrid": ("resnet", "crops"), "yolo": ("yolo",),
-                     "context": ("processed", "context")}
+                     "context": ("processed", "context")}  # context: per sample type, see dataset_manifest_path
 MODEL_INPUTS = ("rgb",)  # every pedsense model sees RGB frames or crops only
 
 
@@ -160,8 +161,14 @@ class Samples:
     caveat: str = ""
 
 
-def dataset_manifest_path(model_type: str, home=None) -> Path:
-    """The ``manifest.json`` of the dataset ``model_type`` runs are evaluated on."""
+def dataset_manifest_path(model_type: str, home=None, run_path: Path | None = None) -> Path:
+    """The ``manifest.json`` of the dataset ``model_type`` runs are evaluated on (a context run's:
+    the build of the sample type it was trained on, from ``run_path``'s config)."""
+    if model_type == "context":
+        from pedsense.data.context_format import context_manifest_path
+
+        config = read_json(Path(run_path) / "config.json", {}) if run_path is not None else {}
+        return context_manifest_path(home, (config or {}).get("sample_type"))
     base = paths(home)
     first, *rest = DATASET_MANIFESTS[model_type]
     return getattr(base, first).joinpath(*rest) / "manifest.json"
@@ -202,12 +209,13 @@ def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "th
     Returns:
         ``{"task", "intent_options", "split", "data_split", "synthetic", "unit", "inputs",
         "threshold", "metrics", "breakdown", "reference"}`` (JSON-ready; undefined metrics are
-        None). ``metrics`` is ``pedsense.metrics.classification_metrics``; ``breakdown`` its rows
+        None). ``baselines``: "always crossing" and "always not-crossing" scored on the same samples
+        (``pedsense.benchmarks.trivial_baselines``). ``metrics`` is ``pedsense.metrics.classification_metrics``; ``breakdown`` its rows
         per TTE bin, occlusion, time of day and weather (``intent`` datasets; else ``[]`` with a
         ``breakdown_note``); ``reference`` the run's row, then each published JAAD result with
         ``comparison`` ("comparable"/"not comparable") and ``caveats`` naming every difference.
     """
-    from pedsense.benchmarks import compare_with_published
+    from pedsense.benchmarks import compare_with_published, trivial_baselines
     from pedsense.breakdown import BREAKDOWN_FACTORS, breakdown
 
     manifest = read_json(manifest_path, {}) or {}
@@ -230,6 +238,8 @@ def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "th
             "The breakdown by TTE bin, occlusion, time of day and weather needs an `intent` "
             "dataset's labels.csv/crops.csv" + ("" if task == "intent" else
                                                 " (this dataset is built for `action`)") + ".")
+    # what answering one class everywhere scores on these very samples: the floor a model must clear
+    section["baselines"] = trivial_baselines(samples.y_true)
     section["reference"] = compare_with_published(
         metrics, inputs, options=options, task=task, synthetic=synthetic, split=data_split,
         evaluated_on=split, unit=samples.caveat, label=label)
@@ -239,7 +249,7 @@ def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "th
 def split_scheme(manifest: dict) -> str:
     """The video split a dataset was actually built on (``default``, ..., or ``random`` when the
     build fell back to a random split because the split files were missing)."""
-    source = str((manifest.get("split") or {}).get("source") or "")
+    source = str((manifest.get("split") or {}).get("source") or manifest.get("split_source") or "")
     if source.startswith("official:"):
         return source.split(":", 1)[1]
     return "random" if source else "unknown"
@@ -308,30 +318,39 @@ def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
                                source=f"{len(dataset)} ground-truth crop sequences"), samples
 
 
-def _context_intent(run_path: Path, split: str, device: str, home) -> tuple[dict, Samples, tuple, dict | None]:
-    """A context model on the split's windows of the context build; the trivial baselines on the
-    same windows. Returns (metrics, samples, the model's inputs, baselines)."""
-    from pedsense.data.context import load_context_split, trivial_baselines
+def _context_intent(run_path: Path, split: str, device: str, home) -> tuple[dict, Samples, tuple]:
+    """A context model on the split's windows of the build it was trained on. Returns (metrics,
+    samples, the model's inputs)."""
+    from pedsense.data.context_format import load_context_split
     from pedsense.infer import require_weights
     from pedsense.train.context_model import load_context_model, predict_proba
 
     model, meta = load_context_model(require_weights(run_path / "best.pt", "the context model's weights"), device)
-    windows = load_context_split(home, split)
+    windows = load_context_split(home, split, sample_type=meta.get("sample_type"))
     missing = [g for g in model.groups if g not in windows.groups]
     if missing:
         raise DataError(f"The context build on disk has no {', '.join(missing)} features, which this run "
                         "reads: rebuild it as the run was trained (`pedsense preprocess context --sample-type "
-                        f"{meta.get('sample_type')}`), or evaluate a run trained on the current build.")
+                        f"{windows.sample_type}`), or evaluate a run trained on the current build.")
+    windows = windows.select(model.groups)  # the windows it was trained on: some feature known
+    if not len(windows):
+        raise DataError(f"The context build has no {split} windows with known features: nothing to score. "
+                        "Pick another split.")
     probabilities = predict_proba(model, windows.groups, device=device)
     labels = [int(v) for v in windows.labels]
-    table = windows.windows
-    rows = [{"sequence_id": str(r.window_id), "video_id": str(r.video), "track_id": str(r.ped_id),
-             "start_frame": int(r.start_frame), "end_frame": int(r.end_frame)} for r in table.itertuples()]
+    rows = [{"sequence_id": row["window_id"], **{k: row[k] for k in CONTEXT_ROW_COLUMNS}}
+            for row in windows.windows.to_dict("records")]
     metrics = intent_metrics(labels, list(probabilities.argmax(1)), probabilities[:, 1])
-    metrics["source"] = f"{len(labels)} context windows ({', '.join(model.groups)})"
-    samples = Samples(labels, probabilities[:, 1], rows, unit=f"{len(labels)} observation windows, annotations only")
-    baselines = trivial_baselines(windows) if labels else None
-    return metrics, samples, context_inputs(model.groups), baselines
+    metrics["source"] = f"{len(labels)} observation windows, features {', '.join(model.groups)}"
+    if windows.dropped_unknown:
+        metrics["dropped_unknown"] = windows.dropped_unknown
+    samples = Samples(labels, probabilities[:, 1], rows, unit="observation windows, annotations only")
+    return metrics, samples, context_inputs(model.groups)
+
+
+# The windows.csv columns a context window's table row carries (its context, as an intent build's)
+CONTEXT_ROW_COLUMNS = ("video_id", "track_id", "start_frame", "end_frame", "tte", "event_frame", "occlusion",
+                       "time_of_day", "weather", "track_label")
 
 
 def context_inputs(groups: Sequence[str]) -> tuple[str, ...]:

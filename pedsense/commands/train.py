@@ -21,7 +21,8 @@ from pedsense.commands.runs import add_detach_option
 from pedsense.errors import ConfigError
 from pedsense.train.params import SPECS, Param, spec_for
 
-SHOWN_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "precision", "recall", "mAP50",
+SHOWN_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "val_auc_binary", "val_roc_auc", "val_f1",
+                 "precision", "recall", "mAP50",
                  "mAP50-95", "lr", "seconds")
 
 

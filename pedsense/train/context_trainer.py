@@ -34,7 +34,8 @@ from pedsense.device import resolve_device, torch_threads_kept
 from pedsense.errors import DataError
 from pedsense.metrics import classification_metrics
 from pedsense.train.checkpoints import load_weights, restore_rng, save_classifier, training_state
-from pedsense.train.common import LossCurve, TrainingRun, check_batch_size, check_finite_loss
+from pedsense.train.common import (LossCurve, TrainingRun, check_batch_size, check_finite_loss,
+                                   manifest_summary)
 from pedsense.train.context_model import ContextModel, build_context_model, parameter_count, to_tensors
 from pedsense.train.events import EventHook, StopHook
 from pedsense.train.fit import class_weights
@@ -50,7 +51,7 @@ SMALL_VAL_PEDESTRIANS = 50
 class ContextData:
     """The training and validation windows of a context build, with the groups to read."""
 
-    train: Any          # ContextWindows (pedsense.data.context)
+    train: Any          # ContextWindows (pedsense.data.context_format), the groups selected
     val: Any
     features: tuple[str, ...]
     sample_type: str
@@ -65,31 +66,34 @@ class ContextData:
         return {g: int(self.train.groups[g].shape[1]) for g in self.features}
 
 
-def load_context_data(features: str | None, home: str | os.PathLike | None = None) -> ContextData:
-    """The build's train and val windows and the feature groups asked for, checked.
+def load_context_data(features: str | None, home: str | os.PathLike | None = None,
+                      sample_type: str | None = None) -> ContextData:
+    """The build's train and val windows, reduced to the feature groups asked for, checked.
 
     Args:
         features: comma-separated group names, or None for every group the build allows.
+        sample_type: the build to read (``beh``/``all``); None: the one built (beh when both are).
 
     Raises:
         ContextFeatureError: a leaky, unknown or (on an ``all`` build) behaviour-only group.
-        DataError: the build is missing, predates the context family, or has no val windows.
+        DataError: the build is missing, predates the context family, or has no train/val windows.
     """
-    from pedsense.data.context import context_manifest_path, load_context_split
     from pedsense.data.context_features import resolve_features
+    from pedsense.data.context_format import context_manifest_path, load_context_split
 
-    train = load_context_split(home, "train")
-    names = [n.strip() for n in features.split(",") if n.strip()] if features else None
-    resolved = tuple(resolve_features(names, train.sample_type))
-    val = load_context_split(home, "val")
-    if len(val.labels) == 0:
+    sample_type = sample_type or context_manifest_path(home).parent.name  # the one built (beh when both)
+    resolve_features(features, sample_type)  # leaks are refused first, whatever the build holds
+    train = load_context_split(home, "train", sample_type=sample_type).select(features)
+    val = load_context_split(home, "val", sample_type=sample_type).select(features)
+    if len(val) == 0:
         raise DataError("The context build has no val windows, so no epoch can be chosen (the best "
                         "checkpoint is picked on val). Rebuild it on a split with a val part: JAAD's "
-                        "split files under data/raw/split_ids/ (`pedsense preprocess context`).")
-    if len(train.labels) == 0:
-        raise DataError("The context build has no training windows. Rebuild it with more videos "
-                        "(`pedsense preprocess context`).")
-    return ContextData(train, val, resolved, train.sample_type, context_manifest_path(home))
+                        "split files under data/raw/split_ids/ (`pedsense preprocess context "
+                        f"--sample-type {sample_type}`).")
+    if len(train) == 0:
+        raise DataError("The context build has no training windows with known features. Rebuild it "
+                        f"with more videos (`pedsense preprocess context --sample-type {sample_type}`).")
+    return ContextData(train, val, tuple(train.groups), sample_type, context_manifest_path(home, sample_type))
 
 
 def pedestrians(windows) -> int:
@@ -107,7 +111,8 @@ def train_context(name=None, epochs=20, batch_size=64, learning_rate=1e-3, devic
                   resume: bool = False, init_weights: str | os.PathLike | None = None,
                   model: str = "gru", features: str | None = None, hidden_size: int = 64,
                   num_layers: int = 1, dropout: float = 0.3, weight_decay: float = 1e-2,
-                  class_weighting: str = "balanced", label_smoothing: float = 0.0, seed: int = 42) -> Path:
+                  class_weighting: str = "balanced", label_smoothing: float = 0.0, seed: int = 42,
+                  sample_type: str | None = None) -> Path:
     """Train a context model on the context build (``pedsense preprocess context``).
 
     Args:
@@ -115,6 +120,7 @@ def train_context(name=None, epochs=20, batch_size=64, learning_rate=1e-3, devic
         features: comma-separated feature groups (``box,vehicle,traffic``); None: every group
             the build's sample type allows (``pedsense.data.context_features.resolve_features``).
         class_weighting: ``balanced`` (inverse class frequency in the loss) or ``none``.
+        sample_type: the context build to read, ``beh`` or ``all`` (None: the one built).
         resume: continue ``run_dir`` from its ``last.pt`` (``pedsense.train.resume.resume_run``).
         init_weights: a context checkpoint of the same architecture to start from.
 
@@ -123,7 +129,7 @@ def train_context(name=None, epochs=20, batch_size=64, learning_rate=1e-3, devic
     """
     params = CONTEXT.check(CONTEXT.bind(locals()))
     device = resolve_device(params["device"])
-    data = load_context_data(params["features"], home)
+    data = load_context_data(params["features"], home, params["sample_type"])
     batch_size = check_batch_size(params["batch_size"], len(data.train.labels), "training windows")
     run = TrainingRun.open("context", name, run_dir=run_dir, home=home, on_event=on_event,
                            should_stop=should_stop, resume=resume, init_weights=init_weights,
@@ -142,13 +148,15 @@ def train_context(name=None, epochs=20, batch_size=64, learning_rate=1e-3, devic
         run.start({
             "parameters": CONTEXT.record(params), "task": "intent", "intent_options": _intent(data.train),
             "sample_type": data.sample_type, "features": list(data.features),
-            "feature_columns": {g: list((getattr(data.train, "columns", None) or {}).get(g, [])) for g in data.features},
+            "feature_columns": {g: list(data.train.columns[g]) for g in data.features},
             "class_names": list(CLASS_NAMES), "device": device, "weights_source": "none (trained from scratch)",
             "model_args": net.model_args, "parameter_count": parameter_count(net),
             "dataset": {"train": len(data.train.labels), "val": len(data.val.labels),
                         "train_class_counts": _counts(data.train.labels),
                         "val_class_counts": _counts(data.val.labels),
-                        "val_pedestrians": pedestrians(data.val)},
+                        "val_pedestrians": pedestrians(data.val),
+                        "dropped_unknown": {"train": data.train.dropped_unknown, "val": data.val.dropped_unknown},
+                        "manifest": manifest_summary(data.manifest_path)},
         })
         with torch_threads_kept():
             # a model this small gains nothing from intra-op threads, and on a busy machine their
@@ -156,14 +164,14 @@ def train_context(name=None, epochs=20, batch_size=64, learning_rate=1e-3, devic
             torch.set_num_threads(1)
             best = fit_context(run, net, data, params, batch_size, device, resume_from=resume_from)
         selection = selection_record(best, params["epochs"], len(data.val.labels), pedestrians(data.val))
-        if selection.get("note"):
-            run.log(selection["note"])
+        for note in (selection.get("note"), data.train.unknown_note(), data.val.unknown_note()):
+            if note:
+                run.log(note)
         return run.finish(best, best_checkpoint="best.pt", selection=selection)
 
 
 def _intent(windows) -> Any:
-    intent = getattr(windows, "intent", None)
-    return intent.as_dict() if hasattr(intent, "as_dict") else intent
+    return windows.intent.as_dict()
 
 
 def _counts(labels) -> list[int]:

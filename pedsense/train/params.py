@@ -482,6 +482,10 @@ CLASS_WEIGHTING = _p("class_weighting", "balanced", "choice", "Weigh the loss by
 CONTEXT = Spec("context", (
     NAME, replace(EPOCHS, default=20), replace(BATCH_SIZE, default=64), replace(LEARNING_RATE, default=1e-3),
     DEVICE, CONTEXT_MODEL, FEATURES,
+    replace(SAMPLE_TYPE, default=None, group="essentials", optional=True, choices=(None,) + SAMPLE_TYPES,
+            none_label="the one built (beh when both are)",
+            help="Which context build to train on: beh (behaviour pedestrians, JAAD_beh) or all "
+                 "(with `ped` bystanders, labelled not-crossing: JAAD_all). Both may be built side by side."),
     replace(HIDDEN_SIZE, default=64, label="Hidden size", maximum=512,
             help="Width of the GRU state, or of the transformer's tokens (a multiple of 4)."),
     replace(NUM_LAYERS, label="Layers", maximum=6, help="Stacked GRU or transformer layers."),

@@ -139,22 +139,17 @@ def _crops_batch(params: dict, p) -> None:
 
 def _context_features(params: dict, p) -> None:
     """The build exists and allows the groups asked for (a presence leak is refused here)."""
-    from pedsense.data.context import load_context_split
     from pedsense.data.context_features import resolve_features
+    from pedsense.data.context_format import context_manifest_path
 
-    try:
-        train = load_context_split(p.home, "train")
-    except PedsenseError:
-        return  # the build's own check (_data) says what is missing, with the fix
-    names = [n.strip() for n in params["features"].split(",") if n.strip()] if params["features"] else None
-    resolve_features(names, train.sample_type)
+    resolve_features(params["features"], params["sample_type"] or context_manifest_path(p.home).parent.name)
 
 
 def _context_data(params: dict, p) -> None:
     from pedsense.train.context_trainer import load_context_data
 
-    data = load_context_data(None, p.home)  # the groups asked for are _context_features' to judge
-    check_batch_size(params["batch_size"], len(data.train.labels), "training windows")
+    data = load_context_data(None, p.home, params["sample_type"])  # features: _context_features' to judge
+    check_batch_size(params["batch_size"], len(data.train), "training windows")
 
 
 _CHECKS: dict[str, list[tuple[str, Check]]] = {
