@@ -198,3 +198,37 @@ def test_train_context_page_draws_its_form(context_home):
     assert [t.value for t in at.title] == ["Train Context"]
     assert at.selectbox(key="form.context.model").options == ["gru", "transformer"]
     assert at.text_input(key="form.context.features") is not None
+
+
+# -- the Errors page's player without frames (item 7) ----------------------------------------------
+def test_a_window_without_frames_plays_as_its_trajectory_on_a_blank_frame(jaad_context_home, tmp_path):
+    import cv2
+
+    from pedsense.data.context_format import load_context_split
+    from pedsense.errors_browser.playback import BLANK, frames_exist, window_frames, write_clip
+    from pedsense.infer.intent_series import clip_annotation
+    from pedsense.config import paths
+
+    test = load_context_split(jaad_context_home, "test", sample_type="all")
+    window = test.windows.iloc[0].to_dict()
+    assert not frames_exist(window["video_id"], jaad_context_home)  # annotations only, no clips
+    row = {**window, "kind": "window", "label": int(test.labels[0]), "p_crossing": 0.8,
+           "event_source": "crossing_point"}
+    annotation = clip_annotation(paths(jaad_context_home).clip(window["video_id"]), jaad_context_home)
+    frames = window_frames(row, obs_length=16, max_horizon=2, max_width=480, home=jaad_context_home,
+                           annotation=annotation)
+    assert len(frames.observed) == 16 and "blank frame" in frames.notes[0]
+    first = frames.images[0]
+    assert first.shape[1] == 480 and first.shape[0] == round(480 * annotation.height / annotation.width)
+    box = annotation.track(window["track_id"]).box_at(frames.observed[-1])
+    scale = 480 / annotation.width
+    centre = (int((box.ytl + box.ybr) / 2 * scale), int(box.xtl * scale))  # on the box's left edge
+    drawn = frames.images[len(frames.observed) - 1]
+    assert (np.abs(drawn[centre[0], centre[1] - 1:centre[1] + 2].astype(int) - BLANK).sum() > 0)
+    assert (drawn[-5, 5] == BLANK).all()  # the frame is blank where nothing is drawn
+    output = write_clip(frames, tmp_path / "window.webm")
+    capture = cv2.VideoCapture(str(output))
+    read = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or sum(1 for _ in iter(lambda: capture.read()[0], False))
+    codec = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode(errors="replace")
+    capture.release()
+    assert read == len(frames.images) and output.suffix == ".webm" and codec.upper() in ("VP80", "VP90", "VP8\x00", "VP9\x00")
