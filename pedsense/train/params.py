@@ -465,8 +465,7 @@ HYBRID = Spec("hybrid", (
             "the processes. Overrides `device`."),
 ), "pedsense.train.hybrid_trainer:train_hybrid",
     "train the YOLO pedestrian detector + ResNet crop classifier")
-CONTEXT_MODELS = ("gru", "transformer")
-CLASS_WEIGHTINGS = ("balanced", "sqrt", "none")
+CONTEXT_MODELS, CLASS_WEIGHTINGS = ("gru", "transformer"), ("balanced", "sqrt", "none")
 CONTEXT_MODEL = _p("model", "gru", "choice", "The network: a small GRU over the groups side by side "
                    "(the default), or a transformer with one token stream per feature group fused by "
                    "attention. Both stay under 1 M parameters.", group="essentials", choices=CONTEXT_MODELS)
@@ -493,8 +492,7 @@ CONTEXT = Spec("context", (
     replace(NUM_LAYERS, label="Layers", maximum=6, help="Stacked GRU or transformer layers."),
     replace(DROPOUT, default=0.5, help="Dropout before the classifier head (and between layers)."),
     replace(WEIGHT_DECAY, default=1e-2), CLASS_WEIGHTING, LABEL_SMOOTHING, SEED,
-), "pedsense.train.context_trainer:train_context",
-    "train a small GRU/transformer on JAAD's annotations alone (no clips)")
+), "pedsense.train.context_trainer:train_context", "train a small GRU/transformer on JAAD's annotations alone")
 SPECS: dict[str, Spec] = {spec.model_type: spec for spec in (YOLO, RESNET_LSTM, HYBRID, CONTEXT)}
 
 
