@@ -80,9 +80,9 @@ def report(sample_type: str, results: list[dict]) -> bool:
     for row in trivial_baselines(results[0]["labels"]):
         print(f"  baseline {row['model']:<20} accuracy {row['accuracy']:.3f}  auc_binary {row['auc_binary']:.3f}"
               f"  f1 {row['f1']:.3f}")
-    notes = {r["note"] for r in results if r["note"]}
-    for note in notes:
-        print(f"  note: {note}")
+    notes = [r["note"] for r in results if r["note"]]
+    if notes:  # one per seed, differing only in the epoch: the first says it
+        print(f"  note ({len(notes)} of {len(results)} seeds): {notes[0]}")
     return ok
 
 
