@@ -250,3 +250,13 @@ def test_errors_page_plays_a_context_window_without_clips(trained, tmp_path, mon
     clip = at.session_state["errors_play_clip"]
     assert clip.endswith(".webm") and video_info(clip).frame_count >= 16
     assert at.button(key="errors_play_track").disabled  # no clip to run a model over
+
+
+@pytest.mark.slow
+def test_cli_train_context_prints_the_val_auc_and_the_selection_note(context_home, capsys):
+    assert main(["--home", str(context_home), "train", "context", "--seed", "1", "--epochs", "1",
+                 "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "val_auc_binary=" in out and "val_roc_auc=" in out
+    assert "note: Epoch 1 was chosen by val balanced accuracy, but val holds only" in out
+    assert [run.model_type for run in list_runs(home=context_home)] == ["context"]
