@@ -472,12 +472,9 @@ CONTEXT_MODELS, CLASS_WEIGHTINGS = ("gru", "transformer"), ("balanced", "sqrt", 
 CONTEXT_MODEL = _p("model", "gru", "choice", "The network: a small GRU over the groups side by side "
                    "(the default), or a transformer with one token stream per feature group fused by "
                    "attention. Both stay under 1 M parameters.", group="essentials", choices=CONTEXT_MODELS)
-FEATURES = _p("features", None, "text", "Feature groups, comma-separated: box (the benchmark's "
-              "offsets from the window's first box, plus the box in image fractions and its height), "
-              "vehicle (ego action), traffic (crosswalk, signs, light, road type), behaviour (look, walk/"
-              "stand, nod, gesture). On an `all` build `behaviour` is refused: only behaviour "
-              "pedestrians have tags, so having them predicts the label (a presence leak).",
-              group="essentials", optional=True, none_label="every group the build allows")
+FEATURES = _p("features", None, "text", "Feature groups, comma-separated: box, vehicle (ego action), traffic "
+              "(crosswalk, signs, light, road), behaviour (look, walk/stand, nod, gesture; refused on an `all` "
+              "build: a presence leak).", group="essentials", optional=True, none_label="every group the build allows")
 CLASS_WEIGHTING = _p("class_weighting", "sqrt", "choice", "Weigh the loss by inverse class "
                      "frequency (balanced: what the benchmark's AUC, a balanced accuracy, rewards), by its "
                      "square root (sqrt: between that and accuracy) or not at all (none).",
