@@ -73,7 +73,9 @@ PRESETS: dict[str, dict[str, Preset]] = {
                         "Finishes on the demo set in a few minutes on 2 CPU cores.",
                         QUICK[model_type], QUICK_REACHES[model_type]),
         "seed": Preset("seed", "seed defaults",
-                       "The seed API's defaults: full-size models, for a GPU and real JAAD data.",
+                       "The seed API's defaults: full-size models, for a GPU and real JAAD data."
+                       if model_type != "context" else
+                       "The family's recipe, tuned on JAAD's val splits: minutes on a CPU.",
                        SEED_DEFAULTS[model_type], ""),
     }
     for model_type in SEED_DEFAULTS
