@@ -25,7 +25,7 @@ import pandas as pd
 
 from pedsense.benchmarks import ROW_METRICS, compare_with_published
 from pedsense.evaluation import headline_metrics, load_evaluation
-from pedsense.runfolder import list_runs
+from pedsense.runsummary import readable_runs
 from pedsense.train.params import SPECS
 
 FAMILIES = {"yolo": "YOLO26", "resnet-lstm": "ResNet-LSTM", "hybrid": "YOLO + ResNet hybrid",
@@ -99,7 +99,7 @@ class Group:
 def evaluated_runs(home: str | os.PathLike | None = None, splits: Iterable[str] = ("test", "val")) -> list[Entry]:
     """One :class:`Entry` per run and split it was evaluated on (``evaluation_<split>.json``)."""
     entries = []
-    for folder in list_runs(home):
+    for folder in readable_runs(home):  # a damaged config.json would read as no parameters
         config = folder.read_config()
         for split in splits:
             evaluation = load_evaluation(folder.path, split)

@@ -34,6 +34,7 @@ SOURCE_BADGES = {"none": ":gray-badge[:material/inbox: No data yet]",
                  "synthetic demo": ":violet-badge[:material/science: Synthetic demo set]"}
 
 
+_SQLITE_URL = re.compile(r"(sqlite:///)(/[^\s`'\"()\[\]{}<>,;|*]+)")  # an absolute database file
 # An absolute POSIX path inside a message: starts after a space, quote, bracket or the start.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/\\-])/[^\s`'\"()\[\]{}<>,;|*]+")
 
@@ -60,7 +61,8 @@ def hide_paths(text: object) -> str:
         trail = found[len(found.rstrip(".")):]  # a sentence's full stop is not part of the path
         return shown_path(found[: len(found) - len(trail)] or found) + trail
 
-    return _ABSOLUTE_PATH.sub(replace, str(text))
+    text = _SQLITE_URL.sub(lambda m: m.group(1) + shown_path(m.group(2)), str(text))
+    return _ABSOLUTE_PATH.sub(replace, text)
 
 
 def without_paths(record: object) -> object:
@@ -126,7 +128,9 @@ def progress_of(summary: RunSummary) -> tuple[float, str]:
     fraction = done / total if total else 0.0
     if total and summary.total_batches:
         fraction += summary.batch / summary.total_batches / total
-    text = f"epoch {done}/{total or '?'}"
+    # people count epochs from 1: the first epoch is "epoch 1" while it trains, not "epoch 0"
+    current = done + 1 if summary.status == "running" else done
+    text = f"epoch {min(current, total) if total else current}/{total or '?'}"
     if summary.stage and summary.model_type == "hybrid":
         text += f" · {summary.stage}"
     if summary.total_batches and summary.status == "running":

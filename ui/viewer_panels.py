@@ -15,9 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui.feedback import error_box, shown_path
-from pedsense.runfolder import list_runs
-from pedsense.runsummary import read_summary
+from ui.feedback import error_box, hide_paths, shown_path
+from ui.downloads import chart_ui
+from pedsense.runsummary import readable_runs
 
 PLAY_INTERVAL_S = 0.5
 CROP_PREVIEW = (96, 96)
@@ -87,8 +87,7 @@ def synthetic_home() -> bool:
 def run_ui() -> Path | None:
     """Select box of completed runs; returns the chosen run folder."""
     # context runs read annotations, not frames: the Errors page shows their windows instead
-    completed = [run for run in list_runs() if read_summary(run).status == "completed"  # not unreadable
-                 and run.model_type != "context"]
+    completed = [run for run in readable_runs(status="completed") if run.model_type != "context"]
     if not completed:
         st.info("No completed run yet. Train one on a Train page (the quick presets take minutes), "
                 "then come back here.")
@@ -105,8 +104,7 @@ def tracker_ui(run_path: Path, has_truth: bool) -> Path | None:
 
     if run_model_type(run_path) != "resnet-lstm" or has_truth:
         return None
-    detectors = {run.run_id: run.path for run in list_runs(model_types=("yolo", "hybrid"))
-                 if read_summary(run).status == "completed"}
+    detectors = {run.run_id: run.path for run in readable_runs(model_types=("yolo", "hybrid"), status="completed")}
     if not detectors:
         st.warning("This clip has no annotations, so a ResNet-LSTM run needs a detector to track "
                    "pedestrians: train a YOLO or hybrid run first.")
@@ -133,7 +131,7 @@ def backend_ui(predictor, run_path: Path) -> None:
     """Which engine runs the model, and an ONNX export button where it would make the CPU faster."""
     from pedsense.infer.backends import PYTORCH, onnxruntime_version
 
-    st.caption(f"Inference: {predictor.describe_backend()}")
+    st.caption(f"Inference: {hide_paths(predictor.describe_backend())}")
     if predictor.backend != PYTORCH or predictor.device != "cpu" or onnxruntime_version() is None:
         return
     if st.button("Export to ONNX", key="viewer_export",
@@ -285,8 +283,7 @@ def intent_chart_ui(predictor, run_path: Path, clip: Path, annotation) -> None:
                                           tte=_run_tte(run_path), progress=progress)
         bar.empty()
     series = cache[key]
-    st.plotly_chart(intent_figure(series, st.session_state.get("viewer_frame")), width="stretch",
-                    key="viewer_intent_chart")
+    chart_ui(intent_figure(series, st.session_state.get("viewer_frame")), key="viewer_intent_chart")
     st.caption(describe_series(series))
 
 

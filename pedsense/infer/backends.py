@@ -21,6 +21,7 @@ import numpy as np
 
 from pedsense.errors import ConfigError, PedsenseError
 from pedsense.io import read_json
+from pedsense.runfolder import RunFolder
 
 EXPORT_RECORD = "export.json"
 BACKENDS = ("auto", "onnx", "pytorch")
@@ -57,7 +58,7 @@ def read_export(run_dir: str | os.PathLike, model_type: str) -> tuple[dict | Non
         (record, "") or (None, a sentence saying why there is no usable export, with the fix).
     """
     run_dir = Path(run_dir)
-    fix = f"run `pedsense export {run_dir} --format onnx`"
+    fix = f"run `pedsense export {RunFolder(run_dir).run_id} --format onnx`"  # an id: no server path
     record = read_json(run_dir / EXPORT_RECORD, None)
     if not isinstance(record, dict) or record.get("format") != "onnx":
         return None, f"the run has no ONNX export ({fix} to make CPU inference faster)"

@@ -124,6 +124,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise DataError(f"Checkpoint {path} does not exist. Train a model first (`pedsense train`) "
                         "or pick an existing run's best.pt.")
+    if path.stat().st_size == 0:
+        raise DataError(f"Checkpoint {path} ({_run_name(path)}) is empty (0 bytes): a crash or a full disk cut "
+                        "its save short, so there are no weights to load or resume from. Free disk space if "
+                        "it is full, then train the run again (its best.pt, if it has one, still loads).")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -171,6 +175,8 @@ def load_classifier(path: str | os.PathLike, device: str = "cpu") -> tuple[torch
 def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:
     """Load a pedsense checkpoint's weights into ``model`` (same architecture); returns the checkpoint.
 
+    ``model.weights_source`` then names the file (an extension records its parent's weights).
+
     Raises:
         DataError: unreadable, diverged, or made for another architecture.
     """
@@ -180,6 +186,7 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:
                         f"{type(model).__name__} with {model.model_args}. Start from a checkpoint of the same "
                         "architecture.")
     model.load_state_dict(checkpoint["state_dict"])
+    model.weights_source = f"file ({Path(path).resolve()})"  # config.json says where it started
     return checkpoint
 
 

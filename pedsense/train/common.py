@@ -16,12 +16,10 @@ metrics and step rows of epochs the trainer is about to train again.
 
 from __future__ import annotations
 
-import concurrent.futures
 import errno
 import logging
 import math
 import os
-import socket
 import time
 import traceback
 from contextlib import contextmanager
@@ -39,30 +37,6 @@ from pedsense.train.events import (BatchEnd, EpochEnd, EventHook, EventRecorder,
                                    stop_requested)
 
 log = logging.getLogger("pedsense.train")
-
-_TRUE = ("1", "true", "yes", "on")
-
-
-def offline_reason(host: str = "download.pytorch.org", timeout_s: float = 3.0) -> str | None:
-    """Why weights cannot be downloaded now, or None when the network looks reachable.
-
-    ``PEDSENSE_OFFLINE=1`` (or ``YOLO_OFFLINE=1``) says so without touching the network; else
-    a DNS lookup with a timeout, so an unplugged machine falls back in seconds, not minutes.
-    """
-    for variable in ("PEDSENSE_OFFLINE", "YOLO_OFFLINE"):
-        if os.environ.get(variable, "").strip().lower() in _TRUE:
-            return f"{variable}=1"
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        pool.submit(socket.getaddrinfo, host, 443).result(timeout=timeout_s)
-        return None
-    except concurrent.futures.TimeoutError:
-        return f"DNS lookup of {host} timed out"
-    except OSError as exc:
-        return f"no network ({exc.strerror or exc})"
-    finally:
-        pool.shutdown(wait=False)
-
 
 # -- validation -----------------------------------------------------------------------------
 def check_param(param: Param, value: Any) -> Any:

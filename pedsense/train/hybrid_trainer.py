@@ -8,10 +8,8 @@ built on the fly when missing. Metrics rows carry ``stage`` = detector | classif
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -35,8 +33,9 @@ from pedsense.train.fit import FitSettings, fit_classifier
 from pedsense.train.resnet_trainer import DEFAULT_CACHE_MB, CachedImageDataset, read_image
 from pedsense.train.samples import check_missing, parse_label, read_split_rows
 from pedsense.train.transforms import normalize_uint8, resize_crop
-from pedsense.train.yolo_trainer import (YoloDataset, check_model_variant, check_yolo_settings,
-                                         fetch_base_model, fit_yolo, load_yolo_dataset, publish_weights)
+from pedsense.train.yolo_inputs import (YoloDataset, check_model_variant, detector_problem, fetch_base_model,
+                                        load_yolo_dataset)
+from pedsense.train.yolo_trainer import check_yolo_settings, fit_yolo, publish_weights
 
 log = logging.getLogger(__name__)
 
@@ -116,25 +115,6 @@ def check_yolo_model(yolo_model: str | os.PathLike | None) -> Path | None:
                           "YOLO run's best.pt or a hybrid run's yolo_detector.pt), or leave it empty "
                           "to train stage 1.")
     return path
-
-
-@functools.lru_cache(maxsize=32)
-def detector_problem(path: str, size: int, mtime_ns: int) -> str | None:
-    """Why the file at ``path`` is not Ultralytics detector weights, or None when it is; cached
-    by the file's size and mtime, so a form checked on every rerun loads it once."""
-    if not zipfile.is_zipfile(path):  # every torch.save since PyTorch 1.6 is a zip archive
-        return "is not a PyTorch checkpoint (not a torch.save zip archive)"
-    from ultralytics.nn.tasks import guess_model_task, torch_safe_load
-
-    try:
-        checkpoint, _ = torch_safe_load(path, safe_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to load is the answer
-        return f"cannot be loaded as Ultralytics weights ({type(exc).__name__})"
-    model = checkpoint.get("ema") or checkpoint.get("model") if isinstance(checkpoint, dict) else None
-    if not isinstance(model, torch.nn.Module):
-        return "holds no Ultralytics model"
-    task = guess_model_task(model)
-    return None if task == "detect" else f"holds a {task} model, not a detector"
 
 
 def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_rate=1e-4, yolo_epochs=50,

@@ -35,7 +35,7 @@ FEATURE_CACHE_MODES = ("auto", "fp16", "fp32", "off")
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp")
 GROUPS = {"essentials": "Essentials", "advanced": "Advanced", "detector": "Stage 1: detector",
           "intent": "Intent protocol (crops built by the run)"}
-_VARIANT = re.compile(r"^yolo(v?\d+)([nslmx])?$")
+VARIANT_NAME = re.compile(r"^yolo(v?\d+)([nslmx])?$")
 
 
 class FormError(ConfigError):
@@ -232,10 +232,10 @@ def _check_variant(param: Param, value: Any) -> str:
     text = str(value).strip()
     path = Path(text).expanduser()
     if path.suffix.lower() in (".pt", ".yaml", ".yml"):
-        if path.is_file() or (path.parent == Path(".") and _VARIANT.match(path.stem)):
+        if path.is_file() or (path.parent == Path(".") and VARIANT_NAME.match(path.stem)):
             return text
         raise ConfigError(f"{path} does not exist. Give {param.describe()}.")
-    if _VARIANT.match(text):
+    if VARIANT_NAME.match(text):
         return text
     raise ConfigError(f"must be {param.describe()}, got {value!r}.")
 
