@@ -28,7 +28,7 @@ from pedsense.errors import ConfigError
 
 # Keyword arguments the callers (run manager, CLI, resume) pass; never a form field.
 HOOKS = ("on_event", "should_stop", "run_dir", "home", "progress", "resume", "init_weights")
-MODEL_TYPES = ("yolo", "resnet-lstm", "hybrid")
+MODEL_TYPES = ("yolo", "resnet-lstm", "hybrid", "context")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 YOLO_VARIANTS = ("yolo26n", "yolo26s", "yolo26m", "yolo26l", "yolo26x")
 FEATURE_CACHE_MODES = ("auto", "fp16", "fp32", "off")
@@ -476,11 +476,36 @@ HYBRID = Spec("hybrid", (
             "every epoch. 0: none."),
 ), "pedsense.train.hybrid_trainer:train_hybrid",
     "train the YOLO pedestrian detector + ResNet crop classifier")
-SPECS: dict[str, Spec] = {spec.model_type: spec for spec in (YOLO, RESNET_LSTM, HYBRID)}
+CONTEXT_MODELS, CLASS_WEIGHTINGS = ("gru", "transformer"), ("balanced", "sqrt", "none")
+CONTEXT_MODEL = _p("model", "gru", "choice", "The network: a small GRU over the groups side by side "
+                   "(the default), or a transformer with one token stream per feature group fused by "
+                   "attention. Both stay under 1 M parameters.", group="essentials", choices=CONTEXT_MODELS)
+FEATURES = _p("features", None, "text", "Feature groups, comma-separated: box, vehicle (ego action), traffic "
+              "(crosswalk, signs, light, road), behaviour (look, walk/stand, nod, gesture; refused on an `all` "
+              "build: a presence leak).", group="essentials", optional=True, none_label="every group the build allows")
+CLASS_WEIGHTING = _p("class_weighting", "sqrt", "choice", "Weigh the loss by inverse class "
+                     "frequency (balanced: what the benchmark's AUC, a balanced accuracy, rewards), by its "
+                     "square root (sqrt: between that and accuracy) or not at all (none).",
+                     label="Class weighting", choices=CLASS_WEIGHTINGS)
+CONTEXT = Spec("context", (
+    # the recipe, tuned on the official val splits of JAAD_beh and JAAD_all (bench/bench_context.py --tune)
+    NAME, replace(EPOCHS, default=8), replace(BATCH_SIZE, default=128), replace(LEARNING_RATE, default=1e-3),
+    DEVICE, CONTEXT_MODEL, FEATURES,
+    replace(SAMPLE_TYPE, default=None, group="essentials", optional=True, choices=(None,) + SAMPLE_TYPES,
+            none_label="the one built (beh when both are)",
+            help="Which context build to train on: beh (behaviour pedestrians, JAAD_beh) or all "
+                 "(with `ped` bystanders, labelled not-crossing: JAAD_all). Both may be built side by side."),
+    replace(HIDDEN_SIZE, default=64, label="Hidden size", maximum=512,
+            help="Width of the GRU state, or of the transformer's tokens (a multiple of 4)."),
+    replace(NUM_LAYERS, label="Layers", maximum=6, help="Stacked GRU or transformer layers."),
+    replace(DROPOUT, default=0.5, help="Dropout before the classifier head (and between layers)."),
+    replace(WEIGHT_DECAY, default=1e-2), CLASS_WEIGHTING, LABEL_SMOOTHING, SEED,
+), "pedsense.train.context_trainer:train_context", "train a small GRU/transformer on JAAD's annotations alone")
+SPECS: dict[str, Spec] = {spec.model_type: spec for spec in (YOLO, RESNET_LSTM, HYBRID, CONTEXT)}
 
 
 def spec_for(model_type: str) -> Spec:
-    """The parameter spec of ``model_type`` (``yolo``, ``resnet-lstm``, ``hybrid``)."""
+    """The parameter spec of ``model_type`` (``yolo``, ``resnet-lstm``, ``hybrid``, ``context``)."""
     if model_type not in SPECS:
         raise ConfigError(f"Unknown model type {model_type!r}; pick one of {', '.join(SPECS)}.")
     return SPECS[model_type]

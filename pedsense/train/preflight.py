@@ -145,6 +145,21 @@ def _crops_batch(params: dict, p) -> None:
         check_batch_size(params["batch_size"], rows, "training crops")
 
 
+def _context_features(params: dict, p) -> None:
+    """The build exists and allows the groups asked for (a presence leak is refused here)."""
+    from pedsense.data.context_features import resolve_features
+    from pedsense.data.context_format import context_manifest_path
+
+    resolve_features(params["features"], params["sample_type"] or context_manifest_path(p.home).parent.name)
+
+
+def _context_data(params: dict, p) -> None:
+    from pedsense.train.context_trainer import load_context_data
+
+    data = load_context_data(None, p.home, params["sample_type"])  # features: _context_features' to judge
+    check_batch_size(params["batch_size"], len(data.train), "training windows")
+
+
 _CHECKS: dict[str, list[tuple[str, Check]]] = {
     "yolo": [("device", _device), ("devices", _yolo_devices), ("model_variant", _variant), ("_data", _yolo_data),
              ("batch_size", _yolo_batch)],
@@ -153,6 +168,8 @@ _CHECKS: dict[str, list[tuple[str, Check]]] = {
     "hybrid": [("device", _device), ("devices", _devices), ("yolo_model", _reuse), ("model_variant", _variant),
                ("_data", _detector_data),
                ("yolo_batch_size", _detector_batch), ("_data", _crops_task), ("batch_size", _crops_batch)],
+    # features first: a leaky group is named on its field; then the build and the batch
+    "context": [("device", _device), ("features", _context_features), ("_data", _context_data)],
 }
 
 
