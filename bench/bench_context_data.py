@@ -22,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pedsense.data.context_format import build_context  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pedsense.data.context_format import _known_frames, build_context, load_context_split  # noqa: E402
 from pedsense.data.intent import IntentOptions  # noqa: E402
 from pedsense.data.jaad import load_annotation_folder  # noqa: E402
 
@@ -63,6 +65,8 @@ def main() -> int:
                 folder = build_context(home, intent=IntentOptions(sample_type=sample_type))
                 times.append(time.perf_counter() - start)
                 manifest = json.loads((folder / "manifest.json").read_text())
+                if i == 0:
+                    print(f"JAAD_{sample_type} features: {feature_check(home, sample_type)}")
                 shutil.rmtree(home / "data" / "processed")
             got = tuple(manifest["splits"].get(s, {}).get("windows", 0) for s in ("train", "val", "test"))
             ok = got == expected
@@ -71,6 +75,18 @@ def main() -> int:
                   f"{_spread(times)} (target <= {TARGET_S:.0f} s, ratio {statistics.mean(times) / TARGET_S:.2f}); "
                   f"windows train/val/test {got} {'==' if ok else '!='} benchmark {expected}")
     return 1 if failed else 0
+
+
+def feature_check(home: Path, sample_type: str) -> str:
+    """NaNs, and the share of frames whose group is unknown, over every split of the build."""
+    parts = []
+    for split in ("train", "val", "test"):
+        data = load_context_split(home, split, sample_type=sample_type)
+        nans = sum(int(np.isnan(a).sum()) for a in data.groups.values())
+        unknown = {g: float((~_known_frames(data, g)).mean()) for g in data.groups}
+        parts.append(f"{split} {nans} NaN, unknown frames "
+                     + ", ".join(f"{g} {share:.1%}" for g, share in unknown.items()))
+    return "; ".join(parts)
 
 
 def _spread(times: list[float]) -> str:

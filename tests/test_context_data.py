@@ -388,3 +388,14 @@ def test_the_default_build_is_the_one_there(jaad_context_home, tmp_path):
     shutil.rmtree(context_path(home, "beh"))
     assert load_context_split(home, "test").sample_type == "all"
     assert context_manifest_path(home).parent.name == "all"
+
+
+def test_an_unreadable_annotation_is_skipped_and_named(jaad_context_home, tmp_path):
+    home = _copy(jaad_context_home, tmp_path / "home")
+    broken = home / "data/raw/annotations/video_0008.xml"
+    broken.unlink()
+    broken.write_text("<annotations><meta>")
+    build_context(home)
+    summary = context_manifest(home, "beh")["summary"]
+    assert any(line.startswith("video_0008.xml skipped: ") and "not well-formed" in line
+               for line in summary)

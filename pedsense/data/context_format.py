@@ -329,7 +329,8 @@ def _manifest(home: Path, dataset, annotations: Mapping, skipped: Mapping[str, s
             "skipped_files": [{"file": f, "reason": r} for f, r in skipped.items()],
             "scene": {"vehicle_missing": vehicle_missing, "traffic_missing": traffic_missing,
                       "problems": {"count": len(problems), "examples": problems[:20]}},
-            "summary": summary_lines(dataset, counts, vehicle_missing, traffic_missing, problems)}
+            "summary": summary_lines(dataset, counts, vehicle_missing, traffic_missing, problems)
+            + [f"{Path(f).name} skipped: {r.split('. Fix:')[0]}" for f, r in skipped.items()]}
 
 
 def summary_lines(dataset, counts: Mapping[str, dict], vehicle_missing: Mapping,
