@@ -334,8 +334,7 @@ NAME = _p("name", None, "text", "Prefix of the run folder `models/<type>/<name>_
           "Letters, digits, `.`, `_` and `-`; anything else (like `/` or `..`) becomes `-`. "
           "Empty: the model type.", label="Run name", group="essentials", optional=True,
           none_label="the model type")
-EPOCHS = _p("epochs", 30, "int", "Passes over the training set.", group="essentials",
-            minimum=1, maximum=10000)
+EPOCHS = _p("epochs", 30, "int", "Passes over the training set.", group="essentials", minimum=1, maximum=10000)
 BATCH_SIZE = _p("batch_size", 8, "int", "Samples per optimisation step; lower it if memory runs out. "
                 "At most the number of training samples.", label="Batch size", group="essentials",
                 minimum=1, maximum=4096)
@@ -362,13 +361,11 @@ OPTIMIZER = _p("optimizer", "auto", "choice", "Ultralytics optimizer; `auto` pic
 CACHE = _p("cache", False, "choice", "Cache decoded images in RAM (fastest, more memory) or on disk, "
            "or off.", label="Image cache", choices=(False, True, "ram", "disk"))
 FRACTION = _p("fraction", 1.0, "float", "Share of the YOLO training images used, evenly spread over "
-              "the videos (consecutive frames are near-duplicates).", minimum=0.0, exclusive_min=True,
-              maximum=1.0)
+              "the videos (consecutive frames are near-duplicates).", minimum=0.0, exclusive_min=True, maximum=1.0)
 WARMUP_EPOCHS = _p("warmup_epochs", 3.0, "float", "Ultralytics' learning-rate warm-up, in epochs "
                    "(may be fractional; 0 = none).", label="Warm-up epochs", minimum=0.0, maximum=100.0)
 NBS = _p("nbs", 64, "int", "Ultralytics' nominal batch size: gradients accumulate over "
-         "nbs / batch size batches per optimizer step.", label="Nominal batch size (nbs)",
-         minimum=1, maximum=4096)
+         "nbs / batch size batches per optimizer step.", label="Nominal batch size (nbs)", minimum=1, maximum=4096)
 VERBOSE = _p("verbose", False, "bool", "Ultralytics' own output in the run's log.")
 BACKBONE = _p("backbone", "resnet50", "choice", "ResNet depth of the feature extractor (the seed: "
               "resnet50).", choices=BACKBONES)
@@ -405,8 +402,7 @@ YOLO_BATCH_SIZE = _p("yolo_batch_size", None, "int", "Batch size of stage 1.", l
 SPLIT = _p("split", "default", "choice", "Video split of the crops the run builds when they are "
            "missing: JAAD's split files or a seeded random split.", group="intent", choices=SPLITS)
 SAMPLE_TYPE = _p("sample_type", "beh", "choice", "beh: behaviour pedestrians; all: also `ped` "
-                 "bystanders, labelled not-crossing.", label="Sample type", group="intent",
-                 choices=SAMPLE_TYPES)
+                 "bystanders, labelled not-crossing.", label="Sample type", group="intent", choices=SAMPLE_TYPES)
 TTE = _p("tte", None, "range", "Frames from a window's end to the event, MIN MAX.",
          label="TTE (frames before the event)", group="intent", minimum=0, maximum=600,
          optional=True, none_label="30 60 (the benchmark)")
@@ -428,6 +424,10 @@ DEVICES = _p("devices", None, "devices", "Train data-parallel, one process per d
              "`gloo` on CPUs, `nccl` on GPUs): cpu,cpu, cuda:0,cuda:1 or a number of GPUs. "
              "`batch_size` is the global batch, split over the processes. Overrides `device`.",
              label="Devices (data-parallel)", optional=True, none_label="one process on `device`")
+CONTEXT_FEATURES = _p("context_features", None, "text", "Fuse the window's context features with the crops "
+                      "(box, vehicle, traffic, behaviour; comma-separated): a small GRU's summary joins the "
+                      "LSTM's last state (late fusion). `behaviour` is refused on an `all` build (presence leak).",
+                      label="Context features (fusion)", optional=True, none_label="none: crops alone")
 PLACEMENT = _p("placement", "boxes", "choice", "Count a track's boxes (the benchmark's; a window "
                "bridges a frame gap) or its frames (frame-accurate).", label="Window placement",
                group="intent", choices=PLACEMENTS)
@@ -447,7 +447,7 @@ YOLO = Spec("yolo", (
 RESNET_LSTM = Spec("resnet-lstm", (
     NAME, EPOCHS, BATCH_SIZE, LEARNING_RATE, DEVICE,
     BACKBONE, PRETRAINED, HIDDEN_SIZE, NUM_LAYERS, DROPOUT, CROP_SIZE, WEIGHT_DECAY, FROZEN_CHILDREN,
-    NUM_WORKERS, SEED, TASK, FEATURE_CACHE, DEVICES, LABEL_SMOOTHING,
+    NUM_WORKERS, SEED, TASK, FEATURE_CACHE, DEVICES, LABEL_SMOOTHING, CONTEXT_FEATURES,
 ), "pedsense.train.resnet_trainer:train_resnet_lstm", "train ResNet + LSTM on pedestrian crop sequences")
 _DETECTOR = {"group": "detector"}
 HYBRID = Spec("hybrid", (
