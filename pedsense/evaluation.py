@@ -301,12 +301,15 @@ def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
     from pedsense.train.resnet_trainer import PedestrianSequenceDataset
 
     classifier = CropClassifier(require_weights(run_path / "best.pt", "the ResNet-LSTM weights"), device=device)
-    dataset = PedestrianSequenceDataset(split, home=home, crop_size=classifier.crop_size, cache=False)
+    # a fused run reads its windows' context features from the same build (leak guard included)
+    dataset = PedestrianSequenceDataset(split, home=home, crop_size=classifier.crop_size, cache=False,
+                                        context_features=classifier.context_groups or None)
     batches = range(0, len(dataset), batch_size)
     probabilities = []
     for k, start in enumerate(batches):
         indices = range(start, min(start + batch_size, len(dataset)))
-        probabilities.append(classifier.classify_sequences([list(dataset.decode(i)) for i in indices]))
+        context = {g: a[indices.start:indices.stop] for g, a in dataset.context.items()} if dataset.context else None
+        probabilities.append(classifier.classify_sequences([list(dataset.decode(i)) for i in indices], context))
         _report(progress, k + 1, len(batches), f"sequences {indices[-1] + 1}/{len(dataset)}")
     probabilities = np.concatenate(probabilities)
     # the dataset reads labels.csv with read_split_rows too, so the rows line up with its samples
@@ -315,7 +318,8 @@ def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
     samples = Samples(list(dataset.labels), probabilities[:, classifier.crossing_index], rows,
                       unit=f"{dataset.sequence_length}-frame crop sequences")
     return _classifier_metrics(probabilities, dataset.labels, classifier,
-                               source=f"{len(dataset)} ground-truth crop sequences"), samples
+                               source=f"{len(dataset)} ground-truth crop sequences"
+                               + (f" + context {', '.join(classifier.context_groups)}" if dataset.context else "")), samples
 
 
 def _context_intent(run_path: Path, split: str, device: str, home) -> tuple[dict, Samples, tuple]:
