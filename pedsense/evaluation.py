@@ -105,7 +105,8 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
     if model_type == "context":
         result["intent"], samples, inputs = _context_intent(run_path, split, device, home)
     elif model_type == "resnet-lstm":
-        result["intent"], samples = _sequence_intent(run_path, split, device, batch_size, progress, home)
+        result["intent"], samples, inputs = _sequence_intent(run_path, split, device, batch_size, progress,
+                                                             home)
     elif model_type == "hybrid":
         result["intent"], samples = _crop_intent(run_path, split, device, batch_size, progress, home)
         result["detection"] = _detection_map(run_path, split, device, home, dataset="yolo_detector")
@@ -295,8 +296,9 @@ def _report(progress: Progress | None, done: int, total: int, message: str) -> N
 
 
 def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
-                     progress: Progress | None, home) -> tuple[dict, Samples]:
-    """ResNet-LSTM on the split's ground-truth crop sequences."""
+                     progress: Progress | None, home) -> tuple[dict, Samples, tuple]:
+    """ResNet-LSTM on the split's ground-truth crop sequences (a fused run: with their context
+    features). Returns (metrics, samples, the model's inputs)."""
     from pedsense.infer import CropClassifier, require_weights
     from pedsense.train.resnet_trainer import PedestrianSequenceDataset
 
@@ -317,9 +319,10 @@ def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
                            "pedsense preprocess resnet")
     samples = Samples(list(dataset.labels), probabilities[:, classifier.crossing_index], rows,
                       unit=f"{dataset.sequence_length}-frame crop sequences")
-    return _classifier_metrics(probabilities, dataset.labels, classifier,
-                               source=f"{len(dataset)} ground-truth crop sequences"
-                               + (f" + context {', '.join(classifier.context_groups)}" if dataset.context else "")), samples
+    fused = f" + context {', '.join(classifier.context_groups)}" if dataset.context else ""
+    metrics = _classifier_metrics(probabilities, dataset.labels, classifier,
+                                  source=f"{len(dataset)} ground-truth crop sequences{fused}")
+    return metrics, samples, MODEL_INPUTS + context_inputs(classifier.context_groups)
 
 
 def _context_intent(run_path: Path, split: str, device: str, home) -> tuple[dict, Samples, tuple]:

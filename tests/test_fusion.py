@@ -149,3 +149,4 @@ def test_the_viewer_and_evaluate_feed_a_fused_run_its_context(fused_run):
     evaluation = evaluate(run, "test", home=home, device="cpu")
     assert evaluation["intent"]["n"] > 0
     assert evaluation["intent"]["source"].endswith("+ context box, vehicle, traffic")
+    assert evaluation["benchmark"]["inputs"] == ["rgb", "box", "speed", "traffic"]  # compared as what it sees
