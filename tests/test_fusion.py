@@ -22,6 +22,7 @@ from pedsense.data.context_features import ContextFeatureError
 from pedsense.data.context_format import build_context, load_context_split
 from pedsense.data.sequence_context import CONTEXT_FILE, load_sequence_context
 from pedsense.errors import DataError
+from pedsense.runfolder import list_runs
 from pedsense.train.checkpoints import load_classifier
 from pedsense.train.feature_cache import FeatureDataset, FromFrozen, load_or_build
 from pedsense.train.preflight import preflight
@@ -81,6 +82,19 @@ def test_leaks_and_unknown_groups_are_refused_by_the_catalogue(intent_home):
     manifest_path.write_text(json.dumps(manifest))
     errors = preflight("resnet-lstm", {"context_features": "box,behaviour"}, intent_home)
     assert "presence leak" in errors["context_features"]
+
+
+def test_the_form_has_the_field_and_refuses_a_fusion_the_build_cannot_feed(intent_home):
+    from test_app_train import fill, manager, open_train_page, submit
+
+    (paths(intent_home).sequences / CONTEXT_FILE).unlink()
+    at = open_train_page("resnet-lstm")
+    fill(at, "resnet-lstm", {"context_features": "box,vehicle"})
+    submit(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "Context features (fusion)" in errors and "pedsense preprocess resnet" in errors, errors
+    assert list_runs(intent_home) == []
+    manager().shutdown(timeout=60)
 
 
 @pytest.fixture(scope="module")
