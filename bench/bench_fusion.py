@@ -71,12 +71,13 @@ def main() -> None:
         print(f"test windows in both builds: {same_windows(home)}")
         resnet = dict(home=home, device=args.device, epochs=args.epochs, batch_size=16, learning_rate=1e-3,
                       backbone="resnet18", frozen_children=8)  # a frozen backbone: the feature cache on
+        context = dict(home=home, device=args.device, epochs=max(args.epochs, 5))
         if args.home is None:  # offline demo: small and from scratch
             resnet.update(pretrained=False, crop_size=32)
+            context.update(batch_size=16)  # 55 training windows
         kinds = {
             "crops alone (ResNet-LSTM)": lambda seed: train_resnet_lstm("crops", seed=seed, **resnet),
-            "context alone (GRU)": lambda seed: train_context("context", home=home, device=args.device,
-                                                              epochs=max(args.epochs, 5), seed=seed),
+            "context alone (GRU)": lambda seed: train_context("context", seed=seed, **context),
             f"both (ResNet-LSTM + {FUSED})": lambda seed: train_resnet_lstm(
                 "fused", seed=seed, context_features=FUSED, **resnet),
         }
