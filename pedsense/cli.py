@@ -16,7 +16,7 @@ from pedsense.errors import PedsenseError
 COMMAND_MODULES = {
     "pedsense.commands.data": ("setup", "demo-data", "preprocess", "info", "windows"),
     "pedsense.commands.train": ("train",),
-    "pedsense.commands.runs": ("runs", "resume", "extend", "stop"),
+    "pedsense.commands.runs": ("runs", "resume", "extend", "stop", "tag", "note", "archive"),
     "pedsense.commands.infer": ("predict", "evaluate", "export"),
     "pedsense.commands.experiments": ("sweep", "sweep-worker", "sweeps", "leaderboard"),
 }

@@ -11,6 +11,7 @@ from streamlit.runtime.memory_media_file_storage import _calculate_file_id
 from streamlit.testing.v1 import AppTest
 
 import pedsense.sweeps as sweeps
+from pedsense.benchmarks import PUBLISHED_JAAD
 from pedsense.leaderboard import leaderboard, to_csv, to_latex, to_markdown
 from pedsense.sweeps import SweepSpec, create_sweep, open_sweep, run_worker
 from sweep_fakes import fake_manager
@@ -130,7 +131,8 @@ def test_leaderboard_page_shows_the_table_and_exports_it(tmp_home, tmp_path):
     at = open_page("pages/leaderboard.py")
     assert not at.exception, [e.value for e in at.exception]
     shown = table(at, "comparison", "protocol")
-    assert list(shown["model"]) == ["ResNet-LSTM", "PCPA (published)", "C3D (published)", "I3D (published)"]
+    # every published row stands beside the group, each marked comparable or not (variant, inputs, leak)
+    assert list(shown["model"]) == ["ResNet-LSTM"] + [f"{r.model} (published)" for r in PUBLISHED_JAAD]
     assert shown.iloc[0]["accuracy"] == "0.800 ± 0.141" and shown.iloc[2]["comparison"] == "comparable"
     exported = leaderboard(tmp_home)
     for extension, mime, export in (("csv", "text/csv", to_csv), ("md", "text/markdown", to_markdown),

@@ -230,3 +230,38 @@ def test_stop_in_one_tab_shows_stopping_then_stopped_in_the_other(server, demo_h
     outside = [u for u in requests if urlparse(u).scheme not in ("data", "blob")
                and urlparse(u).hostname not in ("localhost", "127.0.0.1")]
     assert requests and not outside, outside
+
+
+# -- a toast when a run started from the CLI ends ------------------------------------------------------
+@pytest.mark.slow
+def test_a_toast_names_a_cli_run_when_it_ends(tmp_home):
+    """An open tab (on the Overview, not the Runs page) hears of a run the `pedsense` command
+    trained: a toast naming it, how it ended, and a link to its view."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from test_cli_train import TINY_ARGS
+    from test_train_fixtures import write_resnet_sequences
+
+    executable = chromium_path()
+    write_resnet_sequences(tmp_home, {"train": 2, "val": 1}, frames=2)
+    with serve_dashboard(tmp_home) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        cli = None
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded")
+            expect(page.get_by_role("heading", name="pedsense")).to_be_visible(timeout=60_000)
+            expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("No run is training", timeout=60_000)
+            cli = subprocess.Popen([sys.executable, "-m", "pedsense", "train", "resnet-lstm", "--epochs", "1",
+                                    "--name", "from-cli", *TINY_ARGS], cwd=REPO,
+                                   env={**os.environ, "PEDSENSE_HOME": str(tmp_home)},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            toast = page.get_by_test_id("stToast").filter(has_text="from-cli")
+            expect(toast).to_contain_text("completed", timeout=120_000)
+            assert "runs?run=resnet-lstm%2Ffrom-cli_" in toast.get_by_role("link").get_attribute("href")
+            assert cli.wait(60) == 0
+        finally:
+            browser.close()
+            if cli is not None and cli.poll() is None:
+                cli.kill()
+                cli.wait(10)

@@ -24,6 +24,7 @@ from pedsense.runfolder import list_runs
 from ui.errors_view import LISTED_COLUMNS, cached_table, table_stamp
 from ui.feedback import error_box
 from ui.viewer_panels import cached_predictor, export_stamp, intent_figure
+from ui.downloads import chart_ui
 
 CLIP_FPS = 8.0
 
@@ -131,7 +132,7 @@ def track_curve_ui(loaded: RunTable, row: dict, *, key: str) -> None:
                            marker=dict(size=7, symbol="diamond", color="#9467bd"), name="evaluated samples")
     figure.add_vrect(x0=row["start_frame"], x1=row["end_frame"], fillcolor="#2ca02c", opacity=0.2, line_width=0,
                      annotation_text="this window", annotation_position="bottom left")
-    st.plotly_chart(figure, width="stretch", key=f"{key}_curve")
+    chart_ui(figure, key=f"{key}_curve")
     st.caption("P(crossing) per frame the model was run on" if full is not None else
                f"P(crossing) of each evaluated sample of this pedestrian, at its last frame "
                f"({series.predicted_frames} samples)")

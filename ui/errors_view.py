@@ -24,6 +24,7 @@ from pedsense.runfolder import list_runs
 from ui.evaluation import evaluate_with_progress_ui
 from ui.feedback import show_error
 from ui.state import SELECTED_RUN  # importing ui.state sends a deep link (/errors) through app.py
+from ui.downloads import chart_ui
 
 CELL = "errors_cell"
 BROWSED_SPLITS = ["val", "test"]
@@ -218,8 +219,8 @@ def curves_ui(view: ErrorView) -> None:
         st.caption("No ROC or precision-recall curve: the filtered windows hold one class only.")
         return
     left, right = st.columns(2)
-    left.plotly_chart(curves_figure(view.curves, "roc"), width="stretch", key="errors_roc")
-    right.plotly_chart(curves_figure(view.curves, "pr"), width="stretch", key="errors_pr")
+    chart_ui(curves_figure(view.curves, "roc"), key="errors_roc", container=left)
+    chart_ui(curves_figure(view.curves, "pr"), key="errors_pr", container=right)
 
 
 def attribute_figure(rows: pd.DataFrame, column: str, metric: str) -> go.Figure:
@@ -236,7 +237,7 @@ def attribute_ui(view: ErrorView, column: str, metric: str) -> None:
     rows = view.by_attribute
     if rows is None or not len(rows):
         return
-    st.plotly_chart(attribute_figure(rows, column, metric), width="stretch", key="errors_by_attribute")
+    chart_ui(attribute_figure(rows, column, metric), key="errors_by_attribute")
     with st.expander("Per-value table"):
         st.dataframe(rows.drop(columns=["factor"]), hide_index=True, width="stretch")
 

@@ -126,7 +126,9 @@ def progress_of(summary: RunSummary) -> tuple[float, str]:
     fraction = done / total if total else 0.0
     if total and summary.total_batches:
         fraction += summary.batch / summary.total_batches / total
-    text = f"epoch {done}/{total or '?'}"
+    # people count epochs from 1: the first epoch is "epoch 1" while it trains, not "epoch 0"
+    current = done + 1 if summary.status == "running" else done
+    text = f"epoch {min(current, total) if total else current}/{total or '?'}"
     if summary.stage and summary.model_type == "hybrid":
         text += f" · {summary.stage}"
     if summary.total_batches and summary.status == "running":

@@ -15,9 +15,11 @@ from pedsense.errors import DatasetChanged
 from pedsense.runfolder import FINISHED_STATUSES, LIVE_STATUSES, RESUMABLE_STATUSES, RunFolder
 from pedsense.runsummary import RunSummary
 from ui.charts import run_figures
+from ui.downloads import chart_ui
 from ui.evaluation import evaluation_panel
 from ui.feedback import (error_box, fmt_best, fmt_duration, fmt_status, progress_of, show_error,
                          shown_status, weights_badge)
+from ui.run_failure import failure_ui
 from ui.state import MODEL_LABELS, SELECTED_RUN, run_manager
 from pedsense.catalogue import describe_task
 
@@ -26,24 +28,7 @@ CONFIRM_RESUME = "runs.confirm_resume"  # (run id, why the dataset changed) awai
 RESUME_ERROR = "runs.resume_error"      # (run id, the error a resume was refused with)
 
 
-# -- the table --------------------------------------------------------------------------------
-def table_rows(runs: list[RunSummary]) -> list[dict]:
-    return [{
-        "type": MODEL_LABELS.get(s.model_type, s.model_type), "name": s.name, "status": shown_status(s),
-        "epochs": f"{s.epochs_done}/{s.epochs_total or '?'}", "best metric": fmt_best(s.best_metric),
-        "started": (s.started_at or "")[:19].replace("T", " "), "duration": fmt_duration(s.duration_s),
-    } for s in runs]
-
-
-def runs_table_ui(live: bool) -> None:
-    """All runs; refreshed every 2 s while some run is active, drawn once otherwise."""
-    st.fragment(_runs_table, run_every=2.0 if live else None)()
-
-
-def _runs_table() -> None:
-    st.dataframe(table_rows(run_manager().runs()), hide_index=True, width="stretch")
-
-
+# -- the table: ui.runs_table ---------------------------------------------------------------------
 def pick_run_ui(runs: list[RunSummary]) -> str:
     """The run to show: the one a Train page just launched, else the user's last pick."""
     ids = [s.run_id for s in runs]
@@ -98,7 +83,7 @@ def _status_ui(run_id: str) -> None:
         fraction, text = progress_of(summary)
         st.progress(fraction, text=text)
     if summary.status == "failed":
-        st.error(f"The run failed: {summary.error}", icon=":material/error:")
+        failure_ui(summary)  # the error, the last log lines, the traceback folded
     elif summary.status == "interrupted":
         st.warning(f"Interrupted: {summary.error or 'its process ended mid-run'}", icon=":material/warning:")
     elif summary.status == "stopped":
@@ -178,14 +163,14 @@ def _charts_ui(run_id: str) -> None:
     steps = [f for title, f in figures if title == "steps"]
     epochs = [(title, f) for title, f in figures if title != "steps"]
     if steps:
-        st.plotly_chart(steps[0], width="stretch", key=f"chart.{run_id}.steps")
+        chart_ui(steps[0], key=f"chart.{run_id}.steps")
     if not epochs:
         st.caption("Epoch charts (validation loss and accuracy) appear when the first epoch ends.")
         return
     columns = st.columns(min(len(epochs), 3))
     for index, (title, figure) in enumerate(epochs):
         with columns[index % len(columns)]:
-            st.plotly_chart(figure, width="stretch", key=f"chart.{run_id}.{title}")
+            chart_ui(figure, key=f"chart.{run_id}.{title}")
 
 
 def _no_chart_text(summary: RunSummary) -> str:

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui.feedback import error_box, shown_path
+from ui.downloads import chart_ui
 from pedsense.runfolder import list_runs
 from pedsense.runsummary import read_summary
 
@@ -283,8 +284,7 @@ def intent_chart_ui(predictor, run_path: Path, clip: Path, annotation) -> None:
                                           tte=_run_tte(run_path), progress=progress)
         bar.empty()
     series = cache[key]
-    st.plotly_chart(intent_figure(series, st.session_state.get("viewer_frame")), width="stretch",
-                    key="viewer_intent_chart")
+    chart_ui(intent_figure(series, st.session_state.get("viewer_frame")), key="viewer_intent_chart")
     st.caption(describe_series(series))
 
 
