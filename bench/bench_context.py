@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.bench_context_data import make_home  # noqa: E402  (a home whose raw folders link to --jaad)
 from pedsense.benchmarks import trivial_baselines  # noqa: E402
 from pedsense.data.context_format import build_context, built_sample_types, load_context_split  # noqa: E402
 from pedsense.data.intent import IntentOptions  # noqa: E402
@@ -32,22 +33,12 @@ from pedsense.train.context_model import load_context_model, predict_proba  # no
 from pedsense.train.context_trainer import train_context  # noqa: E402
 from pedsense.train.params import CONTEXT  # noqa: E402
 
-RAW = ("annotations", "annotations_attributes", "annotations_vehicle", "annotations_traffic", "split_ids")
 METRICS = ("accuracy", "auc_binary", "roc_auc", "f1", "precision", "recall")
 # issue 18's floors (mean over 5 seeds on the official test windows)
 FLOORS = {"beh": {"auc_binary": 0.62, "roc_auc": 0.68, "f1": 0.74},
           "all": {"accuracy": 0.85, "auc_binary": 0.81, "f1": 0.63}}
 EPOCH_TARGET_S = 5.0
 TOTAL_TARGET_S = 15 * 60
-
-
-def make_home(jaad: Path, root: Path) -> Path:
-    raw = root / "data" / "raw"
-    raw.mkdir(parents=True)
-    for name in RAW:
-        if (jaad / name).is_dir():
-            (raw / name).symlink_to((jaad / name).resolve())
-    return root
 
 
 def run_seed(home: Path, sample_type: str, seed: int, overrides: dict) -> dict:
@@ -89,9 +80,9 @@ def report(sample_type: str, results: list[dict]) -> bool:
     for row in trivial_baselines(results[0]["labels"]):
         print(f"  baseline {row['model']:<20} accuracy {row['accuracy']:.3f}  auc_binary {row['auc_binary']:.3f}"
               f"  f1 {row['f1']:.3f}")
-    notes = {r["note"] for r in results if r["note"]}
-    for note in notes:
-        print(f"  note: {note}")
+    notes = [r["note"] for r in results if r["note"]]
+    if notes:  # one per seed, differing only in the epoch: the first says it
+        print(f"  note ({len(notes)} of {len(results)} seeds): {notes[0]}")
     return ok
 
 

@@ -7,7 +7,6 @@ the leak refusal on the 12 real JAAD videos' ``all`` build (``jaad_context_home`
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -27,34 +26,28 @@ DIMS = {"box": 9, "vehicle": 6, "traffic": 12, "behaviour": 13}
 LENGTHS = dict.fromkeys(DIMS, 15)
 
 
-def linked(src: Path, dst: Path) -> Path:
-    """A hard-link copy of a data home (files that change are replaced, never written through)."""
-    shutil.copytree(src, dst, copy_function=os.link)
-    return dst
-
-
 @pytest.fixture(scope="session")
-def demo_context(demo_raw, tmp_path_factory) -> Path:
+def demo_context(demo_raw, tmp_path_factory, copy_home) -> Path:
     """The demo set with a context build (beh; annotations only). Read-only."""
     from pedsense.data.context_format import build_context
     from pedsense.data.intent import IntentOptions
 
-    home = linked(demo_raw, tmp_path_factory.mktemp("demo_context") / "home")
+    home = copy_home(demo_raw, tmp_path_factory.mktemp("demo_context") / "home")
     build_context(home, intent=IntentOptions(sample_type="beh"))
     return home
 
 
 @pytest.fixture
-def context_home(demo_context, tmp_path, monkeypatch) -> Path:
-    home = linked(demo_context, tmp_path / "home")
+def context_home(demo_context, tmp_path, monkeypatch, copy_home) -> Path:
+    home = copy_home(demo_context, tmp_path / "home")
     monkeypatch.setenv("PEDSENSE_HOME", str(home))
     return home
 
 
 @pytest.fixture(scope="module")
-def trained(demo_context, tmp_path_factory) -> tuple[Path, Path, list]:
+def trained(demo_context, tmp_path_factory, copy_home) -> tuple[Path, Path, list]:
     """One real 3-epoch GRU run on the demo build: (home, run folder, its events)."""
-    home = linked(demo_context, tmp_path_factory.mktemp("trained") / "home")
+    home = copy_home(demo_context, tmp_path_factory.mktemp("trained") / "home")
     events = []
     run = train_context(epochs=3, batch_size=4, seed=1, device="cpu", home=home, on_event=events.append)
     return home, run, events
@@ -166,8 +159,8 @@ def test_a_stopped_run_resumes_to_every_epoch_once(context_home):
 
 
 def test_cli_refuses_behaviour_on_an_all_build_as_a_presence_leak(jaad_context_home, tmp_path, monkeypatch,
-                                                                    capsys):
-    home = linked(jaad_context_home, tmp_path / "home")
+                                                                    copy_home, capsys):
+    home = copy_home(jaad_context_home, tmp_path / "home")
     shutil.rmtree(home / "data" / "processed" / "context" / "beh")  # an `all` build only
     monkeypatch.setenv("PEDSENSE_HOME", str(home))
     assert main(["--home", str(home), "train", "context", "--features", "box,vehicle,traffic,behaviour"]) != 0
@@ -232,3 +225,38 @@ def test_a_window_without_frames_plays_as_its_trajectory_on_a_blank_frame(jaad_c
     codec = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode(errors="replace")
     capture.release()
     assert read == len(frames.images) and output.suffix == ".webm" and codec.upper() in ("VP80", "VP90", "VP8\x00", "VP9\x00")
+
+
+@pytest.mark.slow
+def test_errors_page_plays_a_context_window_without_clips(trained, tmp_path, monkeypatch, copy_home):
+    from streamlit.testing.v1 import AppTest
+
+    from pedsense.data.video import video_info
+    from pedsense.evaluation import evaluate
+
+    home = copy_home(trained[0], tmp_path / "home")
+    shutil.rmtree(home / "data" / "raw" / "clips")  # annotations only: no frame can be read
+    monkeypatch.setenv("PEDSENSE_HOME", str(home))
+    run = home / "models" / "context" / trained[1].name
+    evaluate(run, "val", home=home)
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "errors.py"), default_timeout=120)
+    at.session_state["errors_run"] = f"context/{run.name}"
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.button(key="errors_play").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    texts = " ".join(str(c.value) for c in at.caption)
+    assert "drawn from its annotations" in texts
+    clip = at.session_state["errors_play_clip"]
+    assert clip.endswith(".webm") and video_info(clip).frame_count >= 16
+    assert at.button(key="errors_play_track").disabled  # no clip to run a model over
+
+
+@pytest.mark.slow
+def test_cli_train_context_prints_the_val_auc_and_the_selection_note(context_home, capsys):
+    assert main(["--home", str(context_home), "train", "context", "--seed", "1", "--epochs", "1",
+                 "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "val_auc_binary=" in out and "val_roc_auc=" in out
+    assert "note: Epoch 1 was chosen by val balanced accuracy, but val holds only" in out
+    assert [run.model_type for run in list_runs(home=context_home)] == ["context"]

@@ -120,7 +120,7 @@ def track_curve_ui(loaded: RunTable, row: dict, *, key: str) -> None:
     full_key = (str(loaded.run_dir), row["video_id"], row["track_id"])
     clip = paths().clip(row["video_id"])
     if st.button("Predict every frame of the track", key=f"{key}_track",
-                 disabled=not clip.is_file() or annotation is None,
+                 disabled=not clip.is_file() or annotation is None or loaded.run_dir.parent.name == "context",
                  help="Runs the model over the pedestrian's whole track, as the Viewer does (needs the clip)."):
         predictor = cached_predictor(str(loaded.run_dir), None, None, export_stamp(loaded.run_dir))
         cache[full_key] = predict_track_series(predictor, clip, annotation, row["track_id"], tte=tte)

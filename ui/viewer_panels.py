@@ -87,7 +87,9 @@ def synthetic_home() -> bool:
 # -- widgets ------------------------------------------------------------------------------------
 def run_ui() -> Path | None:
     """Select box of completed runs; returns the chosen run folder."""
-    completed = [run for run in list_runs() if read_summary(run).status == "completed"]  # not unreadable
+    # context runs read annotations, not frames: the Errors page shows their windows instead
+    completed = [run for run in list_runs() if read_summary(run).status == "completed"  # not unreadable
+                 and run.model_type != "context"]
     if not completed:
         st.info("No completed run yet. Train one on a Train page (the quick presets take minutes), "
                 "then come back here.")

@@ -105,21 +105,22 @@ def pedestrians(windows) -> int:
 
 
 # -- the seed-style function ------------------------------------------------------------------
-def train_context(name=None, epochs=20, batch_size=64, learning_rate=1e-3, device=None, *,
+def train_context(name=None, epochs=8, batch_size=128, learning_rate=1e-3, device=None, *,
                   on_event: EventHook = None, should_stop: StopHook = None,
                   run_dir: str | os.PathLike | None = None, home: str | os.PathLike | None = None,
                   resume: bool = False, init_weights: str | os.PathLike | None = None,
-                  model: str = "gru", features: str | None = None, hidden_size: int = 64,
-                  num_layers: int = 1, dropout: float = 0.3, weight_decay: float = 1e-2,
-                  class_weighting: str = "balanced", label_smoothing: float = 0.0, seed: int = 42,
-                  sample_type: str | None = None) -> Path:
+                  model: str = "gru", features: str | None = None, sample_type: str | None = None,
+                  hidden_size: int = 64, num_layers: int = 1, dropout: float = 0.5,
+                  weight_decay: float = 1e-2, class_weighting: str = "sqrt",
+                  label_smoothing: float = 0.0, seed: int = 42) -> Path:
     """Train a context model on the context build (``pedsense preprocess context``).
 
     Args:
         model: ``gru`` (default) or ``transformer``.
         features: comma-separated feature groups (``box,vehicle,traffic``); None: every group
             the build's sample type allows (``pedsense.data.context_features.resolve_features``).
-        class_weighting: ``balanced`` (inverse class frequency in the loss) or ``none``.
+        class_weighting: ``sqrt`` (the square root of inverse class frequency in the loss: the
+            recipe), ``balanced`` (inverse class frequency) or ``none``.
         sample_type: the context build to read, ``beh`` or ``all`` (None: the one built).
         resume: continue ``run_dir`` from its ``last.pt`` (``pedsense.train.resume.resume_run``).
         init_weights: a context checkpoint of the same architecture to start from.
@@ -203,7 +204,8 @@ def fit_context(run: TrainingRun, model: ContextModel, data: ContextData, params
     balanced accuracy improves. Returns the best epoch's metrics."""
     train_x = to_tensors(data.train.groups, data.features, device)
     train_y = torch.as_tensor(np.asarray(data.train.labels, np.int64), device=device)
-    weights = class_weights(_counts(data.train.labels)) if params["class_weighting"] == "balanced" else None
+    weights = {"balanced": class_weights(_counts(data.train.labels)),
+               "sqrt": class_weights(_counts(data.train.labels)).sqrt()}.get(params["class_weighting"])
     criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device),
                                     label_smoothing=params["label_smoothing"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"])

@@ -55,7 +55,7 @@ QUICK: dict[str, dict[str, Any]] = {
                "optimizer": "AdamW", "lr0": 0.003, "warmup_epochs": 0.3, "nbs": 8, "epochs": 3,
                "batch_size": 32, "learning_rate": 1e-3, "backbone": "resnet18", "crop_size": 32},
     # the context family's defaults are its recipe and already train in minutes on a CPU
-    "context": {"epochs": 10},
+    "context": {"epochs": 4},
 }
 
 QUICK_REACHES = {
