@@ -29,7 +29,8 @@ from pedsense.data.context_format import build_context, built_sample_types, load
 from pedsense.data.intent import IntentOptions  # noqa: E402
 from pedsense.metrics import classification_metrics  # noqa: E402
 from pedsense.runfolder import RunFolder  # noqa: E402
-from pedsense.train.context_model import load_context_model, predict_proba  # noqa: E402
+from pedsense.train.checkpoints import load_context_model  # noqa: E402
+from pedsense.train.context_model import predict_proba  # noqa: E402
 from pedsense.train.context_trainer import train_context  # noqa: E402
 from pedsense.train.params import CONTEXT  # noqa: E402
 

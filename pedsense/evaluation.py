@@ -106,7 +106,8 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
     if model_type == "context":
         result["intent"], samples, inputs = _context_intent(run_path, split, device, home)
     elif model_type == "resnet-lstm":
-        result["intent"], samples = _sequence_intent(run_path, split, device, batch_size, progress, home)
+        result["intent"], samples, inputs = _sequence_intent(run_path, split, device, batch_size, progress,
+                                                             home)
     elif model_type == "hybrid":
         result["intent"], samples = _crop_intent(run_path, split, device, batch_size, progress, home)
         result["detection"] = _detection_map(run_path, split, device, home, dataset="yolo_detector")
@@ -301,18 +302,22 @@ def _report(progress: Progress | None, done: int, total: int, message: str) -> N
 
 
 def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
-                     progress: Progress | None, home) -> tuple[dict, Samples]:
-    """ResNet-LSTM on the split's ground-truth crop sequences."""
+                     progress: Progress | None, home) -> tuple[dict, Samples, tuple]:
+    """ResNet-LSTM on the split's ground-truth crop sequences (a fused run: with their context
+    features). Returns (metrics, samples, the model's inputs)."""
     from pedsense.infer import CropClassifier, require_weights
     from pedsense.train.resnet_trainer import PedestrianSequenceDataset
 
     classifier = CropClassifier(require_weights(run_path / "best.pt", "the ResNet-LSTM weights"), device=device)
-    dataset = PedestrianSequenceDataset(split, home=home, crop_size=classifier.crop_size, cache=False)
+    # a fused run reads its windows' context features from the same build (leak guard included)
+    dataset = PedestrianSequenceDataset(split, home=home, crop_size=classifier.crop_size, cache=False,
+                                        context_features=classifier.context_groups or None)
     batches = range(0, len(dataset), batch_size)
     probabilities = []
     for k, start in enumerate(batches):
         indices = range(start, min(start + batch_size, len(dataset)))
-        probabilities.append(classifier.classify_sequences([list(dataset.decode(i)) for i in indices]))
+        context = {g: a[indices.start:indices.stop] for g, a in dataset.context.items()} if dataset.context else None
+        probabilities.append(classifier.classify_sequences([list(dataset.decode(i)) for i in indices], context))
         _report(progress, k + 1, len(batches), f"sequences {indices[-1] + 1}/{len(dataset)}")
     probabilities = np.concatenate(probabilities)
     # the dataset reads labels.csv with read_split_rows too, so the rows line up with its samples
@@ -320,8 +325,10 @@ def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
                            "pedsense preprocess resnet")
     samples = Samples(list(dataset.labels), probabilities[:, classifier.crossing_index], rows,
                       unit=f"{dataset.sequence_length}-frame crop sequences")
-    return _classifier_metrics(probabilities, dataset.labels, classifier,
-                               source=f"{len(dataset)} ground-truth crop sequences"), samples
+    fused = f" + context {', '.join(classifier.context_groups)}" if dataset.context else ""
+    metrics = _classifier_metrics(probabilities, dataset.labels, classifier,
+                                  source=f"{len(dataset)} ground-truth crop sequences{fused}")
+    return metrics, samples, MODEL_INPUTS + context_inputs(classifier.context_groups)
 
 
 def _context_intent(run_path: Path, split: str, device: str, home) -> tuple[dict, Samples, tuple]:
@@ -329,7 +336,8 @@ def _context_intent(run_path: Path, split: str, device: str, home) -> tuple[dict
     samples, the model's inputs)."""
     from pedsense.data.context_format import load_context_split
     from pedsense.infer import require_weights
-    from pedsense.train.context_model import load_context_model, predict_proba
+    from pedsense.train.checkpoints import load_context_model
+    from pedsense.train.context_model import predict_proba
 
     model, meta = load_context_model(require_weights(run_path / "best.pt", "the context model's weights"), device)
     windows = load_context_split(home, split, sample_type=meta.get("sample_type"))

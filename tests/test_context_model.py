@@ -17,8 +17,9 @@ import torch
 from pedsense.cli import main
 from pedsense.errors import DataError
 from pedsense.runfolder import RunFolder, list_runs
+from pedsense.train.checkpoints import load_context_model
 from pedsense.train.context_model import (MAX_PARAMETERS, ContextGRU, build_context_model,
-                                          load_context_model, parameter_count, predict_proba)
+                                          parameter_count, predict_proba)
 from pedsense.train.context_trainer import selection_record, train_context
 
 # JAAD's group widths (pedsense.data.context_features), T = obs_length - 1

@@ -182,6 +182,26 @@ def load_classifier(path: str | os.PathLike, device: str = "cpu") -> tuple[torch
     return model, meta
 
 
+def load_context_model(path: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild a context model from its checkpoint alone, in eval mode.
+
+    Returns:
+        (model, meta): meta holds every checkpoint key except ``state_dict`` and ``training``
+        (``model``, ``model_args``, ``features``, ``sample_type``, ``class_names``, ``epoch``,
+        ``metrics``).
+    """
+    from pedsense.train.context_model import MODEL_CLASSES  # heavy: torch models
+
+    checkpoint = read_checkpoint(path)
+    classes = {cls.__name__: cls for cls in MODEL_CLASSES.values()}
+    if checkpoint["model"] not in classes:
+        raise DataError(f"{path} holds a {checkpoint['model']}, not a context model. Pick a context run.")
+    model = classes[checkpoint["model"]](**checkpoint["model_args"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.to(device).eval()
+    return model, {k: v for k, v in checkpoint.items() if k not in ("state_dict", "training")}
+
+
 def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:
     """Load a pedsense checkpoint's weights into ``model`` (same architecture); returns the checkpoint.
 

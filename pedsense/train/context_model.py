@@ -19,7 +19,6 @@ features alone; an unknown value (NaN) becomes the training mean. ``encode`` giv
 
 from __future__ import annotations
 
-import os
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -181,26 +180,6 @@ def parameter_count(model: nn.Module) -> int:
 def to_tensors(groups: Mapping[str, np.ndarray], names: Sequence[str], device: str = "cpu") -> dict[str, torch.Tensor]:
     """``{group: (N, T, D) float32 tensor}`` of the named groups."""
     return {g: torch.as_tensor(np.asarray(groups[g], np.float32), device=device) for g in names}
-
-
-def load_context_model(path: str | os.PathLike, device: str = "cpu") -> tuple[ContextModel, dict]:
-    """Rebuild a context model from its checkpoint alone, in eval mode.
-
-    Returns:
-        (model, meta): meta holds every checkpoint key except ``state_dict`` and ``training``
-        (``model``, ``model_args``, ``features``, ``sample_type``, ``class_names``, ``epoch``,
-        ``metrics``).
-    """
-    from pedsense.train.checkpoints import read_checkpoint
-
-    checkpoint = read_checkpoint(path)
-    classes = {cls.__name__: cls for cls in MODEL_CLASSES.values()}
-    if checkpoint["model"] not in classes:
-        raise DataError(f"{path} holds a {checkpoint['model']}, not a context model. Pick a context run.")
-    model = classes[checkpoint["model"]](**checkpoint["model_args"])
-    model.load_state_dict(checkpoint["state_dict"])
-    model.to(device).eval()
-    return model, {k: v for k, v in checkpoint.items() if k not in ("state_dict", "training")}
 
 
 @torch.no_grad()

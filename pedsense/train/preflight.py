@@ -108,6 +108,14 @@ def _sequence_batch(params: dict, p) -> None:
         check_batch_size(params["batch_size"], rows, "training sequences")
 
 
+def _sequence_context(params: dict, p) -> None:
+    """Fusion: the groups pass the leak guard (the build's sample type) and the build carries them."""
+    if params["context_features"] and (p.resnet / "labels.csv").is_file():
+        from pedsense.data.sequence_context import load_sequence_context
+
+        load_sequence_context(p.home, "train", params["context_features"], ())
+
+
 def _reuse(params: dict, p) -> None:
     if params["yolo_model"] is not None:
         from pedsense.train.hybrid_trainer import check_yolo_model
@@ -164,7 +172,7 @@ _CHECKS: dict[str, list[tuple[str, Check]]] = {
     "yolo": [("device", _device), ("devices", _yolo_devices), ("model_variant", _variant), ("_data", _yolo_data),
              ("batch_size", _yolo_batch)],
     "resnet-lstm": [("device", _device), ("devices", _devices), ("_data", _sequences),
-                    ("batch_size", _sequence_batch)],
+                    ("batch_size", _sequence_batch), ("context_features", _sequence_context)],
     "hybrid": [("device", _device), ("devices", _devices), ("yolo_model", _reuse), ("model_variant", _variant),
                ("_data", _detector_data),
                ("yolo_batch_size", _detector_batch), ("_data", _crops_task), ("batch_size", _crops_batch)],
