@@ -20,7 +20,7 @@ from pedsense.runfolder import RunFolder, list_runs
 from pedsense.train.checkpoints import load_context_model
 from pedsense.train.context_model import (MAX_PARAMETERS, ContextGRU, build_context_model,
                                           parameter_count, predict_proba)
-from pedsense.train.context_trainer import selection_record, train_context
+from pedsense.train.context_trainer import selection_record, train_context, weighting_used
 
 # JAAD's group widths (pedsense.data.context_features), T = obs_length - 1
 DIMS = {"box": 9, "vehicle": 6, "traffic": 12, "behaviour": 13}
@@ -93,6 +93,14 @@ def test_selection_note_says_when_the_chosen_epoch_rests_on_little(epoch, epochs
 
 # -- training ---------------------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.parametrize("chosen, sample_type, used", [("auto", "beh", "sqrt"), ("auto", "all", "none"),
+                                                       ("balanced", "all", "balanced"), ("none", "beh", "none")])
+def test_auto_class_weighting_is_the_sample_types_recipe_and_a_choice_is_kept(chosen, sample_type, used):
+    # JAAD_all (20% crossing) trained with sqrt weighting predicted crossing too often (test
+    # precision 0.47); its val chose no weighting, JAAD_beh's (82% crossing) needs sqrt
+    assert weighting_used({"class_weighting": chosen}, sample_type) == used
+
+
 def test_a_run_records_events_metrics_and_a_checkpoint_that_loads_alone(trained):
     home, run, events = trained
     kinds = [type(e).__name__ for e in events]
@@ -105,6 +113,7 @@ def test_a_run_records_events_metrics_and_a_checkpoint_that_loads_alone(trained)
     config = folder.read_config()
     assert config["sample_type"] == "beh" and config["features"] == ["box", "vehicle", "traffic", "behaviour"]
     assert config["parameters"]["model"] == "gru" and config["parameter_count"] < MAX_PARAMETERS
+    assert config["parameters"]["class_weighting"] == "auto" and config["class_weighting"] == "sqrt"  # beh's recipe
     best = max(rows, key=lambda r: r["val_auc_binary"])
     assert config["best_metric"]["name"] == "val_auc_binary" and config["best_metric"]["epoch"] == best["epoch"]
     assert f"val holds only {config['dataset']['val']} windows" in config["selection"]["note"]  # tiny val

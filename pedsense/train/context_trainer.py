@@ -39,7 +39,7 @@ from pedsense.train.common import (LossCurve, TrainingRun, check_batch_size, che
 from pedsense.train.context_model import ContextModel, build_context_model, parameter_count, to_tensors
 from pedsense.train.events import EventHook, StopHook
 from pedsense.train.fit import class_weights
-from pedsense.train.params import CONTEXT
+from pedsense.train.params import AUTO_CLASS_WEIGHTING, CONTEXT
 
 # A val split this small chooses its epoch on few pedestrians (JAAD_beh val: 242 windows, 22
 # pedestrians): the run says so beside its best epoch.
@@ -110,8 +110,8 @@ def train_context(name=None, epochs=8, batch_size=128, learning_rate=1e-3, devic
                   run_dir: str | os.PathLike | None = None, home: str | os.PathLike | None = None,
                   resume: bool = False, init_weights: str | os.PathLike | None = None,
                   model: str = "gru", features: str | None = None, sample_type: str | None = None,
-                  hidden_size: int = 64, num_layers: int = 1, dropout: float = 0.5,
-                  weight_decay: float = 1e-2, class_weighting: str = "sqrt",
+                  hidden_size: int = 32, num_layers: int = 1, dropout: float = 0.5,
+                  weight_decay: float = 0.1, class_weighting: str = "auto",
                   label_smoothing: float = 0.0, seed: int = 42) -> Path:
     """Train a context model on the context build (``pedsense preprocess context``).
 
@@ -119,8 +119,9 @@ def train_context(name=None, epochs=8, batch_size=128, learning_rate=1e-3, devic
         model: ``gru`` (default) or ``transformer``.
         features: comma-separated feature groups (``box,vehicle,traffic``); None: every group
             the build's sample type allows (``pedsense.data.context_features.resolve_features``).
-        class_weighting: ``sqrt`` (the square root of inverse class frequency in the loss: the
-            recipe), ``balanced`` (inverse class frequency) or ``none``.
+        class_weighting: ``sqrt`` (the square root of inverse class frequency in the loss),
+            ``balanced`` (inverse class frequency), ``none``, or ``auto`` (the recipe: the one
+            ``params.AUTO_CLASS_WEIGHTING`` gives the build's sample type; config.json records it).
         sample_type: the context build to read, ``beh`` or ``all`` (None: the one built).
         resume: continue ``run_dir`` from its ``last.pt`` (``pedsense.train.resume.resume_run``).
         init_weights: a context checkpoint of the same architecture to start from.
@@ -147,7 +148,8 @@ def train_context(name=None, epochs=8, batch_size=128, learning_rate=1e-3, devic
             load_weights(net, init_weights)
         net.to(device)
         run.start({
-            "parameters": CONTEXT.record(params), "task": "intent", "intent_options": _intent(data.train),
+            "parameters": CONTEXT.record(params), "class_weighting": weighting_used(params, data.sample_type),
+            "task": "intent", "intent_options": _intent(data.train),
             "sample_type": data.sample_type, "features": list(data.features),
             "feature_columns": {g: list(data.train.columns[g]) for g in data.features},
             "class_names": list(CLASS_NAMES), "device": device, "weights_source": "none (trained from scratch)",
@@ -169,6 +171,12 @@ def train_context(name=None, epochs=8, batch_size=128, learning_rate=1e-3, devic
             if note:
                 run.log(note)
         return run.finish(best, best_checkpoint="best.pt", selection=selection)
+
+
+def weighting_used(params: Mapping[str, Any], sample_type: str) -> str:
+    """The loss's class weighting: ``class_weighting``, or for ``auto`` the sample type's recipe."""
+    chosen = params["class_weighting"]
+    return AUTO_CLASS_WEIGHTING[sample_type] if chosen == "auto" else chosen
 
 
 def _intent(windows) -> Any:
@@ -205,7 +213,7 @@ def fit_context(run: TrainingRun, model: ContextModel, data: ContextData, params
     train_x = to_tensors(data.train.groups, data.features, device)
     train_y = torch.as_tensor(np.asarray(data.train.labels, np.int64), device=device)
     weights = {"balanced": class_weights(_counts(data.train.labels)),
-               "sqrt": class_weights(_counts(data.train.labels)).sqrt()}.get(params["class_weighting"])
+               "sqrt": class_weights(_counts(data.train.labels)).sqrt()}.get(weighting_used(params, data.sample_type))
     criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device),
                                     label_smoothing=params["label_smoothing"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"])
