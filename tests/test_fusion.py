@@ -26,6 +26,7 @@ from pedsense.runfolder import list_runs
 from pedsense.train.checkpoints import load_classifier
 from pedsense.train.feature_cache import FeatureDataset, FromFrozen, load_or_build
 from pedsense.train.preflight import preflight
+from pedsense.train.params import CONTEXT
 from pedsense.train.resnet_lstm import ResNetLSTM
 from pedsense.train.resnet_trainer import PedestrianSequenceDataset, train_resnet_lstm
 
@@ -119,7 +120,8 @@ def test_a_fused_run_trains_through_the_cache_and_reloads_from_its_checkpoint_al
     alone = tmp_path / "elsewhere.pt"
     shutil.copy(run / "best.pt", alone)  # nothing of the run or the build beside it
     model, meta = load_classifier(alone)
-    assert model.context_groups == ("box", "vehicle", "traffic") and model.classifier.in_features == 8 + 64
+    assert model.context_groups == ("box", "vehicle", "traffic")
+    assert model.classifier.in_features == 8 + CONTEXT["hidden_size"].default  # the context family's width
     assert float(model.context.std_box.sum()) != 9.0  # the training windows' normalisation came along
 
     val = PedestrianSequenceDataset("val", home=home, crop_size=32, context_features=FUSED)
