@@ -178,6 +178,33 @@ def prepare_home(sizes: Sizes, home: Path | None) -> Path:
     return home
 
 
+def trimmed_copy(home: Path, sizes: Sizes) -> Path:
+    """A hard-link copy of ``home`` whose sequence and crop tables keep a few batches per split
+    (the tiny CPU mode: every step runs, in seconds). The tables are replaced, never edited, so
+    ``home`` is untouched."""
+    import csv
+    import shutil
+
+    from pedsense.config import paths
+    from pedsense.io import write_csv_atomic
+
+    copy = Path(tempfile.mkdtemp(prefix="pedsense-gpu-check-tiny-")) / "home"
+    shutil.copytree(home, copy, copy_function=os.link, ignore=shutil.ignore_patterns("models"))
+    for table, batch in (("labels.csv", sizes.lstm_batch), ("crops.csv", sizes.hybrid_batch)):
+        path = paths(copy).resnet / table
+        if not path.is_file():
+            continue
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns, rows = list(reader.fieldnames or []), list(reader)
+        kept = []
+        for split, limit in (("train", batch * (sizes.steps + 1)), ("val", batch)):
+            for label in ("0", "1"):  # both classes in each split
+                kept += [r for r in rows if r["split"] == split and r["label"] == label][:limit // 2]
+        write_csv_atomic(path, kept, columns)
+    return copy
+
+
 def count_files(folder: Path) -> int:
     return sum(1 for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
 
@@ -589,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
     def data():
         nonlocal home
         home = prepare_home(sizes, args.home).resolve()
+        if sizes is TINY:
+            home = trimmed_copy(home, sizes)
         return str(home), f"{sizes.label} sizes"
 
     check.step("data (demo set, every dataset built)", data)

@@ -150,7 +150,7 @@ def export_detector(run_path: Path, format: str = "onnx", *, opset: int | None =
     trained = (getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz")
     imgsz = int(trained) if isinstance(trained, (int, float)) else (run_imgsz(run_path) or 640)
     names = {int(k): str(v) for k, v in dict(model.names).items()}
-    options = {"simplify": _has_onnxslim(), "opset": opset} if format == "onnx" else {"half": False}
+    options = {"simplify": _has_onnxslim(), "opset": opset} if format == "onnx" else {}  # fp32 IR: the default
     # Ultralytics writes the export beside the weights it reads: give it a link to them in a
     # temporary folder, so a failed export leaves nothing half-written in the run folder
     with tempfile.TemporaryDirectory(prefix=".export-", dir=run_path) as tmp:
