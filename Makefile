@@ -1,4 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Both set up .venv first.
+# `make docs` builds the documentation site into site/ (offline); `make docs-shots` remakes its
+# screenshots from the real dashboard in headless Chromium (docs/shots.py).
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
@@ -6,7 +8,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= localhost
 PORT   ?= 8501
 
-.PHONY: run test install demo-data bench clean-venv
+.PHONY: run test install demo-data bench docs docs-shots clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +34,12 @@ demo-data: $(STAMP)
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-shots: $(STAMP)
+	$(BIN)/python docs/shots.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,4 +1,4 @@
-"""pedsense dashboard: `streamlit run app.py` (README, section "The dashboard").
+"""pedsense dashboard: `streamlit run app.py` (docs/dashboard/index.md).
 
 Navigation over the pages in ``pages/`` and the sidebar every page shares (``ui.sidebar``).
 Training runs belong to the process-wide run manager (``ui.state``), so they survive page

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pedsense.catalogue import datasets_status
-from ui.data_panels import source_facts
+from ui.data_panels import families_ui, source_facts
 from ui.feedback import error_box
 from ui.overview_panels import built_ui, dataset_ui, latest_runs_ui, next_step_ui
 from ui.state import home, run_manager, enter_page
@@ -22,6 +22,7 @@ left, right = st.columns([3, 2], gap="large")
 with left:
     with error_box("summarising the dataset"):
         dataset_ui(facts)
+        families_ui()
         built_ui(status)
     with error_box("listing the runs"):
         latest_runs_ui(runs)

@@ -18,7 +18,7 @@ st.caption("Published JAAD results move by several points from run to run: one r
            "A sweep runs every configuration with several seeds and compares them as mean ± std. "
            "Its trials are ordinary runs (the Runs page shows them), trained by a worker process that "
            "goes on when this page or the dashboard closes; `pedsense sweep-worker NAME` adds workers, "
-           "on other machines too with a shared database (README, *Sweeps*).")
+           "on other machines too with a shared database (docs/experiments.md).")
 
 new_tab, sweeps_tab = st.tabs(["New sweep", "Sweeps"])
 with new_tab:

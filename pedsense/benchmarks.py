@@ -16,7 +16,9 @@ synthetic demo set), per observation window, with the same inputs. Every differe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from pedsense.data.intent import IntentOptions
 
@@ -25,10 +27,18 @@ WACV2021 = ("I. Kotseruba, A. Rasouli, J. K. Tsotsos, \"Benchmark for Evaluating
 WACV2021_URL = ("https://openaccess.thecvf.com/content/WACV2021/papers/"
                 "Kotseruba_Benchmark_for_Evaluating_Pedestrian_Action_Prediction_WACV_2021_paper.pdf")
 
+MFT2025 = ("Multi-Context Fusion Transformer for Pedestrian Crossing Intention Prediction in Urban "
+           "Environments (MFT), arXiv:2511.20011, 2025")
+MFT2025_URL = "https://arxiv.org/abs/2511.20011"
+PRESENCE_LEAK_NOTE = ("presence leak: its inputs include behaviour tags, which JAAD_all has only "
+                      "for behaviour pedestrians while every bystander is labelled not-crossing, "
+                      "so their presence alone predicts the label (never comparable)")
+
 # What the models see. pedsense's classifiers see RGB pedestrian crops only.
 INPUT_NAMES = {"rgb": "RGB frames/crops", "box": "bounding-box coordinates",
                "pose": "2D pose keypoints", "speed": "ego-vehicle speed/action",
-               "flow": "optical flow"}
+               "flow": "optical flow", "traffic": "annotated traffic scene",
+               "behaviour": "annotated behaviour tags/attributes"}
 BENCHMARK_OPTIONS = IntentOptions()  # the protocol the published numbers follow
 BENCHMARK_SPLIT = "default"          # JAAD's split files the published numbers use ...
 BENCHMARK_PART = "test"              # ... and the part they are scored on
@@ -44,14 +54,15 @@ class PublishedResult:
     model: str
     dataset: str
     accuracy: float
-    auc: float
-    f1: float
+    auc: float | None
+    f1: float | None
     precision: float | None
     recall: float | None
     inputs: tuple[str, ...]
     source: str
     locator: str
     url: str = ""
+    leak: str = ""  # why no run is ever comparable with this row ("" when it can be)
 
     @property
     def sample_type(self) -> str:
@@ -64,7 +75,7 @@ class PublishedResult:
                 "auc_binary": self.auc, "roc_auc": None, "f1": self.f1,
                 "precision": self.precision, "recall": self.recall,
                 "inputs": ", ".join(self.inputs), "source": f"{self.source}, {self.locator}",
-                "url": self.url}
+                "url": self.url, "leak": self.leak}
 
 
 PUBLISHED_JAAD: tuple[PublishedResult, ...] = (
@@ -75,6 +86,19 @@ PUBLISHED_JAAD: tuple[PublishedResult, ...] = (
                     "Table 2 (C3D, RGB)", WACV2021_URL),
     PublishedResult("I3D", "JAAD_all", 0.81, 0.74, 0.63, None, None, ("rgb",), WACV2021,
                     "Table 2 (I3D, RGB)", WACV2021_URL),
+    # Annotation-only models (no pixels): what the context family stands beside.
+    PublishedResult("MFT (box + vehicle only)", "JAAD_beh", 0.48, 0.51, 0.49, None, None,
+                    ("box", "speed"), MFT2025, "ablation by input context (localization + vehicle "
+                    "motion only)", MFT2025_URL),
+    PublishedResult("MFT (box + vehicle only)", "JAAD_all", 0.69, 0.77, 0.51, None, None,
+                    ("box", "speed"), MFT2025, "ablation by input context (localization + vehicle "
+                    "motion only)", MFT2025_URL),
+    PublishedResult("MFT", "JAAD_beh", 0.705, 0.65, 0.787, None, None,
+                    ("box", "speed", "traffic", "behaviour"), MFT2025,
+                    "main results (all four contexts)", MFT2025_URL),
+    PublishedResult("MFT", "JAAD_all", 0.93, None, None, None, None,
+                    ("box", "speed", "traffic", "behaviour"), MFT2025, "abstract (accuracy)",
+                    MFT2025_URL, leak=PRESENCE_LEAK_NOTE),
 )
 
 
@@ -123,7 +147,8 @@ def compare_with_published(run_metrics: Mapping[str, float], inputs: Iterable[st
            "caveats": "; ".join(own_caveats), "source": "pedsense", "url": ""}
     rows = [own]
     for result in PUBLISHED_JAAD:
-        caveats = _row_caveats(result, options, run_inputs, synthetic) + own_caveats
+        caveats = ([result.leak] if result.leak else []) \
+            + _row_caveats(result, options, run_inputs, synthetic) + own_caveats
         rows.append({**result.as_row(), "comparison": "not comparable" if caveats else "comparable",
                      "comparable": not caveats, "caveats": "; ".join(caveats)})
     return rows
@@ -171,6 +196,24 @@ def _data_caveats(options: IntentOptions, task: str, synthetic: bool, split: str
     if unit:
         caveats.append(unit)
     return caveats
+
+
+def trivial_baselines(labels: Sequence[int]) -> list[dict[str, Any]]:
+    """What answering one class for every window scores on these windows (``labels`` (N,), 1
+    crossing): "always crossing" and "always not-crossing", each a comparison row with every
+    ``pedsense.metrics`` metric. On real JAAD test: always crossing F1 0.770, accuracy 0.626 on
+    JAAD_beh; always not-crossing accuracy 0.825 on JAAD_all.
+    """
+    from pedsense.metrics import classification_metrics
+
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    rows = []
+    for name, answer in (("always crossing", 1), ("always not-crossing", 0)):
+        metrics = classification_metrics(labels, np.full(len(labels), float(answer)))
+        rows.append({"model": name, **{m: metrics.get(m) for m in (*ROW_METRICS, "balanced_accuracy")},
+                     "n": metrics["n"], "inputs": "none", "comparison": "trivial baseline",
+                     "source": "computed on the same windows"})
+    return rows
 
 
 def _maybe_float(value) -> float | None:

@@ -49,8 +49,18 @@ DATASETS = (
             "data/processed/resnet/sequences", "pedsense preprocess resnet"),
     Dataset("crops", "Hybrid intent crops", "data/processed/resnet/crops.csv", "data/processed/resnet/crops",
             "pedsense preprocess crops"),
+    Dataset("context", "Context features (JAAD_beh; annotations only)",
+            "data/processed/context/beh/windows.csv", "data/processed/context/beh",
+            "pedsense preprocess context --sample-type beh"),
+    Dataset("context-all", "Context features (JAAD_all; annotations only)",
+            "data/processed/context/all/windows.csv", "data/processed/context/all",
+            "pedsense preprocess context --sample-type all"),
 )
 PROCESSED = tuple(d for d in DATASETS if d.kind != "frames")
+# What `pedsense preprocess all` builds (from clips); the context datasets need annotations only.
+CLIP_DATASETS = tuple(d for d in PROCESSED if not d.kind.startswith("context"))
+# What each model family trains on: the clip families need frames, the context family annotations.
+FAMILY_INPUTS = {"yolo": "clips", "resnet-lstm": "clips", "hybrid": "clips", "context": "annotations"}
 
 
 def dataset_folders(home: str | os.PathLike | None = None) -> list[Path]:
@@ -118,22 +128,44 @@ def class_counts(manifest: dict) -> list[dict]:
     return rows
 
 
+def family_readiness(home: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """One row per model family: ``family``, ``needs`` (clips / annotations), ``ready`` and
+    ``why``. With annotations and no clips, the context family is ready and the others are not."""
+    p = paths(home)
+    videos = annotated_video_ids(p.home)
+    with_clips = len(videos) - len(missing_clips(videos, p.home)) if videos else 0
+    rows = []
+    for family, needs in FAMILY_INPUTS.items():
+        if not videos:
+            ready, why = False, "no annotations: `pedsense get-annotations` or `pedsense demo-data`"
+        elif needs == "annotations":
+            ready, why = True, f"{len(videos)} annotated videos: `pedsense preprocess context`"
+        elif with_clips:
+            ready, why = True, f"{with_clips} of {len(videos)} annotated videos have a clip"
+        else:
+            ready, why = False, f"no clips in {p.clips} (JAAD's clips are a separate download)"
+        rows.append({"family": family, "needs": needs, "ready": ready, "why": why})
+    return rows
+
+
 def next_step(home: str | os.PathLike | None = None) -> str:
     """The command a user should run next, from what the data home holds (the real cause first)."""
     p = paths(home)
     videos = annotated_video_ids(p.home)
     if not videos:
-        return ("put JAAD in data/raw/ (see README, 'JAAD data') or run `pedsense demo-data` "
-                "for the synthetic set")
+        return ("`pedsense get-annotations` (JAAD's annotations, no clips: enough for the context "
+                "family), or put JAAD in data/raw/ (see README, 'JAAD data'), or run `pedsense "
+                "demo-data` for the synthetic set")
     if not any(frames_meta(v, p.home) for v in videos):
         missing = missing_clips(videos, p.home)
         if len(missing) == len(videos):
-            return (f"put JAAD's clips (video_XXXX.mp4) in {p.clips} (see README, 'JAAD data'), "
-                    "then `pedsense preprocess all`")
+            return ("the context family is ready (annotations only): `pedsense preprocess context`, "
+                    f"then `pedsense train context`; for the others put JAAD's clips (video_XXXX.mp4) "
+                    f"in {p.clips} (see README, 'JAAD data'), then `pedsense preprocess all`")
         if missing:
             return (f"`pedsense preprocess all` ({len(missing)} videos without a clip will be skipped: "
                     f"put their clips in {p.clips} first to include them)")
         return "`pedsense preprocess frames` (or `pedsense preprocess all`)"
-    if not all(d.built(p.home) for d in PROCESSED):
+    if not all(d.built(p.home) for d in CLIP_DATASETS):
         return "`pedsense preprocess all` builds the missing datasets"
     return "train: `make run` and open the dashboard, or `pedsense train ...`"

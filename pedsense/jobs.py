@@ -34,6 +34,10 @@ DATA_JOBS: dict[str, tuple[str, str]] = {
                  "Build the detector dataset (1 class, hybrid stage 1)"),
     "resnet": ("pedsense.data.resnet_format:build_resnet_sequences", "Build the ResNet-LSTM sequences"),
     "crops": ("pedsense.data.resnet_format:build_resnet_crops", "Build the hybrid's intent crops"),
+    "annotations": ("pedsense.data.download:download_annotations",
+                    "Download JAAD's annotations (no clips)"),
+    "context": ("pedsense.data.context_format:build_context_dataset",
+                "Build the context dataset (annotations only)"),
 }
 # What "prepare everything" runs, in order.
 PIPELINE = ("frames", "yolo", "detector", "resnet", "crops")

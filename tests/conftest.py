@@ -174,3 +174,23 @@ def intent_home(intent_built, tmp_path, monkeypatch) -> Path:
     home = copy_data_home(intent_built, tmp_path / "intent_home")
     monkeypatch.setenv("PEDSENSE_HOME", str(home))
     return home
+
+
+# -- the context family's data: the 12 real videos, built from annotations alone --------------
+@pytest.fixture(scope="session")
+def jaad_context_home(tmp_path_factory, jaad_dir) -> Path:
+    """A data home holding the 12 real videos' annotation folders (no clips) with both context
+    builds (JAAD_beh and JAAD_all). Read-only: copy it (``copy_home``) to change anything."""
+    import shutil
+
+    from pedsense.data.context_format import build_context
+    from pedsense.data.intent import IntentOptions
+
+    home = tmp_path_factory.mktemp("jaad_context")
+    raw = home / "data" / "raw"
+    for name in ("annotations", "annotations_attributes", "annotations_vehicle",
+                 "annotations_traffic", "split_ids"):
+        shutil.copytree(jaad_dir / name, raw / name)
+    for sample_type in ("beh", "all"):
+        build_context(home, intent=IntentOptions(sample_type=sample_type))
+    return home

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pedsense.benchmarks import PUBLISHED_JAAD
 from pedsense.data.intent import IntentOptions
 from pedsense.evaluation import Samples, benchmark_section, evaluation_path
 from pedsense.io import write_json_atomic
@@ -78,9 +79,11 @@ def test_published_rows_beside_each_group_say_comparable_or_why_not(tmp_home, tm
     evaluated_run(tmp_home, manifest(tmp_path, "tte", tte=(20, 50)), seed=0, wrong=3)
     table = leaderboard(tmp_home)
     ours = table[~table["model"].str.endswith("(published)")]
-    assert len(ours) == 3 and len(table) == 3 * 4  # each followed by the 3 published rows
+    published = len(PUBLISHED_JAAD)
+    assert len(ours) == 3 and len(table) == 3 * (1 + published)  # each followed by every published row
     jaad = table.index[table["dataset"].eq("JAAD_all") & ~table["model"].str.endswith("(published)")][0]
-    beside = table.iloc[jaad + 1: jaad + 4].set_index("model")
+    beside = table.iloc[jaad + 1: jaad + 1 + published].set_index(["model", "dataset"]).xs(
+        "JAAD_all", level="dataset")
     assert beside.loc["C3D (published)", "comparison"] == "comparable"
     assert beside.loc["PCPA (published)", "comparison"] == "not comparable"
     assert "2D pose keypoints" in beside.loc["PCPA (published)", "notes"]

@@ -76,7 +76,7 @@ def refusal(host: str | None) -> str | None:
     return (f"pedsense is served on {shown}, beyond this machine, without a password. Set "
             f"{PASSWORD_ENV} (or `password = \"...\"` in .streamlit/secrets.toml) so visitors must "
             f"sign in, or set {NO_AUTH_ENV}=1 to serve it without one, to anyone who can reach the "
-            "port (see README, \"Serving beyond localhost\").")
+            "port (see docs/serving.md, \"A password off localhost\").")
 
 
 def opt_out_warning(host: str | None) -> str:

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pedsense.catalogue import class_counts, datasets_status, describe_task
+from pedsense.catalogue import class_counts, datasets_status, describe_task, family_readiness
 from pedsense.config import paths
 from pedsense.data.intent import SKIP_REASON_TEXT, TASKS, IntentOptions
 from pedsense.data.splits import SPLITS
@@ -90,7 +90,8 @@ def start_jobs(*kinds: str, **options) -> None:
     try:
         labels = labels_options()
         for kind in kinds:
-            kwargs = options if kind == "demo" else task_job_kwargs(kind, **labels)
+            kwargs = options if kind in ("demo", "context", "annotations") \
+                else task_job_kwargs(kind, **labels)
             job_manager().start(kind, **kwargs)
     except Exception as exc:  # noqa: BLE001
         st.session_state[JOB_ERROR] = exc
@@ -140,6 +141,33 @@ def actions_ui() -> None:
         st.caption("A job is running: the buttons come back when it ends.")
 
 
+def families_ui() -> None:
+    """Which model families the data home can train now (context: annotations; others: clips)."""
+    rows = family_readiness(home())
+    st.dataframe([{"family": row["family"], "needs": row["needs"],
+                   "ready": "ready" if row["ready"] else "not ready", "why": hide_paths(row["why"])}
+                  for row in rows], hide_index=True, width="stretch")
+
+
+def context_ui() -> None:
+    """JAAD's annotations (no clips) and the context dataset built from them alone."""
+    busy = job_manager().busy()
+    st.markdown("**Annotations only** — the context family learns from JAAD's annotations "
+                "(box trajectory, ego-vehicle action, traffic scene, behaviour tags); no clips needed.")
+    sample_type = st.radio("Sample type", ("beh", "all"), key="data.context_sample_type",
+                           horizontal=True,
+                           help="`beh`: behaviour pedestrians (JAAD_beh). `all`: every pedestrian "
+                                "(JAAD_all; behaviour features are refused there: presence leak).")
+    first, second = st.columns(2)
+    first.button(":material/download: " + DATA_JOBS["annotations"][1], on_click=start_jobs,
+                 args=("annotations",), disabled=busy, width="stretch", key="data.start.annotations",
+                 help="Downloads JAAD's annotation repository at the pinned commit into data/raw "
+                      "(a few MB). Offline: the message says what to do instead.")
+    second.button(":material/table_chart: " + DATA_JOBS["context"][1], on_click=start_jobs,
+                  args=("context",), kwargs={"sample_type": sample_type}, disabled=busy,
+                  width="stretch", key="data.start.context")
+
+
 def jobs_ui() -> None:
     """Progress of this process's data jobs: live while one runs, drawn once otherwise."""
     st.fragment(_jobs, run_every=1.0 if job_manager().busy() else None)()
@@ -147,7 +175,7 @@ def jobs_ui() -> None:
 
 def _jobs() -> None:
     manager = job_manager()
-    for kind in ("demo", *PIPELINE):
+    for kind in ("demo", "annotations", *PIPELINE, "context"):
         job = manager.latest(kind)
         if job is None:
             continue

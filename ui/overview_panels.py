@@ -70,8 +70,15 @@ def next_step_ui(facts: dict, status: list[dict], runs: list[RunSummary]) -> Non
         st.info("No data yet. Make the small synthetic demo set (a minute), or copy JAAD's clips and "
                 "annotations into `data/raw/`.", icon=":material/inbox:")
         st.button(":material/science: Make the demo set", type="primary", on_click=start_jobs, args=("demo",))
-    elif not all(row["built"] for row in status):
-        missing = [row["label"] for row in status if not row["built"]]
+    elif facts.get("clips") == 0 and not any(row["built"] for row in status
+                                             if row["kind"].startswith("context")):
+        st.info("Annotations, no clips: the **context** family is ready (it learns from the "
+                "annotations alone); the others need JAAD's clips.", icon=":material/table_chart:")
+        st.button(":material/table_chart: Build the context dataset", type="primary",
+                  on_click=start_jobs, args=("context",))
+    elif not all(row["built"] for row in status if not row["kind"].startswith("context")):
+        missing = [row["label"] for row in status
+                   if not row["built"] and not row["kind"].startswith("context")]
         st.info("Build the training datasets: " + ", ".join(missing) + ".", icon=":material/settings:")
         st.button(":material/settings: Prepare everything", type="primary", on_click=start_jobs, args=PIPELINE)
     elif not runs:

@@ -10,14 +10,14 @@ from typing import Callable
 from pedsense.config import CROP_SIZE, SEQUENCE_LENGTH, SEQUENCE_STRIDE, paths
 # Light modules only at the top (no OpenCV, no torch): `setup` and `info` stay cheap. The builds
 # are imported by the steps that run them.
-from pedsense.catalogue import PROCESSED, next_step
+from pedsense.catalogue import PROCESSED, family_readiness, next_step
 from pedsense.data.intent import IRRELEVANT_POLICIES, PLACEMENTS, SAMPLE_TYPES, TASKS, IntentOptions
 from pedsense.data.manifest import annotated_video_ids, frames_meta, list_videos, missing_clips
 from pedsense.data.splits import SPLITS
 from pedsense.data.stats import dataset_stats, format_stats
 from pedsense.errors import ConfigError
 
-PREPROCESS_STEPS = ("frames", "yolo", "detector", "resnet", "crops", "all")
+PREPROCESS_STEPS = ("frames", "yolo", "detector", "resnet", "crops", "context", "all")
 
 
 class TerminalProgress:
@@ -61,7 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="do nothing when data/raw/annotations already holds XML (used by `make run`)")
     demo.set_defaults(func=cmd_demo_data)
 
-    pre = subparsers.add_parser("preprocess", help="extract frames and build the training datasets")
+    get = subparsers.add_parser(
+        "get-annotations", help="download JAAD's annotations (346 XML, a few MB; no clips) into data/raw")
+    get.add_argument("--url", default=None, help="the archive to fetch (default: JAAD's repository at "
+                     "the pinned commit; file:///path/to/archive.tar.gz works offline)")
+    get.set_defaults(func=cmd_get_annotations)
+
+    pre = subparsers.add_parser("preprocess", help="extract frames and build the training datasets "
+                                "('context': from the annotations alone, no clips)")
     pre.add_argument("step", choices=PREPROCESS_STEPS, help="what to build ('all': every step in order)")
     pre.add_argument("--video", help="frames: only this video id")
     pre.add_argument("--fps", type=float, help="frames: keep about this many frames per second")
@@ -139,6 +146,9 @@ def describe_data(p) -> list[str]:
     for dataset in PROCESSED:
         built = "built" if dataset.built(p.home) else "not built"
         lines.append(f"{dataset.kind + ':':<12} {built} ({p.home / dataset.marker})")
+    for row in family_readiness(p.home):
+        state = "ready" if row["ready"] else "not ready"
+        lines.append(f"family {row['family'] + ':':<12} {state} (needs {row['needs']}; {row['why']})")
     return lines
 
 
@@ -172,6 +182,18 @@ def cmd_demo_data(args) -> int:
     print(f"wrote a synthetic demo set of {args.videos} videos to {p.raw} "
           f"in {time.perf_counter() - started:.1f} s (SYNTHETIC data, not JAAD)")
     print(f"next: {next_step(p.home)}")
+    return 0
+
+
+# -- get-annotations --------------------------------------------------------------------------
+def cmd_get_annotations(args) -> int:
+    from pedsense.data.download import JAAD_ANNOTATIONS_URL, download_annotations
+
+    url = args.url or JAAD_ANNOTATIONS_URL
+    result = download_annotations(url=url, progress=TerminalProgress("download"))
+    print(f"{result['videos']} JAAD annotation files in {result['path']} "
+          f"({', '.join(result['folders'])}) from {url}")
+    print(f"next: {next_step(paths().home)}")
     return 0
 
 
@@ -239,8 +261,16 @@ def _crops(args, crop_size, progress) -> dict:
     return build_resnet_crops(crop_size, frame_step=args.frame_step, progress=progress, **task_kwargs(args))
 
 
+def _context(args, crop_size, progress) -> dict:
+    from pedsense.data.context_format import build_context_dataset
+
+    # annotations only: the benchmark's windows as feature arrays (no clips, no frames)
+    return build_context_dataset(sample_type=args.sample_type, split=args.split,
+                                 intent=intent_options(args), progress=progress)
+
+
 _STEPS: dict[str, Callable] = {"frames": _frames, "yolo": _yolo, "detector": _detector,
-                               "resnet": _resnet, "crops": _crops}
+                               "resnet": _resnet, "crops": _crops, "context": _context}
 
 
 def _describe_summary(step: str, summary: dict) -> str:

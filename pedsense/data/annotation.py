@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pedsense.data.scene import SceneAnnotation
+
 TRACK_LABELS = ("pedestrian", "ped", "people")
 # The per-box behaviour labels of a behaviour track, as JAAD's interface collects them.
 BEHAVIOUR_LABELS = ("action", "cross", "look", "nod", "hand_gesture", "reaction")
@@ -132,6 +134,8 @@ class VideoAnnotation:
     source: str = ""  # the XML file it came from
     rejected_boxes: list[RejectedBox] = field(default_factory=list)
     attributes_error: str = ""  # why the attributes file could not be read ("" when it could)
+    # ego action and traffic scene per frame (``pedsense.data.scene``); None when not loaded
+    scene: SceneAnnotation | None = None
 
     @property
     def num_boxes(self) -> int:

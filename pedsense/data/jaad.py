@@ -40,14 +40,15 @@ from typing import Callable, Iterable, Iterator
 from pedsense.config import paths
 from pedsense.data.annotation import (BoundingBox, RejectedBox, Track, VideoAnnotation,
                                       _int_or_text, box_problem)
+from pedsense.data.scene import parse_scene, scene_files
+from pedsense.data.xml_read import (_FIX_FILE, _PrologRead, _feed_until_stopped, _frames_text,
+                                     _parse_error, _parse_small_xml, _refuse_dtd)
 from pedsense.errors import AnnotationError, DataError
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 
-_FIX_FILE = ("Fix: re-download the file from JAAD (github.com/ykotseruba/JAAD) or regenerate the "
-             "demo set with `pedsense demo-data`, or delete the file to skip that video.")
 
 # -- parsing one file -----------------------------------------------------------------------
 def parse_annotation(xml_path: str | os.PathLike,
@@ -261,58 +262,6 @@ def _reject_boxes(video: VideoAnnotation, path: Path) -> None:
                     _frames_text(frames), detail, "the box is" if len(frames) == 1 else "the boxes are")
 
 
-def _frames_text(frames: list[int]) -> str:
-    if len(frames) == 1:
-        return f"frame {frames[0]}"
-    shown = ", ".join(map(str, frames[:10]))
-    return f"frames {shown}" + (f" ... ({len(frames)} in all)" if len(frames) > 10 else "")
-
-
-def _parse_small_xml(path: Path) -> ET.Element:
-    """A whole (small) XML file, with file-and-line errors."""
-    _refuse_dtd(path)
-    try:
-        return ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise _parse_error(path, exc) from None
-    except OSError as exc:
-        raise AnnotationError(f"Cannot read {path}: {exc}. {_FIX_FILE}") from None
-
-
-class _PrologRead(Exception):
-    """The root element started: the prolog, where a DTD would be, is read."""
-
-
-def _refuse_dtd(path: Path) -> None:
-    """Raise AnnotationError when ``path`` declares a DTD (``<!DOCTYPE``).
-
-    JAAD files never do; a DTD is how an XML file defines entities, and nested entities (an
-    "entity bomb") expand a few hundred bytes into gigabytes. Only the prolog is read: expat
-    stops at the root element. Read errors are left to the real parse, which names them.
-    """
-    parser = pyexpat.ParserCreate()
-
-    def doctype(name, *_):
-        line, column = parser.CurrentLineNumber, parser.CurrentColumnNumber
-        raise AnnotationError(
-            f"{path} declares a DTD (<!DOCTYPE {name}> at line {line}, column {column}): DTDs "
-            "and entity expansion are refused for safety, since nested entities (an 'entity "
-            "bomb') can expand a small file into gigabytes. JAAD's annotation files have no "
-            f"DTD, so this one was altered or is not from JAAD. {_FIX_FILE}")
-
-    def root(*_):
-        raise _PrologRead
-
-    parser.StartDoctypeDeclHandler = doctype
-    parser.StartElementHandler = root
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 16):
-                parser.Parse(chunk, False)
-    except (_PrologRead, pyexpat.ExpatError, OSError):
-        return
-
-
 def _box_position(path: Path, track_index: int, box_index: int) -> tuple[int, int]:
     """(line, column) where box ``box_index`` of track ``track_index`` starts (0-based indices).
 
@@ -333,23 +282,8 @@ def _box_position(path: Path, track_index: int, box_index: int) -> tuple[int, in
                 raise _PrologRead  # stop: found it
 
     parser.StartElementHandler = start
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 16):
-                parser.Parse(chunk, False)
-    except (_PrologRead, pyexpat.ExpatError, OSError):
-        pass
+    _feed_until_stopped(parser, path)
     return found[0] if found else (0, 0)
-
-
-def _parse_error(path: Path, exc: ET.ParseError) -> AnnotationError:
-    line, column = getattr(exc, "position", (0, 0))
-    if "amplification" in str(exc):  # expat's own entity-bomb guard, should a DTD slip past
-        return AnnotationError(f"{path}: entity expansion refused for safety at line {line}, "
-                               f"column {column} ({exc}): the file's DTD defines nested entities "
-                               f"(an 'entity bomb'). JAAD's files have no DTD. {_FIX_FILE}")
-    return AnnotationError(f"{path} is not well-formed XML (truncated or corrupted): line {line}, "
-                           f"column {column} ({exc}). {_FIX_FILE}")
 
 
 # -- loading a folder -----------------------------------------------------------------------
@@ -435,6 +369,8 @@ def load_annotation_folder(annotations_dir: str | os.PathLike | None = None,
 
 def _load_one(xml: Path, attr_dir: Path, strings: dict[str, str]) -> VideoAnnotation:
     annotation = _parse_video(xml, strings)
+    # the ego action and traffic scene join the video; a missing file leaves them unknown
+    annotation.scene = parse_scene(*scene_files(xml.parent, xml.stem), annotation.num_frames)
     attributes_file = attr_dir / f"{xml.stem}_attributes.xml"
     if attributes_file.is_file():
         try:

@@ -129,6 +129,9 @@ class Param:
 
 
 def _num(value: float) -> str:
+    """A bound as people write it: 2147483647 (not 2.14748e+09), 0.5, 1e-05."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
     return f"{value:g}"
 
 

@@ -5,7 +5,7 @@ the seed preset overrides nothing (the spec's defaults are the seed's), and ever
 checked against the spec when this module is imported. The dashboard's forms and
 ``pedsense train --preset`` read these. Importing this module is cheap (no torch). ``reaches``
 is what the preset measured on the default demo set (``pedsense demo-data`` then
-``pedsense preprocess all``) on 2 CPU cores; see README.
+``pedsense preprocess all``) on 2 CPU cores; see docs/training/presets.md.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ run folder, rendezvous on a free local port. Rank 0's events come back through a
 caller's ``on_event``; the caller's ``should_stop`` is polled here and passed on to every rank.
 When a process fails, the others are stopped and its error is raised here; a run left without
 an end (a process killed) is recorded ``failed``. Single machine only: across machines, launch
-with torchrun (``pedsense.train.distributed.launch_command``, README "Several GPUs").
+with torchrun (``pedsense.train.distributed.launch_command``, docs/training/distributed.md).
 """
 
 from __future__ import annotations

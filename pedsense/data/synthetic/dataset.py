@@ -145,7 +145,12 @@ def make_demo_dataset(root=None, n_videos: int = 8, seed: int = 0, *, num_frames
 
     Args:
         root: the data home (default: the configured one, ``$PEDSENSE_HOME`` or the repository).
-        n_videos, seed, num_frames, width, height, fps: what to draw; the same values give the same files.
+        n_videos: clips to draw (the same values of these six give the same files).
+        seed: the random seed of the people, weather and occluders.
+        num_frames: frames per clip.
+        width: frame width in pixels.
+        height: frame height in pixels.
+        fps: frames per second of the clips.
         progress: called as ``progress(done, total, message)`` after each video.
         overwrite: write even where real (non-synthetic) annotations or clips are present.
 
