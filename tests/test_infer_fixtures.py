@@ -19,7 +19,7 @@ TINY_IMGSZ = 64
 HYBRID_TINY = dict(imgsz=TINY_IMGSZ, yolo_batch_size=4, workers=0, backbone="resnet18", crop_size=32,
                    learning_rate=1e-3, num_workers=0)
 HYBRID_DETECTOR_EXTRAS = dict(optimizer="AdamW", lr0=0.003, warmup_epochs=0.3, nbs=4)
-HYBRID_EPOCHS = dict(epochs=2, batch_size=8, yolo_epochs=1)
+HYBRID_EPOCHS = dict(epochs=2, batch_size=32, yolo_epochs=1)
 
 
 def _train_all(home: Path) -> None:

@@ -72,7 +72,7 @@ def test_two_stages_then_reuse_of_the_detector(infer_home_base, tmp_path, monkey
     # Stage 1 skipped with an existing detector; crops.csv missing -> built by the run.
     (paths(home).resnet / "crops.csv").unlink()
     events.clear()
-    reuse_dir = train_hybrid(yolo_model=str(run_dir / "yolo_detector.pt"), epochs=1, batch_size=8,
+    reuse_dir = train_hybrid(yolo_model=str(run_dir / "yolo_detector.pt"), epochs=1, batch_size=32,
                              on_event=events.append, **TINY)
     assert [e.stage for e in events if isinstance(e, StageStarted)] == ["classifier"]
     assert (reuse_dir / "yolo_detector.pt").is_file() and RunFolder(reuse_dir).status == "completed"
