@@ -532,28 +532,35 @@ def inference(home: Path, model_type: str, engine: str, sizes: Sizes, device: st
 
 
 # -- torchrun, the feature cache, the CUDA tests -------------------------------------------------
-def ddp_child(home: Path, sizes: Sizes) -> None:
-    """What each torchrun process runs: one short ResNet-LSTM training (rank 0 writes the run)."""
+def ddp_params(sizes: Sizes) -> dict:
+    """The short ResNet-LSTM training each torchrun process runs."""
+    return {"name": "gpu-check-ddp", "epochs": 1, "batch_size": sizes.lstm_batch, "backbone": sizes.backbone,
+            "pretrained": False, "crop_size": sizes.crop, "feature_cache": "off"}
+
+
+def ddp_child(home: Path, run_dir: Path, sizes: Sizes) -> None:
+    """What each torchrun process runs: rank 0 writes the queued run folder, the others follow it."""
     from pedsense.train.resnet_trainer import train_resnet_lstm
 
-    train_resnet_lstm(name="gpu-check-ddp", epochs=1, batch_size=sizes.lstm_batch, home=home,
-                      backbone=sizes.backbone, pretrained=False, crop_size=sizes.crop, feature_cache="off")
+    train_resnet_lstm(**ddp_params(sizes), home=home, run_dir=run_dir)
 
 
 def torchrun_ddp(home: Path, sizes: Sizes, device: str, cpu: bool) -> tuple[str, str]:
     import torch
 
+    from pedsense.launches import queue_run
     from pedsense.runfolder import RunFolder
     from pedsense.train.distributed import find_torchrun
 
     processes = torch.cuda.device_count() if device.startswith("cuda") else 2
+    run = queue_run("resnet-lstm", ddp_params(sizes), home).path  # as the dashboard queues one
     command = [find_torchrun(), "--standalone", "--nnodes", "1", "--nproc-per-node", str(processes),
-               str(Path(__file__).resolve()), "--ddp-child", str(home), *(["--cpu"] if cpu else [])]
+               str(Path(__file__).resolve()), "--ddp-child", str(home), "--ddp-run", str(run),
+               *(["--cpu"] if cpu else [])]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
-        raise RuntimeError(f"torchrun exited {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}")
-    run = max((p for p in (home / "models" / "resnet-lstm").iterdir() if p.name.startswith("gpu-check-ddp")),
-              key=lambda p: p.name)
+        errors = [line for line in (done.stderr or done.stdout).splitlines() if "Error" in line]
+        raise RuntimeError(f"torchrun exited {done.returncode}: {(errors or ['?'])[-1].strip()[:300]}")
     record = RunFolder(run).read_config().get("distributed") or {}
     expected = "nccl" if device.startswith("cuda") else "gloo"
     if record.get("backend") != expected or int(record.get("world_size") or 0) != processes:
@@ -596,13 +603,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, help="a data home with every dataset built (default: a new demo set)")
     parser.add_argument("--budget", type=float, default=480, help="seconds before the remaining steps are not run")
     parser.add_argument("--ddp-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--ddp-run", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     import torch
 
     cuda = torch.cuda.is_available() and not args.cpu
     sizes = SEED if cuda else TINY
     if args.ddp_child:
-        ddp_child(args.ddp_child, sizes)
+        ddp_child(args.ddp_child, args.ddp_run, sizes)
         return 0
     device = "cuda:0" if cuda else "cpu"
     if cuda:
