@@ -21,10 +21,12 @@ install: $(STAMP)
 # Writes the synthetic demo set only when data/raw/annotations holds no XML, then serves the app.
 # On a HOST other than localhost/127.0.0.1/::1 it refuses to start without PEDSENSE_PASSWORD (or a
 # `password` in .streamlit/secrets.toml) or PEDSENSE_NO_AUTH=1 (ui/auth.py has the rule).
+# `pedsense serve` runs `streamlit run app.py` and the queue's scheduler beside it, so queued runs
+# start with no page open (pedsense/commands/serve.py).
 run: $(STAMP)
 	@$(BIN)/python -m ui.auth "$(HOST)"
 	$(BIN)/pedsense demo-data --if-missing
-	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	$(BIN)/pedsense serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

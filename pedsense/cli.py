@@ -16,9 +16,11 @@ from pedsense.errors import PedsenseError
 COMMAND_MODULES = {
     "pedsense.commands.data": ("setup", "demo-data", "preprocess", "info", "windows"),
     "pedsense.commands.train": ("train",),
-    "pedsense.commands.runs": ("runs", "resume", "extend", "stop"),
+    "pedsense.commands.runs": ("runs", "resume", "extend", "stop", "tag", "note", "archive"),
     "pedsense.commands.infer": ("predict", "evaluate", "export"),
     "pedsense.commands.experiments": ("sweep", "sweep-worker", "sweeps", "leaderboard"),
+    "pedsense.commands.tracking": ("mlflow-export",),
+    "pedsense.commands.serve": ("serve", "worker-pool"),
 }
 
 
@@ -74,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in the log
+        from pedsense.io import file_system_problem
+
+        problem = file_system_problem(exc)
+        if problem is not None and not args.debug:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         if args.debug:
             raise
         first = (str(exc).strip().splitlines() or [""])[0]

@@ -35,3 +35,13 @@ class TrainingDiverged(PedsenseError):
 class DiskFull(PedsenseError):
     """No space left while writing (a run's files, a dataset build, frames); the message names
     the folder and how much to free."""
+
+
+class ReadOnly(PedsenseError):
+    """A write refused because the data home (or a run folder) is read-only; the message names
+    the folder and how to make it writable."""
+
+
+class SchedulerBusy(PedsenseError):
+    """The data home's scheduler lock was not free within its deadline; the message names the
+    process holding it and what to do."""

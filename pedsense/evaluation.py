@@ -34,9 +34,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from pedsense.config import CLASS_NAMES, paths
+from pedsense.data.yolo_format import read_label_file
 from pedsense.errors import ConfigError, DataError
 from pedsense.geometry import IOU_THRESHOLD, box_iou, match_boxes, yolo_to_xyxy  # noqa: F401 (re-exported)
-from pedsense.io import read_json, write_json_atomic
+from pedsense.io import disk_full_error, is_disk_full, read_json, write_json_atomic
 from pedsense.metrics import classification_metrics
 from pedsense.train.samples import parse_label, read_split_rows
 
@@ -114,10 +115,15 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
                            if samples is not None else
                            {"skipped": "no intent predictions to score (see matched_intent)"})
     result["dataset"] = dataset_stamp(dataset_manifest_path(model_type, home))
-    result["predictions"] = _keep_predictions(run_path, split, samples, home)
-    result["seconds"] = round(time.perf_counter() - started, 2)
-    result["evaluated_at"] = now_iso()
-    write_json_atomic(evaluation_path(run_path, split), result)
+    try:
+        result["predictions"] = _keep_predictions(run_path, split, samples, home)
+        result["seconds"] = round(time.perf_counter() - started, 2)
+        result["evaluated_at"] = now_iso()
+        write_json_atomic(evaluation_path(run_path, split), result)
+    except OSError as exc:  # the run folder's disk is full: say where and how much is free
+        if not is_disk_full(exc):
+            raise
+        raise disk_full_error(run_path, None, "rerun the evaluation") from exc
     return result
 
 
@@ -357,17 +363,6 @@ def _detection_map(run_path: Path, split: str, device: str, home, *, dataset: st
             "precision": float(metrics.box.mp), "recall": float(metrics.box.mr), "dataset": str(data_yaml)}
 
 
-def _yolo_ground_truth(label_file: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """(M, 4) pixel boxes and (M,) classes from one YOLO label file (``class cx cy w h``)."""
-    rows = [line.split() for line in label_file.read_text(encoding="utf-8").splitlines() if line.strip()] \
-        if label_file.is_file() else []
-    if not rows:
-        return np.empty((0, 4), np.float32), np.empty(0, np.int64)
-    table = np.array([[float(v) for v in row[:5]] for row in rows], np.float64)
-    xyxy = yolo_to_xyxy(table[:, 1:5], (width, height)).astype(np.float32)
-    return xyxy, table[:, 0].astype(np.int64)
-
-
 def _matched_intent(run_path: Path, split: str, device: str, conf: float, max_images: int,
                     progress: Progress | None, home) -> tuple[dict, Samples | None]:
     """Intent on detections matched to ground-truth boxes (IoU ≥ 0.5) of the 2-class YOLO dataset.
@@ -391,7 +386,7 @@ def _matched_intent(run_path: Path, split: str, device: str, conf: float, max_im
         if frame is None:
             continue
         label_file = paths(home).yolo / "labels" / split / f"{image_path.stem}.txt"
-        true_xyxy, true_cls = _yolo_ground_truth(label_file, frame.shape[1], frame.shape[0])
+        true_xyxy, true_cls = read_label_file(label_file, frame.shape[1], frame.shape[0])
         predictions = predictor.predict(frame, k)
         ground_truth_boxes += len(true_xyxy)
         detections += len(predictions)

@@ -79,6 +79,26 @@ def require_onnx() -> str:
     return require_format("onnx")
 
 
+def opset_range() -> tuple[int, int]:
+    """The ONNX opsets torch's TorchScript exporter writes (both exports use it: ours with
+    ``dynamo=False``, Ultralytics' own)."""
+    try:
+        from torch.onnx import _constants
+    except ImportError:  # the private module moved: the range of torch 2.x
+        return 7, 20
+    return (_constants.ONNX_MIN_OPSET,
+            getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET))
+
+
+def check_opset(opset: int | None) -> None:
+    """ConfigError unless ``opset`` is None (the default) or one torch exports."""
+    low, high = opset_range()
+    if opset is not None and not (isinstance(opset, int) and low <= opset <= high):
+        raise ConfigError(f"opset must be an ONNX opset from {low} to {high} (what torch {torch.__version__} "
+                          f"exports), got {opset!r}. Leave it out for the default (17 for the ResNet parts, "
+                          "Ultralytics' choice for YOLO).")
+
+
 def export_run(run: str | os.PathLike, format: str = "onnx", *, opset: int | None = None,
                home: str | os.PathLike | None = None, progress: Progress | None = None) -> dict:
     """Export every model of a run to ``format`` and record the files in ``export.json``.
@@ -97,10 +117,11 @@ def export_run(run: str | os.PathLike, format: str = "onnx", *, opset: int | Non
     Raises:
         ExportError: the format's package is not installed, or a model failed to export or to
             match PyTorch.
-        ConfigError: an unknown format.
+        ConfigError: an unknown format, or an opset torch cannot export (checked first).
     """
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {format!r}.")
+    check_opset(opset)
     versions = {format: require_format(format)}
     if format == "onnx":
         versions["onnxruntime"] = onnxruntime_version()

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
-from pedsense.errors import DiskFull, FileFormatError
+from pedsense.config import MODEL_TYPES, paths
+from pedsense.errors import DiskFull, FileFormatError, ReadOnly
 
 
 @contextmanager
@@ -65,8 +66,22 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+def write_json_atomic(path: str | os.PathLike, data: Any, *, in_place_when_full: bool = False) -> Path:
+    """Write ``data`` as JSON atomically. ``in_place_when_full``: on a full disk (the temp file
+    needs blocks the disk has not) rewrite the existing file in place instead, reusing its own
+    blocks: how a run's ``status.json`` still records that the disk filled up."""
+    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    try:
+        return write_text_atomic(path, text)
+    except OSError as exc:
+        if not (in_place_when_full and is_disk_full(exc) and Path(path).is_file()):
+            raise
+    with open(path, "r+", encoding="utf-8") as f:
+        f.truncate(0)
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return Path(path)
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:
@@ -265,15 +280,80 @@ def tree_size(path: str | os.PathLike) -> int:
     return sum(size for size, links, here in seen.values() if links <= here)
 
 
-def disk_full_error(folder: str | os.PathLike, needed_bytes: float, then: str = "rerun") -> DiskFull:
+def disk_full_error(folder: str | os.PathLike, needed_bytes: float | None, then: str = "rerun") -> DiskFull:
     """``DiskFull("No space left on <folder>: free N MB and <then>. It needs about M MB; F MB are
     free.")``, N being what ``needed_bytes`` lacks beyond the space free now (at least 1 MB).
-    The one wording of a full disk: builds, frame extraction and checkpoints use it."""
+    The one wording of a full disk: builds, frame extraction, checkpoints, the run lifecycle and
+    the CLI use it. ``needed_bytes`` None (a write of unknown size) says only what is free."""
     folder = Path(folder)
     try:
         free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
     except OSError:
         free = 0
+    if needed_bytes is None:
+        return DiskFull(f"No space left on {folder}: free some space and {then} "
+                        f"({free // 2**20} MB are free).")
     to_free = max(1, math.ceil((needed_bytes - free) / 2**20))
     return DiskFull(f"No space left on {folder}: free {to_free} MB and {then}. It needs about "
                     f"{max(1, math.ceil(needed_bytes / 2**20))} MB; {free // 2**20} MB are free.")
+
+
+# -- a read-only data home -------------------------------------------------------------------------
+def is_read_only(exc: BaseException) -> bool:
+    """True for the ``OSError`` of a write the file system or the permissions refuse."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def writable(folder: str | os.PathLike) -> bool:
+    """False when ``folder`` is on a file system mounted read-only, or this user may not write it."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return False
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
+
+
+def read_only_error(home: str | os.PathLike, target: str | os.PathLike | None = None) -> ReadOnly:
+    """``ReadOnly("the data home <home> is read-only: <target> cannot be written. ...")``: the
+    one wording of a read-only data home (the CLI, the dashboard, the scheduler lock)."""
+    home = Path(home)
+    shown = ""
+    if target is not None:
+        try:
+            shown = f": {Path(target).relative_to(home)} cannot be written"
+        except ValueError:
+            shown = f": {target} cannot be written"
+    return ReadOnly(f"the data home {home} is read-only{shown}. Reading works; to train, build or "
+                    "evaluate, make it writable (remount it read-write, or give this user write "
+                    "permission), or point --home / $PEDSENSE_HOME at a writable copy.")
+
+
+def run_read_only_error(run: str | os.PathLike) -> ReadOnly:
+    """``ReadOnly("cannot write into <run>: read-only. ...")`` for a run folder that refuses writes."""
+    return ReadOnly(f"cannot write into {run}: read-only. Make the run folder writable (remount it "
+                    "read-write, or give this user write permission), or copy the run to a writable "
+                    "data home and rerun there.")
+
+
+def file_system_problem(exc: BaseException) -> str | None:
+    """What a full disk or a read-only folder means for the user, in this module's wording, or
+    None for any other error (the CLI's and the dashboard's last resort for an ``OSError``)."""
+    if not isinstance(exc, OSError) or not (is_disk_full(exc) or is_read_only(exc)):
+        return None
+    home = paths().home
+    target = Path(exc.filename) if isinstance(exc.filename, (str, Path)) else None
+    if is_disk_full(exc):
+        folder = target.parent if target is not None else home
+        return str(disk_full_error(folder, None))
+    if target is None and exc.errno != errno.EROFS:
+        return None  # a permission refused that is not a file's (a signal, say): not ours to word
+    try:
+        parts = target.resolve().relative_to(home.resolve() / "models").parts if target is not None else ()
+    except ValueError:
+        parts = ()
+    if len(parts) >= 3 and parts[0] in MODEL_TYPES and writable(home):
+        return str(run_read_only_error(home / "models" / parts[0] / parts[1]))
+    if target is None or target.resolve().is_relative_to(home.resolve()) or not writable(home):
+        return str(read_only_error(home, target))
+    return f"cannot write {target}: {exc.strerror or 'read-only'}. Choose a writable place, or make it writable."

@@ -25,14 +25,14 @@ import pandas as pd
 
 from pedsense.benchmarks import ROW_METRICS, compare_with_published
 from pedsense.evaluation import headline_metrics, load_evaluation
-from pedsense.runfolder import list_runs
+from pedsense.runsummary import readable_runs
 from pedsense.train.params import SPECS
 
 FAMILIES = {"yolo": "YOLO26", "resnet-lstm": "ResNet-LSTM", "hybrid": "YOLO + ResNet hybrid"}
 METRIC_TITLES = {"accuracy": "accuracy", "auc_binary": "AUC", "roc_auc": "ROC-AUC", "f1": "F1",
                  "precision": "precision", "recall": "recall"}
 # Parameters that change where or how fast a run trains, not what it learns.
-RUNTIME_PARAMS = ("name", "device", "seed", "num_workers", "workers", "verbose")
+RUNTIME_PARAMS = ("name", "device", "seed", "num_workers", "workers", "verbose", "prediction_samples")
 SPLIT_ORDER = {"test": 0, "val": 1, "train": 2}
 TEXT_COLUMNS = ("model", "config", "task", "dataset", "protocol", "split", "inputs")
 
@@ -98,7 +98,7 @@ class Group:
 def evaluated_runs(home: str | os.PathLike | None = None, splits: Iterable[str] = ("test", "val")) -> list[Entry]:
     """One :class:`Entry` per run and split it was evaluated on (``evaluation_<split>.json``)."""
     entries = []
-    for folder in list_runs(home):
+    for folder in readable_runs(home):  # a damaged config.json would read as no parameters
         config = folder.read_config()
         for split in splits:
             evaluation = load_evaluation(folder.path, split)

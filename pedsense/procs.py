@@ -32,6 +32,17 @@ def process_start_token(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def process_state(pid: int) -> tuple[str | None, str]:
+    """``(state, command line)`` of process ``pid`` from ``/proc`` (state ``"T"``: stopped by a
+    signal, ``"Z"``: a zombie); ``(None, "")`` where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return None, ""
+    return stat.rsplit(")", 1)[1].split()[0], command
+
+
 def has_proc() -> bool:
     """True where start tokens can be read (Linux ``/proc``)."""
     return process_start_token(os.getpid()) is not None

@@ -21,10 +21,13 @@ files, so a browser reload or an app restart loses nothing.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import re
 import threading
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -246,7 +249,7 @@ class RunFolder:
             if status in FINISHED_STATUSES:
                 current["finished_at"] = now
             current["updated_at"] = now
-            write_json_atomic(self.status_path, current)
+            write_json_atomic(self.status_path, current, in_place_when_full=True)
             return current
 
     def update_status(self, **fields: Any) -> dict:
@@ -384,6 +387,80 @@ def find_run(run: str | os.PathLike, home: str | os.PathLike | None = None) -> R
         f"No run {str(run)!r} under {models}. List runs with `pedsense runs`, "
         "or pass the run folder's path."
     )
+
+
+# -- the weights a run really has on disk ----------------------------------------------------------
+class _Stub:
+    """Stands for any class a checkpoint's pickle names (tensors, models): never built for real."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "_Stub":
+        return _Stub()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+class _HeaderUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return _Stub
+
+    def persistent_load(self, pid: Any) -> Any:
+        return None
+
+
+def checkpoint_epoch(path: str | os.PathLike) -> int | None:
+    """The ``epoch`` a pedsense checkpoint (a ``torch.save`` zip) records, read from its pickle without
+    loading torch or a tensor; None when the file is not one or records none. Nothing in the
+    pickle is built: every class it names is a stub."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith("/data.pkl")), None)
+            if name is None:
+                return None
+            record = _HeaderUnpickler(io.BytesIO(archive.read(name))).load()
+    except Exception:  # noqa: BLE001 - a damaged or foreign file: its epoch is unknown
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("model"), str):
+        return None  # not a pedsense checkpoint (Ultralytics counts its epochs from 0)
+    epoch = record.get("epoch")
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else None
+
+
+def weights_on_disk(folder: RunFolder) -> dict[str, int | None]:
+    """``{file: epoch it holds (None: unknown)}`` for the run's weight files that exist."""
+    names = dict.fromkeys(n for (model_type, _), files in WEIGHT_FILES.items()
+                          if model_type == folder.model_type for n in files)
+    return {name: checkpoint_epoch(folder.path / name) for name in names if (folder.path / name).is_file()}
+
+
+def describe_weights_on_disk(folder: RunFolder, weights: Mapping[str, int | None] | None = None) -> str:
+    """``"weights on disk: last.pt (epoch 1), best.pt (epoch 1)"``, or that none were saved."""
+    weights = weights_on_disk(folder) if weights is None else weights
+    if not weights:
+        return "no weights were saved (no checkpoint is on disk), so train it again rather than resume it"
+    shown = ", ".join(name + (f" (epoch {epoch})" if epoch is not None else "") for name, epoch in weights.items())
+    return f"weights on disk: {shown}"
+
+
+def best_on_disk(folder: RunFolder, weights: Mapping[str, int | None] | None = None) -> dict:
+    """The best metric a run's files support: the metrics of the epoch its best checkpoint holds
+    (``value`` None when no best checkpoint is on disk, so no best is claimed)."""
+    weights = weights_on_disk(folder) if weights is None else weights
+    name = BEST_METRIC.get(folder.model_type, ("val_acc", True))[0]
+    best_file = next((n for n in WEIGHT_FILES.get((folder.model_type, "best"), ()) if n in weights), None)
+    if best_file is None:
+        return {"name": name, "value": None, "epoch": None}
+    try:
+        rows = folder.read_metrics()
+    except PedsenseError:
+        rows = []
+    epoch = weights[best_file]
+    held = [r for r in rows if r.get("epoch") == epoch and r.get(name) is not None] if epoch is not None else []
+    return best_record(name, held[-1]) if held else (best_of(folder.model_type, rows) or
+                                                      {"name": name, "value": None, "epoch": None})
 
 
 # -- the best metric: one shape ------------------------------------------------------------------

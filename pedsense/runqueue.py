@@ -16,6 +16,7 @@ same lock, so two processes never record two different ends for one run.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -25,14 +26,17 @@ from typing import Any, Callable, Iterator, Mapping
 
 from pedsense.config import paths
 from pedsense.device import resolve_device
-from pedsense.errors import ConfigError
-from pedsense.io import read_json, write_json_atomic
-from pedsense.procs import heartbeat_alive, is_me, me, same_process
-from pedsense.runfolder import LIVE_STATUSES, RESUMABLE_STATUSES, RunFolder, list_runs
+from pedsense.errors import ConfigError, SchedulerBusy
+from pedsense.io import is_read_only, read_json, read_object, read_only_error, write_json_atomic
+from pedsense.procs import heartbeat_alive, is_me, me, process_state, same_process
+from pedsense.runfolder import (LIVE_STATUSES, RESUMABLE_STATUSES, RunFolder, best_on_disk,
+                               describe_weights_on_disk, list_runs, weights_on_disk)
 
 SETTINGS_FILE = "settings.json"      # models/settings.json
 LOCK_FILE = ".scheduler.lock"        # models/.scheduler.lock
 MAX_PARALLEL_LIMIT = 64
+LOCK_WAIT_S = 30.0   # the scheduler lock is held for milliseconds; past this, say who holds it
+LOCK_POLL_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class QueueSettings:
 
     max_parallel: int = 1
     devices: tuple[str, ...] = ()
+    problem: str | None = None  # why models/settings.json could not be read (defaults in force)
 
     def as_dict(self) -> dict:
         return {"max_parallel": self.max_parallel, "devices": list(self.devices)}
@@ -56,16 +61,26 @@ def settings_path(home: str | os.PathLike | None = None) -> Path:
 
 
 def read_settings(home: str | os.PathLike | None = None) -> QueueSettings:
-    """The data home's queue settings (defaults where the file is missing or unreadable)."""
-    raw = read_json(settings_path(home), {})
-    raw = raw if isinstance(raw, dict) else {}
-    try:
-        max_parallel = min(max(int(raw.get("max_parallel", 1)), 1), MAX_PARALLEL_LIMIT)
-    except (TypeError, ValueError):
-        max_parallel = 1
+    """The data home's queue settings; the defaults where the file is missing, and where it is
+    unreadable (then ``problem`` says why, for the CLI and the Runs page to warn)."""
+    path = settings_path(home)
+    raw, problem = read_object(path)
+    raw = raw or {}
+    number = raw.get("max_parallel", 1)
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_PARALLEL_LIMIT:
+        problem = problem or f"has max_parallel {json.dumps(number, default=str)[:40]}, not a whole number from 1 to {MAX_PARALLEL_LIMIT}"
+        number = 1
     devices = raw.get("devices") or ()
-    devices = tuple(str(d) for d in devices) if isinstance(devices, (list, tuple)) else ()
-    return QueueSettings(max_parallel, devices)
+    if not isinstance(devices, (list, tuple)):
+        problem = problem or "has devices that are not a list"
+        devices = ()
+    devices = tuple(str(d) for d in devices)
+    if problem:
+        return QueueSettings(1, (), problem=(
+            f"models/{SETTINGS_FILE} {problem}: the queue's settings could not be read, so the "
+            "defaults are in force (1 run at a time, each run's own device). Set them again with "
+            "`pedsense runs --max-parallel N` (and --devices), which rewrites the file."))
+    return QueueSettings(number, devices)
 
 
 def write_settings(home: str | os.PathLike | None = None, *, max_parallel: Any = None,
@@ -90,9 +105,18 @@ def write_settings(home: str | os.PathLike | None = None, *, max_parallel: Any =
         current = QueueSettings(number, current.devices)
     if devices is not None:
         current = QueueSettings(current.max_parallel, check_devices(devices))
-    with scheduler_lock(home):
-        write_json_atomic(settings_path(home), current.as_dict())
+    update_settings(home, current.as_dict())
     return current
+
+
+def update_settings(home: str | os.PathLike | None, changes: Mapping[str, Any]) -> dict:
+    """Write ``changes`` into ``models/settings.json`` (under the scheduler lock, atomically),
+    keeping every other key: the queue's and other features' settings share the file."""
+    with scheduler_lock(home):
+        raw = read_json(settings_path(home), {})
+        raw = {**(raw if isinstance(raw, dict) else {}), **changes}
+        write_json_atomic(settings_path(home), raw)
+    return raw
 
 
 def check_devices(devices: Any) -> tuple[str, ...]:
@@ -108,16 +132,76 @@ def check_devices(devices: Any) -> tuple[str, ...]:
 
 
 @contextmanager
-def scheduler_lock(home: str | os.PathLike | None = None) -> Iterator[None]:
-    """Hold the data home's scheduler lock (``fcntl.flock``; other processes wait for it)."""
-    models = paths(home).models
-    models.mkdir(parents=True, exist_ok=True)
-    with open(models / LOCK_FILE, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def scheduler_lock(home: str | os.PathLike | None = None, timeout_s: float | None = None) -> Iterator[None]:
+    """Hold the data home's scheduler lock (``fcntl.flock``; other processes wait for it).
+
+    It is held for milliseconds; a process that waits :data:`LOCK_WAIT_S` (or ``timeout_s``)
+    gives up naming the process holding it (its pid is written into the lock file).
+
+    Raises:
+        SchedulerBusy: not free within the deadline (a stopped process holds it, say).
+        ReadOnly: the data home is read-only.
+        ConfigError: something that is not a file sits where the lock file goes.
+    """
+    home_dir = paths(home).home
+    path = paths(home).models / LOCK_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except IsADirectoryError:
+        raise ConfigError(f"The scheduler lock {path} is a directory, so no run can be queued, "
+                          f"started or stopped. Move it aside (`mv {path} {path}.bad`); pedsense "
+                          "makes the file again.") from None
+    except OSError as exc:
+        if is_read_only(exc):
+            raise read_only_error(home_dir, exc.filename or path) from None
+        raise
+    try:
+        _acquire(fd, path, LOCK_WAIT_S if timeout_s is None else timeout_s)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me()).encode(), 0)  # who holds it, for a process that waits
+        except OSError:
+            pass  # naming the holder is a courtesy; the lock itself is held
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _acquire(fd: int, path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise SchedulerBusy(lock_holder_message(path, timeout_s)) from None
+            time.sleep(LOCK_POLL_S)
+
+
+def lock_holder_message(path: Path, waited_s: float) -> str:
+    """Why the scheduler lock at ``path`` is not free: the process holding it and what to do."""
+    try:
+        with open(path, "rb") as f:
+            holder = json.loads(f.read(200) or b"null")
+    except (OSError, ValueError):
+        holder = None
+    pid = holder.get("pid") if isinstance(holder, dict) else None
+    state, command = process_state(pid) if isinstance(pid, int) else (None, "")
+    if pid is None or state is None:
+        return (f"The scheduler lock {path} was not free within {waited_s:g} s. Another pedsense "
+                "process holds it; wait for it to finish and rerun.")
+    who = f"process {pid}" + (f" ({command})" if command else "")
+    if state == "T":
+        return (f"The scheduler lock {path} has been held for over {waited_s:g} s by {who}, which "
+                f"is stopped (SIGSTOP or Ctrl-Z). Resume it (`kill -CONT {pid}`) or end it "
+                f"(`kill {pid}`), then rerun.")
+    return (f"The scheduler lock {path} has been held for over {waited_s:g} s by {who}. Wait for "
+            f"it, or end it (`kill {pid}`) if it hangs, then rerun.")
 
 
 def home_of(folder: RunFolder) -> Path:
@@ -351,28 +435,43 @@ def settle_orphan(folder: RunFolder, reason: str) -> str:
     """Record the end of a run nobody works on any more (call under the lock): ``stopped`` when a
     stop had to kill it, else ``interrupted``; its metrics and weights stay. Returns the status."""
     request = stop_request(folder) or {}
+    kept = record_weights_on_disk(folder)
     if request.get("terminated_at"):
-        folder.set_status("stopped", error=killed_message(request), resuming=None)
-        folder.log(f"stopped: {killed_message(request)}")
+        folder.set_status("stopped", error=f"{killed_message(request)}; {kept}", resuming=None)
+        folder.log(f"stopped: {killed_message(request)}; {kept}")
     else:
         lines = tail_lines(folder.worker_log_path, 6)
+        then = "Resume it, or launch it again" if "no weights were saved" not in kept else "Launch it again"
         folder.set_status("interrupted", resuming=None, error=(
-            f"{reason}; its metrics and weights up to then are kept. Resume it, or launch it again."
+            f"{reason}; its metrics up to then are kept, {kept}. {then}."
             + ("\nLast lines of worker.log:\n" + "\n".join(lines) if lines else "")))
-        folder.log(f"marked interrupted: {reason}")
+        folder.log(f"marked interrupted: {reason}; {kept}")
     folder.stop_path.unlink(missing_ok=True)
     return folder.status
+
+
+def record_weights_on_disk(folder: RunFolder) -> str:
+    """For a run that ended without its trainer saying so: record in ``config.json`` the best
+    its files support (the epoch its best checkpoint holds, none without one) and say which
+    weights are on disk (``"weights on disk: last.pt (epoch 1)"``)."""
+    weights = weights_on_disk(folder)
+    if folder.config_path.exists():
+        folder.update_config(best_metric=best_on_disk(folder, weights), weights_on_disk=weights)
+    return describe_weights_on_disk(folder, weights)
 
 
 def killed_message(request: Mapping[str, Any]) -> str:
     grace = request.get("grace_s")
     within = f" within {grace:g} s" if isinstance(grace, (int, float)) else ""
-    return f"killed after not stopping{within} of the stop request; the weights saved up to then are kept"
+    return f"killed after not stopping{within} of the stop request"
 
 
 def settle_orphans(home: str | os.PathLike | None = None,
                    skip: Callable[[RunFolder], bool] = lambda folder: False) -> list[str]:
-    """Settle every orphaned run of the home (under the lock); returns their run ids."""
+    """Settle every orphaned run of the home (under the lock); returns their run ids. The lock
+    is taken only when there is one to settle: reading the runs never waits for it."""
+    if not any(orphan_reason(f, s) for f, s in live_runs(home) if not skip(f)):
+        return []
     settled = []
     with scheduler_lock(home):
         for folder, status in live_runs(home):
@@ -383,7 +482,6 @@ def settle_orphans(home: str | os.PathLike | None = None,
                 settle_orphan(folder, reason)
                 settled.append(folder.run_id)
     return settled
-
 
 
 def tail_lines(path: Path, count: int) -> list[str]:

@@ -31,13 +31,14 @@ import traceback
 from typing import Any, Callable, Mapping
 
 from pedsense.config import paths
-from pedsense.errors import ConfigError
+from pedsense.errors import ConfigError, ReadOnly, SchedulerBusy
 from pedsense.errors import DatasetChanged
 from pedsense.launches import queue_extend, queue_resume, queue_run
 from pedsense.procs import Heartbeat, me
 from pedsense.runfolder import (LIVE_STATUSES, RunFolder, RunNotFound, best_of, find_run, iso,
                                list_runs)
-from pedsense.runsummary import RunSummary, file_stamps, read_summary
+from pedsense.runlabels import read_labels, set_archived
+from pedsense.runsummary import RunSummary, cached_config, file_stamps, read_summary
 from pedsense.runqueue import (QueueSettings, RunTaken, is_live, read_settings, request_stop,
                                settle_orphans, wait_for_slot, write_settings)
 from pedsense.supervisor import LiveRun, Supervisor, apply_event
@@ -168,6 +169,11 @@ class RunManager:
             raise ConfigError(f"Run {run_id} is {status}: stop it before deleting it.")
         self._queue.forget(run_id)
         shutil.rmtree(folder.path)
+
+    def archive(self, run_id: str, archived: bool = True) -> None:
+        """Hide a finished run from the Runs table, kept on disk (``archived=False`` brings it
+        back). ConfigError for a queued or running run (``pedsense.runlabels.set_archived``)."""
+        set_archived(find_run(run_id, self.home), archived)
 
     def queue_settings(self) -> QueueSettings:
         """How many runs may train at once on this data home, and the device pool."""
@@ -303,9 +309,14 @@ class RunManager:
         """Mark runs that read ``running`` (or claimed) but whose process is gone — and runs
         queued by a process that meant to run them itself and is gone — ``interrupted``.
 
-        Their metrics and weights stay; free queued runs stay queued. Returns the run ids marked.
+        Their metrics and weights stay; free queued runs stay queued. Returns the run ids marked
+        (none on a read-only data home, or while a stopped process holds the scheduler lock: the
+        runs are still listed, and the supervisor says why once).
         """
-        return settle_orphans(self.home, skip=lambda folder: self._queue.get(folder.run_id) is not None)
+        try:
+            return settle_orphans(self.home, skip=lambda folder: self._queue.get(folder.run_id) is not None)
+        except (ReadOnly, SchedulerBusy):
+            return []
 
     # -- the in-thread mode ----------------------------------------------------------------------
     def _execute(self, live: LiveRun) -> tuple[str, str | None]:
@@ -342,7 +353,9 @@ class RunManager:
     def _live_summary(self, live: LiveRun) -> RunSummary:
         now = time.time()
         started = live.started_at
-        config = {"model_type": live.kind, "parameters": dict(live.params)}
+        # what the trainer recorded (dataset, sweep tag: the Runs table filters by them), with
+        # the parameters as launched
+        config = {**cached_config(live.folder), "model_type": live.kind, "parameters": dict(live.params)}
         rows = tuple(dict(r) for r in live.metrics)
         return RunSummary(
             run_id=live.item_id, model_type=live.kind, name=live.folder.name, path=str(live.folder.path),
@@ -355,7 +368,8 @@ class RunManager:
             best_metric=live.best_metric or best_of(live.kind, rows), config=config,
             queue_position=self._queue.position(live.item_id) if live.status == "queued" else None,
             stop_requested=live.stop_event.is_set() or live.folder.stop_path.exists(),
-            version=("live", live.version), data_version=("live", live.data_version))
+            version=("live", live.version), data_version=("live", live.data_version),
+            labels=read_labels(live.folder))
 
     def _disk_summary(self, folder: RunFolder) -> RunSummary:
         summary = disk_summary(folder)

@@ -7,15 +7,19 @@ files it comes from changes size or modification time (:func:`file_stamps`).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
+from pedsense.catalogue import describe_task
 from pedsense.config import MODEL_TYPES
 from pedsense.errors import FileFormatError, PedsenseError
 from pedsense.io import read_object
-from pedsense.runfolder import UNREADABLE, RunFolder, best_of, parse_iso, unreadable_message
+from pedsense.runfolder import (FINISHED_STATUSES, UNREADABLE, RunFolder, best_of, list_runs, parse_iso,
+                                unreadable_message)
+from pedsense.runlabels import RunLabels, labels_path, read_labels
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class RunSummary:
     stop_requested: bool = False
     version: tuple = ()        # moves when anything changes (progress included)
     data_version: tuple = ()   # moves only when a chart point (epoch row or step) arrives
+    labels: RunLabels = RunLabels()  # tags, note, archived (``pedsense.runlabels``)
 
     @property
     def parameters(self) -> dict:
@@ -59,18 +64,61 @@ class RunSummary:
     def weights_source(self) -> Any:
         return self.config.get("weights_source")
 
+    @property
+    def dataset(self) -> str:
+        """``"synthetic · action"``, ``"JAAD · intent (obs 16, …)"``: what the run trained on."""
+        return dataset_label(self.config)
+
+    @property
+    def sweep(self) -> str | None:
+        """The name of the sweep the run is a trial of, if any."""
+        sweep = self.config.get("sweep")
+        return str(sweep.get("name")) if isinstance(sweep, Mapping) and sweep.get("name") else None
+
     def with_changes(self, **changes: Any) -> "RunSummary":
         return replace(self, **changes)
+
+
+def dataset_label(config: Mapping[str, Any]) -> str:
+    """The data a run's ``config.json`` says it trained on: source and task ("" when unknown)."""
+    dataset = config.get("dataset") if isinstance(config.get("dataset"), Mapping) else {}
+    manifest = dataset.get("manifest") if isinstance(dataset.get("manifest"), Mapping) else {}
+    if not manifest:
+        return ""
+    source = "synthetic" if manifest.get("synthetic") else "JAAD"
+    task = describe_task(dict(manifest))
+    return f"{source} · {task}" if task else source
 
 
 _CACHE: dict[str, tuple[tuple, RunSummary]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+_CONFIGS: dict[str, tuple[tuple, dict]] = {}
+
+
+def cached_config(folder: RunFolder) -> dict:
+    """``config.json`` (``{}`` when missing or unreadable), read again only when its size or
+    mtime moved: a live run's summary is asked for every second."""
+    try:
+        stat = folder.config_path.stat()
+    except OSError:
+        return {}
+    stamp, key = (stat.st_size, stat.st_mtime_ns), str(folder.config_path)
+    with _CACHE_LOCK:
+        cached = _CONFIGS.get(key)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, folder.read_config())
+        with _CACHE_LOCK:
+            _CONFIGS[key] = cached
+    return dict(cached[1])
+
+
 def file_stamps(folder: RunFolder) -> tuple:
     """``(size, mtime_ns)`` of the files a summary is read from: equal stamps, equal summary."""
     stamps = []
-    for path in (folder.status_path, folder.config_path, folder.metrics_path, folder.steps_path):
+    for path in (folder.status_path, folder.config_path, folder.metrics_path, folder.steps_path,
+                 labels_path(folder)):
         try:
             stat = path.stat()
             stamps.append((stat.st_size, stat.st_mtime_ns))
@@ -143,4 +191,25 @@ def _read_summary(folder: RunFolder, planned_epochs: Callable | None, stamps: tu
         started_at=status.get("started_at"), finished_at=status.get("finished_at"),
         duration_s=(finished - started) if (started and finished) else None,
         best_metric=best, config=config, stop_requested=bool(status.get("stop_requested")),
-        version=stamps, data_version=stamps[2:])
+        version=stamps, data_version=stamps[2:4], labels=read_labels(folder))
+
+
+def ended_since(summaries: Iterable[RunSummary], since: float) -> list[RunSummary]:
+    """The runs that ended (completed, failed, stopped, interrupted) at or after ``since``
+    (seconds since the epoch; ``finished_at`` holds whole seconds), the earliest end first."""
+    floor = int(since)
+    ended = [s for s in summaries if s.status in FINISHED_STATUSES
+             and (parse_iso(s.finished_at) or -1) >= floor]
+    return sorted(ended, key=lambda s: parse_iso(s.finished_at) or 0)
+
+
+def readable_runs(home: str | os.PathLike | None = None, model_types: Iterable[str] = MODEL_TYPES, *,
+                  status: str | None = None) -> list[RunFolder]:
+    """The runs (newest first; only those with ``status`` when given) whose files all read.
+
+    A run whose status, config or metrics do not read is ``unreadable``: the Runs page lists it
+    with the reason; every other list of runs to pick from or compare leaves it out.
+    """
+    return [run for run in list_runs(home, model_types)
+            if (summary := read_summary(run)).status != UNREADABLE and status in (None, summary.status)]
+

@@ -19,9 +19,11 @@ starts it again, so a dashboard page (which reads every second) keeps it going.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -29,11 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pedsense.errors import PedsenseError, ReadOnly, SchedulerBusy
 from pedsense.io import write_json_atomic
 from pedsense.procs import read_heartbeat, same_process
 from pedsense.runfolder import RunFolder, parse_iso
 from pedsense.runqueue import (claim_next, holds_slot, is_live, killed_message, live_runs, orphan_reason,
-                               read_settings, scheduler_lock, settle_orphan, stop_request, tail_lines)
+                               read_settings, record_weights_on_disk, scheduler_lock, settle_orphan, stop_request, tail_lines)
 from pedsense.train import events as ev
 from pedsense.train.params import planned_epochs
 from pedsense.worker import spawn_worker
@@ -169,6 +172,7 @@ class Supervisor:
         self._closed = False
         self._next_scan = 0.0
         self._idle_since: float | None = None
+        self.problem: str | None = None  # why the last tick could not do its work (said once)
 
     # -- the thread --------------------------------------------------------------------------
     def ensure_running(self) -> None:
@@ -196,6 +200,8 @@ class Supervisor:
         while not self._closed:
             try:
                 self.tick()
+            except PedsenseError as exc:  # a read-only home, a busy lock: said once, tried again
+                self._say(exc)
             except Exception:  # noqa: BLE001 - a bad run folder must never stop the supervision
                 traceback.print_exc()
             if self._idle():
@@ -205,6 +211,12 @@ class Supervisor:
                         return
             self._wake.wait(TICK_S)
             self._wake.clear()
+
+    def _say(self, problem: Exception) -> None:
+        """Print why the scheduler cannot do its work (a read-only home, a busy lock), once."""
+        if str(problem) != self.problem:
+            print(f"pedsense scheduler: {problem}", file=sys.stderr, flush=True)
+        self.problem = str(problem)
 
     def _idle(self) -> bool:
         if self.followed or self.queued:
@@ -233,11 +245,14 @@ class Supervisor:
         # The end of a worker this process started is recorded with its exit code (_settle_exit).
         orphans = [(f, s) for f, s in runs if not self._is_child(f.run_id) and orphan_reason(f, s)]
         if orphans:
-            with scheduler_lock(self.home):
-                for folder, _ in orphans:
-                    reason = orphan_reason(folder, folder.read_status())  # again, under the lock
-                    if reason:
-                        settle_orphan(folder, reason)
+            try:
+                with scheduler_lock(self.home):
+                    for folder, _ in orphans:
+                        reason = orphan_reason(folder, folder.read_status())  # again, under the lock
+                        if reason:
+                            settle_orphan(folder, reason)
+            except (ReadOnly, SchedulerBusy) as exc:  # the runs are still followed and listed
+                self._say(exc)
             self._notify()
         for folder, status in runs:
             taken = status.get("status") != "queued" or status.get("claim")
@@ -248,9 +263,12 @@ class Supervisor:
             self.queued = queued
         if self.start_workers and queued:
             busy = sum(1 for f, s in runs if holds_slot(f, s))
-            for _ in range(max(read_settings(self.home).max_parallel - busy, 0)):
-                if claim_next(self.home, self._start) is None:
-                    break
+            try:
+                for _ in range(max(read_settings(self.home).max_parallel - busy, 0)):
+                    if claim_next(self.home, self._start) is None:
+                        break
+            except (ReadOnly, SchedulerBusy) as exc:
+                self._say(exc)
             self.queued = [r for r in self.queued if r not in self.followed]
 
     def _is_child(self, run_id: str) -> bool:
@@ -324,7 +342,8 @@ class Supervisor:
             request = stop_request(folder) or {}
             launch = status.get("launch") or {}
             if request.get("terminated_at"):
-                folder.set_status("stopped", error=killed_message(request), resuming=None)
+                folder.set_status("stopped", error=f"{killed_message(request)}; {record_weights_on_disk(folder)}",
+                                  resuming=None)
             elif status.get("status") == "queued" and launch.get("action") == "resume":
                 folder.set_status(launch.get("previous_status") or "interrupted", error=launch.get("previous_error"),
                                   resume_error=describe_exit(exit_code, folder), claim=None, launch=None)
@@ -419,9 +438,60 @@ def describe_exit(exit_code: int, folder: RunFolder) -> str:
         text = f"its worker process was killed by signal {-exit_code} ({name}){why.get(name, '')}"
     else:
         text = f"its worker process exited with code {exit_code} without recording how the run ended"
-    text += "; its metrics and weights up to then are kept."
+    text += f"; its metrics up to then are kept, {record_weights_on_disk(folder)}."
     for label, path in (("train.log", folder.log_path), ("worker.log", folder.worker_log_path)):
         lines = tail_lines(path, LOG_LINES)
         if lines:
             text += f"\nLast lines of {label}:\n" + "\n".join(lines)
     return text
+
+
+# -- the queue served without a dashboard -----------------------------------------------------------
+POOL_LOCK_FILE = ".worker-pool.lock"  # models/.worker-pool.lock: one worker pool per data home
+
+
+def serve_queue(home: Path, *, should_stop: Callable[[], bool] = lambda: False,
+                until_empty: bool = False, say: Callable[[str], None] = print) -> int | None:
+    """Start the data home's queued runs as workers and follow them until ``should_stop()``
+    (``until_empty``: until nothing is queued or running): ``pedsense worker-pool`` and the
+    server of ``pedsense serve``, so a queue drains with no browser open. One pool per data home:
+    returns the pid of the pool already serving it (doing nothing), else None when done."""
+    lock_path = Path(home) / "models" / POOL_LOCK_FILE
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        supervisor = Supervisor(Path(home), threading.Condition())
+        said: dict[str, str | None] = {}
+        shown: dict[str, tuple[RunFolder, str]] = {}  # run id -> (folder, the status last said)
+        while not should_stop():
+            try:
+                supervisor.tick()
+                problem = read_settings(home).problem
+            except PedsenseError as exc:
+                problem = str(exc)
+            if problem and said.get("problem") != problem:
+                say(("warning: " if problem.startswith("models/") else "error: ") + problem)
+            said["problem"] = problem
+            for run_id, followed in list(supervisor.followed.items()):
+                shown.setdefault(run_id, (followed.live.folder, ""))
+            for run_id, (folder, last) in list(shown.items()):
+                followed = supervisor.followed.get(run_id)
+                status = followed.live.status if followed is not None else folder.status
+                if status != last:
+                    error = folder.read_status().get("error") if followed is None else None
+                    say(f"{run_id}: {status}" + (f" ({error})" if error else ""))
+                    shown[run_id] = (folder, status)
+                if followed is None:
+                    del shown[run_id]
+            if until_empty and not supervisor.followed and not supervisor.queued:
+                break
+            time.sleep(TICK_S)
+    return None

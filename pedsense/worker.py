@@ -20,7 +20,6 @@ import faulthandler
 import inspect
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from typing import Any, Callable, Mapping
 from pedsense.config import REPO_ROOT
 from pedsense.errors import ConfigError, PedsenseError
 from pedsense.io import write_json_atomic
+from pedsense.mlflow_export import export_when_set
 from pedsense.procs import Heartbeat, me, process_start_token
 from pedsense.runfolder import FINISHED_STATUSES, RESUMABLE_STATUSES, RunFolder
 from pedsense.runqueue import RunTaken, cancel_queued, home_of, scheduler_lock, wait_for_slot
@@ -117,8 +117,10 @@ def execute(folder: RunFolder, *, on_event: ev.EventHook = None, should_stop: ev
             result = _train(folder, launch, status, on_event, stop, trainer, params)
     except BaseException as exc:
         record_end(folder, launch, exc)
+        export_when_set(folder)
         raise
     record_end(folder, launch, None, stopped=stop())
+    export_when_set(folder)  # into MLflow, when the data home's setting says so
     return Path(result) if isinstance(result, (str, os.PathLike)) else folder.path
 
 
@@ -163,33 +165,14 @@ def _resume(folder: RunFolder, launch: Mapping, on_event, should_stop) -> Any:
 
 
 def _extend(folder: RunFolder, launch: Mapping, on_event, should_stop) -> Any:
-    resume = resume_module()
-    kwargs: dict[str, Any] = {"on_event": on_event, "should_stop": should_stop}
-    accepted = inspect.signature(resume.extend_run).parameters
-    if "child_dir" in accepted and accepted["child_dir"].kind is inspect.Parameter.KEYWORD_ONLY:
-        kwargs["child_dir"] = folder.path  # train in the queued folder the dashboard shows
-    else:
-        kwargs["on_event"] = _handover(folder, on_event)
-    return resume.extend_run(launch["parent"], int(launch["epochs"]), **kwargs)
-
-
-def _handover(folder: RunFolder, on_event: ev.EventHook) -> ev.EventHook:
-    """An ``extend_run`` that makes its own run folder: once that run has started, the queued
-    placeholder goes (the new folder is live on its own: heartbeat, events)."""
-    def forward(event: Any) -> None:
-        if isinstance(event, ev.RunStarted) and Path(event.run_dir) != folder.path and folder.path.exists():
-            folder.log(f"continues as {event.run_id}")
-            shutil.rmtree(folder.path, ignore_errors=True)
-        ev.emit(on_event, event)
-
-    return forward
+    # trains in the queued folder, whose id ``pedsense extend`` printed and the dashboard shows
+    return resume_module().extend_run(launch["parent"], int(launch["epochs"]), on_event=on_event,
+                                      should_stop=should_stop, child_dir=folder.path)
 
 
 def record_end(folder: RunFolder, launch: Mapping, exc: BaseException | None, stopped: bool = False) -> None:
     """Record how a run ended when its trainer did not (it refused its input before starting,
     returned without saying, or raised): never left queued or running."""
-    if not folder.status_path.exists():
-        return  # an extension's placeholder handed over to its own run folder
     status = folder.read_status()
     state = status.get("status")
     message = _describe(exc)

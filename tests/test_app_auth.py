@@ -96,6 +96,31 @@ def test_a_password_gates_every_page(tmp_home, served_on, monkeypatch, source):
     assert titles(at) == ["pedsense"] and at.text_input(key="auth.password")
 
 
+def test_only_the_exact_password_opens_the_pages(tmp_home, served_on, monkeypatch):
+    """Near misses are wrong: case, spaces around the attempt, a prefix. Spaces around the
+    configured password (a shell export's stray newline) are not part of it."""
+    served_on("0.0.0.0")
+    monkeypatch.setenv("PEDSENSE_PASSWORD", f"  {PASSWORD}\n")
+    at = open_app("pages/runs.py")
+    for near_miss in (PASSWORD.upper(), PASSWORD.title(), f" {PASSWORD}", f"{PASSWORD} ", PASSWORD[:-1], ""):
+        sign_in(at, near_miss)
+        assert any("Wrong password" in e.value for e in at.error), repr(near_miss)
+        assert titles(at) == ["pedsense"], repr(near_miss)
+    sign_in(at, PASSWORD)
+    assert not at.error and "Runs" in titles(at)
+
+
+@pytest.mark.parametrize("password", [" ", "\t\n", "short", "  seven7  "])
+def test_a_blank_or_short_password_beyond_localhost_serves_no_page(tmp_home, served_on, monkeypatch, password):
+    served_on("0.0.0.0")
+    monkeypatch.setenv("PEDSENSE_PASSWORD", password)
+    at = open_app("pages/runs.py")
+    assert not at.exception and not titles(at) and not at.text_input
+    (error,) = [e.value for e in at.error]
+    assert "PEDSENSE_PASSWORD" in error and "0.0.0.0" in error
+    assert ("at least 8 characters" in error) if password.strip() else ("PEDSENSE_NO_AUTH=1" in error)
+
+
 def test_a_password_set_on_localhost_is_asked_too(tmp_home, monkeypatch):
     monkeypatch.setenv("PEDSENSE_PASSWORD", PASSWORD)
     at = open_app()
@@ -129,7 +154,11 @@ def test_make_run_refuses_a_public_host_without_a_password_naming_both_ways():
     assert refused.returncode == 2
     assert "PEDSENSE_PASSWORD" in refused.stderr and "PEDSENSE_NO_AUTH=1" in refused.stderr
     assert check("localhost").returncode == 0 and check("127.0.0.1").returncode == 0
-    assert check("0.0.0.0", PEDSENSE_PASSWORD="x").returncode == 0
+    assert check("0.0.0.0", PEDSENSE_PASSWORD="long enough").returncode == 0
+    for weak in (" ", "x", "  1234567 "):  # blank, or under 8 characters once stripped
+        refused = check("0.0.0.0", PEDSENSE_PASSWORD=weak)
+        assert refused.returncode == 2 and "PEDSENSE_PASSWORD" in refused.stderr, (weak, refused.stderr)
+    assert check("localhost", PEDSENSE_PASSWORD="x").returncode == 0
     opted_out = check("0.0.0.0", PEDSENSE_NO_AUTH="1")
     assert opted_out.returncode == 0 and "warning:" in opted_out.stderr and "without a password" in opted_out.stderr
 
@@ -149,3 +178,12 @@ def test_streamlit_oidc_sign_in_gates_the_pages_when_configured(tmp_home, served
     at.user = {"is_logged_in": True, "email": "researcher@example.org"}
     at.run()
     assert not at.exception and "Runs" in titles(at)
+
+
+def test_the_serving_docs_say_media_links_are_outside_the_sign_in_and_how_a_proxy_closes_them():
+    serving = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
+    section = serving[serving.index("## Media links are outside the sign-in"):]
+    section = section[: section.index("\n## ", 1)]
+    assert "/media/<hash>" in section and "outside any session" in section
+    assert "auth_basic_user_file" in section and "basic_auth" in section
+

@@ -194,6 +194,17 @@ def test_two_runs_side_by_side(errors_home):
         assert at.session_state["errors_cmp_play_clip"].endswith(".webm")
 
 
+def test_a_run_whose_config_is_damaged_is_left_out_of_the_comparison(errors_home):
+    lstm, hybrid = run_of(errors_home, "resnet-lstm"), run_of(errors_home, "hybrid")
+    (hybrid / "config.json").unlink()  # hard links shared with the other copies: replace, never edit
+    (hybrid / "config.json").write_text("[1, 2, 3]")
+    at = _page(lstm)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert _run_id(hybrid) not in at.selectbox(key="errors_run").options
+    assert not [s for s in at.selectbox if s.key == "errors_other"]
+    assert "Evaluate another run on `val` to compare it" in _texts(at)
+
+
 def test_an_evaluation_without_predictions_is_offered_again(errors_home, capsys):
     run = run_of(errors_home, "resnet-lstm")
     saved = run / "evaluation_val.json"
@@ -227,7 +238,7 @@ def test_an_unreadable_table_is_an_error_with_the_fix(errors_home):
     assert at.button(key="errors_evaluate").label == "Re-evaluate on val"
 
 
-def test_a_rebuilt_dataset_is_a_warning_with_both_builds(errors_home):
+def test_a_rebuilt_dataset_is_a_warning_with_both_builds(errors_home, errors_home_base):
     run = run_of(errors_home, "resnet-lstm")
     manifest_path = paths(errors_home).sequences / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -239,6 +250,9 @@ def test_a_rebuilt_dataset_is_a_warning_with_both_builds(errors_home):
     warning = " ".join(w.value for w in at.warning)
     assert "2031-01-01" in warning and "Evaluate the run again" in warning
     assert any(j.value and "2031-01-01" in str(j.value) for j in at.json)
+    shown = warning + " ".join(str(j.value) for j in at.json)
+    assert "manifest.json" in warning  # relative to the data home, or …/manifest.json outside it
+    assert str(errors_home) not in shown and str(errors_home_base) not in shown, shown
     assert _cells(at), "the table is still browsable"
 
 

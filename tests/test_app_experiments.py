@@ -11,6 +11,7 @@ from streamlit.runtime.memory_media_file_storage import _calculate_file_id
 from streamlit.testing.v1 import AppTest
 
 import pedsense.sweeps as sweeps
+from pedsense.benchmarks import PUBLISHED_JAAD
 from pedsense.leaderboard import leaderboard, to_csv, to_latex, to_markdown
 from pedsense.sweeps import SweepSpec, create_sweep, open_sweep, run_worker
 from sweep_fakes import fake_manager
@@ -81,6 +82,19 @@ def test_sweep_page_shows_each_problem_under_its_field(demo_home, launched, valu
     assert launched == [] and sweeps.list_sweeps(home=demo_home) == []
 
 
+def test_a_damaged_sweeps_database_says_move_it_aside_without_a_server_path(demo_home, launched):
+    (demo_home / "models").mkdir(exist_ok=True)
+    (demo_home / "models" / "sweeps.db").write_bytes(b"garbage " * 512)
+    at = fill_form(open_page("pages/sweep.py"), "after-damage", "0.001, 0.002")
+    at.button(key="sweep.create").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert errors and all("models/sweeps.db is damaged" in e and "Move it aside" in e for e in errors), errors
+    assert "mv models/sweeps.db models/sweeps.db.damaged" in errors[-1]
+    assert not [e for e in errors if str(demo_home) in e or "give sqlite:///" in e], errors
+    assert launched == []
+
+
 @pytest.fixture
 def swept(tmp_home):
     """A finished grid sweep of the tiny trainer: 2 learning rates x 2 seeds, 4 tagged runs."""
@@ -130,7 +144,8 @@ def test_leaderboard_page_shows_the_table_and_exports_it(tmp_home, tmp_path):
     at = open_page("pages/leaderboard.py")
     assert not at.exception, [e.value for e in at.exception]
     shown = table(at, "comparison", "protocol")
-    assert list(shown["model"]) == ["ResNet-LSTM", "PCPA (published)", "C3D (published)", "I3D (published)"]
+    # every published row stands beside the group, each marked comparable or not (variant, inputs, leak)
+    assert list(shown["model"]) == ["ResNet-LSTM"] + [f"{r.model} (published)" for r in PUBLISHED_JAAD]
     assert shown.iloc[0]["accuracy"] == "0.800 ± 0.141" and shown.iloc[2]["comparison"] == "comparable"
     exported = leaderboard(tmp_home)
     for extension, mime, export in (("csv", "text/csv", to_csv), ("md", "text/markdown", to_markdown),

@@ -24,6 +24,7 @@ def page_text(at: AppTest) -> str:
             parts.append(str(getattr(element, "label", None) or getattr(element, "value", "")))
     parts += [str(e.value) for e in at.sidebar.markdown]
     parts += [str(d.value.to_dict()) for d in at.dataframe]
+    parts += [str(j.value) for j in at.json]
     return "\n".join(parts)
 
 
@@ -90,3 +91,30 @@ def test_a_refused_detector_is_named_without_the_server_path(demo_home):
     assert "models/base/x.pt is not a PyTorch checkpoint" in errors, errors
     assert str(demo_home) not in page_text(at)
     assert not paths(demo_home).models.joinpath("hybrid").exists()
+
+
+def test_the_run_config_view_shows_paths_relative_to_the_data_home(tmp_home):
+    from pedsense.runfolder import RunFolder
+
+    run = RunFolder.create("yolo", "paths", home=tmp_home)
+    run.write_config({"model_type": "yolo", "run_dir": str(run.path), "parameters": {"epochs": 1},
+                      "dataset": {"data_yaml": str(paths(tmp_home).yolo / "data.yaml")}})
+    run.set_status("completed")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["selected_run"] = run.run_id
+    at.run()
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = " ".join(str(j.value) for j in at.json)
+    assert f"models/yolo/{run.name}" in shown and "data/processed/yolo/data.yaml" in shown, shown
+    assert str(tmp_home) not in page_text(at)
+
+
+def test_the_export_hint_names_the_run_by_its_id(tmp_home):
+    from pedsense.infer.backends import read_export
+    from pedsense.runfolder import RunFolder
+
+    run = RunFolder.create("yolo", "hint", home=tmp_home)
+    record, why = read_export(run.path, "yolo")
+    assert record is None and f"pedsense export {run.run_id} --format onnx" in why and str(tmp_home) not in why
+

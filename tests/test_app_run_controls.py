@@ -7,7 +7,6 @@ through the data home's queue to a worker process, like a launch.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,6 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TINY = {"batch_size": 2, "backbone": "resnet18", "crop_size": 32, "hidden_size": 16,
         "learning_rate": 1e-3, "num_workers": 0, "device": "cpu"}
 pytestmark = pytest.mark.filterwarnings("ignore:ImageNet weights")
-# pedsense.train.resume (resume_run, extend_run) comes with the training-loop work.
-needs_resume = pytest.mark.skipif(importlib.util.find_spec("pedsense.train.resume") is None,
-                                  reason="pedsense.train.resume is not in this checkout yet")
 
 
 @pytest.fixture
@@ -74,7 +70,6 @@ def test_resume_and_extend_buttons_show_by_status_and_the_queue_settings_save(en
     assert not at.exception and read_settings(tmp_home).max_parallel == 2
 
 
-@needs_resume
 def test_resume_button_queues_the_run_and_it_goes_on_in_its_folder(ended_runs, app_manager):
     _, stopped = ended_runs
     at = runs_page(stopped.run_id)
@@ -87,7 +82,6 @@ def test_resume_button_queues_the_run_and_it_goes_on_in_its_folder(ended_runs, a
     assert [r["epoch"] for r in stopped.read_metrics()] == [1, 2, 3, 4, 5]
 
 
-@needs_resume
 def test_extend_button_queues_a_linked_run(ended_runs, app_manager):
     done, _ = ended_runs
     at = runs_page(done.run_id)
@@ -101,11 +95,13 @@ def test_extend_button_queues_a_linked_run(ended_runs, app_manager):
     def children():
         return [r for r in list_runs() if r.read_config().get("parent_run") == done.run_id]
 
-    # The queued folder is the extension (or, with an extend_run that makes its own folder, hands
-    # over to it once that run has started).
+    # The queued folder, whose id the page showed, is the one that trains; it starts from the
+    # parent's weights and says so.
     (child,) = wait_for(lambda: (found := children()) and found[0].status not in ("queued", "running") and found)
+    assert child.run_id == queued_id
     assert child.status == "completed", child.read_status().get("error")
     assert child.read_config()["extends_epochs"] == 2
+    assert child.read_config()["weights_source"] == f"file ({(done.path / 'last.pt').resolve()})"
     assert len(list_runs()) == 3
 
 
@@ -119,9 +115,10 @@ def wait_for(condition, timeout=180.0):
     return value
 
 
-def test_resume_refusals_are_one_clear_line_and_change_nothing(ended_runs, capsys):
+def test_cli_refusals_are_one_clear_line_and_extend_names_its_folder(ended_runs, capsys):
     """The CLI: a completed run is not resumed (extend it), a stopped run whose last.pt is
-    corrupt is refused and keeps its status."""
+    corrupt or empty is refused and keeps its status; an extension trains in the folder whose
+    id it printed, from the parent's weights."""
     from pedsense.cli import main
 
     done, stopped = ended_runs
@@ -131,10 +128,18 @@ def test_resume_refusals_are_one_clear_line_and_change_nothing(ended_runs, capsy
     assert main(["extend", stopped.run_id, "--epochs", "2"]) == 2
     assert "resume it instead" in capsys.readouterr().err
     assert main(["stop", done.run_id]) == 0 and done.status == "completed"
-    if importlib.util.find_spec("pedsense.train.resume") is None:
-        return  # the checkpoint check comes with pedsense.train.resume
     (stopped.path / "last.pt").write_bytes(b"not a checkpoint")
     before = stopped.status_path.read_bytes()
     assert main(["resume", stopped.run_id]) == 2
     assert "last.pt" in capsys.readouterr().err
     assert stopped.status_path.read_bytes() == before
+    (stopped.path / "last.pt").write_bytes(b"")  # a save cut short by a kill or a full disk
+    assert main(["resume", stopped.run_id]) == 2
+    err = capsys.readouterr().err
+    assert "last.pt" in err and "is empty (0 bytes)" in err and "train the run again" in err
+    assert stopped.status_path.read_bytes() == before
+    assert main(["extend", done.run_id, "--epochs", "1"]) == 0
+    named = capsys.readouterr().err.split("extension of ")[1].split()[1]
+    children = [r for r in list_runs() if r.read_config().get("parent_run") == done.run_id]
+    assert [c.run_id for c in children] == [named] and children[0].status == "completed"
+    assert children[0].read_config()["weights_source"] == f"file ({(done.path / 'last.pt').resolve()})"

@@ -23,6 +23,9 @@ import pytest
 from pedsense.runfolder import RunFolder
 
 REPO = Path(__file__).resolve().parent.parent
+# No UI wait shorter than a slow, busy machine needs (load 10 on 2 cores): every wait polls
+# up to a minute and returns as soon as the page is there.
+UI_WAIT_MS = 60_000
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 pytestmark = pytest.mark.browser
@@ -103,11 +106,14 @@ def test_overview_and_runs_render_in_chromium(server, tmp_path):
     executable = chromium_path()
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=UI_WAIT_MS)  # each assertion polls up to it (Playwright: 5 s)
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS,
                                              headless=True)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(UI_WAIT_MS)
             page.goto(f"{server}/runs", wait_until="domcontentloaded")
             expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible(timeout=60_000)
             # A deep link as the fresh server's first visit still goes through app.py's
@@ -155,11 +161,14 @@ def test_errors_page_plays_a_window_in_chromium(errors_server, tmp_path):
     executable = chromium_path()
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=UI_WAIT_MS)  # each assertion polls up to it (Playwright: 5 s)
+
     url, home = errors_server
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1200})
+            page.set_default_timeout(UI_WAIT_MS)
             page.goto(f"{url}/errors", wait_until="domcontentloaded")
             expect(page.get_by_role("heading", name="Errors", exact=True)).to_be_visible(timeout=90_000)
             # the first run listed has a predictions table: its matrix is drawn as buttons
@@ -195,6 +204,9 @@ def test_stop_in_one_tab_shows_stopping_then_stopped_in_the_other(server, demo_h
 
     from playwright.sync_api import expect, sync_playwright
 
+
+    expect.set_options(timeout=UI_WAIT_MS)  # each assertion polls up to it (Playwright: 5 s)
+
     from pedsense.runs import RunManager
     from test_watch import RELEASE, _held_trainer
 
@@ -208,25 +220,61 @@ def test_stop_in_one_tab_shows_stopping_then_stopped_in_the_other(server, demo_h
             browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
             try:
                 context = browser.new_context(viewport={"width": 1440, "height": 1000})
+                context.set_default_timeout(UI_WAIT_MS)
                 context.on("request", lambda request: requests.append(request.url))
                 tabs = [context.new_page(), context.new_page()]
                 for tab in tabs:
                     tab.goto(f"{server}/runs", wait_until="domcontentloaded")
                     expect(tab.get_by_role("heading", name=re.compile("held"))).to_be_visible(timeout=90_000)
-                    expect(tab.get_by_role("button", name=re.compile("Stop$"))).to_be_visible(timeout=30_000)
+                    expect(tab.get_by_role("button", name=re.compile("Stop$"))).to_be_visible(timeout=60_000)
                 tabs[0].get_by_role("button", name=re.compile("Stop$")).click()
                 stopping = tabs[1].get_by_role("button", name=re.compile("Stopping…"))
-                expect(stopping).to_be_visible(timeout=5_000)
+                expect(stopping).to_be_visible(timeout=60_000)
                 expect(stopping).to_be_disabled()
                 RELEASE.set()
-                expect(tabs[1].get_by_text("Stopped on request")).to_be_visible(timeout=5_000)
-                expect(tabs[1].get_by_role("button", name=re.compile("Resume"))).to_be_visible(timeout=5_000)
+                expect(tabs[1].get_by_text("Stopped on request")).to_be_visible(timeout=60_000)
+                expect(tabs[1].get_by_role("button", name=re.compile("Resume"))).to_be_visible(timeout=60_000)
             finally:
                 browser.close()
-        assert other.wait(run_id, 30).status == "stopped"
+        assert other.wait(run_id, 60).status == "stopped"
     finally:
         RELEASE.set()
         other.shutdown()
     outside = [u for u in requests if urlparse(u).scheme not in ("data", "blob")
                and urlparse(u).hostname not in ("localhost", "127.0.0.1")]
     assert requests and not outside, outside
+
+
+# -- a toast when a run started from the CLI ends ------------------------------------------------------
+@pytest.mark.slow
+def test_a_toast_names_a_cli_run_when_it_ends(tmp_home):
+    """An open tab (on the Overview, not the Runs page) hears of a run the `pedsense` command
+    trained: a toast naming it, how it ended, and a link to its view."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from test_cli_train import TINY_ARGS
+    from test_train_fixtures import write_resnet_sequences
+
+    executable = chromium_path()
+    write_resnet_sequences(tmp_home, {"train": 2, "val": 1}, frames=2)
+    with serve_dashboard(tmp_home) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        cli = None
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded")
+            expect(page.get_by_role("heading", name="pedsense")).to_be_visible(timeout=60_000)
+            expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("No run is training", timeout=60_000)
+            cli = subprocess.Popen([sys.executable, "-m", "pedsense", "train", "resnet-lstm", "--epochs", "1",
+                                    "--name", "from-cli", *TINY_ARGS], cwd=REPO,
+                                   env={**os.environ, "PEDSENSE_HOME": str(tmp_home)},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            toast = page.get_by_test_id("stToast").filter(has_text="from-cli")
+            expect(toast).to_contain_text("completed", timeout=120_000)
+            assert "runs?run=resnet-lstm%2Ffrom-cli_" in toast.get_by_role("link").get_attribute("href")
+            assert cli.wait(60) == 0
+        finally:
+            browser.close()
+            if cli is not None and cli.poll() is None:
+                cli.kill()
+                cli.wait(10)

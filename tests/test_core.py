@@ -50,6 +50,36 @@ def test_write_json_atomic_leaves_no_temp_and_keeps_old_on_failure(tmp_path, mon
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
 
 
+def test_a_reader_sees_the_old_file_or_the_whole_new_one_while_a_write_is_under_way(tmp_path):
+    """Read the target in the middle of a write (flushed, so a file renamed too early would show
+    it): the old file, whole; a new target does not exist until the write is complete."""
+    from pedsense.io import atomic_open, atomic_path
+
+    target = tmp_path / "status.json"
+    write_json_atomic(target, {"status": "running"})
+    old = target.read_bytes()
+    with atomic_open(target) as f:
+        f.write('{"status": "comp')
+        f.flush()
+        assert target.read_bytes() == old
+        f.write('leted"}\n')
+        f.flush()
+        assert target.read_bytes() == old
+    assert read_json(target) == {"status": "completed"}
+    fresh = tmp_path / "fresh.json"
+    with atomic_open(fresh) as f:
+        f.write("{")
+        f.flush()
+        assert not fresh.exists()
+    table = tmp_path / "table.bin"
+    table.write_bytes(b"old table")
+    with atomic_path(table) as tmp:
+        tmp.write_bytes(b"half")
+        assert table.read_bytes() == b"old table"
+    assert table.read_bytes() == b"half"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.json", "status.json", "table.bin"]
+
+
 def test_read_json_tolerates_missing_and_truncated(tmp_path):
     (tmp_path / "cut.json").write_text('{"status": "runn')
     assert read_json(tmp_path / "cut.json", {"status": "unknown"}) == {"status": "unknown"}

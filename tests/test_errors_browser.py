@@ -128,6 +128,19 @@ def test_reading_names_what_is_missing_and_the_fix(intent_home, tmp_path):
         read_predictions(run, "val", {"predictions": record})
 
 
+def test_reading_checks_the_scores_and_names_the_bad_column(intent_home, tmp_path):
+    run = tmp_path / "resnet-lstm" / "tiny_20250101_000000"
+    run.mkdir(parents=True)
+    table = _table(intent_home)
+    for column, value in (("p_crossing", float("nan")), ("p_crossing", 1.5), ("label", 3)):
+        damaged = table.copy()
+        damaged.loc[1, column] = value
+        record = write_predictions(run, "val", damaged)
+        with pytest.raises(DataError, match=rf"1 of {len(table)} rows whose column {column} is not .*"
+                                            rf"sample {damaged['sample_id'][1]}.*evaluate it.* again"):
+            read_predictions(run, "val", {"predictions": record})
+
+
 def test_a_rebuilt_dataset_is_noticed_with_both_builds(intent_home):
     manifest_path = paths(intent_home).sequences / "manifest.json"
     stamp = dataset_stamp(manifest_path)

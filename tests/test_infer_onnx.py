@@ -120,6 +120,19 @@ def test_export_without_the_onnx_package_names_it(infer_home, tmp_path, monkeypa
     assert sorted(p.name for p in run.iterdir()) == before, "nothing is written"
 
 
+@pytest.mark.parametrize("opset", ["999", "3"])
+def test_export_checks_the_opset_first(infer_home, tmp_path, capsys, opset):
+    from pedsense.cli import main
+
+    run = copy_run(run_of(infer_home, "resnet-lstm"), tmp_path)
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["export", str(run), "--opset", opset]) == 2
+    err = capsys.readouterr().err
+    assert "opset must be an ONNX opset from 7 to 20" in err and f"got {opset}" in err
+    assert len(err.strip().splitlines()) == 1, err  # one line, no graph dump
+    assert sorted(p.name for p in run.iterdir()) == before, "nothing is written"
+
+
 def test_cli_export_then_predict_uses_onnx_runtime(infer_home, tmp_path, capsys):
     from pedsense.cli import main
 

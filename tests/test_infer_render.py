@@ -106,6 +106,10 @@ def test_cli_predict_and_evaluate(infer_home, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert main(["predict", str(run_of(infer_home, "yolo")), str(tmp_path / "missing.mp4")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["predict", str(run_of(infer_home, "yolo")), clip.stem, "-o", "/proc/x.webm"]) == 2
+    err = capsys.readouterr().err  # checked before the model loads: one line, not OpenCV's spam
+    assert err.startswith("error: Cannot write the video into /proc (") and "a folder you can write to" in err
+    assert len(err.strip().splitlines()) == 1 and "VP9" not in err, err
     run = run_of(infer_home, "resnet-lstm")
     assert main(["evaluate", str(run)]) == 0
     assert "accuracy" in capsys.readouterr().out

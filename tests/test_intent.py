@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pedsense.data import jaad, splits, synthetic
 from pedsense.data.intent import (CROSSING_IRRELEVANT, EVENT_OUTSIDE_TRACK, GROUP_TRACK,
                                   NO_ATTRIBUTES, NOT_IN_SAMPLE, SHORT_TRACK, VIDEO_NOT_IN_SPLIT,
                                   IntentOptions, Skip, intent_windows, tte_bin, visible_frames)
@@ -16,9 +17,6 @@ from pedsense.data.intent_dataset import collect_intent_windows
 from pedsense.data.splits import LeakageError
 from pedsense.data.splits import leakage_check as check_no_leakage
 from pedsense.errors import ConfigError
-
-jaad = pytest.importorskip("pedsense.data.jaad")
-splits = pytest.importorskip("pedsense.data.splits")
 
 ALL = IntentOptions(sample_type="all", irrelevant="not-crossing")  # the most windows
 
@@ -241,7 +239,6 @@ def test_leakage_guard_raises_when_a_pedestrian_is_in_two_splits(annotations):
 # ---------------------------------------------------------------- the synthetic demo set
 
 def test_demo_set_gives_intent_windows_of_both_classes(tmp_path):
-    synthetic = pytest.importorskip("pedsense.data.synthetic")
     from pedsense.config import paths
 
     home = tmp_path / "demo"

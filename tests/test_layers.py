@@ -19,12 +19,14 @@ LAYERS = (
     ("base", ("pedsense", "pedsense.config", "pedsense.io", "pedsense.errors", "pedsense.device",
               "pedsense.procs")),
     ("data", ("pedsense.data", "pedsense.geometry", "pedsense.metrics", "pedsense.catalogue")),
-    ("run folders", ("pedsense.runfolder", "pedsense.runsummary", "pedsense.workqueue", "pedsense.runqueue")),
+    ("run folders", ("pedsense.runfolder", "pedsense.runsummary", "pedsense.workqueue", "pedsense.runqueue",
+                     "pedsense.runlabels", "pedsense.runfilter", "pedsense.runreport",
+                     "pedsense.sysmon", "pedsense.epoch_predictions")),
     ("train", ("pedsense.train",)),
     ("inference", ("pedsense.infer", "pedsense.evaluation", "pedsense.benchmarks", "pedsense.breakdown",
                    "pedsense.export", "pedsense.errors_browser")),
     ("management", ("pedsense.runs", "pedsense.jobs", "pedsense.worker", "pedsense.supervisor", "pedsense.launches", "pedsense.sweeps",
-                    "pedsense.leaderboard")),
+                    "pedsense.leaderboard", "pedsense.mlflow_export")),
     ("cli", ("pedsense.commands", "pedsense.cli", "pedsense.__main__")),
     ("ui", ("ui",)),
     ("pages", ("pages", "app")),
@@ -70,7 +72,8 @@ def imports(path: Path, module: str) -> tuple[set[str], set[str]]:
             base = node.module or ""
             if node.level:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + [base]).strip(".")
-            names = [base]
+            # ``from pedsense.train import resnet_lstm`` imports the submodule, not only the package
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
         names = [n for n in names if n.split(".")[0] in ("pedsense", "ui", "pages", "app")]
         every.update(names)
         if node in tree.body:
@@ -91,22 +94,23 @@ def test_every_import_flows_downwards():
     wrong = []
     for module, targets in every.items():
         for target in targets:
-            if (module, target) not in ALLOWED and layer_of(target) > layer_of(module):
+            allowed = any(module == a and (target == b or target.startswith(b + ".")) for a, b in ALLOWED)
+            if not allowed and layer_of(target) > layer_of(module):
                 wrong.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} "
                              f"({LAYERS[layer_of(target)][0]})")
     assert not wrong, "\n".join(sorted(wrong))
 
 
 def test_no_import_cycle():
-    _, top = graph()
-    modules = set(top)
+    every, _ = graph()
+    modules = set(every)
 
     def resolve(name: str) -> str | None:
         while name and name not in modules:
             name = name.rpartition(".")[0]
         return name or None
 
-    edges = {m: {resolve(t) for t in ts} - {None, m} for m, ts in top.items()}
+    edges = {m: {resolve(t) for t in ts} - {None, m} for m, ts in every.items()}
     done, stack = set(), []
 
     def visit(node: str) -> None:
@@ -139,3 +143,14 @@ def test_no_library_module_is_oversized():
     for path in sorted((REPO / "pedsense").rglob("*.py")) + sorted((REPO / "ui").rglob("*.py")):
         lines = path.read_text(encoding="utf-8").count("\n")
         assert lines <= 520, f"{path.relative_to(REPO)} has {lines} lines: split it by job"
+
+
+def test_no_test_skips_when_pedsense_itself_fails_to_import():
+    """A broken import of pedsense's own code must fail the suite, never turn into a skip."""
+    skipping = ("importorskip(\"pedsense", "importorskip('pedsense", "find_spec(\"pedsense", "find_spec('pedsense",
+                "importorskip(\"ui", "find_spec(\"ui")
+    found = [f"{path.name}:{number}" for path in sorted((REPO / "tests").glob("*.py")) if path.name != "test_layers.py"
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if any(pattern in line for pattern in skipping)]
+    assert not found, f"import pedsense's modules plainly instead: {found}"
+

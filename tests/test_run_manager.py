@@ -41,7 +41,7 @@ class TinyTrainer:
         ev.emit(on_event, ev.StageStarted(folder.run_id, "train", epochs))
         self.started.set()
         for epoch in range(1, epochs + 1):
-            self.gate.wait(10)
+            self.gate.wait(60)
             for batch in range(1, 3):
                 ev.emit(on_event, ev.BatchEnd(folder.run_id, epoch, batch, 2))
             if epoch == fail_at_epoch:
@@ -72,7 +72,7 @@ def manager(tmp_home, trainer):
 def test_runs_in_fifo_order_one_at_a_time(manager, trainer):
     trainer.gate.clear()
     ids = [manager.submit("resnet-lstm", {"name": f"run{i}", "epochs": 2}) for i in range(3)]
-    assert trainer.started.wait(10)
+    assert trainer.started.wait(60)
     states = [manager.snapshot(r).status for r in ids]
     assert states == ["running", "queued", "queued"]
     assert [manager.snapshot(r).queue_position for r in ids[1:]] == [1, 2]
@@ -93,11 +93,11 @@ def test_stop_running_and_cancel_queued(manager, trainer):
     trainer.gate.clear()
     running = manager.submit("resnet-lstm", {"name": "long", "epochs": 50})
     queued = manager.submit("resnet-lstm", {"name": "never", "epochs": 2})
-    assert trainer.started.wait(10)
+    assert trainer.started.wait(60)
     assert manager.stop(queued) == "stopped"
     assert manager.stop(running) == "running"
     trainer.gate.set()
-    snap = manager.wait(running, 30)
+    snap = manager.wait(running, 60)
     assert snap.status == "stopped"
     assert 1 <= snap.epochs_done < 50
     assert RunFolder(snap.path).status == "stopped"
@@ -134,7 +134,7 @@ def test_invalid_params_create_nothing(manager, tmp_home):
 
 def test_names_are_sanitised(manager):
     run_id = manager.submit("resnet-lstm", {"name": "../../etc/passwd", "epochs": 1})
-    manager.wait(run_id, 30)
+    manager.wait(run_id, 60)
     path = manager.snapshot(run_id).path
     assert "/models/resnet-lstm/etc-passwd_" in path
 
@@ -214,22 +214,22 @@ def test_a_reused_pid_does_not_keep_a_run_running(tmp_home, trainer):
 def test_second_manager_leaves_live_runs_alone_and_sees_them(manager, trainer, tmp_home):
     trainer.gate.clear()
     run_id = manager.submit("resnet-lstm", {"name": "shared", "epochs": 1})
-    assert trainer.started.wait(10)
+    assert trainer.started.wait(60)
     other = RunManager(tmp_home, trainers={"resnet-lstm": trainer})
     assert other.interrupted == []
     assert [r.run_id for r in other.runs()] == [run_id]
     trainer.gate.set()
-    manager.wait(run_id, 30)
+    manager.wait(run_id, 60)
 
 
 def test_delete_only_finished_runs(manager, trainer, tmp_home):
     trainer.gate.clear()
     run_id = manager.submit("resnet-lstm", {"name": "busy", "epochs": 1})
-    assert trainer.started.wait(10)
+    assert trainer.started.wait(60)
     with pytest.raises(ConfigError, match="stop it"):
         manager.delete(run_id)
     trainer.gate.set()
-    manager.wait(run_id, 30)
+    manager.wait(run_id, 60)
     manager.delete(run_id)
     assert manager.runs() == []
 
@@ -238,7 +238,7 @@ def test_live_snapshot_has_batch_progress_and_eta(manager, trainer):
     seen = []
     trainer.gate.clear()
     run_id = manager.submit("resnet-lstm", {"name": "eta", "epochs": 3})
-    assert trainer.started.wait(10)
+    assert trainer.started.wait(60)
     trainer.gate.set()
     while manager.snapshot(run_id).status in ("queued", "running"):
         seen.append(manager.snapshot(run_id))

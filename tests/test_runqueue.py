@@ -158,6 +158,23 @@ def test_runs_reserved_by_a_live_process_wait_for_it_and_orphan_when_it_dies(tmp
     assert claim_own(mine) is None and mine.read_status()["claim"]["by"] == me()
 
 
+def test_claim_own_refuses_a_run_another_process_already_claimed(tmp_home, sleepers):
+    run = _queued(tmp_home, "taken")
+    write_settings(tmp_home, max_parallel=2)  # a slot is free: only the claim itself may refuse
+    worker = sleepers()
+    other = {"pid": worker.pid, "start": process_start_token(worker.pid)}
+
+    def start(folder, claim):  # another process's worker took it: its claim and its heartbeat
+        folder.update_status(claim={**claim, "by": other})
+        write_json_atomic(folder.worker_path, {**other, "heartbeat_at": time.time()})
+
+    assert claim_next(tmp_home, start) == run
+    theirs = run.read_status()["claim"]
+    with pytest.raises(RunTaken, match="taken by another process"):
+        claim_own(run)
+    assert run.read_status()["claim"] == theirs and run.status == "queued"
+
+
 def test_a_refused_resume_leaves_the_run_as_it_was(tmp_home):
     """Whatever refuses it (no resume support, no recorded parameters), the run keeps its status,
     its error and its metrics; the refusal is recorded beside them."""

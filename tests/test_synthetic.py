@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pedsense.config import paths
-from pedsense.data import synthetic
+from pedsense.data import jaad, synthetic
 from pedsense.data.synthetic import is_synthetic, make_demo_dataset
 from pedsense.errors import ConfigError, DataError
 
@@ -351,7 +351,6 @@ def test_bad_options_raise_config_error(tmp_path, bad):
 
 
 def test_round_trip_through_the_jaad_parser(tiny_home):
-    jaad = pytest.importorskip("pedsense.data.jaad")
     p = paths(tiny_home)
     for video in _videos(tiny_home):
         parsed = jaad.parse_annotation(p.annotation(video), p.attributes_file(video))

@@ -243,6 +243,7 @@ def test_resume_after_a_stop_mid_epoch_continues_like_an_uninterrupted_run(tiny_
     assert child_config["parent_run"] == RunFolder(straight).run_id and child_config["extends_epochs"] == 1
     assert "schedule restarted" in child_config["schedule_note"]
     assert child_config["init_weights"] == str(straight / "last.pt") and epochs_of(child) == [1]
+    assert child_config["weights_source"] == f"file ({(straight / 'last.pt').resolve()})"
     assert child_config["parameters"]["epochs"] == 1
     RunFolder(child).set_status("stopped")
     with pytest.raises(ConfigError, match="not completed: resume it"):
@@ -288,6 +289,15 @@ def test_resume_without_a_checkpoint_is_refused(tiny_home):
     with pytest.raises(DataError, match="no last.pt to resume from"):
         resume_run(run_dir)
     assert RunFolder(run_dir).status == "interrupted"
+
+
+def test_an_empty_yolo_checkpoint_is_named_empty_with_what_to_do(tmp_path):
+    from pedsense.train.yolo_checkpoints import resume_point
+
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "last.pt").write_bytes(b"")
+    with pytest.raises(DataError, match=r"last.pt is empty \(0 bytes\).*free disk space.*start a new run"):
+        resume_point(tmp_path)
 
 
 def test_yolo_resumes_through_ultralytics_and_retrains_the_cut_epoch(tmp_home):

@@ -11,7 +11,8 @@ from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError
 from pedsense.runfolder import RunFolder
 from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd
-from pedsense.train.yolo_trainer import check_model_variant, spread_subset, train_yolo
+from pedsense.train.yolo_inputs import check_model_variant, spread_subset
+from pedsense.train.yolo_trainer import train_yolo
 from test_train_fixtures import check_step_curve, write_yolo_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore:Base weights")
@@ -152,3 +153,18 @@ def test_empty_split_is_refused(tmp_home):
                                                ("yolo26n.yaml", ("file", "yolo26n.yaml"))])
 def test_model_variants(variant, expected):
     assert check_model_variant(variant) == expected
+
+
+def test_a_pt_variant_that_holds_no_detector_is_refused_before_any_folder(tmp_home, tmp_path, capsys):
+    from pedsense.cli import main
+    from pedsense.train.preflight import preflight
+
+    weights = tmp_path / "f.pt"
+    weights.write_text("not weights\n")
+    with pytest.raises(ConfigError, match="is not a PyTorch checkpoint"):
+        check_model_variant(weights)
+    assert "is not a PyTorch checkpoint" in preflight("yolo", {"model_variant": str(weights)}, tmp_home)["model_variant"]
+    assert main(["train", "yolo", "--model-variant", str(weights), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"model_variant {weights} is not a PyTorch checkpoint" in err and "'yolo26n'" in err
+    assert "unexpected" not in err and not (paths(tmp_home).models / "yolo").exists()

@@ -51,6 +51,13 @@ def test_the_total_upload_space_is_capped_with_a_refusal_saying_how_much_is_used
     assert len(list_uploads()) == 1  # nothing removed, nothing half-written
 
 
+@pytest.mark.parametrize("name", ["clip\x00.mp4", "my\x00clip.mp4", "tab\there.mp4"])
+def test_a_name_with_a_control_character_is_refused_with_rename_the_file(demo_raw_home, name):
+    with pytest.raises(UploadError, match="holds the control character .*rename the file"):
+        save_upload(name, clip_bytes(demo_raw_home, 1))
+    assert list_uploads() == [] and not list(uploads_dir().glob("*"))
+
+
 def test_deleting_an_upload_removes_it_and_only_it(demo_raw_home):
     a, _ = save_upload("a.mp4", clip_bytes(demo_raw_home, 1))
     b, _ = save_upload("b.mp4", clip_bytes(demo_raw_home, 2))

@@ -83,7 +83,7 @@ def spawn():
     for process in started:
         if process.poll() is None:
             process.kill()
-        process.communicate(timeout=30)
+        process.communicate(timeout=60)
 
 
 def wait_for(condition, timeout=120.0, what="the condition"):
@@ -146,7 +146,7 @@ def test_a_server_killed_mid_run_leaves_the_run_training_and_a_new_one_reattache
     folder = RunFolder(home / "models" / run_id)
     wait_for(lambda: len(folder.read_metrics()) >= 1, what="the first epoch")
     server.kill()  # SIGKILL: no clean-up of any kind
-    server.wait(10)
+    server.wait(60)
     assert folder.status == "running"
 
     manager = managers(home)  # the dashboard starts again
@@ -194,7 +194,7 @@ def test_a_cli_run_is_visible_counted_and_stoppable_from_a_manager(home, manager
     out, err = cli.communicate(timeout=120)
     assert cli.returncode == 130, err
     assert "run stopped" in out
-    assert manager.wait(cli_run.run_id, 30).status == "stopped"
+    assert manager.wait(cli_run.run_id, 60).status == "stopped"
     # The slot is free again: the waiting run starts now.
     assert manager.wait(waiting, 180).status == "completed"
 

@@ -5,7 +5,8 @@ The dashboard listens on localhost (``.streamlit/config.toml``). Served on any o
 Streamlit's secrets (``.streamlit/secrets.toml``), or the explicit opt-out ``PEDSENSE_NO_AUTH=1``
 (which warns). With a password configured, every session signs in first, wherever it listens:
 ``require_login_ui`` draws the form before any page and stops the script until the password
-matches (``hmac.compare_digest``). With Streamlit's own OIDC sign-in configured instead (an
+matches (``hmac.compare_digest``, exactly: case and spaces count). The configured password is
+stripped of surrounding spaces; beyond loopback it must keep ``MIN_PASSWORD_CHARS``. With Streamlit's own OIDC sign-in configured instead (an
 ``[auth]`` table in secrets.toml), the form is a "Sign in" button calling ``st.login`` and a
 session enters once ``st.user.is_logged_in``. ``python -m ui.auth HOST`` is the same rule for
 the Makefile: it refuses to start on a non-loopback HOST with none of them.
@@ -26,6 +27,7 @@ import streamlit as st
 PASSWORD_ENV = "PEDSENSE_PASSWORD"
 NO_AUTH_ENV = "PEDSENSE_NO_AUTH"
 SIGNED_IN = "auth.signed_in"  # session state: a digest of the password this session signed in with
+MIN_PASSWORD_CHARS = 8  # beyond this machine: ' ' or 'x' guards nothing
 WRONG_PASSWORD_DELAY_S = 1.0  # slows guessing; a reverse proxy can rate-limit further
 
 log = logging.getLogger("pedsense.app")
@@ -45,14 +47,16 @@ def is_loopback(host: str | None) -> bool:
 
 
 def configured_password() -> str | None:
-    """``$PEDSENSE_PASSWORD``, else ``password`` in Streamlit's secrets, else None."""
-    if os.environ.get(PASSWORD_ENV):
-        return os.environ[PASSWORD_ENV]
+    """``$PEDSENSE_PASSWORD``, else ``password`` in Streamlit's secrets, stripped of surrounding
+    spaces (a stray newline in a shell export); None when neither holds more than spaces."""
+    value = os.environ.get(PASSWORD_ENV, "").strip()
+    if value:
+        return value
     try:
         value = st.secrets.get("password")
     except Exception:  # noqa: BLE001 - no secrets file (Streamlit raises its own error type)
         return None
-    return str(value) if value else None
+    return str(value or "").strip() or None
 
 
 def oidc_configured() -> bool:
@@ -69,10 +73,21 @@ def auth_opted_out() -> bool:
 
 def refusal(host: str | None) -> str | None:
     """Why serving on ``host`` is refused (a non-loopback address with no password and no
-    opt-out), or None when it may serve. The one rule of the app and the Makefile."""
-    if is_loopback(host) or configured_password() is not None or oidc_configured() or auth_opted_out():
+    opt-out, or with a password shorter than ``MIN_PASSWORD_CHARS``), or None when it may serve.
+    The one rule of the app and the Makefile."""
+    if is_loopback(host) or oidc_configured():
         return None
     shown = host or "every interface"
+    password = configured_password()
+    if password is not None:
+        if len(password) >= MIN_PASSWORD_CHARS:
+            return None
+        return (f"pedsense is served on {shown}, beyond this machine, and its password has "
+                f"{len(password)} character(s) once the spaces around it are removed: set "
+                f"{PASSWORD_ENV} (or `password` in .streamlit/secrets.toml) to at least "
+                f"{MIN_PASSWORD_CHARS} characters (see README, \"Serving beyond localhost\").")
+    if auth_opted_out():
+        return None
     return (f"pedsense is served on {shown}, beyond this machine, without a password. Set "
             f"{PASSWORD_ENV} (or `password = \"...\"` in .streamlit/secrets.toml) so visitors must "
             f"sign in, or set {NO_AUTH_ENV}=1 to serve it without one, to anyone who can reach the "
@@ -92,9 +107,11 @@ def may_enter() -> bool:
     """True when this session may see the pages: no password is needed here, or it signed in."""
     if oidc_configured():
         return bool(st.user.is_logged_in)
+    if refusal(st.get_option("server.address")) is not None:
+        return False
     password = configured_password()
     if password is None:
-        return refusal(st.get_option("server.address")) is None
+        return True
     return hmac.compare_digest(str(st.session_state.get(SIGNED_IN, "")), _digest(password))
 
 
@@ -107,12 +124,12 @@ def require_login_ui() -> None:
             _oidc_sign_in_ui()
             st.stop()
         return
+    problem = refusal(host)
+    if problem:
+        st.error(problem, icon=":material/lock:")
+        st.stop()
     password = configured_password()
     if password is None:
-        problem = refusal(host)
-        if problem:
-            st.error(problem, icon=":material/lock:")
-            st.stop()
         if not is_loopback(host) and host not in _warned:
             _warned.add(host)
             log.warning(opt_out_warning(host))

@@ -10,6 +10,7 @@ import hashlib
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
@@ -121,10 +122,24 @@ def steps_figure(steps: Sequence[Mapping[str, Any]]) -> go.Figure | None:
                 hovertemplate="step %{x}<br>lr %{y:.3g}<extra></extra>"), secondary_y=True)
     figure.update_xaxes(title="optimizer step", tickformat="d")
     figure.update_yaxes(title="loss", secondary_y=False)
-    figure.update_yaxes(title="learning rate", secondary_y=True, showgrid=False, exponentformat="e")
+    figure.update_yaxes(title="learning rate", secondary_y=True, showgrid=False, exponentformat="e",
+                        **lr_axis([s["lr"] for s in points if _number(s.get("lr"))]))
     figure.update_layout(title="Training loss (live, smoothed)", height=HEIGHT, margin=MARGIN,
                          legend=_legend(), hovermode="x unified")
     return figure
+
+
+def lr_axis(values: Sequence[float]) -> dict:
+    """A learning-rate axis that never reads negative: log scale when every value is positive
+    (a schedule spans decades; a constant rate sits mid-axis, half a decade either side),
+    else linear from 0 to 15 % above the largest value (a warm-up from 0)."""
+    values = [v for v in values if _number(v)]
+    if values and min(values) > 0:
+        low, high = math.log10(min(values)), math.log10(max(values))
+        pad = max((high - low) * 0.1, 0.5 if high == low else 0.05)
+        return dict(type="log", range=[low - pad, high + pad])
+    top = max(values, default=0.0)
+    return dict(type="linear", range=[0, top * 1.15 if top > 0 else 1.0])
 
 
 def compare_figure(series: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], metric: str) -> go.Figure:
@@ -164,6 +179,40 @@ def run_figures(rows: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, 
     return figures
 
 
+# -- a chart's data ---------------------------------------------------------------------------
+def figure_frame(figure: go.Figure) -> pd.DataFrame:
+    """The data behind any figure of this module, one row per point: ``series`` (the trace's
+    name), ``panel`` (a subplot's title, when there are several), ``x``, ``y`` (and ``z`` for a
+    heatmap); a parallel-coordinates figure gives one column per dimension instead."""
+    rows, frames = [], []
+    panels = {}
+    for index, annotation in enumerate(figure.layout.annotations or ()):
+        panels["x" if index == 0 else f"x{index + 1}"] = annotation.text
+    for trace in figure.data:
+        if getattr(trace, "dimensions", None):  # parallel coordinates
+            frames.append(pd.DataFrame({d.label: list(d.values) for d in trace.dimensions}))
+            continue
+        name = trace.name or ""
+        panel = panels.get(getattr(trace, "xaxis", None) or "x", "")
+        z = getattr(trace, "z", None)
+        if z is not None:
+            xs = list(trace.x) if trace.x is not None else list(range(len(z[0]) if len(z) else 0))
+            ys = list(trace.y) if trace.y is not None else list(range(len(z)))
+            rows += [{"series": name, "panel": panel, "x": xs[j], "y": ys[i], "z": value}
+                     for i, line in enumerate(z) for j, value in enumerate(line)]
+            continue
+        xs = list(trace.x) if trace.x is not None else []
+        ys = list(trace.y) if trace.y is not None else []
+        rows += [{"series": name, "panel": panel, "x": x, "y": y} for x, y in zip(xs, ys)]
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    frame = pd.DataFrame(rows, columns=["series", "panel", "x", "y", *(["z"] if any("z" in r for r in rows) else [])])
+    if not frame["panel"].astype(bool).any():
+        frame = frame.drop(columns="panel")
+    x_title = figure.layout.xaxis.title.text  # "epoch", "optimizer step": the column says which
+    return frame.rename(columns={"x": x_title}) if x_title and x_title not in frame else frame
+
+
 # -- sweeps --------------------------------------------------------------------------------------
 def parallel_figure(study, params: Sequence[str], metric: str) -> go.Figure:
     """Optuna's parallel coordinates of a sweep: each completed trial a line from its parameter
@@ -183,4 +232,42 @@ def importance_figure(importances: Mapping[str, float]) -> go.Figure:
                               hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
     figure.update_layout(title="Parameter importance (Optuna, fANOVA)", height=max(200, 60 + 40 * len(ranked)),
                          margin=MARGIN, xaxis=dict(title="importance", range=[0, 1]))
+    return figure
+
+
+# -- the machine while a run trains (pedsense.sysmon's system.csv) ----------------------------------
+def system_figure(rows: Sequence[Mapping[str, Any]], gpus: Sequence[int] = ()) -> go.Figure | None:
+    """The run's CPU (100 % = one core) and the machine's, resident memory, and per GPU its
+    utilisation and memory, against the clock (None without rows)."""
+    from datetime import datetime
+
+    points = [r for r in rows if _number(r.get("time"))]
+    if not points:
+        return None
+    when = [datetime.fromtimestamp(r["time"]) for r in points]
+    panels = 2 if gpus else 1
+    figure = make_subplots(rows=1, cols=panels, horizontal_spacing=0.1,
+                           specs=[[{"secondary_y": True}] * panels],
+                           subplot_titles=["CPU and memory", "GPU"][:panels] if gpus else None)
+    traces = (("cpu_percent", "run CPU %", PALETTE[0], False, "solid"),
+              ("machine_cpu_percent", "machine CPU % (all cores)", PALETTE[1], False, "dot"),
+              ("rss_mb", "run memory (GB)", PALETTE[2], True, "solid"))
+    for column, name, colour, right, dash in traces:
+        scale = 1 / 1024 if column == "rss_mb" else 1
+        figure.add_trace(go.Scatter(x=when, y=[(r.get(column) or 0) * scale for r in points], mode="lines",
+                                    name=name, line=dict(color=colour, dash=dash),
+                                    hovertemplate=f"{name}: %{{y:.3g}}<extra></extra>"), row=1, col=1, secondary_y=right)
+    for index in gpus:
+        colour = PALETTE[(3 + index) % len(PALETTE)]
+        figure.add_trace(go.Scatter(x=when, y=[r.get(f"gpu{index}_util") for r in points], mode="lines",
+                                    name=f"GPU {index} util %", line=dict(color=colour),
+                                    hovertemplate="util %{y:.0f} %<extra></extra>"), row=1, col=2, secondary_y=False)
+        figure.add_trace(go.Scatter(x=when, y=[(r.get(f"gpu{index}_mem_mb") or 0) / 1024 for r in points],
+                                    mode="lines", name=f"GPU {index} memory (GB)", line=dict(color=colour, dash="dot"),
+                                    hovertemplate="memory %{y:.2f} GB<extra></extra>"), row=1, col=2, secondary_y=True)
+    for col in range(1, panels + 1):
+        figure.update_yaxes(title="%", rangemode="tozero", row=1, col=col, secondary_y=False)
+        figure.update_yaxes(title="GB", rangemode="tozero", showgrid=False, row=1, col=col, secondary_y=True)
+    figure.update_layout(title="Machine while training (sampled every few seconds)", height=HEIGHT,
+                         margin=MARGIN, legend=_legend(), hovermode="x unified")
     return figure

@@ -15,6 +15,7 @@ from pedsense.runfolder import describe_best
 from pedsense.runsummary import RunSummary
 from ui.charts import compare_figure, importance_figure, metric_columns, parallel_figure, run_colour
 from ui.state import home
+from ui.downloads import chart_ui
 
 COMPARE_RUNS = "compare.runs"
 # What of a run's config.json the config table shows besides its parameters.
@@ -42,7 +43,7 @@ def compare_ui(runs: list[RunSummary]) -> None:
         else:
             metric = st.selectbox("Metric", columns, index=columns.index("val_loss") if "val_loss" in columns else 0)
             figure = compare_figure([(s.run_id, s.metrics) for s in summaries], metric)
-            st.plotly_chart(figure, width="stretch", key="compare.chart")
+            chart_ui(figure, key="compare.chart")
             st.caption(" ".join(f"<span style='color:{run_colour(s.run_id)}'>■</span> `{s.run_id}`"
                                 for s in summaries), unsafe_allow_html=True)
             config_table_ui(summaries)
@@ -142,12 +143,12 @@ def sweep_results_ui(sweep) -> pd.DataFrame:
                      key=f"sweep.configurations.{sweep.name}")
     if (frame["state"] == "complete").any():
         left, right = st.columns(2)
-        left.plotly_chart(parallel_figure(sweep.study, names, sweep.metric), width="stretch",
-                          key=f"sweep.parallel.{sweep.name}")
+        chart_ui(parallel_figure(sweep.study, names, sweep.metric), key=f"sweep.parallel.{sweep.name}",
+                 container=left)
         values, why = _importances(sweep.name, sweep.storage, str(sweep.home),
                                    int((frame["state"] == "complete").sum()))
         if values:
-            right.plotly_chart(importance_figure(values), width="stretch", key=f"sweep.importance.{sweep.name}")
+            chart_ui(importance_figure(values), key=f"sweep.importance.{sweep.name}", container=right)
         else:
             right.caption(why)
     with st.expander(f"All {len(frame)} trials"):

@@ -17,6 +17,7 @@ from pedsense.train.params import IRRELEVANT, OBS_LENGTH, OVERLAP, PLACEMENT, SA
 from ui.feedback import hide_paths, shown_path, source_badge, without_paths
 from ui.forms import field_ui
 from ui.state import home, job_manager
+from ui.downloads import chart_ui
 
 JOB_ERROR = "data_job_error"
 INTENT_FIELDS = (OBS_LENGTH, TTE, OVERLAP, SAMPLE_TYPE, IRRELEVANT, PLACEMENT)
@@ -235,8 +236,7 @@ def datasets_ui() -> None:
     columns = st.columns(min(len(charts), 2))
     for index, (row, counts) in enumerate(charts):
         with columns[index % len(columns)]:
-            st.plotly_chart(class_balance_figure(counts, row["label"]), width="stretch",
-                            key=f"balance.{row['kind']}")
+            chart_ui(class_balance_figure(counts, row["label"]), key=f"balance.{row['kind']}")
 
 
 def skipped_table(manifest: dict) -> pd.DataFrame:

@@ -20,10 +20,11 @@ from pedsense.errors_browser import (CELL_NAMES, RunTable, disagreeing, disagree
                                      predictions_path, shared_metrics)
 from pedsense.errors_browser.playback import clip_path, table_series, window_frames, write_clip
 from pedsense.infer.intent_series import clip_annotation, predict_track_series
-from pedsense.runfolder import list_runs
+from pedsense.runsummary import readable_runs
 from ui.errors_view import LISTED_COLUMNS, cached_table, table_stamp
 from ui.feedback import error_box
 from ui.viewer_panels import cached_predictor, export_stamp, intent_figure
+from ui.downloads import chart_ui
 
 CLIP_FPS = 8.0
 
@@ -127,7 +128,7 @@ def track_curve_ui(loaded: RunTable, row: dict, *, key: str) -> None:
                            marker=dict(size=7, symbol="diamond", color="#9467bd"), name="evaluated samples")
     figure.add_vrect(x0=row["start_frame"], x1=row["end_frame"], fillcolor="#2ca02c", opacity=0.2, line_width=0,
                      annotation_text="this window", annotation_position="bottom left")
-    st.plotly_chart(figure, width="stretch", key=f"{key}_curve")
+    chart_ui(figure, key=f"{key}_curve")
     st.caption("P(crossing) per frame the model was run on" if full is not None else
                f"P(crossing) of each evaluated sample of this pedestrian, at its last frame "
                f"({series.predicted_frames} samples)")
@@ -136,7 +137,7 @@ def track_curve_ui(loaded: RunTable, row: dict, *, key: str) -> None:
 # -- two runs ----------------------------------------------------------------------------------------
 def compare_ui(loaded: RunTable, threshold: float) -> None:
     """Another run on the same split: where the two disagree, counted per cell, each window playable."""
-    others = {r.run_id: r.path for r in list_runs() if r.status == "completed" and r.path != loaded.run_dir
+    others = {r.run_id: r.path for r in readable_runs(status="completed") if r.path != loaded.run_dir
               and predictions_path(r.path, loaded.split).is_file()}
     if not others:
         st.caption(f"Evaluate another run on `{loaded.split}` to compare it with this one here.")

@@ -20,10 +20,11 @@ from pedsense.errors_browser import (ATTRIBUTE_COLUMNS, CATEGORY_COLUMNS, CELL_N
                                      NotEvaluated, RunTable, browsable_splits, column_values, load_run_table)
 from pedsense.evaluation import evaluation_path
 from pedsense.errors_browser.table import predictions_path
-from pedsense.runfolder import list_runs
+from pedsense.runsummary import readable_runs
 from ui.evaluation import evaluate_with_progress_ui
-from ui.feedback import show_error
+from ui.feedback import hide_paths, show_error, without_paths
 from ui.state import SELECTED_RUN  # importing ui.state sends a deep link (/errors) through app.py
+from ui.downloads import chart_ui
 
 CELL = "errors_cell"
 BROWSED_SPLITS = ["val", "test"]
@@ -40,7 +41,7 @@ MAX_CURVE_POINTS = 2000
 # -- run, split and table -------------------------------------------------------------------------
 def run_split_ui() -> tuple[Path | None, str]:
     """The run (completed runs, those with a predictions table first) and the split to browse."""
-    completed = [run for run in list_runs() if run.status == "completed"]
+    completed = readable_runs(status="completed")
     if not completed:
         st.info("No completed run yet. Train one on a Train page, evaluate it, then come back here.")
         return None, "val"
@@ -105,13 +106,13 @@ def evaluate_ui(run_path: Path, split: str, *, again: bool) -> None:
 
 def drift_ui(drift) -> None:
     """The dataset was rebuilt since the evaluation: say so, and show both manifests' stamps."""
-    st.warning(drift.message, icon=":material/sync_problem:")
+    st.warning(hide_paths(drift.message), icon=":material/sync_problem:")
     with st.expander("Both dataset builds"):
         left, right = st.columns(2)
         left.markdown("**Evaluated on**")
-        left.json(drift.recorded)
+        left.json(without_paths(drift.recorded))
         right.markdown("**On disk now**")
-        right.json(drift.current)
+        right.json(without_paths(drift.current))
 
 
 # -- filters ---------------------------------------------------------------------------------------
@@ -218,8 +219,8 @@ def curves_ui(view: ErrorView) -> None:
         st.caption("No ROC or precision-recall curve: the filtered windows hold one class only.")
         return
     left, right = st.columns(2)
-    left.plotly_chart(curves_figure(view.curves, "roc"), width="stretch", key="errors_roc")
-    right.plotly_chart(curves_figure(view.curves, "pr"), width="stretch", key="errors_pr")
+    chart_ui(curves_figure(view.curves, "roc"), key="errors_roc", container=left)
+    chart_ui(curves_figure(view.curves, "pr"), key="errors_pr", container=right)
 
 
 def attribute_figure(rows: pd.DataFrame, column: str, metric: str) -> go.Figure:
@@ -236,7 +237,7 @@ def attribute_ui(view: ErrorView, column: str, metric: str) -> None:
     rows = view.by_attribute
     if rows is None or not len(rows):
         return
-    st.plotly_chart(attribute_figure(rows, column, metric), width="stretch", key="errors_by_attribute")
+    chart_ui(attribute_figure(rows, column, metric), key="errors_by_attribute")
     with st.expander("Per-value table"):
         st.dataframe(rows.drop(columns=["factor"]), hide_index=True, width="stretch")
 

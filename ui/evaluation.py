@@ -19,6 +19,7 @@ import streamlit as st
 from pedsense.config import CLASS_NAMES
 from pedsense.evaluation import evaluate, load_evaluation
 from ui.feedback import show_error
+from ui.downloads import chart_ui
 
 SECTION_TITLES = {
     "intent": "Crossing intent (ground-truth samples)",
@@ -93,8 +94,8 @@ def evaluation_panel(run_dir: str | Path, *, key: str = "evaluation") -> None:
     matrices = [(SECTION_TITLES[s], evaluation[s]["confusion_matrix"]) for s in ("intent", "matched_intent")
                 if isinstance(evaluation.get(s), dict) and "confusion_matrix" in evaluation[s]]
     for column, (title, matrix) in zip(st.columns(max(len(matrices), 1)), matrices):
-        column.plotly_chart(confusion_figure(matrix, title), width="stretch",
-                            key=f"{key}_cm_{run_dir.name}_{split}_{title}")
+        chart_ui(confusion_figure(matrix, title), key=f"{key}_cm_{run_dir.name}_{split}_{title}",
+                 container=column)
     benchmark_ui(evaluation.get("benchmark") or {}, key=f"{key}_{run_dir.name}_{split}")
 
 
@@ -185,7 +186,7 @@ def benchmark_ui(benchmark: dict, *, key: str) -> None:
     if rows:
         st.markdown("**Breakdown** by TTE bin, occlusion, time of day and weather")
         st.dataframe(breakdown_frame(rows), hide_index=True, width="stretch")
-        st.plotly_chart(breakdown_figure(rows), width="stretch", key=f"{key}_breakdown")
+        chart_ui(breakdown_figure(rows), key=f"{key}_breakdown")
     elif benchmark.get("breakdown_note"):
         st.caption(benchmark["breakdown_note"])
     reference = benchmark.get("reference") or []
@@ -204,5 +205,5 @@ def benchmark_ui(benchmark: dict, *, key: str) -> None:
             st.caption("No chart: this run is on the synthetic demo set, and synthetic numbers are "
                        "never charted beside published JAAD results.")
         else:
-            st.plotly_chart(reference_figure(reference), width="stretch", key=f"{key}_reference")
+            chart_ui(reference_figure(reference), key=f"{key}_reference")
 

@@ -16,6 +16,7 @@ import streamlit as st
 
 from pedsense.config import data_home
 from pedsense.errors import PedsenseError
+from pedsense.io import file_system_problem
 from pedsense.runfolder import describe_best
 from pedsense.runsummary import RunSummary
 
@@ -34,6 +35,7 @@ SOURCE_BADGES = {"none": ":gray-badge[:material/inbox: No data yet]",
                  "synthetic demo": ":violet-badge[:material/science: Synthetic demo set]"}
 
 
+_SQLITE_URL = re.compile(r"(sqlite:///)(/[^\s`'\"()\[\]{}<>,;|*]+)")  # an absolute database file
 # An absolute POSIX path inside a message: starts after a space, quote, bracket or the start.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/\\-])/[^\s`'\"()\[\]{}<>,;|*]+")
 
@@ -60,7 +62,8 @@ def hide_paths(text: object) -> str:
         trail = found[len(found.rstrip(".")):]  # a sentence's full stop is not part of the path
         return shown_path(found[: len(found) - len(trail)] or found) + trail
 
-    return _ABSOLUTE_PATH.sub(replace, str(text))
+    text = _SQLITE_URL.sub(lambda m: m.group(1) + shown_path(m.group(2)), str(text))
+    return _ABSOLUTE_PATH.sub(replace, text)
 
 
 def without_paths(record: object) -> object:
@@ -72,8 +75,9 @@ def without_paths(record: object) -> object:
 def show_error(exc: BaseException, doing: str = "") -> None:
     """A clear message in the page instead of a traceback (paths shown relative to the data home)."""
     where = f" while {doing}" if doing else ""
-    if isinstance(exc, PedsenseError):
-        st.error(f"Could not finish{where}: {hide_paths(exc)}", icon=":material/block:")
+    problem = file_system_problem(exc)  # a full disk, a read-only data home: said, not a bug
+    if isinstance(exc, PedsenseError) or problem is not None:
+        st.error(f"Could not finish{where}: {hide_paths(problem or exc)}", icon=":material/block:")
     else:
         log.exception("unexpected error%s", where, exc_info=exc)
         st.error(f"Unexpected error{where}: {type(exc).__name__}: {hide_paths(exc)}. The app keeps "
@@ -126,7 +130,9 @@ def progress_of(summary: RunSummary) -> tuple[float, str]:
     fraction = done / total if total else 0.0
     if total and summary.total_batches:
         fraction += summary.batch / summary.total_batches / total
-    text = f"epoch {done}/{total or '?'}"
+    # people count epochs from 1: the first epoch is "epoch 1" while it trains, not "epoch 0"
+    current = done + 1 if summary.status == "running" else done
+    text = f"epoch {min(current, total) if total else current}/{total or '?'}"
     if summary.stage and summary.model_type == "hybrid":
         text += f" · {summary.stage}"
     if summary.total_batches and summary.status == "running":

@@ -24,6 +24,9 @@ from ui.feedback import error_box, hide_paths, show_error
 from ui.state import PAGE_DATA, PAGE_RUNS, SELECTED_RUN, device_choices, home, run_manager
 
 SEED_PRESET = "Seed defaults"
+# A select box's stand-in for None (``task``: as built; no detector): Streamlit shows a None
+# value as an empty box reading "Choose an option", so the value in force would not show.
+UNSET = "(unset)"
 
 
 def state_key(model_type: str, param: str) -> str:
@@ -52,6 +55,8 @@ def _widget_value(param: Param, value: Any) -> Any:
         from pedsense.data.intent import parse_tte
 
         return parse_tte(value)
+    if param.kind in ("choice", "variant", "weights") and value is None:
+        return UNSET
     return value
 
 
@@ -66,13 +71,20 @@ def _on_preset_change(model_type: str) -> None:
     load_values(model_type, preset_options(model_type)[chosen])
 
 
-def preset_ui(model_type: str) -> None:
-    """The preset selector; it fills the form (first visit: the seed defaults)."""
+def fill_form(model_type: str) -> None:
+    """First visit: the form holds the seed defaults (before the title, which follows the form)."""
     presets = preset_options(model_type)
     key = state_key(model_type, "preset")
     if st.session_state.get(key) not in presets:
         st.session_state[key] = next(iter(presets))
         load_values(model_type, presets[st.session_state[key]])
+
+
+def preset_ui(model_type: str) -> None:
+    """The preset selector; it fills the form (first visit: the seed defaults)."""
+    fill_form(model_type)
+    presets = preset_options(model_type)
+    key = state_key(model_type, "preset")
     st.selectbox("Preset", list(presets), key=key, on_change=_on_preset_change, args=(model_type,),
                  help="Fills the form: the quick CPU preset trains in minutes on the demo set; the "
                       "seed defaults are the full-size settings of the original API.")
@@ -83,7 +95,9 @@ def current_values(model_type: str) -> dict[str, Any]:
     values = {}
     for param in spec_for(model_type):
         value = st.session_state.get(state_key(model_type, param.name))
-        if param.kind == "device" and value in (None, "", "auto"):
+        if value == UNSET:
+            value = None
+        elif param.kind == "device" and value in (None, "", "auto"):
             value = None
         elif param.kind == "devices":
             value = ",".join(value) if isinstance(value, (list, tuple)) else value
@@ -132,17 +146,17 @@ def field_ui(prefix: str, param: Param) -> None:
         devices_ui(key, label, help_text, param)
     elif param.kind == "weights":
         choices = detector_choices()
-        options = [None, *choices]
+        options = [UNSET, *choices]
         if st.session_state.get(key) not in options:
-            st.session_state[key] = None
+            st.session_state[key] = UNSET
         st.selectbox(label, options, key=key, help=help_text,
-                     format_func=lambda v: param.none_label if v is None else choices.get(v, v))
+                     format_func=lambda v: param.none_label if v == UNSET else choices.get(v, v))
     elif param.kind in ("choice", "variant"):
-        options = list(dict.fromkeys([*param.choices, param.default]))
+        options = [_widget_value(param, o) for o in dict.fromkeys([*param.choices, param.default])]
         if st.session_state.get(key) not in options:
-            st.session_state[key] = param.default
+            st.session_state[key] = _widget_value(param, param.default)
         st.selectbox(label, options, key=key, help=help_text,
-                     format_func=lambda value: _choice_label(param, value))
+                     format_func=lambda value: _choice_label(param, None if value == UNSET else value))
     elif param.kind == "bool":
         st.checkbox(label, key=key, help=help_text)
     elif param.kind in ("int", "size"):
@@ -263,7 +277,7 @@ def offline_note() -> str | None:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _offline_reason() -> str | None:
-    from pedsense.train.common import offline_reason
+    from pedsense.train.offline import offline_reason
 
     return offline_reason()
 
@@ -271,11 +285,12 @@ def _offline_reason() -> str | None:
 def trainer_page(model_type: str, needs: tuple[str, ...]) -> None:
     """A Train page: a title and description that follow the form, what the model reads, the
     preset, the form and the launch. ``needs`` lists the dataset files (relative to the home)."""
-    preset_ui(model_type)
+    fill_form(model_type)
     values = current_values(model_type)
     title, intro = describe_model(model_type, values)
-    st.title(title)
+    st.title(title)  # the title first; the preset's choice has filled the form before this run
     st.caption(intro)
+    preset_ui(model_type)
     if values.get("pretrained", True) is not False and offline_note():
         st.markdown(":orange-badge[:material/cloud_off: offline: from scratch] ImageNet/YOLO base "
                     f"weights cannot be fetched now ({offline_note()}): the run starts from random "

@@ -15,9 +15,12 @@ from pedsense.errors import DatasetChanged
 from pedsense.runfolder import FINISHED_STATUSES, LIVE_STATUSES, RESUMABLE_STATUSES, RunFolder
 from pedsense.runsummary import RunSummary
 from ui.charts import run_figures
+from ui.downloads import chart_ui
 from ui.evaluation import evaluation_panel
+from ui.run_records_view import run_records_ui
 from ui.feedback import (error_box, fmt_best, fmt_duration, fmt_status, progress_of, show_error,
-                         shown_status, weights_badge)
+                         shown_status, weights_badge, without_paths)
+from ui.run_failure import failure_ui
 from ui.state import MODEL_LABELS, SELECTED_RUN, run_manager
 from pedsense.catalogue import describe_task
 
@@ -26,24 +29,7 @@ CONFIRM_RESUME = "runs.confirm_resume"  # (run id, why the dataset changed) awai
 RESUME_ERROR = "runs.resume_error"      # (run id, the error a resume was refused with)
 
 
-# -- the table --------------------------------------------------------------------------------
-def table_rows(runs: list[RunSummary]) -> list[dict]:
-    return [{
-        "type": MODEL_LABELS.get(s.model_type, s.model_type), "name": s.name, "status": shown_status(s),
-        "epochs": f"{s.epochs_done}/{s.epochs_total or '?'}", "best metric": fmt_best(s.best_metric),
-        "started": (s.started_at or "")[:19].replace("T", " "), "duration": fmt_duration(s.duration_s),
-    } for s in runs]
-
-
-def runs_table_ui(live: bool) -> None:
-    """All runs; refreshed every 2 s while some run is active, drawn once otherwise."""
-    st.fragment(_runs_table, run_every=2.0 if live else None)()
-
-
-def _runs_table() -> None:
-    st.dataframe(table_rows(run_manager().runs()), hide_index=True, width="stretch")
-
-
+# -- the table: ui.runs_table ---------------------------------------------------------------------
 def pick_run_ui(runs: list[RunSummary]) -> str:
     """The run to show: the one a Train page just launched, else the user's last pick."""
     ids = [s.run_id for s in runs]
@@ -61,6 +47,7 @@ def live_view_ui(run_id: str) -> None:
     live = run_manager().snapshot(run_id).status in LIVE_STATUSES
     st.fragment(_status_ui, run_every=1.0 if live else None)(run_id)
     st.fragment(_charts_ui, run_every=2.0 if live else None)(run_id)
+    run_records_ui(run_id)  # the machine under the loss, then the predictions slider
 
 
 def _status_ui(run_id: str) -> None:
@@ -98,7 +85,7 @@ def _status_ui(run_id: str) -> None:
         fraction, text = progress_of(summary)
         st.progress(fraction, text=text)
     if summary.status == "failed":
-        st.error(f"The run failed: {summary.error}", icon=":material/error:")
+        failure_ui(summary)  # the error, the last log lines, the traceback folded
     elif summary.status == "interrupted":
         st.warning(f"Interrupted: {summary.error or 'its process ended mid-run'}", icon=":material/warning:")
     elif summary.status == "stopped":
@@ -178,14 +165,14 @@ def _charts_ui(run_id: str) -> None:
     steps = [f for title, f in figures if title == "steps"]
     epochs = [(title, f) for title, f in figures if title != "steps"]
     if steps:
-        st.plotly_chart(steps[0], width="stretch", key=f"chart.{run_id}.steps")
+        chart_ui(steps[0], key=f"chart.{run_id}.steps")
     if not epochs:
         st.caption("Epoch charts (validation loss and accuracy) appear when the first epoch ends.")
         return
     columns = st.columns(min(len(epochs), 3))
     for index, (title, figure) in enumerate(epochs):
         with columns[index % len(columns)]:
-            st.plotly_chart(figure, width="stretch", key=f"chart.{run_id}.{title}")
+            chart_ui(figure, key=f"chart.{run_id}.{title}")
 
 
 def _no_chart_text(summary: RunSummary) -> str:
@@ -208,7 +195,7 @@ def details_ui(run_id: str) -> None:
     config_tab, log_tab, metrics_tab, eval_tab = st.tabs(["Config", "Log", "Metrics table", "Evaluation"])
     with config_tab:
         st.caption(f"`{summary.run_id}`")
-        st.json(config, expanded=1)
+        st.json(without_paths(config), expanded=1)  # run_dir, data_yaml: relative to the data home
         download_weights_ui(folder, summary)
     with log_tab:
         st.code(folder.read_log(max_chars=20_000) or "(empty)", language=None, height=320)
@@ -264,6 +251,8 @@ def delete_ui(run_id: str, status: str) -> None:
 def queue_settings_ui() -> None:
     """How many runs may train at once on this data home, and the device pool."""
     settings = run_manager().queue_settings()
+    if settings.problem:
+        st.warning(settings.problem, icon=":material/settings_alert:")
     with st.expander(f"Queue: at most {settings.max_parallel} run(s) at once"
                      + (f" on {', '.join(settings.devices)}" if settings.devices else "")):
         st.caption("Shared by every dashboard and `pedsense` command on this data home. Runs wait "

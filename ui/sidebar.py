@@ -13,6 +13,8 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.feedback import STATUS_ICONS, error_box, progress_of, shown_status, show_error
+from ui.notify import notify_ends_ui
+from ui.run_records_view import machine_load_ui
 from ui.state import device_description, home, job_manager, run_manager
 
 DRAWN_VERSION = "watch.drawn_version"
@@ -31,12 +33,15 @@ def mark_drawn() -> None:
 def sidebar() -> None:
     """Data home, device and active/queued runs: drawn by app.py on every page."""
     mark_drawn()
+    with error_box("telling which runs ended"):
+        notify_ends_ui(run_manager(), st.session_state[DRAWN_VERSION][0])  # a toast per run that ended, any tab's
     with st.sidebar:
         # the folder's name only: the server's absolute paths stay private
         st.markdown(f"**Data home**  \n`{home().name}`")
         with error_box("detecting the device"):
             st.markdown(f"**Device**  \n{device_description()}")
         watch_ui()
+        machine_load_ui()
 
 
 @st.fragment(run_every=1.0)

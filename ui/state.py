@@ -15,6 +15,7 @@ from pedsense.device import available_devices, describe_device
 from pedsense.jobs import JobManager
 from pedsense.runs import RunManager
 from ui.auth import require_login_ui
+from ui.notify import notify_ends_ui
 
 # Streamlit page files, shared by app.py's navigation and st.switch_page / st.page_link.
 PAGE_OVERVIEW = "pages/overview.py"
@@ -59,11 +60,13 @@ def enter_page() -> None:
     """Every page calls this before drawing anything. Run through app.py's navigation it does
     nothing (app.py has signed the session in); run on its own (Streamlit's pages-directory
     mode: AppTest's page runs, or a deep link before the reroute above), it asks for the
-    password itself (``ui.auth``), so no page ever draws for a session that has not signed in."""
+    password itself (``ui.auth``), so no page ever draws for a session that has not signed in,
+    and raises the toasts of runs that ended (``ui.notify``) as app.py's sidebar would."""
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         require_login_ui()
+        notify_ends_ui(run_manager())  # app.py's sidebar tells the runs that ended; without it, the page does
 
 
 @st.cache_resource(show_spinner=False)

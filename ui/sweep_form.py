@@ -17,7 +17,7 @@ from pedsense.sweeps.spec import RANGE_KINDS, SweepError
 from pedsense.train.params import SPECS, spec_for
 from pedsense.train.presets import presets_for
 from ui.compare import sweep_results_ui
-from ui.feedback import error_box
+from ui.feedback import error_box, hide_paths
 from ui.state import MODEL_LABELS, PAGE_RUNS, home, run_manager
 
 FORM = "sweep.form"
@@ -141,7 +141,7 @@ def create_ui(spec: sweeps.SweepSpec) -> None:
     try:
         sweep = sweeps.create_sweep(spec, home=home(), check=manager.check, check_data=manager.check_data)
     except SweepError as exc:
-        st.error("The sweep was not created:\n" + "\n".join(f"- **{field}**: {message}"
+        st.error("The sweep was not created:\n" + "\n".join(f"- **{field}**: {hide_paths(message)}"
                                                            for field, message in exc.field_errors.items()),
                  icon=":material/block:")
         return

@@ -15,9 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui.feedback import error_box, shown_path
-from pedsense.runfolder import list_runs
-from pedsense.runsummary import read_summary
+from ui.feedback import error_box, hide_paths, shown_path
+from ui.downloads import chart_ui
+from pedsense.runsummary import readable_runs
 
 PLAY_INTERVAL_S = 0.5
 CROP_PREVIEW = (96, 96)
@@ -86,7 +86,7 @@ def synthetic_home() -> bool:
 # -- widgets ------------------------------------------------------------------------------------
 def run_ui() -> Path | None:
     """Select box of completed runs; returns the chosen run folder."""
-    completed = [run for run in list_runs() if read_summary(run).status == "completed"]  # not unreadable
+    completed = readable_runs(status="completed")
     if not completed:
         st.info("No completed run yet. Train one on a Train page (the quick presets take minutes), "
                 "then come back here.")
@@ -103,8 +103,7 @@ def tracker_ui(run_path: Path, has_truth: bool) -> Path | None:
 
     if run_model_type(run_path) != "resnet-lstm" or has_truth:
         return None
-    detectors = {run.run_id: run.path for run in list_runs(model_types=("yolo", "hybrid"))
-                 if read_summary(run).status == "completed"}
+    detectors = {run.run_id: run.path for run in readable_runs(model_types=("yolo", "hybrid"), status="completed")}
     if not detectors:
         st.warning("This clip has no annotations, so a ResNet-LSTM run needs a detector to track "
                    "pedestrians: train a YOLO or hybrid run first.")
@@ -132,7 +131,7 @@ def backend_ui(predictor, run_path: Path) -> None:
     the CPU faster."""
     from pedsense.infer.backends import ENGINE_PACKAGES, FORMAT_ENGINES, engine_version, read_export
 
-    st.caption(f"Inference: {predictor.describe_backend()}")
+    st.caption(f"Inference: {hide_paths(predictor.describe_backend())}")
     formats = [f for f, engine in FORMAT_ENGINES.items() if engine_version(engine) is not None
                and read_export(run_path, predictor.model_type, f)[0] is None]  # installed, not exported
     if predictor.device != "cpu" or not formats:
@@ -288,8 +287,7 @@ def intent_chart_ui(predictor, run_path: Path, clip: Path, annotation) -> None:
                                           tte=_run_tte(run_path), progress=progress)
         bar.empty()
     series = cache[key]
-    st.plotly_chart(intent_figure(series, st.session_state.get("viewer_frame")), width="stretch",
-                    key="viewer_intent_chart")
+    chart_ui(intent_figure(series, st.session_state.get("viewer_frame")), key="viewer_intent_chart")
     st.caption(describe_series(series))
 
 

@@ -130,7 +130,7 @@ def cmd_sweep_worker(args: argparse.Namespace) -> int:
 
 
 def _work(name: str, storage: str | None, max_trials: int | None) -> int:
-    from pedsense.commands.train import StopOnInterrupt
+    from pedsense.commands.launch import StopOnInterrupt
     from pedsense.sweeps import run_worker
 
     with StopOnInterrupt() as stop:

@@ -69,8 +69,12 @@ def _print_progress(done: int, total: int, message: str) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from pedsense.infer import load_clip_ground_truth, load_predictor, render_video
+    from pedsense.infer.render import check_output
+
     run = find_run(args.run)
     video = _clip_path(args.video)
+    if args.output is not None:  # before the model loads: a wrong -o is said at once
+        check_output(args.output)
     ground_truth, why = load_clip_ground_truth(video)
     if why:
         print(why, file=sys.stderr)

@@ -36,6 +36,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
+
 from pedsense.config import CLASS_NAMES, DETECTOR_CLASS_NAMES, RANDOM_SEED, TRAIN_SPLIT, paths
 from pedsense.data.intent import IntentOptions, Window
 from pedsense.data.annotation import LABEL_CODES
@@ -44,7 +46,7 @@ from pedsense.data.manifest import (BuildInputs, IntentSelection, StagedBuild, b
                                     task_parameters, with_input_problems)
 from pedsense.data.splits import leakage_check
 from pedsense.errors import ConfigError, DataError
-from pedsense.geometry import clip_boxes, xyxy_to_yolo
+from pedsense.geometry import clip_boxes, xyxy_to_yolo, yolo_to_xyxy
 from pedsense.io import link_or_copy, write_text_atomic
 
 BEHAVIOUR_LABEL = "pedestrian"
@@ -136,6 +138,18 @@ def yolo_line(class_id: int, xyxy, width: float, height: float) -> str | None:
         return None
     cx, cy, w, h = xyxy_to_yolo(clipped, (width, height))[0]
     return f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
+
+
+def read_label_file(label_file: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(M, 4) pixel boxes and (M,) classes of one YOLO label file (``class cx cy w h`` lines, the
+    inverse of :func:`yolo_line`); empty when the file is missing or empty."""
+    rows = [line.split() for line in label_file.read_text(encoding="utf-8").splitlines() if line.strip()] \
+        if label_file.is_file() else []
+    if not rows:
+        return np.empty((0, 4), np.float32), np.empty(0, np.int64)
+    table = np.array([[float(v) for v in row[:5]] for row in rows], np.float64)
+    xyxy = yolo_to_xyxy(table[:, 1:5], (width, height)).astype(np.float32)
+    return xyxy, table[:, 0].astype(np.int64)
 
 
 def annotation_size(annotation, meta: dict) -> tuple[float, float]:

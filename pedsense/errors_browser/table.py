@@ -297,4 +297,20 @@ def read_predictions(run_dir: str | os.PathLike, split: str, evaluation: dict | 
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"{path} lacks the columns {', '.join(missing)}: {fix} again to rewrite it.")
+    problem = values_problem(table)
+    if problem:
+        raise DataError(f"{path} {problem}: {fix} again to rewrite it.")
     return table
+
+
+def values_problem(table: pd.DataFrame) -> str | None:
+    """Why the scores or labels of a predictions table cannot be browsed, or None: every filter,
+    metric and chart compares them, so a NaN would read as "no window matches" instead."""
+    checks = (("p_crossing", "a probability in [0, 1]", lambda v: v.between(0.0, 1.0)),
+              ("label", "0 or 1", lambda v: v.isin((0, 1))))
+    for column, meant, valid in checks:
+        bad = ~valid(pd.to_numeric(table[column], errors="coerce"))
+        if bad.any():
+            return (f"has {int(bad.sum())} of {len(table)} rows whose column {column} is not {meant} "
+                    f"(first: {table[column][bad].iloc[0]!r} in sample {table['sample_id'][bad].iloc[0]})")
+    return None

@@ -29,6 +29,7 @@ import numpy as np
 
 from pedsense.errors import ConfigError, PedsenseError
 from pedsense.io import read_json
+from pedsense.runfolder import RunFolder
 
 EXPORT_RECORD = "export.json"
 PYTORCH, ONNXRUNTIME, OPENVINO = "pytorch", "onnxruntime", "openvino"
@@ -92,7 +93,7 @@ def read_export(run_dir: str | os.PathLike, model_type: str, format: str = "onnx
         (record, "") or (None, a sentence saying why there is no usable export, with the fix).
     """
     run_dir = Path(run_dir)
-    fix = f"run `pedsense export {run_dir} --format {format}`"
+    fix = f"run `pedsense export {RunFolder(run_dir).run_id} --format {format}`"  # an id: no server path
     record = read_exports(run_dir).get(format)
     if record is None:
         return None, f"the run has no {format} export ({fix} to make CPU inference faster)"

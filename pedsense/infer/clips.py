@@ -61,9 +61,13 @@ def save_upload(name: str, data: bytes, *, max_mb: float = MAX_UPLOAD_MB,
     ``<file>.json`` beside it.
 
     Raises:
-        UploadError: wrong extension, over ``max_mb``, the uploads would pass ``max_total_mb``
+        UploadError: a control character (NUL, say) in ``name``, wrong extension, over ``max_mb``, the uploads would pass ``max_total_mb``
             (the message says how much is used), or not decodable (the file is then removed).
     """
+    control = sorted({repr(c) for c in name if ord(c) < 32 or ord(c) == 127})
+    if control:  # a NUL in a name breaks every page that shows it, and most file systems refuse it
+        raise UploadError(f"The file name {name!r} holds the control character {', '.join(control)}: "
+                          "rename the file (letters, digits, spaces, dots) and upload it again.")
     suffix = Path(name).suffix.lower()
     if suffix not in VIDEO_EXTENSIONS:
         raise UploadError(f"{name!r} is not a video this viewer reads: upload an "

@@ -7,6 +7,7 @@ not built into the pip wheels, so the viewer writes WebM with OpenCV's VP9/VP8 e
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -93,6 +94,26 @@ def open_writer(path: Path, fps: float, size_wh: tuple[int, int]) -> tuple[cv2.V
     )
 
 
+def check_output(output: str | os.PathLike) -> Path:
+    """``output`` once its folder exists (made when missing) and takes a new file.
+
+    Checked before any frame is predicted: OpenCV's writer only says "not opened", which would
+    read as a missing encoder.
+
+    Raises:
+        RenderError: naming the folder and why it cannot be written.
+    """
+    output = Path(output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output.parent, prefix=".pedsense-write-check-"):
+            pass
+    except OSError as exc:
+        raise RenderError(f"Cannot write the video into {output.parent} ({exc.strerror or exc}): give an "
+                          "output path in a folder you can write to.") from None
+    return output
+
+
 def default_output(run_dir: Path, video_path: Path) -> Path:
     """``<run>/renders/<clip>.webm``: renders live with the run that made them."""
     return Path(run_dir) / "renders" / f"{Path(video_path).stem}.webm"
@@ -124,8 +145,7 @@ def render_video(predictor: Predictor, video_path: str | os.PathLike, output: st
     """
     video_path = Path(video_path)
     info = video_info(video_path)
-    output = Path(output) if output is not None else default_output(predictor.run_dir, video_path)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output = check_output(output if output is not None else default_output(predictor.run_dir, video_path))
     partial = output.with_name(f".{output.stem}.partial.webm")
     writer, codec = open_writer(partial, info.fps or 30.0, (info.width, info.height))
     tally, frames, started = _Tally(), 0, time.perf_counter()

@@ -109,10 +109,25 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                                          "not installed: pip install psycopg2-binary (PostgreSQL) or "
                                          "PyMySQL (MySQL) into this environment."}) from None
         except Exception as exc:  # noqa: BLE001 - a connection problem, in words
-            raise SweepError({"storage": f"cannot open {shown_url(url)} ({type(exc).__name__}: {exc}); "
+            database = sqlite_path(url)
+            if database is not None and database.is_file():  # the file is there: it is damaged
+                raise SweepError({"storage": damaged_database(database, exc)}) from None
+            raise SweepError({"storage": f"cannot open {shown_url(url)} ({_first_line(exc)}); "
                                          f"{hint}, and check the database is reachable."}) from None
         _STORAGES[url] = storage
         return storage
+
+
+def damaged_database(database: Path, exc: BaseException) -> str:
+    """What to do about a sweeps database file that is there but does not open."""
+    return (f"the sweeps database {database} is damaged ({_first_line(exc)}). Move it aside "
+            f"(`mv {database} {database}.damaged`): the next sweep starts a new one; the runs its "
+            "trials trained stay in models/.")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()  # SQLAlchemy wraps the driver's
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 @contextlib.contextmanager

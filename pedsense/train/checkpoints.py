@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import random
 import tempfile
 from pathlib import Path
@@ -63,10 +64,13 @@ def save_classifier(path: str | os.PathLike, model: torch.nn.Module, *, class_na
         os.close(fd)
         torch.save(checkpoint, tmp)
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
+        # torch.save's zip writer reports a full disk as a RuntimeError ("unexpected pos ...")
+        full = getattr(exc, "errno", None) == errno.ENOSPC or \
+            (isinstance(exc, RuntimeError) and shutil.disk_usage(path.parent).free < tensor_bytes(checkpoint))
+        if full:
             raise DiskFull(disk_full_message(path.parent, tensor_bytes(checkpoint))) from exc
         raise
     except BaseException:
@@ -81,6 +85,12 @@ def disk_full_message(folder: Path, needed_bytes: int) -> str:
     wording; N: what the write needed beyond the space free now, rounded up)."""
     return str(disk_full_error(folder, needed_bytes, "resume the run (pedsense.train.resume.resume_run); "
                                                      "what it wrote before is kept"))
+
+
+def largest_checkpoint(folder: Path) -> int:
+    """Size in bytes of the biggest ``*.pt`` under ``folder`` (what the next save will need), or 1 MB."""
+    sizes = [p.stat().st_size for p in folder.rglob("*.pt") if p.is_file()]
+    return max(sizes, default=2**20)
 
 
 def tensor_bytes(value: Any) -> int:
@@ -119,6 +129,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise DataError(f"Checkpoint {path} does not exist. Train a model first (`pedsense train`) "
                         "or pick an existing run's best.pt.")
+    if path.stat().st_size == 0:
+        raise DataError(f"Checkpoint {path} ({_run_name(path)}) is empty (0 bytes): a crash or a full disk cut "
+                        "its save short, so there are no weights to load or resume from. Free disk space if "
+                        "it is full, then train the run again (its best.pt, if it has one, still loads).")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -166,6 +180,8 @@ def load_classifier(path: str | os.PathLike, device: str = "cpu") -> tuple[torch
 def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:
     """Load a pedsense checkpoint's weights into ``model`` (same architecture); returns the checkpoint.
 
+    ``model.weights_source`` then names the file (an extension records its parent's weights).
+
     Raises:
         DataError: unreadable, diverged, or made for another architecture.
     """
@@ -175,6 +191,7 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:
                         f"{type(model).__name__} with {model.model_args}. Start from a checkpoint of the same "
                         "architecture.")
     model.load_state_dict(checkpoint["state_dict"])
+    model.weights_source = f"file ({Path(path).resolve()})"  # config.json says where it started
     return checkpoint
 
 

@@ -16,12 +16,11 @@ metrics and step rows of epochs the trainer is about to train again.
 
 from __future__ import annotations
 
-import concurrent.futures
 import errno
 import logging
 import math
 import os
-import socket
+import sys
 import time
 import traceback
 from contextlib import contextmanager
@@ -31,38 +30,16 @@ from typing import Any, Iterator, Mapping
 from pedsense.errors import ConfigError, DiskFull, PedsenseError, TrainingDiverged
 from pedsense.io import read_json
 from pedsense.procs import Heartbeat
-from pedsense.runfolder import BEST_METRIC, RunFolder, best_record, now_iso
+from pedsense.runfolder import BEST_METRIC, RunFolder, best_record, describe_weights_on_disk, now_iso
+from pedsense.sysmon import SystemSampler
 from pedsense.train.params import BATCH_SIZE, CROP_SIZE, Param, planned_epochs
 from pedsense.train.lineage import LINEAGE_KEYS, dataset_record, resumable_folder
+from pedsense.train.tensorboard_log import TensorBoardLog
 from pedsense.train.events import (BatchEnd, EpochEnd, EventHook, EventRecorder, RunFinished,
                                    RunStarted, StageStarted, StepEnd, StopHook, emit,
                                    stop_requested)
 
 log = logging.getLogger("pedsense.train")
-
-_TRUE = ("1", "true", "yes", "on")
-
-
-def offline_reason(host: str = "download.pytorch.org", timeout_s: float = 3.0) -> str | None:
-    """Why weights cannot be downloaded now, or None when the network looks reachable.
-
-    ``PEDSENSE_OFFLINE=1`` (or ``YOLO_OFFLINE=1``) says so without touching the network; else
-    a DNS lookup with a timeout, so an unplugged machine falls back in seconds, not minutes.
-    """
-    for variable in ("PEDSENSE_OFFLINE", "YOLO_OFFLINE"):
-        if os.environ.get(variable, "").strip().lower() in _TRUE:
-            return f"{variable}=1"
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        pool.submit(socket.getaddrinfo, host, 443).result(timeout=timeout_s)
-        return None
-    except concurrent.futures.TimeoutError:
-        return f"DNS lookup of {host} timed out"
-    except OSError as exc:
-        return f"no network ({exc.strerror or exc})"
-    finally:
-        pool.shutdown(wait=False)
-
 
 # -- validation -----------------------------------------------------------------------------
 def check_param(param: Param, value: Any) -> Any:
@@ -169,11 +146,14 @@ class TrainingRun:
 
     From :meth:`start` to its end the run can be followed and stopped from any process: its
     events are appended to ``events.jsonl``, a ``stop.request`` file stops it like the caller's
-    ``should_stop``, and ``worker.json`` carries this process's heartbeat (``pedsense.procs``).
+    ``should_stop``, ``worker.json`` carries this process's heartbeat (``pedsense.procs``),
+    ``system.csv`` its load (``pedsense.sysmon``); TensorBoard gets the curves (``tensorboard_log``).
     """
 
     _recorder: EventRecorder | None = None
     _heartbeat: Heartbeat | None = None
+    _sampler: SystemSampler | None = None
+    _tensorboard = TensorBoardLog(None)  # writes nothing until the run starts
 
     def __init__(self, folder: RunFolder, model_type: str, on_event: EventHook = None,
                  should_stop: StopHook = None, *, resume: bool = False,
@@ -266,6 +246,7 @@ class TrainingRun:
         verb = "resumed" if self.resuming else "started"
         self.log(f"{verb} {self.model_type} run in {self.path} on {config.get('device')}")
         self.log(f"weights: {config.get('weights_source')}")
+        self._tensorboard = TensorBoardLog.open(self.path, self.log)
         emit(self.on_event, RunStarted(self.run_id, self.path, self.model_type, config))
 
     def rewind(self, stage: str, epochs_kept: int) -> None:
@@ -318,6 +299,7 @@ class TrainingRun:
         """Append a point of the loss curve to ``steps.csv`` (flushed) and announce it."""
         self.folder.append_step({"stage": stage, "epoch": epoch, "step": step, "loss": f"{loss:.6g}",
                                   "lr": f"{lr:.6g}", "time": round(self.elapsed(), 3)})
+        self._tensorboard.step(step, float(loss), float(lr), stage)
         emit(self.on_event, StepEnd(self.run_id, epoch, step, loss, lr, stage))
 
     def epoch_end(self, epoch: int, total_epochs: int, row: Mapping[str, Any],
@@ -327,6 +309,7 @@ class TrainingRun:
         self.epochs_done += 1
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k not in ("epoch", "stage"))
         self.log(f"{stage} epoch {epoch}/{total_epochs}: {shown}")
+        self._tensorboard.epoch(epoch, row, stage)
         emit(self.on_event, EpochEnd(self.run_id, epoch, total_epochs, dict(row), stage))
 
     def checkpoint(self, file_name: str, *, required: bool = True) -> dict | None:
@@ -355,6 +338,7 @@ class TrainingRun:
         self.folder.update_config(best_metric=best, epochs_done=self.epochs_done,
                                   duration_s=duration, final_status=status, **config_extra)
         self.folder.set_status(status, epochs_done=self.epochs_done)
+        self._tensorboard.hparams(self.folder.read_config().get("parameters") or {}, best)
         shown = f"{best['name']} {best['value']:.4g} (epoch {best['epoch']})" if best else "none"
         self.log(f"{status} after {self.epochs_done} epochs in {duration:.1f}s; best {shown}")
         emit(self.on_event, RunFinished(self.run_id, self.path, status, None, best))
@@ -384,18 +368,22 @@ class TrainingRun:
             message = f"{type(exc).__name__}: {exc}"
         try:
             self.folder.set_status(status, error=message, epochs_done=self.epochs_done)
+        except OSError as write_error:  # even in place: say it where it can still be said
+            print(f"error: {self.run_id} {status}: {message} (its status.json could not record "
+                  f"this: {write_error.strerror or write_error})", file=sys.stderr, flush=True)
+        try:
             self.folder.update_config(final_status=status, epochs_done=self.epochs_done,
                                       duration_s=round(self.elapsed(), 2))
             self.folder.log(f"{status}: {message}")
             if not interrupted and not isinstance(exc, PedsenseError):
                 self.folder.log("".join(traceback.format_exception(exc)).rstrip())
         except OSError:
-            log.exception("could not record the end of run %s", self.run_id)
+            pass  # a full disk: status.json (above) holds the end and the message
         finally:
             try:
                 emit(self.on_event, RunFinished(self.run_id, self.path, status, message))
-            except Exception:  # the listener's own bug must not hide the original error
-                log.exception("on_event failed while reporting a failed run")
+            except Exception as listener_error:  # noqa: BLE001 - must not hide the original error
+                log.warning("on_event failed while reporting a failed run: %s", listener_error)
             self._unpublish()
 
     def _publish(self) -> None:
@@ -406,11 +394,14 @@ class TrainingRun:
         self.on_event = self._recorder
         self.should_stop = stop_file_hook(self.folder.stop_path, self.should_stop)
         self._heartbeat = Heartbeat(self.folder.worker_path).start()
+        self._sampler = SystemSampler(self.path).start()  # system.csv: is the machine the bottleneck?
 
     def _unpublish(self) -> None:
-        """The run has recorded its end: stop the heartbeat, drop a stop request it honoured."""
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
+        """The run has recorded its end: stop what ran beside it, drop a stop request it honoured."""
+        for beside in (self._heartbeat, self._sampler):
+            if beside is not None:
+                beside.stop()
+        self._tensorboard.close()
         if self._recorder is not None:
             self._recorder.close()
         self.folder.stop_path.unlink(missing_ok=True)
@@ -424,24 +415,21 @@ class TrainingRun:
         """
         try:
             yield self
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
+        except (OSError, DiskFull) as exc:
+            if not isinstance(exc, DiskFull) and exc.errno != errno.ENOSPC:
                 self.fail(exc)
                 raise
-            from pedsense.train.checkpoints import disk_full_message
+            from pedsense.train.checkpoints import disk_full_message, largest_checkpoint
 
-            full = DiskFull(disk_full_message(self.path, largest_checkpoint(self.path)))
+            said = str(exc) if isinstance(exc, DiskFull) else \
+                disk_full_message(self.path, largest_checkpoint(self.path))
+            kept = describe_weights_on_disk(self.folder)  # only the checkpoints really written
+            full = DiskFull(f"{said} {kept[0].upper()}{kept[1:]}.")
             self.fail(full)
             raise full from exc
         except BaseException as exc:
             self.fail(exc)
             raise
-
-
-def largest_checkpoint(folder: Path) -> int:
-    """Size in bytes of the biggest ``*.pt`` under ``folder`` (what the next save will need), or 1 MB."""
-    sizes = [p.stat().st_size for p in folder.rglob("*.pt") if p.is_file()]
-    return max(sizes, default=2**20)
 
 
 def check_finite_loss(loss: float, *, epoch: int, batch: int, stage: str, lr: float,

@@ -28,6 +28,7 @@ from pedsense.train.distributed import SINGLE, Distributed, ShardedBatchSampler
 from pedsense.train.feature_cache import (FeatureDataset, FromFrozen, cache_dtype, cache_off_record,
                                           load_or_build, weights_digest)
 from pedsense.train.params import NUM_WORKERS
+from pedsense.train.previews import EpochPreviews
 
 
 # -- the classifier loop (ResNet-LSTM and the hybrid's stage 2) --------------------------------
@@ -49,6 +50,7 @@ class FitSettings:
     home: str | os.PathLike | None = None
     seed: int = 0                   # of the data-parallel sampler's per-epoch shuffle
     label_smoothing: float = 0.0
+    prediction_samples: int = 0     # validation samples scored each epoch (pedsense.train.previews)
 
 
 def class_weights(counts: Sequence[int]) -> torch.Tensor:
@@ -154,9 +156,13 @@ def train_one_epoch(run: TrainingRun, model: nn.Module, loader: DataLoader, crit
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, criterion: nn.Module, device: str,
-             ctx: Distributed = SINGLE) -> tuple[float, float]:
+             ctx: Distributed = SINGLE, keep: dict[int, float] | None = None) -> tuple[float, float]:
     """(mean loss, accuracy) over ``loader`` (float16 autocast on CUDA, as in training); under
-    DDP over every rank's share, so the numbers are one process's."""
+    DDP over every rank's share, so the numbers are one process's.
+
+    ``keep``: ``{sample index: ...}`` of an unshuffled one-process loader; each of those samples'
+    P(crossing) is written into it on the way (the prediction samples, at no extra forward pass).
+    """
     model.eval()
     amp = device.startswith("cuda")
     loss_sum, correct, seen = 0.0, 0, 0
@@ -166,6 +172,11 @@ def evaluate(model: nn.Module, loader: DataLoader, criterion: nn.Module, device:
             logits = model(inputs).float()
         loss_sum += criterion(logits, labels).item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
+        if keep:
+            wanted = [i for i in keep if seen <= i < seen + len(labels)]
+            if wanted:
+                p = torch.softmax(logits[[i - seen for i in wanted]], dim=1)[:, 1].tolist()
+                keep.update(zip(wanted, p))
         seen += len(labels)
     loss_sum, correct, seen = ctx.sum([loss_sum, correct, seen])
     return loss_sum / max(seen, 1), correct / max(seen, 1)
@@ -213,6 +224,8 @@ def fit_classifier(run: TrainingRun, model: nn.Module, train_set: Dataset,
         run.rewind(stage, start_epoch - 1)
     run.stage(stage, settings.epochs)
     runner: nn.Module = model
+    previews = EpochPreviews.for_dataset(run, val_set, settings.prediction_samples, settings.seed, stage) \
+        if ctx.is_main else None  # picked from the crops, before a feature cache replaces them
     if dtype is not None:  # after the restore: the features are those of the weights trained on
         cached = cached_splits(run, model, (train_set, val_set), dtype, settings, ctx, start_epoch)
         if cached is None:  # stopped while extracting: like a stop in the epoch's first batches
@@ -237,7 +250,8 @@ def fit_classifier(run: TrainingRun, model: nn.Module, train_set: Dataset,
             _stopped_mid_epoch(run, save, settings, epoch, first=epoch == start_epoch and rng is None,
                                best=best, ctx=ctx)
             break
-        val_loss, val_acc = evaluate(runner, val_loader, criterion, device, ctx)
+        scored = previews.wanted() if previews is not None and not ctx.active else None
+        val_loss, val_acc = evaluate(runner, val_loader, criterion, device, ctx, keep=scored)
         scheduler.step()
         ctx.broadcast_buffers(model)  # every rank ends the epoch with rank 0's weights, buffers too
         row = {"epoch": epoch, **({"stage": stage} if stage != "train" else {}),
@@ -245,6 +259,8 @@ def fit_classifier(run: TrainingRun, model: nn.Module, train_set: Dataset,
                "val_acc": val_acc, "lr": lr, "seconds": round(time.time() - started, 3)}
         metrics = {"val_acc": val_acc, "val_loss": val_loss, "train_acc": train_acc, "epoch": epoch}
         run.epoch_end(epoch, settings.epochs, row, stage)  # the row first: a failed save loses none
+        if previews is not None:  # scored by the validation pass (else the same input path again)
+            previews.score_classifier(runner, val_set, device, epoch, known=scored)
         improved = not best or val_acc > best["val_acc"]
         best = metrics if improved else best
         save(settings.last_file, epoch, metrics, training_state(
@@ -255,6 +271,8 @@ def fit_classifier(run: TrainingRun, model: nn.Module, train_set: Dataset,
             copy_best(run.path, *settings.best_files) if ctx.is_main else None
         if ctx.agree_stop(run, run.stop_now()):
             break
+    if previews is not None:
+        run.record(prediction_samples=previews.cost())
     if ctx.active:
         run.record(distributed={**ctx.record(), "samples_per_epoch": _samples_per_epoch(train_loader, ctx),
                                 "weights_digests": ctx.gather(weights_digest(model))})

@@ -8,10 +8,8 @@ built on the fly when missing. Metrics rows carry ``stage`` = detector | classif
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -35,8 +33,9 @@ from pedsense.train.fit import FitSettings, fit_classifier
 from pedsense.train.resnet_trainer import DEFAULT_CACHE_MB, CachedImageDataset, read_image
 from pedsense.train.samples import check_missing, parse_label, read_split_rows
 from pedsense.train.transforms import normalize_uint8, resize_crop
-from pedsense.train.yolo_trainer import (YoloDataset, check_model_variant, check_yolo_settings,
-                                         fetch_base_model, fit_yolo, load_yolo_dataset, publish_weights)
+from pedsense.train.yolo_inputs import (YoloDataset, check_model_variant, detector_problem, fetch_base_model,
+                                        load_yolo_dataset)
+from pedsense.train.yolo_trainer import check_yolo_settings, fit_yolo, publish_weights
 
 log = logging.getLogger(__name__)
 
@@ -118,25 +117,6 @@ def check_yolo_model(yolo_model: str | os.PathLike | None) -> Path | None:
     return path
 
 
-@functools.lru_cache(maxsize=32)
-def detector_problem(path: str, size: int, mtime_ns: int) -> str | None:
-    """Why the file at ``path`` is not Ultralytics detector weights, or None when it is; cached
-    by the file's size and mtime, so a form checked on every rerun loads it once."""
-    if not zipfile.is_zipfile(path):  # every torch.save since PyTorch 1.6 is a zip archive
-        return "is not a PyTorch checkpoint (not a torch.save zip archive)"
-    from ultralytics.nn.tasks import guess_model_task, torch_safe_load
-
-    try:
-        checkpoint, _ = torch_safe_load(path, safe_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to load is the answer
-        return f"cannot be loaded as Ultralytics weights ({type(exc).__name__})"
-    model = checkpoint.get("ema") or checkpoint.get("model") if isinstance(checkpoint, dict) else None
-    if not isinstance(model, torch.nn.Module):
-        return "holds no Ultralytics model"
-    task = guess_model_task(model)
-    return None if task == "detect" else f"holds a {task} model, not a detector"
-
-
 def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_rate=1e-4, yolo_epochs=50,
                  device=None, *, on_event: EventHook = None, should_stop: StopHook = None,
                  run_dir: str | os.PathLike | None = None, home: str | os.PathLike | None = None,
@@ -151,7 +131,7 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
                  overlap: float = 0.8, irrelevant: str = "not-crossing", obs_length: int = 16,
                  placement: str = "boxes", resume: bool = False,
                  init_weights: str | os.PathLike | None = None, feature_cache: str = "auto",
-                 devices: str | Sequence[str] | int | None = None) -> Path:
+                 devices: str | Sequence[str] | int | None = None, prediction_samples: int = 8) -> Path:
     """Train the hybrid pipeline: YOLO26 pedestrian detector + ResNet intent classifier.
 
     Stage 1 trains the 1-class detector for ``yolo_epochs`` (``yolo_batch_size``, default
@@ -268,7 +248,8 @@ def train_hybrid(name=None, yolo_model=None, epochs=30, batch_size=16, learning_
             settings = FitSettings(params["epochs"], batch_size, params["learning_rate"],
                                    params["weight_decay"], ctx.device, params["num_workers"],
                                    stage="classifier", best_files=("best.pt", "resnet_classifier.pt"),
-                                   feature_cache=params["feature_cache"], home=home, seed=params["seed"])
+                                   feature_cache=params["feature_cache"], home=home, seed=params["seed"],
+                                   prediction_samples=params["prediction_samples"])
             classifier_best = fit_classifier(run, classifier, train_set, val_set, settings,
                                              resume_from=resume_from, ctx=ctx)
         ctx.leave()

@@ -35,7 +35,7 @@ FEATURE_CACHE_MODES = ("auto", "fp16", "fp32", "off")
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp")
 GROUPS = {"essentials": "Essentials", "advanced": "Advanced", "detector": "Stage 1: detector",
           "intent": "Intent protocol (crops built by the run)"}
-_VARIANT = re.compile(r"^yolo(v?\d+)([nslmx])?$")
+VARIANT_NAME = re.compile(r"^yolo(v?\d+)([nslmx])?$")
 
 
 class FormError(ConfigError):
@@ -232,10 +232,10 @@ def _check_variant(param: Param, value: Any) -> str:
     text = str(value).strip()
     path = Path(text).expanduser()
     if path.suffix.lower() in (".pt", ".yaml", ".yml"):
-        if path.is_file() or (path.parent == Path(".") and _VARIANT.match(path.stem)):
+        if path.is_file() or (path.parent == Path(".") and VARIANT_NAME.match(path.stem)):
             return text
         raise ConfigError(f"{path} does not exist. Give {param.describe()}.")
-    if _VARIANT.match(text):
+    if VARIANT_NAME.match(text):
         return text
     raise ConfigError(f"must be {param.describe()}, got {value!r}.")
 
@@ -431,6 +431,10 @@ DEVICES = _p("devices", None, "devices", "Train data-parallel, one process per d
              "`gloo` on CPUs, `nccl` on GPUs): cpu,cpu, cuda:0,cuda:1 or a number of GPUs. "
              "`batch_size` is the global batch, split over the processes. Overrides `device`.",
              label="Devices (data-parallel)", optional=True, none_label="one process on `device`")
+PREDICTION_SAMPLES = _p("prediction_samples", 8, "int", "Validation samples scored after every epoch and "
+                        "kept with their pictures and P(crossing) (YOLO: frames with the predicted boxes), "
+                        "for the run view's predictions slider; the same seeded samples every epoch. 0: none.",
+                        label="Prediction samples", minimum=0, maximum=64)
 PLACEMENT = _p("placement", "boxes", "choice", "Count a track's boxes (the benchmark's; a window "
                "bridges a frame gap) or its frames (frame-accurate).", label="Window placement",
                group="intent", choices=PLACEMENTS)
@@ -446,11 +450,12 @@ YOLO = Spec("yolo", (
     WORKERS, PATIENCE, replace(SEED, default=0), LR0, OPTIMIZER, CACHE, FRACTION, WARMUP_EPOCHS, NBS,
     VERBOSE, replace(DEVICES, help="Train on several GPUs with Ultralytics' own DDP: cuda:0,cuda:1 or a "
                      "number of GPUs (CUDA only). `batch_size` is the global batch. Overrides `device`."),
+    PREDICTION_SAMPLES,
 ), "pedsense.train.yolo_trainer:train_yolo", "fine-tune YOLO26 as a 2-class intent detector")
 RESNET_LSTM = Spec("resnet-lstm", (
     NAME, EPOCHS, BATCH_SIZE, LEARNING_RATE, DEVICE,
     BACKBONE, PRETRAINED, HIDDEN_SIZE, NUM_LAYERS, DROPOUT, CROP_SIZE, WEIGHT_DECAY, FROZEN_CHILDREN,
-    NUM_WORKERS, SEED, TASK, FEATURE_CACHE, DEVICES, LABEL_SMOOTHING,
+    NUM_WORKERS, SEED, TASK, FEATURE_CACHE, DEVICES, LABEL_SMOOTHING, PREDICTION_SAMPLES,
 ), "pedsense.train.resnet_trainer:train_resnet_lstm", "train ResNet + LSTM on pedestrian crop sequences")
 _DETECTOR = {"group": "detector"}
 HYBRID = Spec("hybrid", (
@@ -466,6 +471,9 @@ HYBRID = Spec("hybrid", (
             "Ultralytics' DDP (GPUs only), the classifier through PyTorch DDP (`gloo` on CPUs, `nccl` "
             "on GPUs): cpu,cpu, cuda:0,cuda:1 or a number of GPUs. Batch sizes are global, split over "
             "the processes. Overrides `device`."),
+    replace(PREDICTION_SAMPLES, help="Validation crops of stage 2 scored after every epoch and kept with "
+            "their pictures and P(crossing), for the run view's predictions slider; the same seeded crops "
+            "every epoch. 0: none."),
 ), "pedsense.train.hybrid_trainer:train_hybrid",
     "train the YOLO pedestrian detector + ResNet crop classifier")
 SPECS: dict[str, Spec] = {spec.model_type: spec for spec in (YOLO, RESNET_LSTM, HYBRID)}

@@ -3,8 +3,8 @@
 ``preflight(model_type, params, home)`` returns ``{field: message}`` for the parameter spec's
 rules (``pedsense.train.params``) and for what depends on the data home: the datasets the
 trainer reads are built (for the task asked), the batch fits the training split, the device
-exists, an existing detector's weights load. The dashboard's forms and the run manager call it,
-so a launch that would fail at once is refused with the field to fix and no run folder is made.
+exists, an existing detector's weights (``yolo_model``, a .pt ``model_variant``) load. The
+dashboard's forms and the run manager call it, so a launch that would fail at once is refused with the field to fix and no run folder is made.
 The messages are the trainers' own (the same functions raise them there).
 """
 
@@ -64,9 +64,17 @@ def _yolo_devices(params: dict, p) -> None:
         ultralytics_devices(devices)
 
 
+def _variant(params: dict, p) -> None:
+    """A base model that exists and, given as a .pt file, holds a detector (the trainer's check)."""
+    if params.get("yolo_model") is None:
+        from pedsense.train.yolo_inputs import check_model_variant
+
+        check_model_variant(params["model_variant"])
+
+
 def _yolo_images(p, folder: str, rebuild: str) -> int | None:
     """Training images of a YOLO dataset (None when it is not built: its own check says so)."""
-    from pedsense.train.yolo_trainer import load_yolo_dataset
+    from pedsense.train.yolo_inputs import load_yolo_dataset
 
     try:
         return load_yolo_dataset(getattr(p, folder) / "data.yaml", rebuild).counts["train"]
@@ -75,13 +83,13 @@ def _yolo_images(p, folder: str, rebuild: str) -> int | None:
 
 
 def _yolo_data(params: dict, p) -> None:
-    from pedsense.train.yolo_trainer import load_yolo_dataset
+    from pedsense.train.yolo_inputs import load_yolo_dataset
 
     load_yolo_dataset(p.yolo / "data.yaml", "pedsense preprocess yolo")
 
 
 def _yolo_batch(params: dict, p) -> None:
-    from pedsense.train.yolo_trainer import subset_size
+    from pedsense.train.yolo_inputs import subset_size
 
     images = _yolo_images(p, "yolo", "pedsense preprocess yolo")
     if images is not None:
@@ -109,13 +117,13 @@ def _reuse(params: dict, p) -> None:
 
 def _detector_data(params: dict, p) -> None:
     if params["yolo_model"] is None:
-        from pedsense.train.yolo_trainer import load_yolo_dataset
+        from pedsense.train.yolo_inputs import load_yolo_dataset
 
         load_yolo_dataset(p.yolo_detector / "data.yaml", "pedsense preprocess detector")
 
 
 def _detector_batch(params: dict, p) -> None:
-    from pedsense.train.yolo_trainer import subset_size
+    from pedsense.train.yolo_inputs import subset_size
 
     images = _yolo_images(p, "yolo_detector", "pedsense preprocess detector")
     if params["yolo_model"] is None and images is not None:
@@ -138,10 +146,12 @@ def _crops_batch(params: dict, p) -> None:
 
 
 _CHECKS: dict[str, list[tuple[str, Check]]] = {
-    "yolo": [("device", _device), ("devices", _yolo_devices), ("_data", _yolo_data), ("batch_size", _yolo_batch)],
+    "yolo": [("device", _device), ("devices", _yolo_devices), ("model_variant", _variant), ("_data", _yolo_data),
+             ("batch_size", _yolo_batch)],
     "resnet-lstm": [("device", _device), ("devices", _devices), ("_data", _sequences),
                     ("batch_size", _sequence_batch)],
-    "hybrid": [("device", _device), ("devices", _devices), ("yolo_model", _reuse), ("_data", _detector_data),
+    "hybrid": [("device", _device), ("devices", _devices), ("yolo_model", _reuse), ("model_variant", _variant),
+               ("_data", _detector_data),
                ("yolo_batch_size", _detector_batch), ("_data", _crops_task), ("batch_size", _crops_batch)],
 }
 

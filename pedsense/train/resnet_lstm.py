@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from pedsense.errors import ConfigError
-from pedsense.train.common import offline_reason
+from pedsense.train.offline import offline_reason
 from pedsense.train.params import BACKBONES  # declared once, with the parameters
 
 FEATURE_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048}

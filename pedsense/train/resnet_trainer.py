@@ -107,6 +107,20 @@ class CachedImageDataset(Dataset):
     def class_counts(self) -> list[int]:
         return [self.labels.count(c) for c in range(len(CLASS_NAMES))]
 
+    def sample_id(self, index: int) -> str:
+        """The item's name on disk: a sequence's folder, a crop's file stem."""
+        sample = self.samples[index]
+        return sample[0].parent.name if isinstance(sample, (list, tuple)) else Path(sample).stem
+
+    def preview_picture(self, index: int, frames: int = 4) -> np.ndarray:
+        """What the run view shows of item ``index`` (``pedsense.train.previews``): the crop, or
+        ``frames`` evenly spaced frames of a sequence side by side; (H, W, 3) uint8 BGR."""
+        pixels = self.pixels(index)
+        if pixels.ndim == 3:
+            return pixels
+        picks = np.linspace(0, len(pixels) - 1, min(frames, len(pixels))).round().astype(int)
+        return np.concatenate([pixels[i] for i in picks], axis=1)
+
 
 class PedestrianSequenceDataset(CachedImageDataset):
     """Pedestrian crop sequences of one split.
@@ -170,7 +184,7 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
                       seed: int = 42, task: str | None = None, resume: bool = False,
                       init_weights: str | os.PathLike | None = None, feature_cache: str = "auto",
                       devices: str | Sequence[str] | int | None = None,
-                      label_smoothing: float = 0.0) -> Path:
+                      label_smoothing: float = 0.0, prediction_samples: int = 8) -> Path:
     """Train ResNet+LSTM on pedestrian crossing sequences.
 
     AdamW (``weight_decay``), CrossEntropyLoss with inverse-frequency class weights,
@@ -242,7 +256,8 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
                                    params["weight_decay"], ctx.device, params["num_workers"],
                                    sequence_length=train_set.sequence_length,
                                    feature_cache=params["feature_cache"], home=home, seed=params["seed"],
-                                   label_smoothing=params["label_smoothing"])
+                                   label_smoothing=params["label_smoothing"],
+                                   prediction_samples=params["prediction_samples"])
             best = fit_classifier(run, model, train_set, val_set, settings, resume_from=resume_from, ctx=ctx)
             return run.finish(best, best_checkpoint="best.pt")
     finally:

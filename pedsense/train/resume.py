@@ -79,8 +79,11 @@ def _checked(folder: RunFolder, home: Path | None, status: Mapping[str, Any], co
 
 
 def extend_run(run_dir: str | os.PathLike, epochs: int, *, on_event: EventHook = None,
-               should_stop: StopHook = None) -> Path:
+               should_stop: StopHook = None, child_dir: str | os.PathLike | None = None) -> Path:
     """Train a completed run ``epochs`` more epochs as a new run folder; returns the new folder.
+
+    ``child_dir`` is the folder to train in (the one ``pedsense.launches.queue_extend`` queued,
+    whose id the command line and the dashboard already showed); without it a new one is made.
 
     The new run has the parent's parameters (``epochs`` replaced), starts from the parent's
     last weights (YOLO: ``weights/last.pt``; ResNet-LSTM and the hybrid's classifier:
@@ -113,11 +116,15 @@ def extend_run(run_dir: str | os.PathLike, epochs: int, *, on_event: EventHook =
         kwargs["init_weights"] = str(weights)
         if model_type == "hybrid":
             kwargs["yolo_model"] = str(_existing(parent, ("yolo_detector.pt",)))
-    child = RunFolder.create(model_type, f"{parameters.get('name') or model_type}-extended", home=home)
-    child.write_config({"model_type": model_type, "parent_run": parent.run_id, "parent_dir": str(parent.path),
-                        "extends_epochs": epochs,
-                        "schedule_note": SCHEDULE_NOTE.format(parent=parent.run_id, epochs=epochs)})
-    child.set_status("queued")
+    lineage = {"model_type": model_type, "parent_run": parent.run_id, "parent_dir": str(parent.path),
+               "extends_epochs": epochs, "schedule_note": SCHEDULE_NOTE.format(parent=parent.run_id, epochs=epochs)}
+    if child_dir is not None:  # queued already: its status (and claim) stay as the queue left them
+        child = RunFolder(child_dir)
+        child.update_config(**lineage)
+    else:
+        child = RunFolder.create(model_type, f"{parameters.get('name') or model_type}-extended", home=home)
+        child.write_config(lineage)
+        child.set_status("queued")
     child.log(f"extends {parent.run_id} by {epochs} epochs from {weights}")
     parent.log(f"extended by {epochs} epochs in {child.run_id}")
     return spec.load_trainer()(**kwargs, run_dir=child.path, home=home, on_event=on_event,

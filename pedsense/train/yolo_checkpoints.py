@@ -81,15 +81,19 @@ def resume_point(save_dir: Path) -> tuple[Path | None, int]:
     for path in (weights / "last.pt", weights / "resume.pt", weights / f"last.pt{PREVIOUS_SUFFIX}"):
         if not path.is_file():
             continue
+        if path.stat().st_size == 0:
+            unreadable.append(f"{path} is empty (0 bytes)")
+            continue
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
-            unreadable.append(f"{path} ({str(exc).splitlines()[0][:120]})")
+            unreadable.append(f"{path} cannot be read ({str(exc).splitlines()[0][:120]})")
             continue
         epochs = int(checkpoint.get("epoch", -1)) + 1 if isinstance(checkpoint, dict) else 0
         if isinstance(checkpoint, dict) and checkpoint.get("optimizer") is not None and epochs > best[1]:
             best = (path, epochs)
     if best[0] is None and unreadable:
-        raise DataError(f"Cannot resume: {'; '.join(unreadable)} cannot be read (a crash or a full disk may "
-                        "have cut it short). Start a new run.")
+        raise DataError(f"Cannot resume: {'; '.join(unreadable)}. A crash or a full disk cut its save short "
+                        "and no other checkpoint of the run can be resumed from: free disk space if it is "
+                        "full, then start a new run with the same parameters.")
     return best

@@ -22,185 +22,34 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import shutil
 import subprocess
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
 from pedsense.config import CLASS_NAMES, paths
 from pedsense.device import resolve_device, resolve_device_list, torch_threads_kept
-from pedsense.errors import ConfigError, DataError
 from pedsense.io import filter_csv_rows, link_or_copy, write_text_atomic
 from pedsense.train.common import (LossCurve, TrainingRun, check_batch_size, check_finite_loss,
-                                   manifest_summary, offline_reason)
+                                   manifest_summary)
 from pedsense.train.distributed import DistributedError, check_global_batch
 from pedsense.train.events import EventHook, StopHook
 from pedsense.train.params import YOLO
+from pedsense.train.previews import DetectorPreviews
+from pedsense.train.ultralytics_context import ultralytics_integrations_off, ultralytics_quiet
 from pedsense.train.yolo_ddp import (DDP_FOLDER, ResultsFollower, best_detector_epoch, ultralytics_device,
                                      ultralytics_devices)
+from pedsense.train.yolo_inputs import (YoloDataset, check_model_variant, fetch_base_model, list_images,
+                                        load_yolo_dataset, spread_subset, subset_size)
 from pedsense.train.yolo_checkpoints import keep_resume_point, keeping_previous_weights, resume_file, resume_point
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-_VARIANT = re.compile(r"^yolo(v?\d+)([nslmx])?$")
-
-
-# -- the dataset --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class YoloDataset:
-    """A checked Ultralytics ``data.yaml``: its contents with an absolute ``path``, and image counts."""
-
-    yaml_path: Path
-    data: dict
-    counts: dict
-
-    @property
-    def names(self) -> list[str]:
-        names = self.data.get("names", [])
-        return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
-
-
-def load_yolo_dataset(yaml_path: Path, rebuild: str) -> YoloDataset:
-    """Read and check ``data.yaml``; DataError naming the fix when it is missing, broken or empty."""
-    if not yaml_path.is_file():
-        raise DataError(f"The YOLO dataset is not built yet: {yaml_path} is missing. Run `{rebuild}` first.")
-    try:
-        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise DataError(f"{yaml_path} is not valid YAML ({exc}). Rebuild it with `{rebuild}`.") from None
-    if not isinstance(data, dict) or not data.get("train") or not data.get("val") or not data.get("names"):
-        raise DataError(f"{yaml_path} needs 'train', 'val' and 'names' entries. Rebuild it with `{rebuild}`.")
-    root = Path(data.get("path") or yaml_path.parent).expanduser()
-    if not root.is_absolute():
-        root = (yaml_path.parent / root).resolve()
-    data = {**data, "path": str(root)}
-    counts = {split: _count_images(root, data[split], split, yaml_path, rebuild) for split in ("train", "val")}
-    return YoloDataset(yaml_path, data, counts)
-
-
-def list_images(root: Path, entry: Any) -> list[str]:
-    """The image paths of one split entry (folders and/or .txt lists, as Ultralytics reads them), sorted."""
-    images = []
-    for item in entry if isinstance(entry, list) else [entry]:
-        folder = Path(item) if Path(item).is_absolute() else root / item
-        if folder.is_file() and folder.suffix == ".txt":  # a list of image paths; "./x" is relative to it
-            lines = (line.strip() for line in folder.read_text().splitlines())
-            images += [str(folder.parent / line[2:]) if line.startswith("./") else line for line in lines if line]
-        elif folder.is_dir():
-            images += [str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(images)
-
-
-def _count_images(root: Path, entry: Any, split: str, yaml_path: Path, rebuild: str) -> int:
-    total = len(list_images(root, entry))
-    if total == 0:
-        raise DataError(f"The '{split}' split of {yaml_path} has no images (looked in {entry} under {root}). "
-                        f"Rebuild the dataset with `{rebuild}`.")
-    return total
-
-
-def subset_size(n_images: int, fraction: float) -> int:
-    """How many of ``n_images`` a ``fraction`` keeps (Ultralytics' rounding, at least 1)."""
-    return max(1, round(n_images * fraction))
-
-
-def spread_subset(images: list[str], fraction: float) -> list[str]:
-    """``fraction`` of ``images`` evenly spaced along the sorted list.
-
-    Ultralytics' own ``fraction`` keeps the head of the sorted list: the first video or two.
-    Frames are sorted by video then frame index, so every k-th one covers every video and
-    scene while skipping near-duplicate neighbours.
-    """
-    count = subset_size(len(images), fraction)
-    return [images[i * len(images) // count] for i in range(count)]
-
-
-# -- the base model -----------------------------------------------------------------------------
-def check_model_variant(model_variant: str | os.PathLike) -> tuple[str, Path | str]:
-    """Classify ``model_variant``: ``("file", path)`` for an existing .pt/.yaml, else ``("variant", name)``.
-
-    Raises:
-        ConfigError: unknown variant name, or a .pt/.yaml path that does not exist.
-    """
-    text = str(model_variant).strip()
-    path = Path(text).expanduser()
-    if path.suffix.lower() in (".pt", ".yaml", ".yml"):
-        if path.is_file():
-            return "file", path.resolve()
-        if path.parent != Path(".") or not _VARIANT.match(path.stem):
-            raise ConfigError(f"model_variant file {path} does not exist. Give an existing .pt/.yaml path "
-                              "or a variant name such as 'yolo26n'.")
-        if path.suffix.lower() != ".pt":  # "yolo26n.yaml": Ultralytics' own config, from scratch
-            _check_known_variant(path.stem)
-            return "file", path.name
-        text = path.stem
-    _check_known_variant(text)
-    return "variant", text
-
-
-def _check_known_variant(name: str) -> None:
-    from ultralytics.nn.tasks import yaml_model_load
-
-    if _VARIANT.match(name):
-        try:
-            yaml_model_load(f"{name}.yaml")
-            return
-        except (FileNotFoundError, OSError):
-            pass
-    raise ConfigError(f"Unknown model_variant {name!r}. Use a YOLO detection variant such as 'yolo26n', "
-                      "'yolo26s', 'yolo11n', or a path to a .pt/.yaml file.")
-
-
-def fetch_base_model(variant: str, home: str | os.PathLike | None = None) -> tuple[str, str]:
-    """The model Ultralytics should start from, and where its weights came from.
-
-    ``models/base/{variant}.pt`` is downloaded on the first run. Offline (or when the download
-    fails) a warning says so and the model trains from scratch on ``{variant}.yaml``.
-
-    Returns:
-        (model source for ``ultralytics.YOLO``, weights source for config.json).
-    """
-    target = paths(home).base_models / f"{variant}.pt"
-    if target.is_file() and target.stat().st_size > 0:
-        return str(target), f"pretrained ({target})"
-    reason = offline_reason(host="github.com")
-    if reason is None:
-        try:
-            from ultralytics.utils.downloads import attempt_download_asset
-
-            target.parent.mkdir(parents=True, exist_ok=True)
-            attempt_download_asset(str(target), retry=2)
-            if target.is_file() and target.stat().st_size > 0:
-                return str(target), f"pretrained ({target}, downloaded)"
-            reason = "download produced no file"
-        except Exception as exc:  # network errors of every kind: fall back, never crash
-            reason = f"{type(exc).__name__}: {exc}"[:200]
-    message = (f"Base weights {target.name} could not be fetched ({reason}); training {variant} from "
-               f"scratch ({variant}.yaml). Put {target.name} in {target.parent} to fine-tune instead.")
-    warnings.warn(message, stacklevel=3)
-    return f"{variant}.yaml", f"scratch (offline: {reason})"
-
-
-@contextmanager
-def ultralytics_quiet(verbose: bool) -> Iterator[None]:
-    """Silence Ultralytics' console output (and its progress bars) unless ``verbose``."""
-    from ultralytics.utils import LOGGER
-
-    previous = LOGGER.level
-    if not verbose:
-        LOGGER.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        LOGGER.setLevel(previous)
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -226,6 +75,7 @@ class YoloSettings:
     warmup_epochs: float = 3.0
     nbs: int = 64
     devices: tuple[str, ...] = ()  # two or more GPUs: Ultralytics' own DDP (``yolo_ddp``)
+    prediction_samples: int = 0    # validation frames scored each epoch (``pedsense.train.previews``)
 
     @property
     def ddp(self) -> bool:
@@ -245,6 +95,9 @@ class UltralyticsBridge:
         self.curve: LossCurve | None = None
         self.steps = 0
         self.cut_short = False  # stopped before an epoch's last batch
+        self.previews: DetectorPreviews | None = None
+        self.previews_device: str = "cpu"
+        self.previewed: set[int] = set()
 
     def attach(self, model) -> None:
         model.add_callback("on_train_start", self.on_train_start)
@@ -301,6 +154,9 @@ class UltralyticsBridge:
         # A stop after a whole epoch: Ultralytics is about to strip this checkpoint's optimizer.
         if self.run.stop_seen and not self.cut_short and trainer.epoch + 1 < trainer.epochs:
             shutil.copyfile(trainer.last, resume_file(Path(trainer.last)))
+        if self.previews is not None and trainer.epoch == self.trained_epoch and trainer.epoch not in self.previewed:
+            self.previewed.add(trainer.epoch)  # the weights of the epoch just saved predict the frames
+            self.previews.score_weights(trainer.last, trainer.args.imgsz, self.previews_device, trainer.epoch + 1)
 
     def on_fit_epoch_end(self, trainer) -> None:
         self.report_epoch(trainer)
@@ -392,10 +248,16 @@ def fit_yolo(run: TrainingRun, dataset: YoloDataset, model_source: str, settings
         if settings.ddp else UltralyticsBridge(run, stage, settings.epochs)
     device = ultralytics_devices(settings.devices) if settings.ddp else ultralytics_device(settings.device)
     run.stage(stage, settings.epochs)
-    with ultralytics_quiet(settings.verbose), warnings.catch_warnings(), torch_threads_kept():
+    with ultralytics_quiet(settings.verbose), warnings.catch_warnings(), torch_threads_kept(), \
+            ultralytics_integrations_off():
         model = YOLO(str(source) if source else model_source)
         if not settings.ddp:
             bridge.attach(model)
+            if settings.prediction_samples:
+                bridge.previews = DetectorPreviews.for_images(
+                    run, list_images(Path(data["path"]), dataset.data["val"]), settings.prediction_samples,
+                    settings.seed, stage)
+                bridge.previews_device = settings.device
         try:
             with bridge if settings.ddp else nullcontext():
                 _ultralytics_train(model, source, data_yaml, device, settings, save_dir)
@@ -406,6 +268,8 @@ def fit_yolo(run: TrainingRun, dataset: YoloDataset, model_source: str, settings
                                        "(worker.log) or the terminal.") from None
     if not run.stop_seen:  # finished: nothing left to resume from
         (save_dir / "weights" / "resume.pt").unlink(missing_ok=True)
+    if getattr(bridge, "previews", None) is not None:
+        run.record(prediction_samples=bridge.previews.cost())
     return bridge, data_yaml
 
 
@@ -464,7 +328,8 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
                workers: int | None = None, patience: int = 100, seed: int = 0, lr0: float = 0.01,
                optimizer: str = "auto", cache: bool | str = False, fraction: float = 1.0,
                warmup_epochs: float = 3.0, nbs: int = 64, verbose: bool = False,
-               resume: bool = False, devices: str | list[str] | int | None = None) -> Path:
+               resume: bool = False, devices: str | list[str] | int | None = None,
+               prediction_samples: int = 8) -> Path:
     """Fine-tune YOLO26 on the JAAD crossing intent dataset (``data/processed/yolo/data.yaml``).
 
     The base model is downloaded to ``models/base/{model_variant}.pt`` on first run; offline,
@@ -486,7 +351,8 @@ def train_yolo(name=None, epochs=50, batch_size=16, imgsz=640, model_variant="yo
     """
     params = YOLO.check(YOLO.bind(locals()))
     dataset = load_yolo_dataset(paths(home).yolo / "data.yaml", "pedsense preprocess yolo")
-    settings = check_yolo_settings(params, dataset.counts["train"])
+    settings = replace(check_yolo_settings(params, dataset.counts["train"]),
+                       prediction_samples=params["prediction_samples"])
     kind, variant = check_model_variant(params["model_variant"])
     run = TrainingRun.open("yolo", name, run_dir=run_dir, home=home, on_event=on_event,
                            should_stop=should_stop, resume=resume,
