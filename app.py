@@ -13,7 +13,7 @@ import streamlit as st
 from ui.auth import may_enter, require_login_ui, sign_out_ui
 from ui.sidebar import sidebar
 from ui.state import (PAGE_DATA, PAGE_ERRORS, PAGE_LEADERBOARD, PAGE_OVERVIEW, PAGE_RUNS, PAGE_SWEEP,
-                      PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, PAGE_VIEWER)
+                      PAGE_TRAIN_CONTEXT, PAGE_TRAIN_HYBRID, PAGE_TRAIN_RESNET, PAGE_TRAIN_YOLO, PAGE_VIEWER)
 
 # A local icon: nothing is fetched from the network (the dashboard works offline).
 st.set_page_config(page_title="pedsense", page_icon=str(Path(__file__).parent / "ui" / "icon.png"),
@@ -29,6 +29,7 @@ navigation = st.navigation({
         st.Page(PAGE_TRAIN_YOLO, title="Train YOLO", icon=":material/center_focus_strong:"),
         st.Page(PAGE_TRAIN_RESNET, title="Train ResNet-LSTM", icon=":material/movie:"),
         st.Page(PAGE_TRAIN_HYBRID, title="Train Hybrid", icon=":material/join_inner:"),
+        st.Page(PAGE_TRAIN_CONTEXT, title="Train Context", icon=":material/route:"),
         st.Page(PAGE_SWEEP, title="Sweep", icon=":material/tune:"),
     ],
     "Inspect": [

@@ -20,7 +20,7 @@ RANDOM_SEED = 42
 
 CLASS_NAMES = ("not-crossing", "crossing")
 DETECTOR_CLASS_NAMES = ("pedestrian",)
-MODEL_TYPES = ("yolo", "resnet-lstm", "hybrid")
+MODEL_TYPES = ("yolo", "resnet-lstm", "hybrid", "context")
 
 
 def data_home() -> Path:

@@ -94,14 +94,20 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
     if model_type not in DATASET_MANIFESTS:
         raise ConfigError(f"Run {run_path.name} has unknown model type {model_type!r}.")
     run_id = f"{run_path.parent.name}/{run_path.name}"
-    task = check_run_task(run_path, dataset_manifest_path(model_type, home), run_id)
+    manifest_path = dataset_manifest_path(model_type, home, run_path)
+    # a context build holds the benchmark's windows only: its task is always intent
+    task = "intent" if model_type == "context" else \
+        check_run_task(run_path, manifest_path, run_id)
     device = resolve_device(device)
     started = time.perf_counter()
     result: dict = {"run": run_id, "model_type": model_type, "split": split, "device": device,
                     "task": task}
-    samples = None
-    if model_type == "resnet-lstm":
-        result["intent"], samples = _sequence_intent(run_path, split, device, batch_size, progress, home)
+    samples, inputs = None, MODEL_INPUTS
+    if model_type == "context":
+        result["intent"], samples, inputs = _context_intent(run_path, split, device, home)
+    elif model_type == "resnet-lstm":
+        result["intent"], samples, inputs = _sequence_intent(run_path, split, device, batch_size, progress,
+                                                             home)
     elif model_type == "hybrid":
         result["intent"], samples = _crop_intent(run_path, split, device, batch_size, progress, home)
         result["detection"] = _detection_map(run_path, split, device, home, dataset="yolo_detector")
@@ -110,11 +116,11 @@ def evaluate(run_dir: str | os.PathLike, split: str = "val", *, device: str | No
         result["detection"] = _detection_map(run_path, split, device, home, dataset="yolo")
         result["matched_intent"], samples = _matched_intent(run_path, split, device, conf, max_images,
                                                             progress, home)
-    result["benchmark"] = (benchmark_section(samples, dataset_manifest_path(model_type, home),
-                                             label=run_id, split=split)
+    result["benchmark"] = (benchmark_section(samples, manifest_path,
+                                             label=run_id, split=split, inputs=inputs)
                            if samples is not None else
                            {"skipped": "no intent predictions to score (see matched_intent)"})
-    result["dataset"] = dataset_stamp(dataset_manifest_path(model_type, home))
+    result["dataset"] = dataset_stamp(manifest_path)
     try:
         result["predictions"] = _keep_predictions(run_path, split, samples, home)
         result["seconds"] = round(time.perf_counter() - started, 2)
@@ -141,7 +147,8 @@ def _keep_predictions(run_path: Path, split: str, samples: "Samples | None", hom
 
 # -- the benchmark view ----------------------------------------------------------------------------
 # Where each model type's evaluation data lives: the manifest of the dataset it is scored on.
-DATASET_MANIFESTS = {"resnet-lstm": ("sequences",), "hybrid": ("resnet", "crops"), "yolo": ("yolo",)}
+DATASET_MANIFESTS = {"resnet-lstm": ("sequences",), "hybrid": ("resnet", "crops"), "yolo": ("yolo",),
+                     "context": ("processed", "context")}  # context: per sample type, see dataset_manifest_path
 MODEL_INPUTS = ("rgb",)  # every pedsense model sees RGB frames or crops only
 
 
@@ -161,8 +168,14 @@ class Samples:
     caveat: str = ""
 
 
-def dataset_manifest_path(model_type: str, home=None) -> Path:
-    """The ``manifest.json`` of the dataset ``model_type`` runs are evaluated on."""
+def dataset_manifest_path(model_type: str, home=None, run_path: Path | None = None) -> Path:
+    """The ``manifest.json`` of the dataset ``model_type`` runs are evaluated on (a context run's:
+    the build of the sample type it was trained on, from ``run_path``'s config)."""
+    if model_type == "context":
+        from pedsense.data.context_format import context_manifest_path
+
+        config = read_json(Path(run_path) / "config.json", {}) if run_path is not None else {}
+        return context_manifest_path(home, (config or {}).get("sample_type"))
     base = paths(home)
     first, *rest = DATASET_MANIFESTS[model_type]
     return getattr(base, first).joinpath(*rest) / "manifest.json"
@@ -192,21 +205,24 @@ def check_run_task(run_path: Path, manifest_path: Path, run_id: str) -> str:
 
 
 def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "this run",
-                      threshold: float = 0.5, split: str = "test") -> dict:
+                      threshold: float = 0.5, split: str = "test",
+                      inputs: Sequence[str] = MODEL_INPUTS) -> dict:
     """The benchmark's metrics, per-group breakdown and reference rows of one run's predictions.
 
     ``split`` is the part the samples come from: published numbers are ``test``-split numbers,
-    so on any other part every published row is marked not comparable, and says why.
+    so on any other part every published row is marked not comparable, and says why. ``inputs``
+    is what the model saw (``pedsense.benchmarks.INPUT_NAMES``; RGB for the crop models).
 
     Returns:
         ``{"task", "intent_options", "split", "data_split", "synthetic", "unit", "inputs",
         "threshold", "metrics", "breakdown", "reference"}`` (JSON-ready; undefined metrics are
-        None). ``metrics`` is ``pedsense.metrics.classification_metrics``; ``breakdown`` its rows
+        None). ``baselines``: "always crossing" and "always not-crossing" scored on the same samples
+        (``pedsense.benchmarks.trivial_baselines``). ``metrics`` is ``pedsense.metrics.classification_metrics``; ``breakdown`` its rows
         per TTE bin, occlusion, time of day and weather (``intent`` datasets; else ``[]`` with a
         ``breakdown_note``); ``reference`` the run's row, then each published JAAD result with
         ``comparison`` ("comparable"/"not comparable") and ``caveats`` naming every difference.
     """
-    from pedsense.benchmarks import compare_with_published
+    from pedsense.benchmarks import compare_with_published, trivial_baselines
     from pedsense.breakdown import BREAKDOWN_FACTORS, breakdown
 
     manifest = read_json(manifest_path, {}) or {}
@@ -217,7 +233,7 @@ def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "th
     metrics = classification_metrics(samples.y_true, samples.p_crossing, threshold=threshold)
     section: dict[str, Any] = {"task": task, "intent_options": options, "split": split,
                                "data_split": data_split, "synthetic": synthetic,
-                               "unit": samples.unit, "inputs": list(MODEL_INPUTS),
+                               "unit": samples.unit, "inputs": list(inputs),
                                "threshold": threshold, "metrics": metrics, "breakdown": []}
     columns = set(samples.rows[0]) if samples.rows else set()
     needed = {"occlusion", "time_of_day", "weather"}
@@ -229,8 +245,10 @@ def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "th
             "The breakdown by TTE bin, occlusion, time of day and weather needs an `intent` "
             "dataset's labels.csv/crops.csv" + ("" if task == "intent" else
                                                 " (this dataset is built for `action`)") + ".")
+    # what answering one class everywhere scores on these very samples: the floor a model must clear
+    section["baselines"] = trivial_baselines(samples.y_true)
     section["reference"] = compare_with_published(
-        metrics, MODEL_INPUTS, options=options, task=task, synthetic=synthetic, split=data_split,
+        metrics, inputs, options=options, task=task, synthetic=synthetic, split=data_split,
         evaluated_on=split, unit=samples.caveat, label=label)
     return json_safe(section)
 
@@ -238,7 +256,7 @@ def benchmark_section(samples: Samples, manifest_path: Path, *, label: str = "th
 def split_scheme(manifest: dict) -> str:
     """The video split a dataset was actually built on (``default``, ..., or ``random`` when the
     build fell back to a random split because the split files were missing)."""
-    source = str((manifest.get("split") or {}).get("source") or "")
+    source = str((manifest.get("split") or {}).get("source") or manifest.get("split_source") or "")
     if source.startswith("official:"):
         return source.split(":", 1)[1]
     return "random" if source else "unknown"
@@ -284,18 +302,22 @@ def _report(progress: Progress | None, done: int, total: int, message: str) -> N
 
 
 def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
-                     progress: Progress | None, home) -> tuple[dict, Samples]:
-    """ResNet-LSTM on the split's ground-truth crop sequences."""
+                     progress: Progress | None, home) -> tuple[dict, Samples, tuple]:
+    """ResNet-LSTM on the split's ground-truth crop sequences (a fused run: with their context
+    features). Returns (metrics, samples, the model's inputs)."""
     from pedsense.infer import CropClassifier, require_weights
     from pedsense.train.resnet_trainer import PedestrianSequenceDataset
 
     classifier = CropClassifier(require_weights(run_path / "best.pt", "the ResNet-LSTM weights"), device=device)
-    dataset = PedestrianSequenceDataset(split, home=home, crop_size=classifier.crop_size, cache=False)
+    # a fused run reads its windows' context features from the same build (leak guard included)
+    dataset = PedestrianSequenceDataset(split, home=home, crop_size=classifier.crop_size, cache=False,
+                                        context_features=classifier.context_groups or None)
     batches = range(0, len(dataset), batch_size)
     probabilities = []
     for k, start in enumerate(batches):
         indices = range(start, min(start + batch_size, len(dataset)))
-        probabilities.append(classifier.classify_sequences([list(dataset.decode(i)) for i in indices]))
+        context = {g: a[indices.start:indices.stop] for g, a in dataset.context.items()} if dataset.context else None
+        probabilities.append(classifier.classify_sequences([list(dataset.decode(i)) for i in indices], context))
         _report(progress, k + 1, len(batches), f"sequences {indices[-1] + 1}/{len(dataset)}")
     probabilities = np.concatenate(probabilities)
     # the dataset reads labels.csv with read_split_rows too, so the rows line up with its samples
@@ -303,8 +325,52 @@ def _sequence_intent(run_path: Path, split: str, device: str, batch_size: int,
                            "pedsense preprocess resnet")
     samples = Samples(list(dataset.labels), probabilities[:, classifier.crossing_index], rows,
                       unit=f"{dataset.sequence_length}-frame crop sequences")
-    return _classifier_metrics(probabilities, dataset.labels, classifier,
-                               source=f"{len(dataset)} ground-truth crop sequences"), samples
+    fused = f" + context {', '.join(classifier.context_groups)}" if dataset.context else ""
+    metrics = _classifier_metrics(probabilities, dataset.labels, classifier,
+                                  source=f"{len(dataset)} ground-truth crop sequences{fused}")
+    return metrics, samples, MODEL_INPUTS + context_inputs(classifier.context_groups)
+
+
+def _context_intent(run_path: Path, split: str, device: str, home) -> tuple[dict, Samples, tuple]:
+    """A context model on the split's windows of the build it was trained on. Returns (metrics,
+    samples, the model's inputs)."""
+    from pedsense.data.context_format import load_context_split
+    from pedsense.infer import require_weights
+    from pedsense.train.checkpoints import load_context_model
+    from pedsense.train.context_model import predict_proba
+
+    model, meta = load_context_model(require_weights(run_path / "best.pt", "the context model's weights"), device)
+    windows = load_context_split(home, split, sample_type=meta.get("sample_type"))
+    missing = [g for g in model.groups if g not in windows.groups]
+    if missing:
+        raise DataError(f"The context build on disk has no {', '.join(missing)} features, which this run "
+                        "reads: rebuild it as the run was trained (`pedsense preprocess context --sample-type "
+                        f"{windows.sample_type}`), or evaluate a run trained on the current build.")
+    windows = windows.select(model.groups)  # the windows it was trained on: some feature known
+    if not len(windows):
+        raise DataError(f"The context build has no {split} windows with known features: nothing to score. "
+                        "Pick another split.")
+    probabilities = predict_proba(model, windows.groups, device=device)
+    labels = [int(v) for v in windows.labels]
+    rows = [{"sequence_id": row["window_id"], **{k: row[k] for k in CONTEXT_ROW_COLUMNS}}
+            for row in windows.windows.to_dict("records")]
+    metrics = intent_metrics(labels, list(probabilities.argmax(1)), probabilities[:, 1])
+    metrics["source"] = f"{len(labels)} observation windows, features {', '.join(model.groups)}"
+    if windows.dropped_unknown:
+        metrics["dropped_unknown"] = windows.dropped_unknown
+    samples = Samples(labels, probabilities[:, 1], rows, unit="observation windows, annotations only")
+    return metrics, samples, context_inputs(model.groups)
+
+
+# The windows.csv columns a context window's table row carries (its context, as an intent build's)
+CONTEXT_ROW_COLUMNS = ("video_id", "track_id", "start_frame", "end_frame", "tte", "event_frame", "occlusion",
+                       "time_of_day", "weather", "track_label")
+
+
+def context_inputs(groups: Sequence[str]) -> tuple[str, ...]:
+    """The benchmark's names (``pedsense.benchmarks.INPUT_NAMES``) of a context model's groups."""
+    names = {"box": "box", "vehicle": "speed", "traffic": "traffic", "behaviour": "behaviour"}
+    return tuple(dict.fromkeys(names.get(g, g) for g in groups))
 
 
 def _crop_intent(run_path: Path, split: str, device: str, batch_size: int,

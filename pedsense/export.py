@@ -222,6 +222,10 @@ def export_classifier(run_path: Path, format: str = "onnx", *, opset: int | None
         return _export_openvino(module, example, target, dynamic)
 
     if meta.get("model") == "ResNetLSTM":
+        if getattr(model, "context", None) is not None:
+            raise ConfigError(f"{weights} fuses context features ({', '.join(model.context_groups)}); its ONNX "
+                              "export is not supported yet. It predicts with PyTorch (the viewer and "
+                              "`pedsense evaluate` use it as it is).")
         features = model.features
         feature_dim = int(features.feature_dim)
         facts["feature_dim"] = feature_dim

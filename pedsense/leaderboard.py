@@ -28,7 +28,8 @@ from pedsense.evaluation import headline_metrics, load_evaluation
 from pedsense.runsummary import readable_runs
 from pedsense.train.params import SPECS
 
-FAMILIES = {"yolo": "YOLO26", "resnet-lstm": "ResNet-LSTM", "hybrid": "YOLO + ResNet hybrid"}
+FAMILIES = {"yolo": "YOLO26", "resnet-lstm": "ResNet-LSTM", "hybrid": "YOLO + ResNet hybrid",
+            "context": "Context (annotations only)"}
 METRIC_TITLES = {"accuracy": "accuracy", "auc_binary": "AUC", "roc_auc": "ROC-AUC", "f1": "F1",
                  "precision": "precision", "recall": "recall"}
 # Parameters that change where or how fast a run trains, not what it learns.

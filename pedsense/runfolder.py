@@ -50,7 +50,9 @@ RESUMABLE_STATUSES = ("stopped", "interrupted", "failed")  # a completed run is 
 
 # What "best" means per model type: the metric and whether higher is better.
 BEST_METRIC = {"yolo": ("mAP50-95", True), "resnet-lstm": ("val_acc", True),
-               "hybrid": ("val_acc", True)}
+               "hybrid": ("val_acc", True),
+               # balanced accuracy on val: the benchmark's "AUC" (accuracy rewards the majority class)
+               "context": ("val_auc_binary", True)}
 # Weight files by (model type, role); the first that exists wins (YOLO keeps Ultralytics' weights/).
 WEIGHT_FILES = {
     ("yolo", "best"): ("best.pt", "weights/best.pt"),
@@ -63,6 +65,9 @@ WEIGHT_FILES = {
     ("hybrid", "last"): ("last.pt",),
     ("hybrid", "classifier"): ("resnet_classifier.pt",),
     ("hybrid", "detector"): ("yolo_detector.pt",),
+    ("context", "best"): ("best.pt",),
+    ("context", "last"): ("last.pt",),
+    ("context", "classifier"): ("best.pt",),
 }
 WEIGHT_ROLES = ("best", "last", "classifier", "detector")
 

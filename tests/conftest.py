@@ -85,7 +85,8 @@ def copy_data_home(src: Path, dst: Path) -> Path:
 
     _link_copy(src, dst)
     for dataset in (paths(dst).yolo, paths(dst).yolo_detector):
-        relocate_data_yaml(dataset)
+        if (dataset / "data.yaml").is_file():  # a home of annotations only has none
+            relocate_data_yaml(dataset)
     return dst
 
 

@@ -14,6 +14,7 @@ PAGES = {
     "pages/train_yolo.py": "Train YOLO26",
     "pages/train_resnet_lstm.py": "Train ResNet-50 + LSTM",
     "pages/train_hybrid.py": "Train the hybrid",
+    "pages/train_context.py": "Train Context",
     "pages/runs.py": "Runs",
     "pages/viewer.py": "Viewer",
     "pages/sweep.py": "Sweeps",

@@ -75,10 +75,13 @@ def test_evaluation_panel_evaluates_and_shows_the_matrix(infer_home):
     at.button[0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert (run / "evaluation_val.json").is_file()
-    # the metrics table, then (benchmark view of an `action` run: no breakdown) the published
-    # reference beside the run, marked as another task
-    assert len(at.dataframe) == 2
-    reference = at.dataframe[1].value
+    # the metrics table, the trivial baselines on the same samples, then (benchmark view of an
+    # `action` run: no breakdown) the published reference beside the run, marked as another task
+    assert len(at.dataframe) == 3
+    baselines = at.dataframe[1].value
+    assert list(baselines["model"]) == ["always crossing", "always not-crossing"]
+    assert {"auc_binary", "roc_auc"} <= set(baselines.columns)
+    reference = at.dataframe[2].value
     assert reference["comparison"].iloc[0] == "this run"
     assert "task 'action'" in reference["caveats"].iloc[0]
 

@@ -18,6 +18,8 @@ SEED_API = {
     "resnet-lstm": {"name": None, "epochs": 30, "batch_size": 8, "learning_rate": 1e-4, "device": None},
     "hybrid": {"name": None, "yolo_model": None, "epochs": 30, "batch_size": 16, "learning_rate": 1e-4,
                "yolo_epochs": 50, "device": None},
+    # not a seed trainer: the context family's positional parameters follow the ResNet-LSTM's
+    "context": {"name": None, "epochs": 8, "batch_size": 128, "learning_rate": 1e-3, "device": None},
 }
 
 

@@ -24,6 +24,15 @@ def describe_model(model_type: str, values: dict[str, Any]) -> tuple[str, str]:
                 f"Classifies 16-frame pedestrian crop sequences ({_crop(values)}) as crossing or "
                 f"not-crossing: a {backbone} backbone per frame, an LSTM of {values.get('hidden_size')} "
                 "units over time. Submitting queues the run and opens its live view.")
+    if model_type == "context":
+        network = ("a transformer, one token stream per feature group fused by attention"
+                   if values.get("model") == "transformer" else "a GRU")
+        groups = values.get("features") or "every feature group the build allows"
+        return ("Train Context",
+                f"Learns crossing intent from JAAD's annotations alone, no clips: {network} of "
+                f"{values.get('hidden_size')} units over the benchmark's windows ({groups}), built by "
+                "`pedsense preprocess context`. The best epoch is chosen by balanced accuracy on val "
+                "(the benchmark's AUC). Submitting queues the run and opens its live view.")
     detector = ("reuses the detector you picked" if values.get("yolo_model") else
                 f"trains a 1-class {values.get('model_variant') or 'yolo26n'} pedestrian detector at "
                 f"{values.get('imgsz')} px")

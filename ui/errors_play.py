@@ -18,7 +18,7 @@ import streamlit as st
 from pedsense.config import CLASS_NAMES, data_home, paths
 from pedsense.errors_browser import (CELL_NAMES, RunTable, disagreeing, disagreement_counts, join_runs,
                                      predictions_path, shared_metrics)
-from pedsense.errors_browser.playback import clip_path, table_series, window_frames, write_clip
+from pedsense.errors_browser.playback import clip_path, frames_exist, table_series, window_frames, write_clip
 from pedsense.infer.intent_series import clip_annotation, predict_track_series
 from pedsense.runsummary import readable_runs
 from ui.errors_view import LISTED_COLUMNS, cached_table, table_stamp
@@ -80,9 +80,13 @@ def play_ui(loaded: RunTable, row: dict, threshold: float, *, key: str = "errors
     with error_box("reading the window's frames"):
         strip = cached_strip(str(loaded.run_dir), loaded.split, row["sample_id"], threshold, stamp, row,
                              _obs_length(loaded))
-        st.image(strip, caption="What the model read: the observed crops, oldest first (frame numbers in "
-                                "the corner)" + ("" if row.get("kind") == "window" else
-                                                 "; a single-crop model scored the last one only"))
+        if not frames_exist(str(row["video_id"])):
+            st.image(strip, caption="No frames of this video exist: the window drawn from its annotations "
+                                    "(box trajectory, ego action and scene per frame), every 4th frame")
+        else:
+            st.image(strip, caption="What the model read: the observed crops, oldest first (frame numbers in "
+                                    "the corner)" + ("" if row.get("kind") == "window" else
+                                                     "; a single-crop model scored the last one only"))
     left, right = st.columns([3, 2])
     output = clip_path(loaded.run_dir, loaded.split, row, threshold)
     with left:
@@ -116,7 +120,7 @@ def track_curve_ui(loaded: RunTable, row: dict, *, key: str) -> None:
     full_key = (str(loaded.run_dir), row["video_id"], row["track_id"])
     clip = paths().clip(row["video_id"])
     if st.button("Predict every frame of the track", key=f"{key}_track",
-                 disabled=not clip.is_file() or annotation is None,
+                 disabled=not clip.is_file() or annotation is None or loaded.run_dir.parent.name == "context",
                  help="Runs the model over the pedestrian's whole track, as the Viewer does (needs the clip)."):
         predictor = cached_predictor(str(loaded.run_dir), None, None, export_stamp(loaded.run_dir))
         cache[full_key] = predict_track_series(predictor, clip, annotation, row["track_id"], tte=tte)

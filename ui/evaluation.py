@@ -182,6 +182,11 @@ def benchmark_ui(benchmark: dict, *, key: str) -> None:
                f"({metrics.get('positives', 0)} crossing); threshold {benchmark.get('threshold', 0.5)}. "
                "`auc binary` is the benchmark code's AUC (from thresholded predictions): it is the "
                "one to set beside published AUCs; `roc auc` is from the probabilities.")
+    if benchmark.get("baselines"):
+        st.markdown("**Trivial baselines** on the same samples: one answer for every sample. A model "
+                    "that does not beat them has learned nothing the class balance does not give.")
+        st.dataframe(pd.DataFrame(benchmark["baselines"], columns=["model", "n", *BENCH_METRICS]),
+                     hide_index=True, width="stretch")
     rows = benchmark.get("breakdown") or []
     if rows:
         st.markdown("**Breakdown** by TTE bin, occlusion, time of day and weather")

@@ -23,13 +23,15 @@ PAGE_DATA = "pages/data.py"
 PAGE_TRAIN_YOLO = "pages/train_yolo.py"
 PAGE_TRAIN_RESNET = "pages/train_resnet_lstm.py"
 PAGE_TRAIN_HYBRID = "pages/train_hybrid.py"
+PAGE_TRAIN_CONTEXT = "pages/train_context.py"
 PAGE_RUNS = "pages/runs.py"
 PAGE_VIEWER = "pages/viewer.py"
 PAGE_SWEEP = "pages/sweep.py"
 PAGE_LEADERBOARD = "pages/leaderboard.py"
 PAGE_ERRORS = "pages/errors.py"
-TRAIN_PAGES = {"yolo": PAGE_TRAIN_YOLO, "resnet-lstm": PAGE_TRAIN_RESNET, "hybrid": PAGE_TRAIN_HYBRID}
-MODEL_LABELS = {"yolo": "YOLO26", "resnet-lstm": "ResNet-LSTM", "hybrid": "Hybrid"}
+TRAIN_PAGES = {"yolo": PAGE_TRAIN_YOLO, "resnet-lstm": PAGE_TRAIN_RESNET, "hybrid": PAGE_TRAIN_HYBRID,
+               "context": PAGE_TRAIN_CONTEXT}
+MODEL_LABELS = {"yolo": "YOLO26", "resnet-lstm": "ResNet-LSTM", "hybrid": "Hybrid", "context": "Context"}
 
 # Session-state key holding the run the Runs page shows (set by the train pages on launch).
 SELECTED_RUN = "selected_run"

@@ -86,7 +86,8 @@ def synthetic_home() -> bool:
 # -- widgets ------------------------------------------------------------------------------------
 def run_ui() -> Path | None:
     """Select box of completed runs; returns the chosen run folder."""
-    completed = readable_runs(status="completed")
+    # context runs read annotations, not frames: the Errors page shows their windows instead
+    completed = [run for run in readable_runs(status="completed") if run.model_type != "context"]
     if not completed:
         st.info("No completed run yet. Train one on a Train page (the quick presets take minutes), "
                 "then come back here.")

@@ -154,6 +154,9 @@ def print_benchmark(benchmark: dict) -> None:
     print("  auc_binary is the benchmark's AUC (from thresholded predictions): it is the one to set "
           "beside published AUCs; roc_auc is from the probabilities.")
     print(format_table([benchmark["metrics"]], ("n", "positives", *METRIC_COLUMNS)))
+    if benchmark.get("baselines"):
+        print("\ntrivial baselines on the same samples (one answer for every sample):")
+        print(format_table(benchmark["baselines"], ("model", "n", *METRIC_COLUMNS)))
     if benchmark.get("breakdown"):
         print("\nbreakdown by TTE bin, occlusion, time of day and weather:")
         print(format_table(benchmark["breakdown"], ("factor", "group", "n", "positives", *METRIC_COLUMNS)))

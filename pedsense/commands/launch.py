@@ -12,10 +12,13 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
-SHOWN_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "precision", "recall", "mAP50",
-                 "mAP50-95", "lr", "seconds")
+from pedsense.io import read_json
+
+SHOWN_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "val_auc_binary", "val_roc_auc", "val_f1",
+                 "precision", "recall", "mAP50", "mAP50-95", "lr", "seconds")
 
 
 def add_detach_option(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +67,9 @@ class ConsoleReporter:
             best = ", ".join(f"{k}={_fmt(v)}" for k, v in (event.best_metric or {}).items())
             print(f"run {event.status}: {event.run_dir}" + (f"  best: {best}" if best else "")
                   + (f"  error: {event.error}" if event.error else ""), file=self.out, flush=True)
+            note = ((read_json(Path(event.run_dir) / "config.json", {}) or {}).get("selection") or {}).get("note")
+            if note:  # a context run's best epoch chosen on a tiny val split, or early
+                print(f"note: {note}", file=self.out, flush=True)
 
     def _bar(self, event) -> None:
         if not self.interactive:

@@ -48,8 +48,10 @@ from pedsense.data.crops import crop_pedestrian
 # one occlusion rule for windows and crops: the protocol's (worst level in a window, per box here)
 from pedsense.data.intent import OCCLUSION_LEVELS, IntentOptions, Window, _occlusion_level
 from pedsense.data.manifest import (BuildInputs, IntentSelection, StagedBuild, build_summary,
-                                    collect_inputs, now_iso, select_intent_windows, task_options,
-                                    task_parameters, with_input_problems)
+                                    collect_inputs, file_stamp, fingerprint, now_iso, select_intent_windows,
+                                    task_options, task_parameters, with_input_problems)
+from pedsense.data.scene import scene_files
+from pedsense.data.sequence_context import SEQUENCE_CONTEXT_FORMAT, write_sequence_context
 from pedsense.data.splits import leakage_check
 from pedsense.data.yolo_format import (BEHAVIOUR_LABEL, annotation_size, attribute_class,
                                        intent_labeller)
@@ -160,13 +162,15 @@ def build_resnet_sequences(sequence_length: int = SEQUENCE_LENGTH, stride: int =
                            split)
     params = {"dataset": "resnet_sequences", "sequence_length": int(sequence_length), "stride": int(stride),
               "crop_size": [width, height], "split": split, "train_ratio": train_ratio, "seed": seed,
-              **task_parameters(task, options)}
+              "context_features": SEQUENCE_CONTEXT_FORMAT, **task_parameters(task, options)}
     if options is not None:
         del params["stride"]  # the protocol's overlap sets the step: a stride change rebuilds nothing
     p = paths(home)
     inputs = collect_inputs(home, split, train_ratio, seed)
+    # the context features read the vehicle/traffic files too: a changed one rebuilds
+    scenes = [[file_stamp(f) for f in scene_files(p.annotations, v)] for v in inputs.video_ids]
     staged = StagedBuild(p.resnet, "sequences", ["sequences", "labels.csv"], "sequences", params,
-                         inputs.fingerprint)
+                         fingerprint([inputs.fingerprint, scenes]))
     with staged.locked():
         return _run_sequences(staged, inputs, params, p, progress, options)
 
@@ -195,8 +199,28 @@ def _run_sequences(staged: StagedBuild, inputs: BuildInputs, params: dict, p, pr
         raise DataError(with_input_problems(_no_sequences_message(params, selection), report[1]))
     columns = SEQUENCE_COLUMNS + (INTENT_COLUMNS if selection is not None else [])
     write_csv_atomic(staged.path("labels.csv"), rows, columns)
-    manifest = staged.commit(_manifest(params, inputs, rows, "sequences", options, selection, report))
+    context = write_sequence_context(staged.path("sequences"), rows, annotations,
+                                     _window_frames(selection, inputs.metas, annotations),
+                                     options.sample_type if options is not None else "beh")
+    manifest = staged.commit({**_manifest(params, inputs, rows, "sequences", options, selection, report),
+                              "context": context})
     return {**manifest, "path": str(p.sequences), "labels_csv": str(p.resnet / "labels.csv"), "reused": False}
+
+
+def _window_frames(selection: IntentSelection | None, metas: Mapping[str, dict], annotations: Mapping):
+    """A labels.csv row -> its window's frames: the protocol's window (intent), else the track's
+    extracted frames from its first to its last (an action window is a run of them)."""
+    if selection is not None:
+        windows = {(w.video_id, str(w.track_id), w.start_frame): w
+                   for ws in selection.by_video.values() for w in ws}
+        return lambda row: windows[(row["video_id"], str(row["track_id"]), int(row["start_frame"]))].frames
+
+    def frames(row):
+        available = set(metas[row["video_id"]]["frames"])
+        track = annotations[row["video_id"]].track(row["track_id"])
+        return [b.frame for b in track.boxes
+                if int(row["start_frame"]) <= b.frame <= int(row["end_frame"]) and b.frame in available]
+    return frames
 
 
 def _no_sequences_message(params: dict, selection: IntentSelection | None) -> str:

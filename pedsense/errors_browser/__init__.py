@@ -56,7 +56,7 @@ def load_run_table(run_dir: str | os.PathLike, split: str = "val", *,
     run_dir = Path(run_dir)
     evaluation = load_evaluation(run_dir, split)
     table = read_predictions(run_dir, split, evaluation)
-    drift = dataset_drift(evaluation, dataset_manifest_path(run_model_type(run_dir), home))
+    drift = dataset_drift(evaluation, dataset_manifest_path(run_model_type(run_dir), home, Path(run_dir)))
     return RunTable(run_dir=run_dir, split=split, table=table, evaluation=evaluation, drift=drift)
 
 

@@ -9,6 +9,10 @@ WebM (``pedsense.infer.render``'s writer). :func:`table_series` is the pedestria
 over its whole track as the table has it (an ``IntentSeries``, the Viewer's chart).
 
 Frames come from ``pedsense.data.frames.load_frame``; boxes are drawn by ``pedsense.infer.draw``.
+When no frame of the video exists (a context run trained on annotations alone, no clips), the
+window is drawn from its annotations instead (:func:`trajectory_frames`): the pedestrian's box
+trajectory on a blank frame of the video's size, with the ego-vehicle's action and the traffic
+scene of each frame in the caption.
 """
 
 from __future__ import annotations
@@ -84,6 +88,9 @@ def window_frames(row: Mapping, *, threshold: float = 0.5, obs_length: int = 16,
     if annotation is None:
         raise DataError(f"{video_id} has no annotation in {paths(home).annotations}: the window cannot be "
                         "shown. Restore the annotation, or evaluate the run on the data on disk.")
+    if not frames_exist(video_id, home):
+        return trajectory_frames(row, annotation, threshold=threshold, obs_length=obs_length,
+                                 max_horizon=max_horizon, max_width=max_width)
     track = annotation.track(track_id)
     observed = _observed_frames(row, track, obs_length)
     event = _event(row)
@@ -154,7 +161,7 @@ def _strip_crop(image: np.ndarray, box, frame: int) -> np.ndarray:
 
 
 def _draw(image: np.ndarray, box, row: Mapping, threshold: float, phase: str, position: int, count: int,
-          frame: int, event: int | None) -> np.ndarray:
+          frame: int, event: int | None, extra: tuple[str, ...] = ()) -> np.ndarray:
     """The pedestrian's label (dashed), the prediction (solid, observed frames) and a caption band."""
     style = Style.for_image(image)
     label, p = int(row["label"]), float(row["p_crossing"])
@@ -169,13 +176,75 @@ def _draw(image: np.ndarray, box, row: Mapping, threshold: float, phase: str, po
     first = (f"observed {position + 1}/{count} (frame {frame})" if phase == OBSERVED
              else f"after the window: frame {frame}, {event - frame} to the event" if event is not None
              else f"after the window: frame {frame}")
-    lines = [first, f"label: {CLASS_NAMES[label]}", f"predicted: {guess} {p:.2f} (threshold {threshold:.2f})"]
+    lines = [first, f"label: {CLASS_NAMES[label]}", f"predicted: {guess} {p:.2f} (threshold {threshold:.2f})",
+             *extra]
     color = INTENT_COLORS[guess] if phase == OBSERVED else None
     if event is not None and frame == event:
         lines[0] = (f"CROSSING POINT (frame {frame})" if row.get("event_source") == "crossing_point"
                     else f"EVENT: track end (frame {frame})")
         color = EVENT_COLOR
     return draw_caption(image, lines, color=color, style=style)
+
+
+# -- no frames: the window drawn from its annotations ----------------------------------------------
+BLANK = (48, 48, 48)       # the empty frame
+TRAIL = (170, 170, 170)    # the path of the box's bottom centre so far
+
+
+def frames_exist(video_id: str, home: str | os.PathLike | None = None) -> bool:
+    """Whether any frame of ``video_id`` can be read (extracted JPEGs or its clip)."""
+    p = paths(home)
+    folder = p.video_frames(video_id)
+    return p.clip(video_id).is_file() or (folder.is_dir() and any(folder.glob("frame_*.jpg")))
+
+
+def trajectory_frames(row: Mapping, annotation, *, threshold: float = 0.5, obs_length: int = 16,
+                      max_horizon: int = 90, max_width: int = 960) -> WindowFrames:
+    """A window drawn without frames: blank frames of the video's size with the pedestrian's box,
+    the path its bottom centre took so far, the label and prediction (as :func:`window_frames`
+    draws them) and, per frame, the ego-vehicle's action and the traffic scene."""
+    track = annotation.track(str(row["track_id"]))
+    if track is None:
+        raise DataError(f"{row['video_id']} has no pedestrian {row['track_id']} in its annotation: the "
+                        "window cannot be drawn. Re-evaluate the run on the annotations on disk.")
+    observed, event, end = _observed_frames(row, track, obs_length), _event(row), int(row["end_frame"])
+    horizon = tuple(range(end + 1, min(event, end + max_horizon) + 1)) if event is not None and event > end else ()
+    width, height = (annotation.width or 1920), (annotation.height or 1080)
+    blank = np.full((height, width, 3), BLANK, np.uint8)
+    path: list[tuple[int, int]] = []
+    images = []
+    for phase, frames in ((OBSERVED, observed), (HORIZON, horizon)):
+        for position, frame in enumerate(frames):
+            image, box = _fit(blank, annotation, track, frame, max_width)
+            image = image.copy()
+            if box is not None:
+                path.append((int((box[0, 0] + box[0, 2]) / 2), int(box[0, 3])))
+            if len(path) > 1:
+                cv2.polylines(image, [np.array(path, np.int32)], False, TRAIL, 2, cv2.LINE_AA)
+            images.append(_draw(image, box, row, threshold, phase, position, len(frames), frame, event,
+                                extra=scene_lines(annotation.scene, frame)))
+    thumbs = [cv2.resize(image, (STRIP_CROP[0] * 2, STRIP_CROP[1])) for image in images[:len(observed)]]
+    return WindowFrames(observed=observed, horizon=horizon, images=tuple(images),
+                        strip=np.hstack(thumbs[::max(1, len(thumbs) // 4)]) if thumbs else
+                        np.zeros((1, 1, 3), np.uint8), event_frame=event,
+                        notes=("no frames of this video exist: drawn from its annotations (the box "
+                               "trajectory on a blank frame of the video's size)",)
+                        + (() if event is not None else ("the pedestrian has no event: no horizon",)))
+
+
+def scene_lines(scene, frame: int) -> tuple[str, ...]:
+    """The ego action and the traffic scene of ``frame`` as caption lines ("?" where unknown)."""
+    if scene is None:
+        return ("ego: ? | scene: ? (no vehicle/traffic files)",)
+
+    def at(values: list, text=str) -> str:
+        value = values[frame] if 0 <= frame < len(values) else None
+        return "?" if value is None else text(value)
+
+    yes = {0: "no", 1: "yes"}.get
+    return (f"ego: {at(scene.vehicle)} | light: {at(scene.traffic_light)} | road: {scene.road_type or '?'}",
+            f"crosswalk: {at(scene.ped_crossing, yes)} | ped sign: {at(scene.ped_sign, yes)} | "
+            f"stop sign: {at(scene.stop_sign, yes)}")
 
 
 # -- the clip -------------------------------------------------------------------------------------

@@ -21,10 +21,11 @@ class ClipGroundTruth:
     """Visible annotated boxes per frame of one clip (``outside=1`` boxes are dropped)."""
 
     def __init__(self, video_id: str, frames: dict[int, list[tuple[tuple[float, ...], str, str]]],
-                 frame_count: int | None = None):
+                 frame_count: int | None = None, annotation: "VideoAnnotation | None" = None):
         self.video_id = video_id
         self._frames = frames
         self.frame_count = frame_count
+        self.annotation = annotation  # what a fused ResNet-LSTM reads its context features from
 
     @classmethod
     def from_annotation(cls, annotation: "VideoAnnotation") -> "ClipGroundTruth":
@@ -37,7 +38,7 @@ class ClipGroundTruth:
                 # are shown by their track label, which no intent metric counts
                 label = box.cross or track.label
                 frames[int(box.frame)].append((tuple(float(v) for v in box.xyxy), track_id, str(label)))
-        return cls(annotation.video_id, dict(frames), annotation.num_frames)
+        return cls(annotation.video_id, dict(frames), annotation.num_frames, annotation)
 
     def at(self, frame_index: int) -> GroundTruth:
         """The annotated pedestrians of one frame (possibly none)."""
@@ -45,7 +46,7 @@ class ClipGroundTruth:
         if not entries:
             return GroundTruth.empty(frame_index)
         boxes, ids, labels = zip(*entries)
-        return GroundTruth.build(frame_index, np.array(boxes, np.float32), ids, labels)
+        return GroundTruth.build(frame_index, np.array(boxes, np.float32), ids, labels, self.annotation)
 
     def annotated_frames(self) -> list[int]:
         return sorted(self._frames)
@@ -67,6 +68,7 @@ def load_clip_ground_truth(video_path: str | os.PathLike, home: str | os.PathLik
         (ground truth or None, a sentence for the user saying why there is none).
     """
     from pedsense.data.jaad import parse_annotation
+    from pedsense.data.scene import parse_scene, scene_files
 
     video_id = video_id_of(video_path)
     xml = paths(home).annotation(video_id)
@@ -77,4 +79,6 @@ def load_clip_ground_truth(video_path: str | os.PathLike, home: str | os.PathLik
         annotation = parse_annotation(xml)
     except PedsenseError as exc:
         return None, f"Ground truth unavailable: {exc}"
+    # the ego action and traffic scene join it, as in every build (a missing file: unknown)
+    annotation.scene = parse_scene(*scene_files(xml.parent, video_id), annotation.num_frames)
     return ClipGroundTruth.from_annotation(annotation), ""

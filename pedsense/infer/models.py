@@ -187,6 +187,9 @@ class _CropModel:
         self.sequence_length = int(meta.get("sequence_length") or 1)
         self.crossing_index = self.class_names.index(CROSSING) if CROSSING in self.class_names else 1
         self.batch_size = max(1, BATCH_PIXELS // (self.crop_size[0] * self.crop_size[1]))
+        fusion = (meta.get("model_args") or {}).get("context") or {}
+        #: the context feature groups a fused ResNet-LSTM reads beside the crops (empty: crops alone)
+        self.context_groups = tuple(fusion.get("group_dims") or ())
 
     # engine-specific: (N, 3, H, W) float32 tensor in, numpy out
     def _image_logits(self, images) -> np.ndarray:
@@ -195,7 +198,7 @@ class _CropModel:
     def _image_features(self, images) -> np.ndarray:
         raise NotImplementedError
 
-    def _sequence_logits(self, features: np.ndarray) -> np.ndarray:
+    def _sequence_logits(self, features: np.ndarray, context: dict | None = None) -> np.ndarray:
         raise NotImplementedError
 
     @property
@@ -229,8 +232,10 @@ class _CropModel:
         """CNN features of N crops in one forward pass (up to ``batch_size``): (N, D) float32."""
         return self._batched(list(crops), self._image_features, self.feature_dim)
 
-    def classify_feature_sequences(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+    def classify_feature_sequences(self, sequences: Sequence[np.ndarray],
+                                   context: dict | None = None) -> np.ndarray:
         """Class probabilities of B sequences of (T, D) CNN features, in one pass: (B, C) float32.
+        A fused model also takes each window's context features, ``{group: (B, T_g, D_g)}``.
 
         The same result as ``classify_sequences`` on the crops (the CNN sees each crop alone
         and BatchNorm is frozen in eval mode), but each crop's features are computed once
@@ -238,9 +243,10 @@ class _CropModel:
         """
         if len(sequences) == 0:
             return np.empty((0, len(self.class_names)), np.float32)
-        return softmax(self._sequence_logits(np.stack(sequences).astype(np.float32, copy=False)))
+        return softmax(self._sequence_logits(np.stack(sequences).astype(np.float32, copy=False), context))
 
-    def classify_sequences(self, sequences: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    def classify_sequences(self, sequences: Sequence[Sequence[np.ndarray]],
+                           context: dict | None = None) -> np.ndarray:
         """Class probabilities of B crop sequences of equal length T: (B, C) float32."""
         if len(sequences) == 0:
             return np.empty((0, len(self.class_names)), np.float32)
@@ -248,7 +254,7 @@ class _CropModel:
         if len(lengths) != 1:
             raise ValueError(f"sequences must have one length, got {sorted(lengths)}")
         features = self.embed([crop for sequence in sequences for crop in sequence])
-        return self.classify_feature_sequences(list(features.reshape(len(sequences), lengths.pop(), -1)))
+        return self.classify_feature_sequences(list(features.reshape(len(sequences), lengths.pop(), -1)), context)
 
     def crops(self, frame: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
         """Crops of every (N, 4) box in a frame, by the shared cropping rule."""
@@ -316,14 +322,24 @@ class CropClassifier(_CropModel):
         with torch.inference_mode():
             return self.model.features(self._input(images)).float().cpu().numpy()
 
-    def _sequence_logits(self, features: np.ndarray) -> np.ndarray:
+    def _context(self, context: dict | None):
+        """A window batch's context features as tensors on the model's device (None: none)."""
         import torch
 
-        with torch.inference_mode():
-            outputs, _ = self.model.lstm(torch.from_numpy(features).to(self.device))  # (B, T, H)
-            return self.model.classifier(outputs[:, -1]).float().cpu().numpy()  # dropout: identity in eval
+        if context is None:
+            return None
+        return {g: torch.as_tensor(np.asarray(context[g], np.float32), device=self.device)
+                for g in self.context_groups}
 
-    def classify_sequences(self, sequences: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    def _sequence_logits(self, features: np.ndarray, context: dict | None = None) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():  # the LSTM (+ a fused model's context encoder) and the head
+            features = torch.from_numpy(features).to(self.device)
+            return self.model.classify_features(features, self._context(context)).float().cpu().numpy()
+
+    def classify_sequences(self, sequences: Sequence[Sequence[np.ndarray]],
+                           context: dict | None = None) -> np.ndarray:
         """Class probabilities of B crop sequences of equal length T, by the whole model in one
         forward pass: (B, C) float32 (the reference the feature buffers are checked against)."""
         import torch
@@ -332,7 +348,7 @@ class CropClassifier(_CropModel):
             return np.empty((0, len(self.class_names)), np.float32)
         with torch.inference_mode():
             batch = torch.stack([self._tensor(sequence) for sequence in sequences])  # (B, T, 3, H, W)
-            return softmax(self.model(batch.to(self.device)).float().cpu().numpy())
+            return softmax(self.model(batch.to(self.device), self._context(context)).float().cpu().numpy())
 
 
 class ExportedCropClassifier(_CropModel):
@@ -363,8 +379,8 @@ class ExportedCropClassifier(_CropModel):
     def _image_features(self, images) -> np.ndarray:
         return self.sessions["features"](images.numpy())
 
-    def _sequence_logits(self, features: np.ndarray) -> np.ndarray:
-        return self.sessions["temporal"](features)
+    def _sequence_logits(self, features: np.ndarray, context: dict | None = None) -> np.ndarray:
+        return self.sessions["temporal"](features)  # a fused run is never exported (export_classifier)
 
 
 def _session_runner(engine: str, path: Path):

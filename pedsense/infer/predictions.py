@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -132,20 +132,23 @@ class GroundTruth:
         track_ids: M JAAD pedestrian ids (strings such as ``"0_1_3b"``).
         labels: M labels: the JAAD ``cross`` value of behaviour pedestrians (``"crossing"``,
             ``"not-crossing"``), else the track label (``"ped"`` bystander, ``"people"`` group).
+        annotation: the clip's parsed annotation (``VideoAnnotation``, with its scene) when the
+            ground truth came from one: a fused ResNet-LSTM reads its windows' context from it.
     """
 
     frame_index: int
     xyxy: np.ndarray
     track_ids: tuple[str, ...]
     labels: tuple[str, ...]
+    annotation: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(cls, frame_index: int, xyxy: Any, track_ids: Sequence[str],
-              labels: Sequence[str]) -> "GroundTruth":
+              labels: Sequence[str], annotation: Any = None) -> "GroundTruth":
         boxes = _as_boxes(xyxy)
         if not (len(boxes) == len(track_ids) == len(labels)):
             raise ValueError("ground truth boxes, ids and labels must have the same length")
-        return cls(int(frame_index), boxes, tuple(map(str, track_ids)), tuple(map(str, labels)))
+        return cls(int(frame_index), boxes, tuple(map(str, track_ids)), tuple(map(str, labels)), annotation)
 
     @classmethod
     def empty(cls, frame_index: int = 0) -> "GroundTruth":

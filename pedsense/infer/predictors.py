@@ -53,6 +53,11 @@ class TracksUnavailable(PedsenseError):
     """A ResNet-LSTM run asked to predict on a clip with neither annotations nor a tracker."""
 
 
+_NEEDS_ANNOTATIONS = ("Run {run} fuses context features ({groups}), which come from the clip's annotations "
+                      "(boxes, ego action, traffic scene): it predicts only on annotated clips, on their "
+                      "ground-truth tracks. Pick an annotated clip, or a run trained without context_features.")
+
+
 # -- run folders ----------------------------------------------------------------------------------
 def run_model_type(run_dir: str | os.PathLike) -> str:
     """The run's ``model_type`` from ``config.json``, else its parent folder's name."""
@@ -122,6 +127,7 @@ class ClipState:
     """
 
     buffers: dict = field(default_factory=dict)
+    frames: dict = field(default_factory=dict)  # each buffer's frame indices (a fused model's windows)
     last_seen: dict = field(default_factory=dict)
     numbers: dict = field(default_factory=dict)
     last_frame: int | None = None
@@ -133,7 +139,7 @@ class ClipState:
     def reset(self) -> None:
         """Forget the clip: tracks, buffers, tracker, position."""
         with self.lock:
-            self.buffers, self.last_seen, self.numbers = {}, {}, {}
+            self.buffers, self.frames, self.last_seen, self.numbers = {}, {}, {}, {}
             self.last_frame = self.tracker = self.position = self.timing = None
 
 
@@ -290,6 +296,7 @@ class _FrameTracks:
     keys: list
     conf: np.ndarray
     restart: bool  # the frame does not follow the last one: buffers start again here
+    annotation: Any = None  # the clip's annotation, when the tracks are its ground truth
 
 
 class ResNetLSTMPredictor(Predictor):
@@ -316,6 +323,11 @@ class ResNetLSTMPredictor(Predictor):
         self.sequence_length = max(1, self.classifier.sequence_length)
         self.history = self.sequence_length
         self.track_source = track_source
+        #: a fused run's context groups: read per window from the clip's annotation (ground truth)
+        self.context_groups = self.classifier.context_groups
+        if self.context_groups and track_source == "tracker":
+            raise TracksUnavailable(_NEEDS_ANNOTATIONS.format(run=self.run_dir.name,
+                                                              groups=", ".join(self.context_groups)))
         self.tracker_config = str(tracker_config)
         self.tracker: Detector | None = None
         self.tracker_choice: BackendChoice | None = None
@@ -347,6 +359,7 @@ class ResNetLSTMPredictor(Predictor):
             entries = self.classifier.embed(crops) if self.classifier.splits_into_features and crops else crops
             full: list[list[int]] = []  # per frame: which of its tracks have a full buffer
             sequences: list = []        # the full buffers of every frame, in order
+            windows: list = []          # (annotation, track key, frames) of each full buffer
             fill: list[list[int]] = []
             numbers: list[list[int]] = []
             start = 0
@@ -355,12 +368,14 @@ class ResNetLSTMPredictor(Predictor):
                 start += len(t.keys)
                 full.append(full_here)
                 sequences += [list(state.buffers[t.keys[i]]) for i in full_here]
+                windows += [(t.annotation, t.keys[i], list(state.frames[t.keys[i]])) for i in full_here]
                 fill.append([len(state.buffers[key]) for key in t.keys])
                 numbers.append([self._number(state, key) for key in t.keys])
+        context = self._window_context(windows)
         if self.classifier.splits_into_features:
-            probabilities = self.classifier.classify_feature_sequences([np.stack(s) for s in sequences])
+            probabilities = self.classifier.classify_feature_sequences([np.stack(s) for s in sequences], context)
         else:
-            probabilities = self.classifier.classify_sequences(sequences)
+            probabilities = self.classifier.classify_sequences(sequences, context)
         parts = _split(probabilities, [len(f) for f in full])
         return [self._predictions(t, f, p, n, b) for t, f, p, n, b in zip(tracks, full, parts, numbers, fill)]
 
@@ -379,7 +394,7 @@ class ResNetLSTMPredictor(Predictor):
                     "This clip has no annotations, so there are no ground-truth tracks. "
                     "Pick a detector run to track pedestrians with.")
             return _FrameTracks(frame_index, ground_truth.xyxy, list(ground_truth.track_ids),
-                                np.full(len(ground_truth), np.nan, np.float32), restart)
+                                np.full(len(ground_truth), np.nan, np.float32), restart, ground_truth.annotation)
         if self.tracker is None:
             raise TracksUnavailable(
                 "A ResNet-LSTM run needs pedestrian tracks: this clip has no annotations, so pick "
@@ -394,14 +409,33 @@ class ResNetLSTMPredictor(Predictor):
     def _buffer(self, state: ClipState, tracks: _FrameTracks, entries: Sequence) -> list[int]:
         """Append one frame's entries to its tracks' buffers; the indices of its full buffers."""
         if tracks.restart:
-            state.buffers, state.last_seen, state.numbers = {}, {}, {}
+            state.buffers, state.frames, state.last_seen, state.numbers = {}, {}, {}, {}
         for key, entry in zip(tracks.keys, entries):
             state.buffers.setdefault(key, deque(maxlen=self.sequence_length)).append(entry)
+            state.frames.setdefault(key, deque(maxlen=self.sequence_length)).append(tracks.index)
             state.last_seen[key] = tracks.index
         for key in [k for k, seen in state.last_seen.items() if tracks.index - seen > self.sequence_length]:
             state.buffers.pop(key, None)
+            state.frames.pop(key, None)
             state.last_seen.pop(key, None)
         return [i for i, key in enumerate(tracks.keys) if len(state.buffers[key]) == self.sequence_length]
+
+    def _window_context(self, windows: Sequence[tuple]) -> dict | None:
+        """A fused run's ``{group: (B, T - 1, D)}`` context features of the full buffers' windows,
+        from the clip's annotation (the catalogue's ``window_features``, as in training); None
+        for a run that reads crops alone."""
+        if not self.context_groups:
+            return None
+        from pedsense.data.context_features import window_features
+
+        rows = []
+        for annotation, key, frames in windows:
+            track = annotation.track(str(key)) if annotation is not None else None
+            if track is None:
+                raise TracksUnavailable(_NEEDS_ANNOTATIONS.format(run=self.run_dir.name,
+                                                                  groups=", ".join(self.context_groups)))
+            rows.append(window_features(annotation, track, frames, self.context_groups))
+        return {g: np.stack([row[g] for row in rows]) for g in self.context_groups} if rows else {}
 
     @staticmethod
     def _number(state: ClipState, key: Any) -> int:

@@ -48,6 +48,9 @@ DATASET_FILES = {
                ("crops.csv", ("resnet", "crops.csv")),
                ("detector dataset manifest", ("yolo_detector", "manifest.json"))),
     "yolo": (("YOLO dataset manifest", ("yolo", "manifest.json")),),
+    # both sample types' builds: a trial may pick either (its `sample_type` parameter)
+    "context": (("context JAAD_beh manifest", ("context", "beh", "manifest.json")),
+                ("context JAAD_all manifest", ("context", "all", "manifest.json"))),
 }
 # Manifest keys that change when the same data is built again (a time, file stamps).
 VOLATILE_KEYS = ("created_at", "inputs")

@@ -23,16 +23,20 @@ from pedsense.config import MODEL_TYPES
 from pedsense.errors import DataError, DiskFull, TrainingDiverged
 from pedsense.io import disk_full_error
 
-MODEL_CLASSES = ("ResNetLSTM", "ResNetClassifier")
+# ResNet models (pedsense.train.resnet_lstm) and context models (pedsense.train.context_model)
+MODEL_CLASSES = ("ResNetLSTM", "ResNetClassifier", "ContextGRU", "ContextTransformer")
 
 
 def save_classifier(path: str | os.PathLike, model: torch.nn.Module, *, class_names: Sequence[str],
-                    crop_size: Sequence[int], epoch: int, metrics: Mapping[str, Any],
+                    crop_size: Sequence[int] | None, epoch: int, metrics: Mapping[str, Any],
                     sequence_length: int | None = None,
-                    training: Mapping[str, Any] | None = None) -> Path:
-    """Write a ResNetLSTM/ResNetClassifier checkpoint atomically (readers never see half a file).
+                    training: Mapping[str, Any] | None = None,
+                    extra: Mapping[str, Any] | None = None) -> Path:
+    """Write a pedsense checkpoint (``MODEL_CLASSES``) atomically (readers never see half a file).
 
-    ``training`` (see :func:`training_state`) makes it a checkpoint a run can resume from.
+    ``training`` (see :func:`training_state`) makes it a checkpoint a run can resume from;
+    ``extra`` adds plain values the model's loader needs (a context model's feature groups).
+    ``crop_size`` is None for a model that reads no crops.
 
     Raises:
         TrainingDiverged: the weights are not finite (the file already there is kept).
@@ -49,12 +53,13 @@ def save_classifier(path: str | os.PathLike, model: torch.nn.Module, *, class_na
         "model_args": dict(model.model_args),
         "state_dict": state_dict,
         "class_names": list(class_names),
-        "crop_size": [int(crop_size[0]), int(crop_size[1])],
+        "crop_size": [int(crop_size[0]), int(crop_size[1])] if crop_size is not None else None,
         "sequence_length": sequence_length,
         "epoch": int(epoch),
         "metrics": {k: _plain(v) for k, v in metrics.items()},
         "weights_source": getattr(model, "weights_source", None),
     }
+    checkpoint.update(extra or {})
     if training is not None:
         checkpoint["training"] = dict(training)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +144,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise DataError(f"Checkpoint {path} could not be read ({str(exc).splitlines()[0][:200]}). It may be "
                         "truncated or not a pedsense checkpoint; use the run's other checkpoint or retrain.") from exc
     if not isinstance(checkpoint, dict) or checkpoint.get("model") not in MODEL_CLASSES:
-        raise DataError(f"{path} is not a pedsense ResNet checkpoint (expected one of {MODEL_CLASSES}). "
+        raise DataError(f"{path} is not a pedsense checkpoint (expected one of {MODEL_CLASSES}). "
                         "YOLO weights load with ultralytics.YOLO instead.")
     bad = nonfinite_tensors(checkpoint.get("state_dict") or {})
     if bad:
@@ -175,6 +180,26 @@ def load_classifier(path: str | os.PathLike, device: str = "cpu") -> tuple[torch
     model.to(device).eval()
     meta = {k: v for k, v in checkpoint.items() if k not in ("state_dict", "training")}
     return model, meta
+
+
+def load_context_model(path: str | os.PathLike, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild a context model from its checkpoint alone, in eval mode.
+
+    Returns:
+        (model, meta): meta holds every checkpoint key except ``state_dict`` and ``training``
+        (``model``, ``model_args``, ``features``, ``sample_type``, ``class_names``, ``epoch``,
+        ``metrics``).
+    """
+    from pedsense.train.context_model import MODEL_CLASSES  # heavy: torch models
+
+    checkpoint = read_checkpoint(path)
+    classes = {cls.__name__: cls for cls in MODEL_CLASSES.values()}
+    if checkpoint["model"] not in classes:
+        raise DataError(f"{path} holds a {checkpoint['model']}, not a context model. Pick a context run.")
+    model = classes[checkpoint["model"]](**checkpoint["model_args"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.to(device).eval()
+    return model, {k: v for k, v in checkpoint.items() if k not in ("state_dict", "training")}
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict:

@@ -105,6 +105,9 @@ class FeatureDataset(Dataset):
         self.index = cached.index if self.sequences else cached.index[:, 0]
         self.targets = torch.tensor(self.labels, dtype=torch.long)
         self.record = cached.record
+        # a fused ResNet-LSTM's context features ride along, window by window
+        groups = getattr(source, "context", None)
+        self.context = {g: torch.from_numpy(np.ascontiguousarray(a)) for g, a in groups.items()} if groups else None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -113,14 +116,22 @@ class FeatureDataset(Dataset):
         """Keep the features on ``device`` (a GPU: batches never cross the bus)."""
         self.features, self.index = self.features.to(device), self.index.to(device)
         self.targets = self.targets.to(device)
+        if self.context is not None:
+            self.context = {g: t.to(device) for g, t in self.context.items()}
         return self
 
-    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitems__(self, indices: Sequence[int]) -> tuple:
         rows = torch.as_tensor(indices, dtype=torch.long, device=self.index.device)
-        return self.features[self.index[rows]].float(), self.targets[rows]
+        return self._inputs(self.features[self.index[rows]].float(), rows), self.targets[rows]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.features[self.index[index]].float(), self.labels[index]
+    def __getitem__(self, index: int) -> tuple:
+        return self._inputs(self.features[self.index[index]].float(), index), self.labels[index]
+
+    def _inputs(self, features: torch.Tensor, rows):
+        """The features, with the windows' context groups when the model fuses them."""
+        if self.context is None:
+            return features
+        return features, {g: t[rows] for g, t in self.context.items()}
 
     def class_counts(self) -> list[int]:
         return [self.labels.count(c) for c in range(len(CLASS_NAMES))]
@@ -138,8 +149,9 @@ class FromFrozen(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, frozen: torch.Tensor) -> torch.Tensor:
-        return self.model.classify_frozen(frozen)
+    def forward(self, *inputs) -> torch.Tensor:
+        """The frozen features (and a fused model's context groups) -> logits."""
+        return self.model.classify_frozen(*inputs)
 
 
 # -- keys ---------------------------------------------------------------------------------------

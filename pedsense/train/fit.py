@@ -101,6 +101,20 @@ def auto_workers(dataset: Dataset, requested: int | None) -> int:
     return 0 if dataset.fully_cached else min(2, max(1, (os.cpu_count() or 2) - 1))
 
 
+def to_device(inputs, device: str):
+    """A batch's inputs on ``device``: a tensor, or (crops, ``{group: tensor}``) for a fused model."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(device, non_blocking=True)
+    if isinstance(inputs, dict):
+        return {k: to_device(v, device) for k, v in inputs.items()}
+    return [to_device(v, device) for v in inputs]
+
+
+def run_model(model: nn.Module, inputs) -> torch.Tensor:
+    """``model(inputs)``, or ``model(crops, context)`` when the batch carries context features."""
+    return model(*inputs) if isinstance(inputs, (list, tuple)) else model(inputs)
+
+
 def train_one_epoch(run: TrainingRun, model: nn.Module, loader: DataLoader, criterion: nn.Module,
                     optimizer: torch.optim.Optimizer, device: str, epoch: int,
                     stage: str, *, scaler: torch.amp.GradScaler | None = None,
@@ -122,11 +136,11 @@ def train_one_epoch(run: TrainingRun, model: nn.Module, loader: DataLoader, crit
     total = len(loader)
     lr = optimizer.param_groups[0]["lr"]
     for batch_index, (inputs, labels) in enumerate(loader, start=1):
-        inputs = inputs.to(device, non_blocking=True)
+        inputs = to_device(inputs, device)
         labels = labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type="cuda" if amp else "cpu", dtype=torch.float16, enabled=amp):
-            logits = model(inputs)
+            logits = run_model(model, inputs)
             loss = criterion(logits.float(), labels)
         local = loss.item()
         value = local
@@ -167,9 +181,9 @@ def evaluate(model: nn.Module, loader: DataLoader, criterion: nn.Module, device:
     amp = device.startswith("cuda")
     loss_sum, correct, seen = 0.0, 0, 0
     for inputs, labels in loader:
-        inputs, labels = inputs.to(device), labels.to(device)
+        inputs, labels = to_device(inputs, device), labels.to(device)
         with torch.autocast(device_type="cuda" if amp else "cpu", dtype=torch.float16, enabled=amp):
-            logits = model(inputs).float()
+            logits = run_model(model, inputs).float()
         loss_sum += criterion(logits, labels).item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         if keep:

@@ -16,26 +16,23 @@ Importing this module is cheap (no torch, no ultralytics).
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from pedsense.data.intent import IRRELEVANT_POLICIES, PLACEMENTS, SAMPLE_TYPES, parse_tte
+from pedsense.data.intent import IRRELEVANT_POLICIES, PLACEMENTS, SAMPLE_TYPES
 from pedsense.data.splits import SPLITS
 from pedsense.errors import ConfigError
+from pedsense.train.param_kinds import KIND_CHECKS, bound_text, choice_text, parse_number
 
 # Keyword arguments the callers (run manager, CLI, resume) pass; never a form field.
 HOOKS = ("on_event", "should_stop", "run_dir", "home", "progress", "resume", "init_weights")
-MODEL_TYPES = ("yolo", "resnet-lstm", "hybrid")
+MODEL_TYPES = ("yolo", "resnet-lstm", "hybrid", "context")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 YOLO_VARIANTS = ("yolo26n", "yolo26s", "yolo26m", "yolo26l", "yolo26x")
 FEATURE_CACHE_MODES = ("auto", "fp16", "fp32", "off")
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp")
 GROUPS = {"essentials": "Essentials", "advanced": "Advanced", "detector": "Stage 1: detector",
           "intent": "Intent protocol (crops built by the run)"}
-VARIANT_NAME = re.compile(r"^yolo(v?\d+)([nslmx])?$")
 
 
 class FormError(ConfigError):
@@ -81,27 +78,27 @@ class Param:
             if self.optional:
                 return None
             raise ConfigError(f"needs a value ({self.describe()}).")
-        return _CHECKS[self.kind](self, value)
+        return KIND_CHECKS[self.kind](self, value)
 
     def describe(self) -> str:
         """The rule in words: "a whole number from 1 to 10000", "one of beh, all", ..."""
         if self.kind in ("int", "float"):
             what = "a whole number" if self.kind == "int" else "a number"
             if self.minimum is not None and self.maximum is not None and not self.exclusive_min:
-                bounds = f" from {_num(self.minimum)} to {_num(self.maximum)}"
+                bounds = f" from {bound_text(self.minimum)} to {bound_text(self.maximum)}"
             else:
                 low = "" if self.minimum is None else \
-                    f" {'>' if self.exclusive_min else '≥'} {_num(self.minimum)}"
-                high = "" if self.maximum is None else f" and ≤ {_num(self.maximum)}"
+                    f" {'>' if self.exclusive_min else '≥'} {bound_text(self.minimum)}"
+                high = "" if self.maximum is None else f" and ≤ {bound_text(self.maximum)}"
                 bounds = low + high
             extra = f", a multiple of {self.multiple_of}" if self.multiple_of else ""
             return f"{what}{bounds}{extra}"
         if self.kind == "choice":
-            return "one of " + ", ".join(_shown(c) for c in self.choices)
+            return "one of " + ", ".join(choice_text(c) for c in self.choices)
         if self.kind == "size":
-            return f"a size in pixels, N or WxH, from {_num(self.minimum)} to {_num(self.maximum)}"
+            return f"a size in pixels, N or WxH, from {bound_text(self.minimum)} to {bound_text(self.maximum)}"
         if self.kind == "range":
-            return f"MIN MAX with {_num(self.minimum)} <= MIN <= MAX <= {_num(self.maximum)}"
+            return f"MIN MAX with {bound_text(self.minimum)} <= MIN <= MAX <= {bound_text(self.maximum)}"
         return {"bool": "true or false", "device": "auto, cpu, cuda or cuda:N",
                 "devices": "a device list such as cpu,cpu or cuda:0,cuda:1, or a number of GPUs",
                 "variant": "a YOLO variant such as yolo26n, or a .pt/.yaml file",
@@ -112,13 +109,13 @@ class Param:
         text = text.strip()
         if self.kind == "choice":
             for choice in self.choices:
-                if text == _shown(choice) or text.lower() == str(choice).lower():
+                if text == choice_text(choice) or text.lower() == str(choice).lower():
                     return choice
             return text
         if self.kind == "int":
-            return _number(text, int)
+            return parse_number(text, int)
         if self.kind == "float":
-            return _number(text, float)
+            return parse_number(text, float)
         return text
 
     def record(self, value: Any) -> Any:
@@ -126,131 +123,6 @@ class Param:
         if self.kind == "devices" and value is not None:
             return ",".join(value)
         return list(value) if isinstance(value, tuple) else value
-
-
-def _num(value: float) -> str:
-    """A bound as people write it: 2147483647 (not 2.14748e+09), 0.5, 1e-05."""
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:g}"
-
-
-def _shown(choice: Any) -> str:
-    return {None: "none", False: "false", True: "true"}.get(choice, str(choice)) \
-        if not isinstance(choice, str) else choice
-
-
-def _number(text: str, kind: type) -> Any:
-    try:
-        return kind(text) if kind is float else int(text)
-    except ValueError:
-        return text  # left as text: check() says what it should be
-
-
-def _check_number(param: Param, value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"must be {param.describe()}, got {value!r}.")
-    if not math.isfinite(value):
-        raise ConfigError(f"must be a finite number ({param.describe()}), got {value!r}.")
-    if param.kind == "int":
-        if int(value) != value:
-            raise ConfigError(f"must be a whole number ({param.describe()}), got {value!r}.")
-        value = int(value)
-    else:
-        value = float(value)
-    too_low = param.minimum is not None and (value <= param.minimum if param.exclusive_min
-                                             else value < param.minimum)
-    too_high = param.maximum is not None and value > param.maximum
-    if too_low or too_high or (param.multiple_of and value % param.multiple_of):
-        raise ConfigError(f"must be {param.describe()}, got {value!r}.")
-    return value
-
-
-def _check_bool(param: Param, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ConfigError(f"must be true or false, got {value!r}.")
-
-
-def _check_choice(param: Param, value: Any) -> Any:
-    for choice in param.choices:
-        if value == choice and type(value) is type(choice):
-            return choice
-    raise ConfigError(f"must be {param.describe()}, got {value!r}.")
-
-
-def _check_text(param: Param, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"must be text, got {value!r}.")
-    return value.strip()
-
-
-def _check_size(param: Param, value: Any) -> tuple[int, int]:
-    if isinstance(value, str):
-        parts = [p for p in re.split(r"[x×, ]+", value.strip().lower()) if p]
-        value = [_number(p, int) for p in parts]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = [value, value]
-    values = list(value) if isinstance(value, (list, tuple)) else []
-    if len(values) == 1:
-        values *= 2
-    side = Param(param.name, None, "int", "", minimum=param.minimum, maximum=param.maximum)
-    try:
-        width, height = (side.check(v) for v in values) if len(values) == 2 else (None, None)
-    except ConfigError:
-        width = None
-    if width is None:
-        raise ConfigError(f"must be {param.describe()}, got {value!r}.")
-    return width, height
-
-
-def _check_range(param: Param, value: Any) -> tuple[int, int]:
-    low, high = parse_tte(value)
-    if (param.minimum is not None and low < param.minimum) or (param.maximum is not None and high > param.maximum):
-        raise ConfigError(f"must be {param.describe()}, got {value!r}.")
-    return low, high
-
-
-def _check_device(param: Param, value: Any) -> str | None:
-    text = str(value).strip().lower()
-    if text in ("", "auto"):
-        return None
-    if text.isdigit():
-        text = f"cuda:{text}"
-    if text == "cuda" or re.fullmatch(r"cuda:\d+", text) or text in ("cpu", "mps"):
-        return text
-    raise ConfigError(f"must be {param.describe()}, got {value!r}.")
-
-
-def _check_devices(param: Param, value: Any) -> tuple[str, ...] | None:
-    from pedsense.device import parse_device_list
-
-    return parse_device_list(value, f"must be {param.describe()}")
-
-
-def _check_variant(param: Param, value: Any) -> str:
-    text = str(value).strip()
-    path = Path(text).expanduser()
-    if path.suffix.lower() in (".pt", ".yaml", ".yml"):
-        if path.is_file() or (path.parent == Path(".") and VARIANT_NAME.match(path.stem)):
-            return text
-        raise ConfigError(f"{path} does not exist. Give {param.describe()}.")
-    if VARIANT_NAME.match(text):
-        return text
-    raise ConfigError(f"must be {param.describe()}, got {value!r}.")
-
-
-def _check_weights(param: Param, value: Any) -> str:
-    text = str(value).strip()
-    if Path(text).suffix.lower() != ".pt":
-        raise ConfigError(f"must be {param.describe()}, got {text!r}.")
-    return text
-
-
-_CHECKS = {"int": _check_number, "float": _check_number, "bool": _check_bool,
-           "choice": _check_choice, "text": _check_text, "size": _check_size,
-           "range": _check_range, "device": _check_device, "devices": _check_devices,
-           "variant": _check_variant, "weights": _check_weights}
 
 
 @dataclass(frozen=True)
@@ -337,8 +209,7 @@ NAME = _p("name", None, "text", "Prefix of the run folder `models/<type>/<name>_
           "Letters, digits, `.`, `_` and `-`; anything else (like `/` or `..`) becomes `-`. "
           "Empty: the model type.", label="Run name", group="essentials", optional=True,
           none_label="the model type")
-EPOCHS = _p("epochs", 30, "int", "Passes over the training set.", group="essentials",
-            minimum=1, maximum=10000)
+EPOCHS = _p("epochs", 30, "int", "Passes over the training set.", group="essentials", minimum=1, maximum=10000)
 BATCH_SIZE = _p("batch_size", 8, "int", "Samples per optimisation step; lower it if memory runs out. "
                 "At most the number of training samples.", label="Batch size", group="essentials",
                 minimum=1, maximum=4096)
@@ -365,13 +236,11 @@ OPTIMIZER = _p("optimizer", "auto", "choice", "Ultralytics optimizer; `auto` pic
 CACHE = _p("cache", False, "choice", "Cache decoded images in RAM (fastest, more memory) or on disk, "
            "or off.", label="Image cache", choices=(False, True, "ram", "disk"))
 FRACTION = _p("fraction", 1.0, "float", "Share of the YOLO training images used, evenly spread over "
-              "the videos (consecutive frames are near-duplicates).", minimum=0.0, exclusive_min=True,
-              maximum=1.0)
+              "the videos (consecutive frames are near-duplicates).", minimum=0.0, exclusive_min=True, maximum=1.0)
 WARMUP_EPOCHS = _p("warmup_epochs", 3.0, "float", "Ultralytics' learning-rate warm-up, in epochs "
                    "(may be fractional; 0 = none).", label="Warm-up epochs", minimum=0.0, maximum=100.0)
 NBS = _p("nbs", 64, "int", "Ultralytics' nominal batch size: gradients accumulate over "
-         "nbs / batch size batches per optimizer step.", label="Nominal batch size (nbs)",
-         minimum=1, maximum=4096)
+         "nbs / batch size batches per optimizer step.", label="Nominal batch size (nbs)", minimum=1, maximum=4096)
 VERBOSE = _p("verbose", False, "bool", "Ultralytics' own output in the run's log.")
 BACKBONE = _p("backbone", "resnet50", "choice", "ResNet depth of the feature extractor (the seed: "
               "resnet50).", choices=BACKBONES)
@@ -408,8 +277,7 @@ YOLO_BATCH_SIZE = _p("yolo_batch_size", None, "int", "Batch size of stage 1.", l
 SPLIT = _p("split", "default", "choice", "Video split of the crops the run builds when they are "
            "missing: JAAD's split files or a seeded random split.", group="intent", choices=SPLITS)
 SAMPLE_TYPE = _p("sample_type", "beh", "choice", "beh: behaviour pedestrians; all: also `ped` "
-                 "bystanders, labelled not-crossing.", label="Sample type", group="intent",
-                 choices=SAMPLE_TYPES)
+                 "bystanders, labelled not-crossing.", label="Sample type", group="intent", choices=SAMPLE_TYPES)
 TTE = _p("tte", None, "range", "Frames from a window's end to the event, MIN MAX.",
          label="TTE (frames before the event)", group="intent", minimum=0, maximum=600,
          optional=True, none_label="30 60 (the benchmark)")
@@ -435,6 +303,10 @@ PREDICTION_SAMPLES = _p("prediction_samples", 8, "int", "Validation samples scor
                         "kept with their pictures and P(crossing) (YOLO: frames with the predicted boxes), "
                         "for the run view's predictions slider; the same seeded samples every epoch. 0: none.",
                         label="Prediction samples", minimum=0, maximum=64)
+CONTEXT_FEATURES = _p("context_features", None, "text", "Fuse the window's context features with the crops "
+                      "(box, vehicle, traffic, behaviour; comma-separated): a small GRU's summary joins the "
+                      "LSTM's last state (late fusion). `behaviour` is refused on an `all` build (presence leak).",
+                      label="Context features (fusion)", optional=True, none_label="none: crops alone")
 PLACEMENT = _p("placement", "boxes", "choice", "Count a track's boxes (the benchmark's; a window "
                "bridges a frame gap) or its frames (frame-accurate).", label="Window placement",
                group="intent", choices=PLACEMENTS)
@@ -455,7 +327,7 @@ YOLO = Spec("yolo", (
 RESNET_LSTM = Spec("resnet-lstm", (
     NAME, EPOCHS, BATCH_SIZE, LEARNING_RATE, DEVICE,
     BACKBONE, PRETRAINED, HIDDEN_SIZE, NUM_LAYERS, DROPOUT, CROP_SIZE, WEIGHT_DECAY, FROZEN_CHILDREN,
-    NUM_WORKERS, SEED, TASK, FEATURE_CACHE, DEVICES, LABEL_SMOOTHING, PREDICTION_SAMPLES,
+    NUM_WORKERS, SEED, TASK, FEATURE_CACHE, DEVICES, LABEL_SMOOTHING, PREDICTION_SAMPLES, CONTEXT_FEATURES,
 ), "pedsense.train.resnet_trainer:train_resnet_lstm", "train ResNet + LSTM on pedestrian crop sequences")
 _DETECTOR = {"group": "detector"}
 HYBRID = Spec("hybrid", (
@@ -476,11 +348,36 @@ HYBRID = Spec("hybrid", (
             "every epoch. 0: none."),
 ), "pedsense.train.hybrid_trainer:train_hybrid",
     "train the YOLO pedestrian detector + ResNet crop classifier")
-SPECS: dict[str, Spec] = {spec.model_type: spec for spec in (YOLO, RESNET_LSTM, HYBRID)}
+CONTEXT_MODELS, CLASS_WEIGHTINGS = ("gru", "transformer"), ("balanced", "sqrt", "none")
+CONTEXT_MODEL = _p("model", "gru", "choice", "The network: a small GRU over the groups side by side "
+                   "(the default), or a transformer with one token stream per feature group fused by "
+                   "attention. Both stay under 1 M parameters.", group="essentials", choices=CONTEXT_MODELS)
+FEATURES = _p("features", None, "text", "Feature groups, comma-separated: box, vehicle (ego action), traffic "
+              "(crosswalk, signs, light, road), behaviour (look, walk/stand, nod, gesture; refused on an `all` "
+              "build: a presence leak).", group="essentials", optional=True, none_label="every group the build allows")
+CLASS_WEIGHTING = _p("class_weighting", "sqrt", "choice", "Weigh the loss by inverse class "
+                     "frequency (balanced: what the benchmark's AUC, a balanced accuracy, rewards), by its "
+                     "square root (sqrt: between that and accuracy) or not at all (none).",
+                     label="Class weighting", choices=CLASS_WEIGHTINGS)
+CONTEXT = Spec("context", (
+    # the recipe, tuned on the official val splits of JAAD_beh and JAAD_all (bench/bench_context.py --tune)
+    NAME, replace(EPOCHS, default=8), replace(BATCH_SIZE, default=128), replace(LEARNING_RATE, default=1e-3),
+    DEVICE, CONTEXT_MODEL, FEATURES,
+    replace(SAMPLE_TYPE, default=None, group="essentials", optional=True, choices=(None,) + SAMPLE_TYPES,
+            none_label="the one built (beh when both are)",
+            help="Which context build to train on: beh (behaviour pedestrians, JAAD_beh) or all "
+                 "(with `ped` bystanders, labelled not-crossing: JAAD_all). Both may be built side by side."),
+    replace(HIDDEN_SIZE, default=64, label="Hidden size", maximum=512,
+            help="Width of the GRU state, or of the transformer's tokens (a multiple of 4)."),
+    replace(NUM_LAYERS, label="Layers", maximum=6, help="Stacked GRU or transformer layers."),
+    replace(DROPOUT, default=0.5, help="Dropout before the classifier head (and between layers)."),
+    replace(WEIGHT_DECAY, default=1e-2), CLASS_WEIGHTING, LABEL_SMOOTHING, SEED,
+), "pedsense.train.context_trainer:train_context", "train a small GRU/transformer on JAAD's annotations alone")
+SPECS: dict[str, Spec] = {spec.model_type: spec for spec in (YOLO, RESNET_LSTM, HYBRID, CONTEXT)}
 
 
 def spec_for(model_type: str) -> Spec:
-    """The parameter spec of ``model_type`` (``yolo``, ``resnet-lstm``, ``hybrid``)."""
+    """The parameter spec of ``model_type`` (``yolo``, ``resnet-lstm``, ``hybrid``, ``context``)."""
     if model_type not in SPECS:
         raise ConfigError(f"Unknown model type {model_type!r}; pick one of {', '.join(SPECS)}.")
     return SPECS[model_type]

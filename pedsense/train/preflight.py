@@ -108,6 +108,14 @@ def _sequence_batch(params: dict, p) -> None:
         check_batch_size(params["batch_size"], rows, "training sequences")
 
 
+def _sequence_context(params: dict, p) -> None:
+    """Fusion: the groups pass the leak guard (the build's sample type) and the build carries them."""
+    if params["context_features"] and (p.resnet / "labels.csv").is_file():
+        from pedsense.data.sequence_context import load_sequence_context
+
+        load_sequence_context(p.home, "train", params["context_features"], ())
+
+
 def _reuse(params: dict, p) -> None:
     if params["yolo_model"] is not None:
         from pedsense.train.hybrid_trainer import check_yolo_model
@@ -145,14 +153,31 @@ def _crops_batch(params: dict, p) -> None:
         check_batch_size(params["batch_size"], rows, "training crops")
 
 
+def _context_features(params: dict, p) -> None:
+    """The build exists and allows the groups asked for (a presence leak is refused here)."""
+    from pedsense.data.context_features import resolve_features
+    from pedsense.data.context_format import context_manifest_path
+
+    resolve_features(params["features"], params["sample_type"] or context_manifest_path(p.home).parent.name)
+
+
+def _context_data(params: dict, p) -> None:
+    from pedsense.train.context_trainer import load_context_data
+
+    data = load_context_data(None, p.home, params["sample_type"])  # features: _context_features' to judge
+    check_batch_size(params["batch_size"], len(data.train), "training windows")
+
+
 _CHECKS: dict[str, list[tuple[str, Check]]] = {
     "yolo": [("device", _device), ("devices", _yolo_devices), ("model_variant", _variant), ("_data", _yolo_data),
              ("batch_size", _yolo_batch)],
     "resnet-lstm": [("device", _device), ("devices", _devices), ("_data", _sequences),
-                    ("batch_size", _sequence_batch)],
+                    ("batch_size", _sequence_batch), ("context_features", _sequence_context)],
     "hybrid": [("device", _device), ("devices", _devices), ("yolo_model", _reuse), ("model_variant", _variant),
                ("_data", _detector_data),
                ("yolo_batch_size", _detector_batch), ("_data", _crops_task), ("batch_size", _crops_batch)],
+    # features first: a leaky group is named on its field; then the build and the batch
+    "context": [("device", _device), ("features", _context_features), ("_data", _context_data)],
 }
 
 

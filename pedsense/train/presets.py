@@ -33,6 +33,7 @@ SEED_PARAMETERS = {
     "yolo": ("epochs", "batch_size", "imgsz", "model_variant", "device"),
     "resnet-lstm": ("epochs", "batch_size", "learning_rate", "device"),
     "hybrid": ("yolo_model", "epochs", "batch_size", "learning_rate", "yolo_epochs", "device"),
+    "context": ("epochs", "batch_size", "learning_rate", "device"),
 }
 SEED_DEFAULTS: dict[str, dict[str, Any]] = {
     model_type: {name: spec_for(model_type)[name].default for name in names}
@@ -53,6 +54,8 @@ QUICK: dict[str, dict[str, Any]] = {
     "hybrid": {"yolo_epochs": 5, "imgsz": 320, "yolo_batch_size": 8, "fraction": 0.25,
                "optimizer": "AdamW", "lr0": 0.003, "warmup_epochs": 0.3, "nbs": 8, "epochs": 3,
                "batch_size": 32, "learning_rate": 1e-3, "backbone": "resnet18", "crop_size": 32},
+    # the context family's defaults are its recipe and already train in minutes on a CPU
+    "context": {"epochs": 4},
 }
 
 QUICK_REACHES = {
@@ -61,6 +64,7 @@ QUICK_REACHES = {
     "resnet-lstm": "val_acc 0.93 after 3 epochs from scratch (~8.5 min on 2 shared cores, load ≈ 5; "
                    "an epoch took 20 s on a quiet machine).",
     "hybrid": "detector mAP50 0.49-0.51 after 5 epochs from scratch, classifier val_acc 0.93; ~5 min.",
+    "context": "seconds on the demo set; on real JAAD see docs/notes/ctx-model.md (bench_context).",
 }
 
 PRESETS: dict[str, dict[str, Preset]] = {
@@ -69,7 +73,9 @@ PRESETS: dict[str, dict[str, Preset]] = {
                         "Finishes on the demo set in a few minutes on 2 CPU cores.",
                         QUICK[model_type], QUICK_REACHES[model_type]),
         "seed": Preset("seed", "seed defaults",
-                       "The seed API's defaults: full-size models, for a GPU and real JAAD data.",
+                       "The seed API's defaults: full-size models, for a GPU and real JAAD data."
+                       if model_type != "context" else
+                       "The family's recipe, tuned on JAAD's val splits: minutes on a CPU.",
                        SEED_DEFAULTS[model_type], ""),
     }
     for model_type in SEED_DEFAULTS

@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pedsense.errors import ConfigError
+from pedsense.errors import ConfigError, DataError
+from pedsense.train.context_model import MODEL_CLASSES as CONTEXT_MODEL_CLASSES
 from pedsense.train.offline import offline_reason
-from pedsense.train.params import BACKBONES  # declared once, with the parameters
+from pedsense.train.params import BACKBONES, CONTEXT  # declared once, with the parameters
 
 FEATURE_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048}
 
@@ -124,12 +125,14 @@ class ResNetLSTM(nn.Module):
     """ResNet feature extractor + LSTM temporal classifier.
 
     Forward: (batch, seq_len, 3, H, W) -> (batch, num_classes) logits, classified from the
-    LSTM's last time step.
+    LSTM's last time step. With ``context`` (:func:`context_encoder_args`), ``forward(sequences,
+    groups)`` also takes the window's context features ``{group: (batch, T_g, D_g)}``, whose
+    encoding joins the LSTM's last state before the classifier.
     """
 
     def __init__(self, num_classes: int = 2, hidden_size: int = 256, num_layers: int = 1,
                  dropout: float = 0.3, *, backbone: str = "resnet50", pretrained: bool = True,
-                 frozen_children: int = 6):
+                 frozen_children: int = 6, context: dict | None = None):
         super().__init__()
         self.features = FrozenResNetFeatures(backbone, pretrained, frozen_children)
         self.weights_source = self.features.weights_source
@@ -137,22 +140,58 @@ class ResNetLSTM(nn.Module):
         self.lstm = nn.LSTM(self.features.feature_dim, hidden_size, num_layers=num_layers,
                             batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size, num_classes)
+        self.context = None if context is None else _context_encoder(context)
+        fused = hidden_size + (self.context.out_dim if self.context is not None else 0)
+        self.classifier = nn.Linear(fused, num_classes)
         self.model_args = {"num_classes": num_classes, "hidden_size": hidden_size,
                            "num_layers": num_layers, "dropout": dropout, "backbone": backbone,
                            "frozen_children": frozen_children}
+        if context is not None:
+            self.model_args["context"] = dict(context)
 
-    def forward(self, sequences: torch.Tensor) -> torch.Tensor:
+    @property
+    def context_groups(self) -> tuple[str, ...]:
+        """The context feature groups the model reads (empty: crops alone, the seed's model)."""
+        return self.context.groups if self.context is not None else ()
+
+    def forward(self, sequences: torch.Tensor, context: dict | None = None) -> torch.Tensor:
         batch, seq_len = sequences.shape[:2]
         frozen = self.features.frozen_features(sequences.reshape(batch * seq_len, *sequences.shape[2:]))
-        return self.classify_frozen(frozen.reshape(batch, seq_len, *frozen.shape[1:]))
+        return self.classify_frozen(frozen.reshape(batch, seq_len, *frozen.shape[1:]), context)
 
-    def classify_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
+    def classify_frozen(self, frozen: torch.Tensor, context: dict | None = None) -> torch.Tensor:
         """(batch, seq_len, *frozen shape) frozen features of each frame -> (batch, num_classes)."""
         batch, seq_len = frozen.shape[:2]
         features = self.features.from_frozen(frozen.reshape(batch * seq_len, *frozen.shape[2:]))
-        outputs, _ = self.lstm(features.reshape(batch, seq_len, -1))
-        return self.classifier(self.dropout(outputs[:, -1]))
+        return self.classify_features(features.reshape(batch, seq_len, -1), context)
+
+    def classify_features(self, features: torch.Tensor, context: dict | None = None) -> torch.Tensor:
+        """(batch, seq_len, feature_dim) CNN features of each frame -> (batch, num_classes)."""
+        outputs, _ = self.lstm(features)
+        state = outputs[:, -1]
+        if self.context is not None:
+            if context is None:
+                raise DataError(f"This ResNet-LSTM fuses context features ({', '.join(self.context_groups)}): "
+                                "give each window's features with its crops.")
+            state = torch.cat([state, self.context.encode(context).to(state.dtype)], dim=1)
+        return self.classifier(self.dropout(state))
+
+
+def context_encoder_args(groups: dict, dropout: float) -> dict:
+    """The fused context encoder of these ``{group: (N, T, D)}`` features: the context family's
+    default model and size (its ``Spec``), the ResNet-LSTM's dropout."""
+    return {"kind": CONTEXT["model"].default,
+            "group_dims": {g: int(a.shape[2]) for g, a in groups.items()},
+            "group_lengths": {g: int(a.shape[1]) for g, a in groups.items()},
+            "hidden_size": CONTEXT["hidden_size"].default, "num_layers": CONTEXT["num_layers"].default,
+            "dropout": float(dropout)}
+
+
+def _context_encoder(args: dict) -> nn.Module:
+    args = dict(args)
+    encoder = CONTEXT_MODEL_CLASSES[args.pop("kind")](**args)
+    encoder.head.requires_grad_(False)  # fused, only its encoding is read: its own head never trains
+    return encoder
 
 
 class ResNetClassifier(nn.Module):

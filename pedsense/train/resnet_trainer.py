@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pedsense.config import CLASS_NAMES, paths
+from pedsense.data.sequence_context import load_sequence_context
 from pedsense.device import resolve_device, resolve_device_list
 from pedsense.errors import DataError
 from pedsense.train.checkpoints import load_weights
@@ -29,7 +30,7 @@ from pedsense.train.events import EventHook, StopHook
 from pedsense.train.fit import (FitSettings, auto_workers, class_weights, copy_best, evaluate,  # noqa: F401
                                 fit_classifier, make_loader, train_one_epoch)
 from pedsense.train.params import RESNET_LSTM
-from pedsense.train.resnet_lstm import ResNetLSTM
+from pedsense.train.resnet_lstm import ResNetLSTM, context_encoder_args
 from pedsense.train.samples import check_missing, parse_label, read_split_rows
 from pedsense.train.transforms import normalize_uint8, resize_crop
 
@@ -130,11 +131,16 @@ class PedestrianSequenceDataset(CachedImageDataset):
     224x224 for the default build; ``crop_size=(w, h)`` resizes), normalised as
     :func:`pedsense.train.transforms.crops_to_tensor` does; label 0 = not-crossing, 1 = crossing.
     ``transform``, when given, is applied to that tensor.
+
+    ``context_features`` (comma-separated groups, e.g. ``box,vehicle,traffic``) adds each
+    window's context features from the build (``pedsense.data.sequence_context``): items are
+    then ``((sequence, {group: (T-1, D) tensor}), label)`` and ``context`` holds the arrays.
     """
 
     def __init__(self, split: str = "train", transform: Callable | None = None, *,
                  home: str | os.PathLike | None = None, crop_size: Sequence[int] | int | None = None,
-                 cache: bool = True, cache_limit_mb: float = DEFAULT_CACHE_MB):
+                 cache: bool = True, cache_limit_mb: float = DEFAULT_CACHE_MB,
+                 context_features: str | Sequence[str] | None = None):
         self.split = split
         self.transform = transform
         resnet = paths(home).resnet
@@ -153,6 +159,9 @@ class PedestrianSequenceDataset(CachedImageDataset):
         self.crop_size = check_crop_size(crop_size) or (first.shape[1], first.shape[0])
         self.item_frames = self.sequence_length
         self._init_cache(cache, cache_limit_mb)
+        self.context: dict[str, np.ndarray] | None = None
+        if context_features:
+            self.context, _ = load_sequence_context(home, split, context_features, self.sequence_ids)
 
     @staticmethod
     def _frame_files(folder: Path) -> list[Path]:
@@ -170,6 +179,8 @@ class PedestrianSequenceDataset(CachedImageDataset):
         sequence = normalize_uint8(torch.from_numpy(self.pixels(index)))
         if self.transform is not None:
             sequence = self.transform(sequence)
+        if self.context is not None:
+            return (sequence, {g: torch.from_numpy(a[index]) for g, a in self.context.items()}), self.labels[index]
         return sequence, self.labels[index]
 
 
@@ -184,7 +195,8 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
                       seed: int = 42, task: str | None = None, resume: bool = False,
                       init_weights: str | os.PathLike | None = None, feature_cache: str = "auto",
                       devices: str | Sequence[str] | int | None = None,
-                      label_smoothing: float = 0.0, prediction_samples: int = 8) -> Path:
+                      label_smoothing: float = 0.0, prediction_samples: int = 8,
+                      context_features: str | None = None) -> Path:
     """Train ResNet+LSTM on pedestrian crossing sequences.
 
     AdamW (``weight_decay``), CrossEntropyLoss with inverse-frequency class weights,
@@ -203,6 +215,11 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
             fresh optimizer and schedule (``pedsense.train.resume.extend_run``).
         feature_cache: ``auto`` (the default: on, float16, when the whole backbone is frozen),
             ``fp16``/``fp32`` (on at any cut) or ``off``; see ``pedsense.train.feature_cache``.
+        context_features: fuse each window's context features (``box,vehicle,traffic,behaviour``,
+            some of them, from the sequence build): a context encoder's output joins the LSTM's
+            last state before the classifier, trained together (late fusion). None: crops alone.
+            Refused on a build without them (rebuild message) and, on a sample type ``all``
+            build, for ``behaviour`` (presence leak).
         devices: several devices (``"cpu,cpu"``, ``"cuda:0,cuda:1"``, a GPU count) train
             data-parallel, one process each (``pedsense.train.distributed``); ``batch_size`` is
             then the global batch.
@@ -213,10 +230,11 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
     params = RESNET_LSTM.check(RESNET_LSTM.bind(locals()))
     devices = resolve_device_list(params["devices"])
     ctx = distributed.current(devices, resolve_device(params["device"]) if not devices else "cpu")
-    train_set = PedestrianSequenceDataset("train", home=home, crop_size=params["crop_size"])
+    fused = params["context_features"]
+    train_set = PedestrianSequenceDataset("train", home=home, crop_size=params["crop_size"], context_features=fused)
     built = require_task(params["task"], train_set.manifest_path, "ResNet sequence dataset",
                          "pedsense preprocess resnet")
-    val_set = PedestrianSequenceDataset("val", home=home, crop_size=train_set.crop_size)
+    val_set = PedestrianSequenceDataset("val", home=home, crop_size=train_set.crop_size, context_features=fused)
     batch_size = check_batch_size(params["batch_size"], len(train_set), "training sequences")
     if devices and len(devices) > 1:
         distributed.check_global_batch(batch_size, len(devices))
@@ -236,7 +254,11 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
             torch.manual_seed(params["seed"])
             model = ResNetLSTM(2, params["hidden_size"], params["num_layers"], params["dropout"],
                                backbone=params["backbone"], pretrained=params["pretrained"],
-                               frozen_children=params["frozen_children"])
+                               frozen_children=params["frozen_children"],
+                               context=context_encoder_args(train_set.context, params["dropout"])
+                               if train_set.context else None)
+            if model.context is not None:  # standardised by the training windows, kept in the weights
+                model.context.fit_normalisation(train_set.context)
             if init_weights is not None:
                 load_weights(model, init_weights)
             model.to(ctx.device)
@@ -247,6 +269,7 @@ def train_resnet_lstm(name=None, epochs=30, batch_size=8, learning_rate=1e-4, de
                 **({"distributed": ctx.record()} if ctx.active else {}),
                 "weights_source": model.weights_source, "model_args": model.model_args,
                 "sequence_length": train_set.sequence_length, "crop_size": list(train_set.crop_size),
+                "context_features": list(model.context_groups),
                 "dataset": {"train": len(train_set), "val": len(val_set),
                             "train_class_counts": train_set.class_counts(),
                             "val_class_counts": val_set.class_counts(),

@@ -134,7 +134,7 @@ def extend_run(run_dir: str | os.PathLike, epochs: int, *, on_event: EventHook =
 def check_resume_checkpoint(folder: RunFolder, model_type: str, config: Mapping[str, Any]) -> None:
     """DataError unless the run has the checkpoint its resume starts from, and it reads.
 
-    ResNet-LSTM: ``last.pt``. YOLO: ``weights/last.pt`` (or the ``resume.pt`` a stop set aside).
+    ResNet-LSTM and context: ``last.pt``. YOLO: ``weights/last.pt`` (or the ``resume.pt`` a stop set aside).
     Hybrid: the detector's checkpoint while stage 1 was unfinished; afterwards
     ``yolo_detector.pt`` and, once the classifier saved one, ``last.pt``.
     """
@@ -143,7 +143,7 @@ def check_resume_checkpoint(folder: RunFolder, model_type: str, config: Mapping[
 
     fix = "Nothing was changed; start a new run instead."
     parameters = config.get("parameters") or {}
-    if model_type == "resnet-lstm":
+    if model_type in ("resnet-lstm", "context"):
         if not (folder.path / "last.pt").is_file():
             raise DataError(f"Run {folder.run_id} has no last.pt to resume from (it ended before its "
                             f"first checkpoint). {fix}")

@@ -21,7 +21,7 @@ import yaml
 from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError
 from pedsense.train.offline import offline_reason
-from pedsense.train.params import VARIANT_NAME
+from pedsense.train.param_kinds import VARIANT_NAME
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
