@@ -1,12 +1,14 @@
-"""CPU inference speed: ONNX Runtime against PyTorch, and the PyTorch path against the old one.
+"""CPU inference speed: PyTorch, ONNX Runtime, OpenVINO and the best of them per stage.
 
 Prints, per configuration, ratios measured side by side in one run (the sides alternate frame
-by frame, or batch by batch, so both see the same machine load; medians of per-frame times):
+by frame, or batch by batch, so all see the same machine load; medians of per-frame times):
 
-- hybrid: ONNX Runtime FPS / PyTorch FPS (target >= 1.5): detector + one batched
-  classification of the frame's pedestrian crops, both engines through the same predictor code;
-- ResNet-LSTM (ground-truth tracks, 16-frame feature buffers): ONNX Runtime FPS / PyTorch FPS
-  (target >= 1.5) frame by frame (the Viewer playing a clip) and in 8-frame batches (a render);
+- hybrid: FPS on each engine and on ``best`` (``backend="auto"``: per stage the engine timed
+  fastest on this machine, as the Viewer picks); best / PyTorch (target >= 1.5): detector + one
+  batched classification of the frame's pedestrian crops, every engine through the same
+  predictor code; YOLO-only FPS on each engine and hybrid / YOLO-only;
+- ResNet-LSTM (ground-truth tracks, 16-frame feature buffers): FPS on each engine and best /
+  PyTorch (target >= 2.5) frame by frame (the Viewer playing a clip) and in 8-frame batches (a render);
 - PyTorch path speed-up: the current path (channels-last, CNN features of 8 frames' crops in one
   forward pass) against the old one (NCHW, one forward pass per frame), on the same weights.
   Both run under ``torch.inference_mode``, which the old path already used.
@@ -38,6 +40,7 @@ import pedsense  # noqa: E402,F401  (first: sets OMP_NUM_THREADS before torch/Ul
 from bench_infer import MIN_PEDESTRIANS, Config, preset_configs, untrained_runs  # noqa: E402
 
 TARGET = 1.5
+LSTM_TARGET = 2.5
 CHUNK = 8
 
 
@@ -97,29 +100,47 @@ def side_by_side(sides: dict, steps: list, warm: int = 2) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def bench_hybrid(run: Path, items, device: str) -> dict:
+#: the engines compared: PyTorch, each export's engine, and ``auto`` (per stage the fastest
+#: measured on this machine on first use, as the Viewer picks)
+ENGINES = ("pytorch", "onnx", "openvino", "auto")
+LABELS = {"pytorch": "PyTorch", "onnx": "ONNX Runtime", "openvino": "OpenVINO", "auto": "best", "old": "old"}
+
+
+def predictors(run: Path, device: str) -> dict:
+    """{engine: predictor} of ``run`` on every engine of ``ENGINES``."""
+    from pedsense.infer import load_predictor
+
+    return {engine: load_predictor(run, device=device, backend=engine) for engine in ENGINES}
+
+
+def yolo_frame(predictor, frame) -> None:
+    predictor.detector.detect(frame, predictor.conf)
+
+
+def bench_hybrid(run: Path, yolo_run: Path, items, device: str) -> dict:
     from pedsense.infer import CropClassifier, load_predictor
 
-    torch_side = load_predictor(run, device=device, backend="pytorch")
-    onnx_side = load_predictor(run, device=device, backend="onnx")
+    sides = predictors(run, device)
     old_side = load_predictor(run, device=device, backend="pytorch")
     old_side.classifier = CropClassifier(run / "resnet_classifier.pt", device=device, channels_last=False)
-    crops = [hybrid_frame(torch_side, frame, truth) for _, frame, truth in items[:4]]
+    yolo_sides = predictors(yolo_run, device)
+    crops = [hybrid_frame(sides["pytorch"], frame, truth) for _, frame, truth in items[:4]]
     steps = [(frame, truth) for _, frame, truth in items]
-    medians = side_by_side({name: (lambda step, p=p: hybrid_frame(p, *step))
-                            for name, p in (("pytorch", torch_side), ("onnx", onnx_side), ("old", old_side))},
-                           steps)
-    return {"fps": {name: 1 / seconds for name, seconds in medians.items()}, "crops": statistics.mean(crops)}
+    runs = {name: (lambda step, p=p: hybrid_frame(p, *step)) for name, p in {**sides, "old": old_side}.items()}
+    runs.update({f"yolo-{name}": (lambda step, p=p: yolo_frame(p, step[0])) for name, p in yolo_sides.items()})
+    medians = side_by_side(runs, steps)
+    return {"fps": {name: 1 / seconds for name, seconds in medians.items()}, "crops": statistics.mean(crops),
+            "auto": sides["auto"].describe_backend(), "auto_engine": sides["auto"].backend,
+            "yolo_auto": yolo_sides["auto"].backend}
 
 
 def bench_lstm(run: Path, items, device: str) -> dict:
     from pedsense.infer import CropClassifier, load_predictor
 
-    torch_side = load_predictor(run, device=device, backend="pytorch")
-    onnx_side = load_predictor(run, device=device, backend="onnx")
+    sides = predictors(run, device)
     old_side = load_predictor(run, device=device, backend="pytorch")
     old_side.classifier = CropClassifier(run / "best.pt", device=device, channels_last=False)
-    states = {name: p.new_state() for name, p in (("pytorch", torch_side), ("onnx", onnx_side))}
+    states = {name: p.new_state() for name, p in sides.items()}
 
     def one_frame(predictor, state, item):
         index, frame, truth = item
@@ -127,7 +148,7 @@ def bench_lstm(run: Path, items, device: str) -> dict:
 
     # frame by frame, as the Viewer plays a clip (each side keeps its own buffers)
     per_frame = side_by_side({name: (lambda item, p=p, s=states[name]: one_frame(p, s, item))
-                              for name, p in (("pytorch", torch_side), ("onnx", onnx_side))}, items, warm=0)
+                              for name, p in sides.items()}, items, warm=0)
     # batches of CHUNK frames, as a render reads a clip; the old path went frame by frame
     chunks = [items[start:start + CHUNK] for start in range(0, len(items) - CHUNK + 1, CHUNK)]
 
@@ -140,16 +161,22 @@ def bench_lstm(run: Path, items, device: str) -> dict:
         for index, frame, truth in chunk:
             predictor.predict(frame, index, truth, state=state)
 
-    per_chunk = side_by_side({"pytorch": lambda chunk: batched(torch_side, chunk),
-                              "onnx": lambda chunk: batched(onnx_side, chunk),
-                              "old": lambda chunk: frame_by_frame(old_side, chunk)}, chunks, warm=1)
+    runs = {name: (lambda chunk, p=p: batched(p, chunk)) for name, p in sides.items()}
+    runs["old"] = lambda chunk: frame_by_frame(old_side, chunk)
+    runs["pytorch-per-frame"] = lambda chunk: frame_by_frame(sides["pytorch"], chunk)
+    per_chunk = side_by_side(runs, chunks, warm=1)
     tracks = statistics.mean(len(truth) for _, _, truth in items)
     return {"per_frame": {name: 1 / s for name, s in per_frame.items()},
-            "batched": {name: CHUNK / s for name, s in per_chunk.items()}, "tracks": tracks}
+            "batched": {name: CHUNK / s for name, s in per_chunk.items()}, "tracks": tracks,
+            "auto": sides["auto"].describe_backend(), "auto_engine": sides["auto"].backend}
 
 
 def verdict(value: float, target: float) -> str:
     return f"{value:.2f} {'meets' if value >= target else 'misses'} >= {target:g}"
+
+
+def engine_line(fps: dict, names=ENGINES) -> str:
+    return " · ".join(f"{LABELS[name]} {fps[name]:.2f}" for name in names)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,10 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=32, help="consecutive frames of the demo clip")
     parser.add_argument("--size", default="1280x720", help="demo clip size WxH")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch and ONNX Runtime threads (default: %(default)s)")
+                        help="torch, ONNX Runtime and OpenVINO threads (default: %(default)s)")
     parser.add_argument("--configs", default="quick,seed", help="configurations to compare")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)  # before loading: ONNX Runtime sessions take the same count
+    torch.set_num_threads(args.threads)  # before loading: the exported engines take the same count
     size = tuple(int(v) for v in args.size.lower().split("x"))
     configs = preset_configs()
     lines = []
@@ -175,31 +202,39 @@ def main(argv: list[str] | None = None) -> int:
             if label not in configs:
                 parser.error(f"unknown configuration {label!r}; use {', '.join(configs)}")
             config = configs[label]
-            _, hybrid_run = untrained_runs(home, config)
+            yolo_run, hybrid_run = untrained_runs(home, config)
             lstm_run = untrained_lstm_run(home, config)
-            for run in (hybrid_run, lstm_run):
-                export_run(run)
-            hybrid = bench_hybrid(hybrid_run, items, "cpu")
+            for run in (yolo_run, hybrid_run, lstm_run):
+                for format in ("onnx", "openvino"):
+                    export_run(run, format)
+            hybrid = bench_hybrid(hybrid_run, yolo_run, items, "cpu")
             torch.set_num_threads(args.threads)  # Ultralytics' first predict may have lowered it
             lstm = bench_lstm(lstm_run, items, "cpu")
             h, lf, lb = hybrid["fps"], lstm["per_frame"], lstm["batched"]
             print(f"\n[{label}] hybrid: YOLO26n@{config.hybrid_imgsz} + {config.backbone}@{config.crop} · "
-                  f"{hybrid['crops']:.1f} crops per frame")
-            print(f"  PyTorch {h['pytorch']:.2f} FPS · ONNX Runtime {h['onnx']:.2f} FPS · "
-                  f"ONNX/PyTorch = {verdict(h['onnx'] / h['pytorch'], TARGET)}")
+                  f"{hybrid['crops']:.1f} crops per frame · FPS:")
+            print(f"  {engine_line(h)}  (best = {hybrid['auto_engine']}: {hybrid['auto']})")
+            print(f"  best/PyTorch = {verdict(h['auto'] / h['pytorch'], TARGET)}; "
+                  f"ONNX/PyTorch {h['onnx'] / h['pytorch']:.2f}, OpenVINO/PyTorch {h['openvino'] / h['pytorch']:.2f}")
+            print(f"  YOLO-only FPS: {engine_line({k: h[f'yolo-{k}'] for k in ENGINES})}")
+            print("  hybrid / YOLO-only FPS: " + " · ".join(
+                f"{LABELS[k]} {h[k] / h[f'yolo-{k}']:.2f}" for k in ENGINES))
             print(f"  PyTorch path: old (NCHW) {h['old']:.2f} FPS -> channels-last {h['pytorch']:.2f} FPS "
                   f"(x{h['pytorch'] / h['old']:.2f})")
             print(f"[{label}] resnet-lstm: {config.backbone}@{config.crop}, ground-truth tracks · "
-                  f"{lstm['tracks']:.1f} tracks per frame")
-            print(f"  frame by frame: PyTorch {lf['pytorch']:.2f} FPS · ONNX Runtime {lf['onnx']:.2f} FPS · "
-                  f"ONNX/PyTorch = {verdict(lf['onnx'] / lf['pytorch'], TARGET)}")
-            print(f"  {CHUNK}-frame batches: PyTorch {lb['pytorch']:.2f} FPS · ONNX Runtime {lb['onnx']:.2f} FPS · "
-                  f"ONNX/PyTorch = {verdict(lb['onnx'] / lb['pytorch'], TARGET)}")
-            print(f"  PyTorch path: old (NCHW, frame by frame) {lb['old']:.2f} FPS -> channels-last, "
-                  f"{CHUNK}-frame batches {lb['pytorch']:.2f} FPS (x{lb['pytorch'] / lb['old']:.2f})")
-            lines.append(f"{label}: ONNX/PyTorch hybrid {h['onnx'] / h['pytorch']:.2f}, resnet-lstm "
-                         f"{lf['onnx'] / lf['pytorch']:.2f} (per frame) / {lb['onnx'] / lb['pytorch']:.2f} "
-                         f"(batched); PyTorch new/old hybrid {h['pytorch'] / h['old']:.2f}, "
+                  f"{lstm['tracks']:.1f} tracks per frame · best = {lstm['auto_engine']}")
+            print(f"  frame by frame FPS: {engine_line(lf)}; best/PyTorch = "
+                  f"{verdict(lf['auto'] / lf['pytorch'], LSTM_TARGET)}")
+            print(f"  {CHUNK}-frame batches FPS: {engine_line(lb)}; best/PyTorch = "
+                  f"{verdict(lb['auto'] / lb['pytorch'], LSTM_TARGET)}")
+            print(f"  PyTorch path: old (NCHW, frame by frame) {lb['old']:.2f} FPS · current frame by frame "
+                  f"{lb['pytorch-per-frame']:.2f} · current {CHUNK}-frame batches {lb['pytorch']:.2f} "
+                  f"(batched/old x{lb['pytorch'] / lb['old']:.2f})")
+            lines.append(f"{label}: best/PyTorch hybrid {h['auto'] / h['pytorch']:.2f} ({hybrid['auto_engine']}), "
+                         f"resnet-lstm {lf['auto'] / lf['pytorch']:.2f} per frame / {lb['auto'] / lb['pytorch']:.2f} "
+                         f"batched ({lstm['auto_engine']}); hybrid/YOLO-only "
+                         + ", ".join(f"{LABELS[k]} {h[k] / h[f'yolo-{k}']:.2f}" for k in ENGINES)
+                         + f"; PyTorch new/old hybrid {h['pytorch'] / h['old']:.2f}, "
                          f"resnet-lstm {lb['pytorch'] / lb['old']:.2f}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\ncpu · {args.threads} threads · {len(items)} frames {size[0]}x{size[1]} · "

@@ -7,6 +7,19 @@ from pathlib import Path
 
 import pytest
 
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip without a CUDA GPU (``bench/gpu_check.py`` runs them on one)."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (bench/gpu_check.py runs it on one)"))
+
+
 # The real annotations of 12 JAAD videos (MIT licence, see tests/data/jaad/LICENSE), carried by
 # the repository: a plain clone has nothing beside it, so no test reads outside the checkout.
 JAAD_TEST_DATA = Path(__file__).resolve().parent / "data" / "jaad"

@@ -19,6 +19,8 @@ from pedsense.data.context_features import (FEATURE_GROUPS, ContextFeatureError,
 from pedsense.data.context_format import (build_context, context_manifest, context_path,
                                           load_context_split)
 from pedsense.data.download import download_annotations
+from pedsense.data.synthetic.marker import marker_path
+from pedsense.io import write_json_atomic
 from pedsense.data.intent import IntentOptions, intent_windows
 from pedsense.data.jaad import load_annotation_folder
 from pedsense.data.scene import parse_scene
@@ -306,6 +308,19 @@ def test_get_annotations_refuses_what_is_not_jaad_and_changes_nothing(tmp_home, 
     with pytest.raises(DataError, match="holds 2 annotation XML files .* JAAD has 346"):
         download_annotations(tmp_home, url=archive.as_uri())
     assert not (tmp_home / "data/raw/annotations").exists()
+
+
+def test_get_annotations_refuses_a_demo_home_and_keeps_the_demo(tmp_home, tmp_path, jaad_dir):
+    # the demo's video_0001.xml beside its clip; JAAD's video_0001.xml must not replace it
+    demo_xml = tmp_home / "data/raw/annotations/video_0001.xml"
+    demo_xml.parent.mkdir(parents=True)
+    demo_xml.write_text("<annotations>demo</annotations>")
+    write_json_atomic(marker_path(tmp_home), {"synthetic": True, "videos": ["video_0001"]})
+    archive = _archive(tmp_path, jaad_dir, 3)
+    with pytest.raises(DataError, match="synthetic demo set.*another data home"):
+        download_annotations(tmp_home, url=archive.as_uri(), expected_videos=3)
+    assert demo_xml.read_text() == "<annotations>demo</annotations>"
+    assert sorted(p.name for p in demo_xml.parent.iterdir()) == ["video_0001.xml"]
 
 
 def test_get_annotations_offline_says_what_to_do(tmp_home, tmp_path):

@@ -1,5 +1,6 @@
-"""ONNX export of all three model families: files and record in the run folder, ONNX Runtime
-predictions equal PyTorch's within fp32 tolerance, stale exports and missing packages are said."""
+"""ONNX and OpenVINO exports: files and record in the run folder, ONNX Runtime's and OpenVINO's
+predictions equal PyTorch's within fp32 tolerance, the fastest engine timed and recorded on
+first use, stale exports, engines that fail to load and missing packages said (with a fallback)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pedsense.data.video import read_video_frame
 from pedsense.export import ExportError, export_run
 from pedsense.geometry import match_boxes
 from pedsense.infer import BackendUnavailable, load_clip_ground_truth, load_predictor
+from pedsense.infer.backends import read_exports
+from pedsense.infer.engines import TIMINGS_RECORD
 from test_infer_fixtures import demo_clip, infer_home, infer_home_base, run_of  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -43,7 +46,8 @@ def exported(infer_home_base, tmp_path_factory):
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_export_writes_the_files_and_the_record_load_predictor_reads(exported, model_type):
     run = exported[model_type]
-    record = json.loads((run / "export.json").read_text())
+    assert set(json.loads((run / "export.json").read_text())["formats"]) == {"onnx"}
+    record = read_exports(run)["onnx"]
     expected = {"yolo": {"detector"}, "hybrid": {"detector", "classifier"},
                 "resnet-lstm": {"features", "temporal"}}[model_type]
     assert record["format"] == "onnx" and set(record["components"]) == expected
@@ -52,7 +56,7 @@ def test_export_writes_the_files_and_the_record_load_predictor_reads(exported, m
         if "max_abs_diff" in part:  # the ResNet parts are checked against PyTorch at export
             assert part["max_abs_diff"] < 1e-4
     assert not [p.name for p in run.iterdir() if p.name.startswith(".")], "no temporary file is left"
-    predictor = load_predictor(run, device="cpu")
+    predictor = load_predictor(run, device="cpu", backend="onnx")
     assert predictor.backend == "onnxruntime"
     assert predictor.describe_backend().startswith("ONNX Runtime")
     assert load_predictor(run, device="cpu", backend="pytorch").backend == "pytorch"
@@ -137,5 +141,90 @@ def test_cli_export_then_predict_uses_onnx_runtime(infer_home, tmp_path, capsys)
     assert "best.onnx from best.pt" in capsys.readouterr().out
     out = tmp_path / "overlay.webm"
     assert main(["predict", str(run), demo_clip(infer_home).stem, "-o", str(out)]) == 0
-    assert "backend: ONNX Runtime" in capsys.readouterr().err
-    assert out.is_file()
+    # auto: ONNX Runtime and PyTorch timed on first use, the fastest runs the detector
+    assert "detector: fastest measured here (" in capsys.readouterr().err
+    assert (run / TIMINGS_RECORD).is_file() and out.is_file()
+
+
+# -- OpenVINO, and the fastest engine -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def exported_both(exported, tmp_path_factory):
+    """{model type: a copy of its ONNX-exported run, exported to OpenVINO as well} for the hybrid
+    (detector by Ultralytics' exporter, classifier by openvino.convert_model) and the
+    ResNet-LSTM (its features and temporal halves)."""
+    home = tmp_path_factory.mktemp("openvino_runs")
+    runs = {}
+    for model_type in ("hybrid", "resnet-lstm"):
+        runs[model_type] = copy_run(exported[model_type], home)
+        export_run(runs[model_type], "openvino")
+    return runs
+
+
+@pytest.mark.parametrize("model_type", ["hybrid", "resnet-lstm"])
+def test_openvino_export_sits_beside_the_onnx_one_and_predicts_what_pytorch_predicts(exported_both, infer_home,
+                                                                                     model_type):
+    run = exported_both[model_type]
+    records = read_exports(run)
+    assert set(records) == {"onnx", "openvino"}, "an OpenVINO export keeps the ONNX one"
+    for part in records["openvino"]["components"].values():
+        assert (run / part["file"]).exists()
+        if "max_abs_diff" in part:
+            assert part["max_abs_diff"] < 1e-4, "OpenVINO runs at fp32, as the model was trained"
+    clip = demo_clip(infer_home)
+    truth, _ = load_clip_ground_truth(clip, infer_home)
+    with_torch = load_predictor(run, device="cpu", conf=LOW_CONF, backend="pytorch")
+    with_openvino = load_predictor(run, device="cpu", conf=LOW_CONF, backend="openvino")
+    assert with_openvino.backend == "openvino" and with_openvino.describe_backend().startswith("OpenVINO")
+    for index in range(with_torch.history + 1):
+        frame = read_video_frame(clip, index)
+        _same_predictions(with_torch.predict(frame, index, truth.at(index)),
+                          with_openvino.predict(frame, index, truth.at(index)))
+
+
+def test_auto_times_every_engine_once_and_runs_each_stage_on_the_fastest(exported_both, tmp_path):
+    run = copy_run(exported_both["hybrid"], tmp_path)
+    predictor = load_predictor(run, device="cpu")
+    timings = json.loads((run / TIMINGS_RECORD).read_text())
+    (entry,) = timings.values()
+    fastest = {group: min(seconds, key=seconds.get) for group, seconds in entry["groups"].items()}
+    assert set(entry["groups"]["detector"]) == {"onnxruntime", "openvino", "pytorch"}
+    assert predictor.choice.engines == {"detector": fastest["detector"], "classifier": fastest["classifier"]}
+    assert "detector: fastest measured here" in predictor.describe_backend()
+    # the second load reads the timings instead of measuring again
+    again = load_predictor(run, device="cpu")
+    assert json.loads((run / TIMINGS_RECORD).read_text()) == timings
+    assert again.choice.engines == predictor.choice.engines
+
+
+def test_without_openvino_installed_the_next_engine_runs_and_the_package_is_named(exported_both, tmp_path,
+                                                                                 monkeypatch):
+    run = copy_run(exported_both["resnet-lstm"], tmp_path)
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` now raises ImportError
+    predictor = load_predictor(run, device="cpu")
+    assert "openvino" not in predictor.backend
+    assert "OpenVINO is not installed (pip install openvino)" in predictor.describe_backend()
+    with pytest.raises(BackendUnavailable, match="needs the `openvino` package: pip install openvino"):
+        load_predictor(run, device="cpu", backend="openvino")
+    with pytest.raises(ExportError, match="needs the `openvino` package.*pip install openvino"):
+        export_run(run, "openvino")
+    assert set(read_exports(run)) == {"onnx", "openvino"}, "a refused export loses nothing"
+
+
+def test_an_export_that_fails_to_load_is_passed_over_saying_which(exported_both, tmp_path):
+    run = copy_run(exported_both["hybrid"], tmp_path)
+    broken = run / read_exports(run)["openvino"]["components"]["classifier"]["file"]
+    broken.unlink()  # the hard link, not the shared file
+    broken.write_text("<net>truncated")
+    predictor = load_predictor(run, device="cpu")
+    assert predictor.choice.engines["classifier"] in ("onnxruntime", "pytorch")
+    assert "OpenVINO could not load the classifier export" in predictor.describe_backend()
+    with pytest.raises(BackendUnavailable, match="could not be loaded by OpenVINO"):
+        load_predictor(run, device="cpu", backend="openvino")
+
+
+def test_the_cli_offers_every_engine_and_format():
+    from pedsense.commands.infer import BACKEND_CHOICES, EXPORT_FORMATS
+    from pedsense.export import FORMATS
+    from pedsense.infer.backends import BACKENDS
+
+    assert BACKEND_CHOICES == BACKENDS and EXPORT_FORMATS == FORMATS

@@ -11,9 +11,11 @@ from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError
 from pedsense.runfolder import RunFolder
 from pedsense.train.checkpoints import load_classifier
-from pedsense.train.events import BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd
+from pedsense.train.events import (BatchEnd, EpochEnd, RunFinished, RunStarted, StageStarted, StepEnd, from_record,
+                                   read_records)
 from pedsense.train.hybrid_trainer import PedestrianCropDataset, train_hybrid
 from pedsense.train.transforms import crops_to_tensor
+from test_infer_fixtures import HYBRID_DETECTOR_EXTRAS, infer_home_base, run_of  # noqa: F401
 from test_train_fixtures import check_step_curve, write_detector, write_resnet_crops
 
 pytestmark = pytest.mark.filterwarnings("ignore:Base weights", "ignore:ImageNet weights")
@@ -29,11 +31,12 @@ def test_seed_signature_and_defaults():
                                 "yolo_epochs", "device"]
 
 
-def test_two_stages_then_reuse_of_the_detector(demo_home):
-    events = []
-    detector_extras = dict(optimizer="AdamW", lr0=0.003, warmup_epochs=0.3, nbs=4)
-    run_dir = train_hybrid("hy", epochs=2, batch_size=8, yolo_epochs=1, on_event=events.append,
-                           **detector_extras, **TINY)
+def test_two_stages_then_reuse_of_the_detector(infer_home_base, tmp_path, monkeypatch, copy_home):
+    # the session's tiny hybrid run (test_infer_fixtures, trained once for every inference test),
+    # its events read back from events.jsonl, as any process follows a run
+    run_dir = run_of(infer_home_base, "hybrid")
+    records, _ = read_records(RunFolder(run_dir).events_path)
+    events = [from_record(record) for record in records]
     for name in ("yolo_detector.pt", "resnet_classifier.pt", "best.pt", "last.pt", "config.json",
                  "metrics.csv", "status.json", "detector/weights/best.pt", "detector/results.csv"):
         assert (run_dir / name).is_file(), name
@@ -56,18 +59,20 @@ def test_two_stages_then_reuse_of_the_detector(demo_home):
     assert "val_acc" in config["best_metric"] and "mAP50" in config["detector_best_metric"]
     # stage 1 ran with the detector settings given, and the run records them
     ultralytics_args = yaml.safe_load((run_dir / "detector" / "args.yaml").read_text())
-    assert {k: ultralytics_args[k] for k in detector_extras} == detector_extras
-    assert {k: config["parameters"][k] for k in detector_extras} == detector_extras
+    assert {k: ultralytics_args[k] for k in HYBRID_DETECTOR_EXTRAS} == HYBRID_DETECTOR_EXTRAS
+    assert {k: config["parameters"][k] for k in HYBRID_DETECTOR_EXTRAS} == HYBRID_DETECTOR_EXTRAS
 
+    home = copy_home(infer_home_base, tmp_path / "home")
+    monkeypatch.setenv("PEDSENSE_HOME", str(home))
     model, meta = load_classifier(run_dir / "resnet_classifier.pt")
     assert meta["model"] == "ResNetClassifier" and meta["crop_size"] == [32, 32]
     crops = [__import__("cv2").imread(str(p)) for p in PedestrianCropDataset("val").samples[:3]]
     assert model(crops_to_tensor(crops, meta["crop_size"])).shape == (len(crops), 2)
 
     # Stage 1 skipped with an existing detector; crops.csv missing -> built by the run.
-    (paths(demo_home).resnet / "crops.csv").unlink()
+    (paths(home).resnet / "crops.csv").unlink()
     events.clear()
-    reuse_dir = train_hybrid(yolo_model=str(run_dir / "yolo_detector.pt"), epochs=1, batch_size=8,
+    reuse_dir = train_hybrid(yolo_model=str(run_dir / "yolo_detector.pt"), epochs=1, batch_size=32,
                              on_event=events.append, **TINY)
     assert [e.stage for e in events if isinstance(e, StageStarted)] == ["classifier"]
     assert (reuse_dir / "yolo_detector.pt").is_file() and RunFolder(reuse_dir).status == "completed"

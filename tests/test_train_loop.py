@@ -375,7 +375,7 @@ def test_hybrid_resumes_at_the_stage_and_epoch_it_reached(tmp_home):
     assert config["parameters"]["yolo_model"] == str(run_dir / "yolo_detector.pt")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_cuda_runs_resume_with_their_amp_scaler(tiny_home):
     events = []
     run_dir = train_resnet_lstm(epochs=2, device="cuda", on_event=events.append,

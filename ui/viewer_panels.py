@@ -128,20 +128,25 @@ def options_ui(has_truth: bool) -> dict:
 
 
 def backend_ui(predictor, run_path: Path) -> None:
-    """Which engine runs the model, and an ONNX export button where it would make the CPU faster."""
-    from pedsense.infer.backends import PYTORCH, onnxruntime_version
+    """Which engine runs the model, and an export button where an exported engine could make
+    the CPU faster."""
+    from pedsense.infer.backends import ENGINE_PACKAGES, FORMAT_ENGINES, engine_version, read_export
 
     st.caption(f"Inference: {hide_paths(predictor.describe_backend())}")
-    if predictor.backend != PYTORCH or predictor.device != "cpu" or onnxruntime_version() is None:
+    formats = [f for f, engine in FORMAT_ENGINES.items() if engine_version(engine) is not None
+               and read_export(run_path, predictor.model_type, f)[0] is None]  # installed, not exported
+    if predictor.device != "cpu" or not formats:
         return
-    if st.button("Export to ONNX", key="viewer_export",
-                 help="Write the run's models as ONNX files (`pedsense export RUN --format onnx`), "
-                      "so ONNX Runtime runs them on the CPU, usually faster than PyTorch."):
+    if st.button("Export for faster CPU inference", key="viewer_export",
+                 help=f"Write the run's models as {' and '.join(formats)} files (`pedsense export RUN "
+                      "--format ...`); on first use the Viewer times each engine on this CPU and runs "
+                      f"every stage on the fastest ({', '.join(ENGINE_PACKAGES.values())} or PyTorch)."):
         from pedsense.export import export_run
 
         exported = False
-        with error_box("exporting the run to ONNX"), st.spinner("Exporting to ONNX…"):
-            export_run(run_path)
+        with error_box("exporting the run"), st.spinner(f"Exporting to {' and '.join(formats)}…"):
+            for format in formats:
+                export_run(run_path, format)
             exported = True
         if exported:
             st.rerun()  # the predictor's cache key includes the export: the next run loads it

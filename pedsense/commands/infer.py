@@ -1,5 +1,5 @@
 """`pedsense` subcommands: predict (overlay video of a clip), evaluate (metrics of a run) and
-export (a run's models as ONNX, for ONNX Runtime on a CPU)."""
+export (a run's models as ONNX or OpenVINO IR, for faster CPU inference)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ from pathlib import Path
 
 from pedsense.config import paths
 from pedsense.runfolder import find_run
+
+# pedsense.infer.backends.BACKENDS and pedsense.export.FORMATS, written out so that `pedsense
+# --help` does not import the inference stack (tests/test_infer_engines.py keeps them equal)
+BACKEND_CHOICES = ("auto", "onnx", "openvino", "pytorch")
+EXPORT_FORMATS = ("onnx", "openvino")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--tracker-run", help="ResNet-LSTM on a clip without annotations: "
                                                "a YOLO or hybrid run whose detector tracks pedestrians")
     predict.add_argument("--device", help="cpu, cuda, cuda:0, mps (default: auto)")
-    predict.add_argument("--backend", choices=("auto", "onnx", "pytorch"), default="auto",
-                         help="auto (default): ONNX Runtime on a CPU when the run has an ONNX export "
-                              "(`pedsense export`), else PyTorch")
+    predict.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                         help="auto (default): on a CPU, per stage the fastest measured here of PyTorch "
+                              "and the run's exports (`pedsense export`); PyTorch on a GPU")
     predict.set_defaults(func=run_predict)
 
     evaluate = subparsers.add_parser(
@@ -42,11 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(func=run_evaluate)
 
     export = subparsers.add_parser(
-        "export", help="export a run's models to ONNX (faster CPU inference with ONNX Runtime)",
-        description="Write RUN's models as ONNX files into its folder and record them in export.json; "
-                    "predict and the Viewer then run them with ONNX Runtime on a CPU.")
+        "export", help="export a run's models to ONNX or OpenVINO (faster CPU inference)",
+        description="Write RUN's models as ONNX files (ONNX Runtime) or OpenVINO IR into its folder and "
+                    "record them in export.json; predict and the Viewer then run each stage on the "
+                    "fastest engine measured on the machine (timed on first use).")
     export.add_argument("run", help="run folder, or id such as resnet-lstm/resnet-lstm_20250101_120000")
-    export.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default onnx)")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="export format (default onnx)")
     export.add_argument("--opset", type=int, help="ONNX opset (default: Ultralytics' for YOLO, 17 for ResNets)")
     export.set_defaults(func=run_export)
 
@@ -89,10 +95,11 @@ def run_export(args: argparse.Namespace) -> int:
     from pedsense.export import describe_export, export_run
 
     record = export_run(args.run, args.format, opset=args.opset)
-    print(f"exported {record['model_type']} run to ONNX:")
+    print(f"exported {record['model_type']} run to {args.format}:")
     for line in describe_export(record):
         print(f"  {line}")
-    print("predict and the Viewer now use ONNX Runtime on the CPU for this run (export.json).")
+    print("predict and the Viewer now time this run's engines on first use and run each stage on the "
+          "fastest on this CPU (export.json, export_timings.json).")
     return 0
 
 

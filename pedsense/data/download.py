@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from pedsense.config import paths
+from pedsense.data.synthetic.marker import is_synthetic
 from pedsense.errors import DataError
 
 JAAD_COMMIT = "7712f55"  # the JAAD 2.0 annotations the tests' and benchmarks' copies come from
@@ -54,10 +55,19 @@ def download_annotations(home=None, *, url: str = JAAD_ANNOTATIONS_URL,
         ``{"path", "videos", "folders", "url"}``.
 
     Raises:
-        DataError: the download failed (offline: what to do instead), the archive is damaged or
+        DataError: the data home holds the synthetic demo set, the download failed (offline:
+            what to do instead), the archive is damaged or
             unsafe, or it does not hold JAAD's annotations; nothing in ``data/raw`` is changed.
     """
     raw = paths(home).raw
+    if is_synthetic(home):
+        # JAAD's video_0001.xml … would replace the demo's files of the same names while the
+        # demo's clips stay: every clip would be paired with another video's annotations.
+        raise DataError(f"{raw} holds the synthetic demo set, whose videos are named like JAAD's "
+                        "(video_0001 …): JAAD's annotations would replace the demo's while its clips "
+                        "stay, pairing each clip with the wrong annotations. Nothing was changed. Fix: "
+                        "download into another data home (`pedsense --home DIR get-annotations`), or "
+                        f"move {raw} aside first.")
     raw.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".jaad-download-", dir=raw) as tmp:
         archive = Path(tmp) / ("archive.zip" if url.lower().endswith(".zip") else "archive.tar.gz")

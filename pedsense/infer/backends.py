@@ -1,19 +1,27 @@
-"""Which engine runs a run's models: PyTorch, or ONNX Runtime on the run's exported ONNX files.
+"""Which engine runs a run's models: PyTorch, ONNX Runtime or OpenVINO on the run's exports.
 
-``pedsense export RUN --format onnx`` (``pedsense.export.export_run``) writes the ONNX files
-into the run folder and, last, ``export.json``: per component (``detector``, ``classifier``,
-``features``, ``temporal``) the ONNX file, the weights file it was made from (size and mtime,
+``pedsense export RUN --format onnx|openvino`` (``pedsense.export.export_run``) writes the
+exported files into the run folder and, last, ``export.json``::
+
+    {"model_type": "hybrid",
+     "formats": {"onnx":     {"format": "onnx", "exported_at", "versions", "components": {...}},
+                 "openvino": {"format": "openvino", ...}}}
+
+(a record written before OpenVINO, ``{"format": "onnx", ...}`` at the top, reads as the one
+format it holds). Per component (``detector``, ``classifier``, ``features``, ``temporal``) a
+format's record names the exported file, the weights file it was made from (size and mtime,
 so a retrained run's old export is noticed) and what a predictor needs to use it without
-loading the PyTorch weights. ``choose_backend`` reads it; the predictors ask it which engine
-to use and say why.
+loading the PyTorch weights. ``choose_backend`` reads it and says which engines may run the
+run and why; ``pedsense.infer.engines`` times them on first use and picks the fastest.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -24,25 +32,39 @@ from pedsense.io import read_json
 from pedsense.runfolder import RunFolder
 
 EXPORT_RECORD = "export.json"
-BACKENDS = ("auto", "onnx", "pytorch")
-PYTORCH, ONNXRUNTIME = "pytorch", "onnxruntime"
-ENGINE_NAMES = {PYTORCH: "PyTorch", ONNXRUNTIME: "ONNX Runtime"}
+PYTORCH, ONNXRUNTIME, OPENVINO = "pytorch", "onnxruntime", "openvino"
+ENGINE_NAMES = {PYTORCH: "PyTorch", ONNXRUNTIME: "ONNX Runtime", OPENVINO: "OpenVINO"}
+#: export format -> the engine that runs it; engine -> the package it needs
+FORMAT_ENGINES = {"onnx": ONNXRUNTIME, "openvino": OPENVINO}
+ENGINE_PACKAGES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino"}
+#: what ``backend=`` accepts: auto, an export format, or pytorch
+BACKENDS = ("auto", *FORMAT_ENGINES, PYTORCH)
 #: the components each model type exports
 COMPONENTS = {"yolo": ("detector",), "hybrid": ("detector", "classifier"),
               "resnet-lstm": ("features", "temporal")}
+#: the components that share one engine (a ResNet-LSTM's halves pass features to each other)
+ENGINE_GROUPS = {"yolo": (("detector",),), "hybrid": (("detector",), ("classifier",)),
+                 "resnet-lstm": (("features", "temporal"),)}
 
 
 class BackendUnavailable(PedsenseError):
-    """``backend="onnx"`` was asked for and the run cannot be run by ONNX Runtime."""
+    """An engine was asked for and the run cannot be run by it (not installed, no export, a
+    file it cannot load)."""
+
+
+def engine_version(engine: str) -> str | None:
+    """The installed version of an engine's package, None when it is not installed."""
+    module = {PYTORCH: "torch", **ENGINE_PACKAGES}[engine]
+    try:
+        package = __import__(module)
+    except ImportError:
+        return None
+    return str(getattr(package, "__version__", "?")).split("+")[0].split("-")[0]
 
 
 def onnxruntime_version() -> str | None:
     """The installed ONNX Runtime's version, None when it is not installed."""
-    try:
-        import onnxruntime
-    except ImportError:
-        return None
-    return str(onnxruntime.__version__)
+    return engine_version(ONNXRUNTIME)
 
 
 def source_signature(path: Path) -> dict:
@@ -51,80 +73,124 @@ def source_signature(path: Path) -> dict:
     return {"source_size": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}
 
 
-def read_export(run_dir: str | os.PathLike, model_type: str) -> tuple[dict | None, str]:
-    """The run's ONNX export record when it is complete and current.
+def read_exports(run_dir: str | os.PathLike) -> dict[str, dict]:
+    """{format: its export record} of ``export.json`` (empty when there is none)."""
+    record = read_json(Path(run_dir) / EXPORT_RECORD, None)
+    if not isinstance(record, dict):
+        return {}
+    if isinstance(record.get("formats"), dict):
+        return {name: part for name, part in record["formats"].items()
+                if name in FORMAT_ENGINES and isinstance(part, dict)}
+    if record.get("format") in FORMAT_ENGINES:  # the layout before OpenVINO: one format
+        return {record["format"]: record}
+    return {}
+
+
+def read_export(run_dir: str | os.PathLike, model_type: str, format: str = "onnx") -> tuple[dict | None, str]:
+    """The run's export record in ``format`` when it is complete and current.
 
     Returns:
         (record, "") or (None, a sentence saying why there is no usable export, with the fix).
     """
     run_dir = Path(run_dir)
-    fix = f"run `pedsense export {RunFolder(run_dir).run_id} --format onnx`"  # an id: no server path
-    record = read_json(run_dir / EXPORT_RECORD, None)
-    if not isinstance(record, dict) or record.get("format") != "onnx":
-        return None, f"the run has no ONNX export ({fix} to make CPU inference faster)"
+    fix = f"run `pedsense export {RunFolder(run_dir).run_id} --format {format}`"  # an id: no server path
+    record = read_exports(run_dir).get(format)
+    if record is None:
+        return None, f"the run has no {format} export ({fix} to make CPU inference faster)"
     components = record.get("components") or {}
     for name in COMPONENTS.get(model_type, ()):
         part = components.get(name)
         if not isinstance(part, dict):
-            return None, f"its ONNX export has no {name} model ({fix} again)"
-        onnx_file, source = run_dir / str(part.get("file")), run_dir / str(part.get("source"))
-        if not onnx_file.is_file():
-            return None, f"{onnx_file.name} of its ONNX export is missing ({fix} again)"
+            return None, f"its {format} export has no {name} model ({fix} again)"
+        exported, source = run_dir / str(part.get("file")), run_dir / str(part.get("source"))
+        if not exported.exists():
+            return None, f"{exported.name} of its {format} export is missing ({fix} again)"
         if not source.is_file() or source_signature(source) != {
                 "source_size": part.get("source_size"), "source_mtime_ns": part.get("source_mtime_ns")}:
-            return None, f"its ONNX export is older than {source.name} ({fix} again)"
+            return None, f"its {format} export is older than {source.name} ({fix} again)"
     return record, ""
 
 
 @dataclass(frozen=True)
 class BackendChoice:
-    """The engine a predictor uses and a sentence on why."""
+    """The engine of each component a predictor uses, and a sentence on why.
 
-    engine: str          # PYTORCH or ONNXRUNTIME
+    ``candidates``: the engines that may run the run, best first (``auto`` on a CPU: every
+    current export whose engine is installed, then PyTorch); ``engines``: the one chosen per
+    component (set by ``pedsense.infer.engines`` after timing them); ``notes``: engines passed
+    over (not installed, stale export, failed to load), said to the user.
+    """
+
+    candidates: tuple[str, ...]
     reason: str
-    record: dict | None  # the export record when ``engine`` is ONNX Runtime
+    records: dict = field(default_factory=dict)  # format -> export record, for the exported engines
+    engines: dict = field(default_factory=dict)  # component -> engine
+    notes: tuple[str, ...] = ()
+    measured: tuple[str, ...] = ()  # per stage: the timings that chose its engine
 
-    def component(self, run_dir: Path, name: str) -> tuple[Path, dict]:
-        """(ONNX file, its record entry) of one exported component."""
-        part = (self.record or {})["components"][name]
+    @property
+    def engine(self) -> str:
+        """The engine in use: ``"openvino"``, or ``"openvino+onnxruntime"`` when components differ."""
+        chosen = list(dict.fromkeys(self.engines.values())) or list(self.candidates[:1])
+        return "+".join(chosen)
+
+    def engine_of(self, component: str) -> str:
+        return self.engines.get(component) or self.candidates[0]
+
+    def component(self, run_dir: Path, name: str, engine: str | None = None) -> tuple[Path, dict]:
+        """(exported file, its record entry) of one component for ``engine`` (default: its own)."""
+        engine = engine or self.engine_of(name)
+        format = next(f for f, e in FORMAT_ENGINES.items() if e == engine)
+        part = self.records[format]["components"][name]
         return Path(run_dir) / part["file"], part
 
 
 def choose_backend(run_dir: str | os.PathLike, model_type: str, requested: str, device: str) -> BackendChoice:
-    """ONNX Runtime when it is asked for or, with ``auto``, on a CPU when the run has a current
-    ONNX export and onnxruntime is installed; PyTorch otherwise.
+    """The engines that may run the run: the one asked for, or with ``auto`` on a CPU every
+    current export whose engine is installed (then PyTorch); PyTorch otherwise.
 
     Raises:
         ConfigError: an unknown ``requested``.
-        BackendUnavailable: ``requested="onnx"`` and the run cannot be run by ONNX Runtime.
+        BackendUnavailable: an export format was asked for and the run cannot be run by its engine.
     """
     requested = (requested or "auto").strip().lower()
     if requested not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {requested!r}.")
     if requested == PYTORCH:
-        return BackendChoice(PYTORCH, "PyTorch was asked for", None)
-    version = onnxruntime_version()
-    record, why = read_export(run_dir, model_type) if version else (None, "")
-    if requested == "onnx":
-        if version is None:
-            raise BackendUnavailable("backend='onnx' needs the `onnxruntime` package: "
-                                     "pip install onnxruntime (or use backend='auto').")
+        return BackendChoice((PYTORCH,), "PyTorch was asked for")
+    if requested != "auto":
+        engine = FORMAT_ENGINES[requested]
+        if engine_version(engine) is None:
+            raise BackendUnavailable(f"backend={requested!r} needs the `{ENGINE_PACKAGES[engine]}` package: "
+                                     f"pip install {ENGINE_PACKAGES[engine]} (or use backend='auto').")
+        record, why = read_export(run_dir, model_type, requested)
         if record is None:
-            raise BackendUnavailable(f"backend='onnx' is not possible: {why}.")
+            raise BackendUnavailable(f"backend={requested!r} is not possible: {why}.")
         if device != "cpu":
-            raise BackendUnavailable(f"backend='onnx' runs on the CPU here, not on {device}: "
+            raise BackendUnavailable(f"backend={requested!r} runs on the CPU here, not on {device}: "
                                      "use device='cpu', or backend='auto' to use PyTorch on the GPU.")
-        return BackendChoice(ONNXRUNTIME, "ONNX Runtime was asked for", record)
+        return BackendChoice((engine,), f"{ENGINE_NAMES[engine]} was asked for", {requested: record})
     if device != "cpu":
-        return BackendChoice(PYTORCH, f"PyTorch on {device} (ONNX Runtime is used on the CPU only)", None)
-    if version is None:
-        return BackendChoice(PYTORCH, "onnxruntime is not installed (pip install onnxruntime for "
-                                      "faster CPU inference of exported runs)", None)
-    if record is None:
-        return BackendChoice(PYTORCH, why, None)
-    return BackendChoice(ONNXRUNTIME, f"the run's ONNX export of {record.get('exported_at', '?')}", record)
+        return BackendChoice((PYTORCH,), f"PyTorch on {device} (exported engines run on the CPU only)")
+    records, notes, missing = {}, [], []
+    for format, engine in FORMAT_ENGINES.items():
+        record, why = read_export(run_dir, model_type, format)
+        if record is None:
+            missing.append(why)
+        elif engine_version(engine) is None:
+            notes.append(f"{ENGINE_NAMES[engine]} is not installed (pip install {ENGINE_PACKAGES[engine]}); "
+                         f"its {format} export is not used")
+        else:
+            records[format] = record
+    if not records:
+        reason = "; ".join(notes) or missing[0]
+        return BackendChoice((PYTORCH,), reason, notes=tuple(notes))
+    exported = max(record.get("exported_at", "") for record in records.values())
+    candidates = tuple(FORMAT_ENGINES[f] for f in records) + (PYTORCH,)
+    return BackendChoice(candidates, f"the run's export of {exported or '?'}", records, notes=tuple(notes))
 
 
+# -- engine sessions --------------------------------------------------------------------------------
 def ort_session(path: Path, threads: int | None = None):
     """An ONNX Runtime CPU session; ``run`` on it is thread-safe, so one serves every browser session.
 
@@ -137,11 +203,58 @@ def ort_session(path: Path, threads: int | None = None):
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads or torch.get_num_threads())
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # no busy-waiting between runs: its spinning threads would take the cores from the stage
+    # that runs next on another engine (a detector in OpenVINO, a classifier in PyTorch)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for a corrupt model
-        raise BackendUnavailable(f"{path} could not be loaded by ONNX Runtime ({exc}). Export the run "
-                                 "again (`pedsense export RUN --format onnx`).") from exc
+        raise BackendUnavailable(f"{path} could not be loaded by ONNX Runtime ({exc}).") from exc
+
+
+class OpenVinoModel:
+    """An OpenVINO IR model compiled for the CPU; calls are thread-safe (each borrows an infer
+    request from a pool, as one request must never run in two threads at once).
+
+    It runs at float32 (``INFERENCE_PRECISION_HINT``): on CPUs with bf16 units OpenVINO would
+    otherwise compute in bfloat16, whose results differ from the trained model's by up to ~0.3
+    in the logits. ``threads`` (default torch's) keeps it on the cores PyTorch uses.
+    """
+
+    def __init__(self, path: Path, threads: int | None = None):
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise BackendUnavailable("OpenVINO is not installed: pip install openvino.") from exc
+        import torch
+
+        xml = Path(path)
+        if xml.is_dir():  # Ultralytics' <weights>_openvino_model/ folder
+            xml = next(xml.glob("*.xml"), xml / "missing.xml")
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+                  "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads())}
+        try:
+            self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError for a missing or corrupt IR
+            raise BackendUnavailable(f"{path} could not be loaded by OpenVINO ({exc}).") from exc
+        self.path = Path(path)
+        self._idle: list = []
+        self._lock = threading.Lock()
+
+    def __call__(self, array: np.ndarray) -> dict:
+        """{output: array} for one input, like ``CompiledModel.__call__`` (what Ultralytics calls)."""
+        with self._lock:
+            request = self._idle.pop() if self._idle else self.compiled.create_infer_request()
+        try:
+            request.infer({0: np.ascontiguousarray(array, np.float32)})
+            return {output: np.array(request.get_tensor(output).data) for output in self.compiled.outputs}
+        finally:
+            with self._lock:
+                self._idle.append(request)
+
+    def run(self, array: np.ndarray) -> np.ndarray:
+        """The first output of one input."""
+        return next(iter(self(array).values()))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -166,15 +279,15 @@ def quiet_ultralytics() -> Iterator[None]:
 
 
 def describe_engine(engine: str, device: str) -> str:
-    """``"ONNX Runtime 1.20 (CPU)"`` / ``"PyTorch 2.5 (cpu)"``."""
-    if engine == ONNXRUNTIME:
-        return f"ONNX Runtime {onnxruntime_version()} (CPU)"
-    import torch
+    """``"ONNX Runtime 1.20 (CPU)"`` / ``"PyTorch 2.5 (cpu)"`` / ``"OpenVINO 2025.1 + ONNX Runtime 1.20 (CPU)"``."""
+    if engine == PYTORCH:
+        return f"PyTorch {engine_version(PYTORCH)} ({device})"
+    parts = [f"{ENGINE_NAMES.get(e, e)} {engine_version(e) if e in ENGINE_NAMES else ''}".strip()
+             for e in engine.split("+")]
+    return f"{' + '.join(parts)} ({'CPU' if PYTORCH not in engine.split('+') else device})"
 
-    return f"PyTorch {torch.__version__.split('+')[0]} ({device})"
 
-
-__all__ = ["BACKENDS", "BackendChoice", "BackendUnavailable", "COMPONENTS", "ENGINE_NAMES",
-           "EXPORT_RECORD", "ONNXRUNTIME", "PYTORCH", "choose_backend", "describe_engine",
-           "onnxruntime_version", "ort_session", "quiet_ultralytics", "read_export", "softmax",
-           "source_signature"]
+__all__ = ["BACKENDS", "BackendChoice", "BackendUnavailable", "COMPONENTS", "ENGINE_GROUPS", "ENGINE_NAMES",
+           "ENGINE_PACKAGES", "EXPORT_RECORD", "FORMAT_ENGINES", "ONNXRUNTIME", "OPENVINO", "OpenVinoModel",
+           "PYTORCH", "choose_backend", "describe_engine", "engine_version", "onnxruntime_version",
+           "ort_session", "quiet_ultralytics", "read_export", "read_exports", "softmax", "source_signature"]

@@ -1,5 +1,6 @@
 """The stage models predictors are built from: a detector (Ultralytics), a tracker, and the
-ResNet crop classifiers (PyTorch or ONNX Runtime). Each is safe to share between threads."""
+ResNet crop classifiers (PyTorch, or an export run by ONNX Runtime or OpenVINO). Each is safe
+to share between threads."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ from pedsense.config import CLASS_NAMES
 from pedsense.data.crops import crop_pedestrian
 from pedsense.device import torch_threads_kept
 from pedsense.errors import ConfigError, PedsenseError
-from pedsense.infer.backends import ONNXRUNTIME, PYTORCH, ort_session, quiet_ultralytics, softmax
+from pedsense.infer.backends import (
+    ONNXRUNTIME,
+    OPENVINO,
+    PYTORCH,
+    OpenVinoModel,
+    ort_session,
+    quiet_ultralytics,
+    softmax,
+)
 from pedsense.infer.predictions import CROSSING
 
 DEFAULT_TRACKER = "bytetrack.yaml"  # Ultralytics' ByteTrack: needs only `lap`, no ReID model download
@@ -29,8 +38,9 @@ class WeightsMissing(PedsenseError, FileNotFoundError):
 
 # -- stage models -----------------------------------------------------------------------------------
 class Detector:
-    """An Ultralytics YOLO model used for boxes: a ``.pt`` checkpoint, or its ``.onnx`` export
-    (run by ONNX Runtime through Ultralytics' own pre- and post-processing).
+    """An Ultralytics YOLO model used for boxes: a ``.pt`` checkpoint, its ``.onnx`` export (run
+    by ONNX Runtime) or its ``_openvino_model/`` export (OpenVINO), the exports through
+    Ultralytics' own pre- and post-processing.
 
     Ultralytics keeps per-call state in the model object, so one model must never predict in
     two threads at once. The detector lends each call a model instance from a small pool (a new
@@ -43,14 +53,15 @@ class Detector:
                  names: dict | None = None):
         self.weights = Path(weights)
         self.device = device
-        self.engine = ONNXRUNTIME if self.weights.suffix == ".onnx" else PYTORCH
+        self.engine = detector_engine(self.weights)
         self._idle: list[Any] = []
         self._pool_lock = threading.Lock()  # guards the pool list only, never held during a predict
-        # ONNX: one session of ours (torch's thread count) serves every pooled model; its run is thread-safe
-        self._session = ort_session(self.weights) if self.engine == ONNXRUNTIME else None
-        self.imgsz = int(imgsz or 640)  # an ONNX export has the fixed input size it was exported at
+        # an export: one session of ours (torch's thread count, fp32) serves every pooled model;
+        # ONNX Runtime's run and OpenVinoModel's calls are thread-safe
+        self._session = {ONNXRUNTIME: ort_session, OPENVINO: OpenVinoModel}.get(self.engine, lambda _: None)(self.weights)
+        self.imgsz = int(imgsz or 640)  # an export has the fixed input size it was exported at
         self.model = self._load()
-        if self.engine == ONNXRUNTIME:
+        if self.engine != PYTORCH:
             self.names = {int(k): str(v) for k, v in (names or dict(self.model.names)).items()}
         else:
             # predict at the size the detector trained at: a tiny model at another size finds little
@@ -70,11 +81,13 @@ class Detector:
                 "The file may be truncated: train (or export) the run again."
             ) from exc
         if self._session is not None:
-            with quiet_ultralytics():  # Ultralytics builds its ONNX Runtime backend on the first predict
+            with quiet_ultralytics():  # Ultralytics builds its export's backend on the first predict
                 self._predict(model, np.zeros((self.imgsz, self.imgsz, 3), np.uint8), 0.99)
             backend = getattr(getattr(model.predictor, "model", None), "backend", None)
-            if backend is not None and hasattr(backend, "session"):
-                backend.session = self._session  # else Ultralytics' own (all cores) stays: slower, not wrong
+            # else Ultralytics' own session stays: all cores (and bf16 for OpenVINO), not ours
+            for slot in ("session", "ov_compiled_model"):
+                if backend is not None and hasattr(backend, slot):
+                    setattr(backend, slot, self._session)
         return model
 
     @contextmanager
@@ -105,6 +118,14 @@ class Detector:
     def track(self, frame: np.ndarray, conf: float, tracker: "Tracker") -> tuple[np.ndarray, ...]:
         """Like ``detect`` plus (N,) track ids, the tracks ``tracker`` (one clip's) confirms."""
         return tracker.update(self.result(frame, conf), frame)
+
+
+def detector_engine(weights: Path) -> str:
+    """The engine that runs detector weights: ``.onnx`` ONNX Runtime, an OpenVINO IR (Ultralytics'
+    ``_openvino_model/`` folder or its ``.xml``) OpenVINO, else PyTorch."""
+    if weights.suffix == ".onnx":
+        return ONNXRUNTIME
+    return OPENVINO if weights.is_dir() or weights.suffix == ".xml" else PYTORCH
 
 
 def _boxes_of(boxes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -330,19 +351,19 @@ class CropClassifier(_CropModel):
             return softmax(self.model(batch.to(self.device), self._context(context)).float().cpu().numpy())
 
 
-class OnnxCropClassifier(_CropModel):
-    """A ResNet classifier's ONNX export run by ONNX Runtime: ``classifier`` (images -> logits),
-    or a ResNet-LSTM's ``features`` (images -> CNN features) and ``temporal`` (features -> logits).
+class ExportedCropClassifier(_CropModel):
+    """A ResNet classifier's export run by ONNX Runtime or OpenVINO: ``classifier`` (images ->
+    logits), or a ResNet-LSTM's ``features`` (images -> CNN features) and ``temporal`` (features
+    -> logits).
 
     The checkpoint facts (class names, crop size, sequence length) come from the export record,
-    so the PyTorch weights are never loaded. ``InferenceSession.run`` is thread-safe.
+    so the PyTorch weights are never loaded. Both engines' calls are thread-safe.
     """
 
-    engine = ONNXRUNTIME
-
-    def __init__(self, files: dict[str, Path], meta: dict):
+    def __init__(self, files: dict[str, Path], meta: dict, engine: str = ONNXRUNTIME):
+        self.engine = engine
         self.files = {name: Path(path) for name, path in files.items()}
-        self.sessions = {name: ort_session(path) for name, path in self.files.items()}
+        self.sessions = {name: _session_runner(engine, path) for name, path in self.files.items()}
         self.weights = next(iter(self.files.values()))
         self.device = "cpu"
         self._init_meta(meta)
@@ -352,15 +373,20 @@ class OnnxCropClassifier(_CropModel):
     def splits_into_features(self) -> bool:
         return {"features", "temporal"} <= set(self.sessions)
 
-    def _run(self, name: str, array: np.ndarray) -> np.ndarray:
-        session = self.sessions[name]
-        return session.run(None, {session.get_inputs()[0].name: array})[0]
-
     def _image_logits(self, images) -> np.ndarray:
-        return self._run("classifier", images.numpy())
+        return self.sessions["classifier"](images.numpy())
 
     def _image_features(self, images) -> np.ndarray:
-        return self._run("features", images.numpy())
+        return self.sessions["features"](images.numpy())
 
     def _sequence_logits(self, features: np.ndarray, context: dict | None = None) -> np.ndarray:
-        return self._run("temporal", features)  # a fused run is never exported (export_classifier)
+        return self.sessions["temporal"](features)  # a fused run is never exported (export_classifier)
+
+
+def _session_runner(engine: str, path: Path):
+    """``run(array) -> first output`` of an exported model on its engine."""
+    if engine == OPENVINO:
+        return OpenVinoModel(path).run
+    session = ort_session(path)
+    name = session.get_inputs()[0].name
+    return lambda array: session.run(None, {name: array})[0]

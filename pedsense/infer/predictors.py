@@ -14,9 +14,10 @@ last frame seen — lives in a ``ClipState``: ``state = predictor.new_state()``,
 ``predictor.predict(frame, index, truth, state=state)``. Without ``state`` a predictor uses its
 own default state (``predictor.state``), which suits one caller at a time.
 
-``load_predictor(run)`` picks the predictor from the run's ``config.json`` and the engine
-(``predictor.backend``): ONNX Runtime on a CPU when the run has an ONNX export (``pedsense export
-RUN --format onnx``) and onnxruntime is installed, PyTorch otherwise.
+``load_predictor(run)`` picks the predictor from the run's ``config.json`` and, per stage, the
+engine (``predictor.backend``): on a CPU the fastest measured here of PyTorch and the run's
+exports (``pedsense export RUN --format onnx|openvino``) whose engine is installed
+(``pedsense.infer.engines``); PyTorch on a GPU.
 """
 
 from __future__ import annotations
@@ -32,16 +33,9 @@ import numpy as np
 
 from pedsense.device import resolve_device
 from pedsense.errors import ConfigError, PedsenseError
-from pedsense.infer.backends import ONNXRUNTIME, PYTORCH, BackendChoice, choose_backend, describe_engine
-from pedsense.infer.models import (
-    DEFAULT_TRACKER,
-    CropClassifier,
-    Detector,
-    OnnxCropClassifier,
-    Tracker,
-    WeightsMissing,
-    _CropModel,
-)
+from pedsense.infer.backends import PYTORCH, BackendChoice, choose_backend, describe_engine
+from pedsense.infer.engines import exported_classifier, exported_detector, load_fastest, settle
+from pedsense.infer.models import DEFAULT_TRACKER, CropClassifier, Detector, Tracker, WeightsMissing, _CropModel
 from pedsense.infer.predictions import BUFFERING, CROSSING, GroundTruth, Predictions
 from pedsense.io import read_json
 from pedsense.runfolder import WEIGHT_FILES, RunFolder
@@ -153,7 +147,7 @@ class ClipState:
 class Predictor:
     """Common interface: ``predict(frame, frame_index, ground_truth=None, *, state=None)``.
 
-    ``backend`` is the engine in use (``"onnxruntime"`` or ``"pytorch"``); ``describe_backend()``
+    ``backend`` is the engine in use (``"pytorch"``, ``"onnxruntime"``, ``"openvino"``); ``describe_backend()``
     says which and why.
     """
 
@@ -179,12 +173,15 @@ class Predictor:
 
     @property
     def backend(self) -> str:
-        """``"onnxruntime"`` or ``"pytorch"``."""
+        """``"pytorch"``, ``"onnxruntime"``, ``"openvino"``, or two joined by ``+`` when the
+        stages run on different engines (``"openvino+onnxruntime"``: detector, classifier)."""
         return self.choice.engine
 
     def describe_backend(self) -> str:
-        """E.g. ``"ONNX Runtime 1.20 (CPU) — the run's ONNX export of 2025-01-01T12:00:00"``."""
-        return f"{describe_engine(self.backend, self.device)} — {self.choice.reason}"
+        """E.g. ``"OpenVINO 2025.1 (CPU) — detector: fastest measured here (OpenVINO 40 ms · ...)"``,
+        then the engines passed over and why."""
+        notes = "".join(f"; {note}" for note in self.choice.notes)
+        return f"{describe_engine(self.backend, self.device)} — {self.choice.reason}{notes}"
 
     def new_state(self) -> ClipState:
         """A fresh per-clip state for one session, render or chart."""
@@ -248,7 +245,7 @@ class YoloPredictor(Predictor):
 
     def __init__(self, run_dir: str | os.PathLike, **kwargs: Any):
         super().__init__(run_dir, **kwargs)
-        self.detector = _run_detector(self.run_dir, self.choice, self.device)
+        self.detector, self.choice = _load_detector(self.run_dir, self.choice, self.device)
         if CROSSING not in self.detector.names.values():
             raise RunTypeError(
                 f"{self.detector.weights} detects {sorted(self.detector.names.values())}, not crossing "
@@ -274,8 +271,8 @@ class HybridPredictor(Predictor):
 
     def __init__(self, run_dir: str | os.PathLike, **kwargs: Any):
         super().__init__(run_dir, **kwargs)
-        self.detector = _run_detector(self.run_dir, self.choice, self.device)
-        self.classifier = _run_classifier(self.run_dir, self.choice, self.device, ("classifier",))
+        self.detector, self.choice = _load_detector(self.run_dir, self.choice, self.device)
+        self.classifier, self.choice = _load_classifier(self.run_dir, self.choice, self.device, ("classifier",))
 
     def predict_batch(self, frames, frame_indices, ground_truths=None, *, state=None) -> list[Predictions]:
         detections = [self.detector.detect(frame, self.conf) for frame in frames]
@@ -321,7 +318,8 @@ class ResNetLSTMPredictor(Predictor):
         super().__init__(run_dir, **kwargs)
         if track_source not in ("auto", "ground-truth", "tracker"):
             raise ConfigError(f"track_source must be auto, ground-truth or tracker, not {track_source!r}.")
-        self.classifier = _run_classifier(self.run_dir, self.choice, self.device, ("features", "temporal"))
+        self.classifier, self.choice = _load_classifier(self.run_dir, self.choice, self.device,
+                                                        ("features", "temporal"))
         self.sequence_length = max(1, self.classifier.sequence_length)
         self.history = self.sequence_length
         self.track_source = track_source
@@ -338,7 +336,7 @@ class ResNetLSTMPredictor(Predictor):
             # the tracker run's own export decides, unless PyTorch was asked for
             requested = "pytorch" if self.requested_backend == PYTORCH else "auto"
             self.tracker_choice = choose_backend(tracker_run, run_model_type(tracker_run), requested, self.device)
-            self.tracker = _run_detector(tracker_run, self.tracker_choice, self.device)
+            self.tracker, self.tracker_choice = _load_detector(tracker_run, self.tracker_choice, self.device)
             Tracker(self.tracker_config, device=self.device)  # a bad tracker config fails here, not mid-clip
         elif track_source == "tracker":
             raise TracksUnavailable("track_source='tracker' needs a detector run: pass tracker_run.")
@@ -461,23 +459,28 @@ class ResNetLSTMPredictor(Predictor):
 
 
 # -- loading -------------------------------------------------------------------------------------
-def _run_detector(run_dir: Path, choice: BackendChoice, device: str) -> Detector:
-    """The run's detector on the chosen engine."""
-    if choice.engine == ONNXRUNTIME:
-        path, part = choice.component(run_dir, "detector")
-        return Detector(path, device="cpu", imgsz=part.get("imgsz"), names=part.get("names"))
-    return Detector(detector_weights(run_dir), device=device, imgsz=run_imgsz(run_dir))
+def _load_detector(run_dir: Path, choice: BackendChoice, device: str) -> tuple[Detector, BackendChoice]:
+    """The run's detector on the fastest engine of ``choice``; the choice with it settled."""
+    def build(engine: str) -> Detector:
+        if engine == PYTORCH:
+            return Detector(detector_weights(run_dir), device=device, imgsz=run_imgsz(run_dir))
+        return exported_detector(run_dir, choice, engine)
+
+    model, engine, notes = load_fastest(run_dir, choice, ("detector",), build)
+    return model, settle(choice, {"detector": engine}, notes)
 
 
-def _run_classifier(run_dir: Path, choice: BackendChoice, device: str, components: tuple[str, ...]) -> _CropModel:
-    """The run's ResNet classifier on the chosen engine (``components`` of its ONNX export)."""
-    if choice.engine == ONNXRUNTIME:
-        files, meta = {}, {}
-        for name in components:
-            files[name], part = choice.component(run_dir, name)
-            meta = part.get("meta") or meta
-        return OnnxCropClassifier(files, meta)
-    return CropClassifier(classifier_weights(run_dir), device=device)
+def _load_classifier(run_dir: Path, choice: BackendChoice, device: str,
+                     components: tuple[str, ...]) -> tuple[_CropModel, BackendChoice]:
+    """The run's ResNet classifier on the fastest engine of ``choice`` (``components`` of its
+    export); the choice with it settled."""
+    def build(engine: str) -> _CropModel:
+        if engine == PYTORCH:
+            return CropClassifier(classifier_weights(run_dir), device=device)
+        return exported_classifier(run_dir, choice, engine, components)
+
+    model, engine, notes = load_fastest(run_dir, choice, components, build)
+    return model, settle(choice, dict.fromkeys(components, engine), notes)
 
 
 PREDICTORS = {cls.model_type: cls for cls in (YoloPredictor, HybridPredictor, ResNetLSTMPredictor)}
@@ -489,8 +492,9 @@ def load_predictor(run_dir: str | os.PathLike, *, device: str | None = None,
                    backend: str = "auto") -> Predictor:
     """The predictor for a run folder, chosen by its ``model_type``.
 
-    ``backend``: ``"auto"`` (ONNX Runtime on a CPU when the run has a current ONNX export and
-    onnxruntime is installed, else PyTorch), ``"onnx"`` or ``"pytorch"``. ``tracker_run``,
+    ``backend``: ``"auto"`` (on a CPU, per stage the fastest measured here of PyTorch and the
+    run's current exports whose engine is installed; PyTorch on a GPU), ``"onnx"`` (ONNX
+    Runtime), ``"openvino"`` or ``"pytorch"``. ``tracker_run``,
     ``track_source`` and ``tracker_config`` only matter for ResNet-LSTM runs (see
     ``ResNetLSTMPredictor``).
     """
