@@ -14,7 +14,7 @@ from pedsense.errors import PedsenseError
 # commands it adds are listed here, so running one registers only its module: `pedsense info`
 # never imports the trainers (and with them torch), whose options ``train`` reads from them.
 COMMAND_MODULES = {
-    "pedsense.commands.data": ("setup", "demo-data", "preprocess", "info", "windows"),
+    "pedsense.commands.data": ("setup", "demo-data", "get-annotations", "preprocess", "info", "windows"),
     "pedsense.commands.train": ("train",),
     "pedsense.commands.runs": ("runs", "resume", "extend", "stop", "tag", "note", "archive"),
     "pedsense.commands.infer": ("predict", "evaluate", "export"),
