@@ -150,7 +150,7 @@ def test_a_batch_smaller_than_the_processes_is_refused(tmp_home):
 
 # -- real DDP: two gloo processes on the CPU ----------------------------------------------------
 DDP_PARAMS = {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "backbone": "resnet18", "crop_size": 32,
-              "pretrained": False, "devices": "cpu,cpu", "num_workers": 0}
+              "pretrained": False, "devices": "cpu,cpu", "num_workers": 0, "prediction_samples": 0}
 
 
 def start_queued(home: Path) -> tuple[RunFolder, list[subprocess.Popen]]:
@@ -219,7 +219,7 @@ def test_hybrid_classifier_on_two_processes_it_starts_itself_with_cached_feature
     detector = write_detector(tmp_home / "det.pt")
     events = []
     run_dir = train_hybrid(yolo_model=str(detector), epochs=3, batch_size=4, learning_rate=1e-3,
-                           backbone="resnet18", crop_size=32, frozen_children=8, devices="cpu,cpu",
+                           backbone="resnet18", crop_size=32, frozen_children=8, devices="cpu,cpu", prediction_samples=0,
                            on_event=events.append,  # rank 0's events, relayed; the stop, passed on
                            should_stop=lambda: sum(isinstance(e, EpochEnd) for e in events) >= 2)
     folder = RunFolder(run_dir)

@@ -23,15 +23,18 @@ HYBRID_EPOCHS = dict(epochs=2, batch_size=32, yolo_epochs=1)
 
 
 def _train_all(home: Path) -> None:
+    """The three tiny runs; no prediction samples (no test of these runs looks at them)."""
     from pedsense.train.hybrid_trainer import train_hybrid
     from pedsense.train.resnet_trainer import train_resnet_lstm
     from pedsense.train.yolo_trainer import train_yolo
 
-    train_yolo(name="tiny", epochs=1, batch_size=4, imgsz=TINY_IMGSZ, device="cpu", home=home, workers=0)
+    train_yolo(name="tiny", epochs=1, batch_size=4, imgsz=TINY_IMGSZ, device="cpu", home=home, workers=0,
+               prediction_samples=0)
     # ImageNet weights asked for, offline: the run records that it trained from scratch, and why
-    train_hybrid("hy", device="cpu", home=home, **HYBRID_EPOCHS, **HYBRID_DETECTOR_EXTRAS, **HYBRID_TINY)
+    train_hybrid("hy", device="cpu", home=home, prediction_samples=0, **HYBRID_EPOCHS, **HYBRID_DETECTOR_EXTRAS,
+                 **HYBRID_TINY)
     train_resnet_lstm(name="tiny", epochs=1, batch_size=8, device="cpu", home=home, backbone="resnet18",
-                      pretrained=False, num_workers=0)
+                      pretrained=False, num_workers=0, prediction_samples=0)
 
 
 @pytest.fixture(scope="session")

@@ -25,10 +25,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:Base weights", "ignore:ImageNet 
 # The whole backbone frozen (frozen_children=8): on 2 shared cores the backbone's backward pass
 # and AdamW step would cost most of a minute, and the flow under test is the same.
 TINY_LSTM = dict(epochs=1, batch_size=16, device="cpu", backbone="resnet18", crop_size=32,
-                 pretrained=False, num_workers=0, frozen_children=8)
+                 pretrained=False, num_workers=0, frozen_children=8, prediction_samples=0)
 TINY_HYBRID = dict(epochs=1, batch_size=32, yolo_epochs=1, yolo_batch_size=4, imgsz=64, device="cpu",
                    backbone="resnet18", crop_size=32, pretrained=False, num_workers=0, workers=0,
-                   frozen_children=8, fraction=0.25)
+                   frozen_children=8, fraction=0.25, prediction_samples=0)
 
 
 # -- the series function (pure) ---------------------------------------------------------------------

@@ -32,9 +32,10 @@ from test_train_fixtures import write_resnet_sequences
 
 pytestmark = pytest.mark.filterwarnings("ignore:ImageNet weights")
 TINY = {"batch_size": 2, "backbone": "resnet18", "crop_size": 32, "hidden_size": 16,
-        "learning_rate": 1e-3, "num_workers": 0, "device": "cpu"}
+        "learning_rate": 1e-3, "num_workers": 0, "device": "cpu", "prediction_samples": 0}
 TINY_ARGS = ["--batch-size", "2", "--backbone", "resnet18", "--crop-size", "32", "--hidden-size", "16",
-             "--learning-rate", "1e-3", "--num-workers", "0", "--device", "cpu"]
+             "--learning-rate", "1e-3", "--num-workers", "0", "--device", "cpu",
+             "--prediction-samples", "0"]
 SERVER = """
 import json, sys, time
 from pedsense.runs import RunManager
