@@ -162,6 +162,15 @@ def _first_line(exc: BaseException) -> str:
 def prepare_home(sizes: Sizes, home: Path | None) -> Path:
     """A data home with every dataset built: ``home`` when given (already built), else the demo set."""
     if home is not None:
+        from pedsense.config import paths
+
+        built = paths(home)
+        needed = {"yolo": built.yolo / "data.yaml", "detector": built.yolo_detector / "data.yaml",
+                  "resnet": built.resnet / "labels.csv", "crops": built.resnet / "crops.csv"}
+        missing = [name for name, path in needed.items() if not path.is_file()]
+        if missing:
+            raise RuntimeError(f"--home has no {', '.join(missing)} build: run `pedsense --home DIR preprocess "
+                               "all` first, or leave out --home (the check builds the demo set itself)")
         return home
     from pedsense.data.frames import extract_frames
     from pedsense.data.resnet_format import build_resnet_crops, build_resnet_sequences

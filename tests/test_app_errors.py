@@ -45,7 +45,7 @@ def _cells(at) -> dict[str, int]:
     return found
 
 
-def _trim_val(home, keep: int = 24) -> None:
+def _trim_val(home, keep: int = 12) -> None:
     """Keep the first ``keep`` val sequences and the val crops inside them (2 shared cores: the
     evaluations stay seconds long); the files are replaced, never edited (they are hard links)."""
     import csv

@@ -114,13 +114,17 @@ def test_resnet_form_launches_a_real_run_shown_live(demo_home):
 
 @pytest.mark.slow
 def test_yolo_form_then_hybrid_reusing_that_yolo_model(demo_home):
-    at, yolo_id = launch("yolo", TINY["yolo"])
+    # The smallest runs that still finish end to end: what this test proves is the form → run →
+    # reuse path, not the models (no prediction samples, a tenth of the images, 32-pixel inputs).
+    smallest = {"prediction_samples": 0}
+    at, yolo_id = launch("yolo", {**TINY["yolo"], **smallest, "imgsz": 32, "fraction": 0.1,
+                                  "warmup_epochs": 0.0})
     assert_finished_with_charts(at, yolo_id)
     # The hybrid form offers the completed YOLO run's weights (a select box, no free path).
     weights = str(Path(manager().snapshot(yolo_id).path) / "best.pt")
     at = open_train_page("hybrid")
     assert f"{yolo_id} (best.pt)" in at.selectbox(key="form.hybrid.yolo_model").options
-    at, hybrid_id = launch("hybrid", {**TINY["hybrid"], "yolo_model": weights})
+    at, hybrid_id = launch("hybrid", {**TINY["hybrid"], **smallest, "crop_size": 16, "yolo_model": weights})
     snap = assert_finished_with_charts(at, hybrid_id)
     assert (Path(snap.path) / "resnet_classifier.pt").is_file()
 

@@ -67,3 +67,13 @@ def test_a_failing_step_fails_the_check_and_the_rest_still_runs():
     lines = check.table().splitlines()
     assert "skip" in lines[1] and "FAIL" in lines[2] and "ZeroDivisionError" in lines[2] and "ok" in lines[3]
     assert check.failed and check.stopped_at is None
+
+
+def test_a_home_whose_datasets_are_not_built_is_named_and_nothing_trains(tmp_path, capsys):
+    gpu_check = load_gpu_check()
+    home = tmp_path / "home"
+    (home / "data/raw/annotations").mkdir(parents=True)
+    assert gpu_check.main(["--cpu", "--home", str(home)]) == 1
+    out = capsys.readouterr().out
+    assert "--home has no yolo, detector, resnet, crops build" in out and "preprocess all" in out
+    assert "train yolo" not in out  # the check stops at its data step
