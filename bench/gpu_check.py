@@ -188,17 +188,27 @@ def prepare_home(sizes: Sizes, home: Path | None) -> Path:
 
 
 def trimmed_copy(home: Path, sizes: Sizes) -> Path:
-    """A hard-link copy of ``home`` whose sequence and crop tables keep a few batches per split
-    (the tiny CPU mode: every step runs, in seconds). The tables are replaced, never edited, so
-    ``home`` is untouched."""
+    """A hard-link copy of ``home`` whose sequence and crop tables keep a few batches per split,
+    and whose detector datasets validate on a few images (the tiny CPU mode: every step runs, in
+    seconds). Files are replaced, never edited, so ``home`` is untouched."""
     import csv
     import shutil
 
     from pedsense.config import paths
-    from pedsense.io import write_csv_atomic
+    from pedsense.data.yolo_format import relocate_data_yaml
+    from pedsense.io import write_csv_atomic, write_text_atomic
+    from pedsense.train.yolo_inputs import list_images, spread_subset
 
     copy = Path(tempfile.mkdtemp(prefix="pedsense-gpu-check-tiny-")) / "home"
     shutil.copytree(home, copy, copy_function=os.link, ignore=shutil.ignore_patterns("models"))
+    for dataset in (paths(copy).yolo, paths(copy).yolo_detector):
+        yaml_path = relocate_data_yaml(dataset)
+        images = list_images(dataset, "images/val")
+        write_text_atomic(dataset / "val_tiny.txt",
+                          "\n".join(spread_subset(images, min(1.0, 2 * sizes.yolo_batch / max(1, len(images))))) + "\n")
+        lines = yaml_path.read_text(encoding="utf-8").splitlines()
+        write_text_atomic(yaml_path, "\n".join("val: val_tiny.txt" if line.startswith("val:") else line
+                                               for line in lines) + "\n")
     for table, batch in (("labels.csv", sizes.lstm_batch), ("crops.csv", sizes.hybrid_batch)):
         path = paths(copy).resnet / table
         if not path.is_file():

@@ -62,10 +62,12 @@ def resolve_device_list(devices: Any) -> tuple[str, ...] | None:
     """:func:`parse_device_list`, then every GPU checked to exist (DeviceError naming the visible ones)."""
     if devices is None or (isinstance(devices, str) and not devices.strip()):
         return None
-    import torch
-
     parsed = parse_device_list(devices)
     gpus = [int(d.split(":")[1]) for d in parsed or () if d != "cpu"]
+    if not gpus:
+        return parsed  # CPU processes: nothing to look for, so no torch import (~2 s) here
+    import torch
+
     shown = ",".join(parsed or ())
     if gpus and not torch.cuda.is_available():
         raise DeviceError(f"devices={shown} names GPUs, but no CUDA GPU is visible to PyTorch. Use cpu,cpu "
@@ -96,6 +98,8 @@ def resolve_device(device: str | None = None) -> str:
     Raises:
         DeviceError: when a GPU is asked for and none is visible.
     """
+    if device is not None and str(device).strip().lower() == "cpu":
+        return "cpu"  # nothing to look for: no torch import (~2 s), e.g. for `pedsense train --queue`
     import torch
 
     if device is None or str(device).strip().lower() in ("", "auto"):

@@ -14,6 +14,9 @@ import pytest
 
 READY = "INFER_RUNS_READY"
 TINY_IMGSZ = 64
+#: the ResNet-LSTM's crops: 32 px instead of the build's 64 (a quarter of the convolutions in
+#: its training and in every test that predicts, exports or evaluates with it)
+LSTM_CROP = 32
 #: the hybrid run's settings: tiny, with detector settings of its own, which
 #: test_train_hybrid.py checks reach Ultralytics and the record (its two-stage test reads this run)
 HYBRID_TINY = dict(imgsz=TINY_IMGSZ, yolo_batch_size=4, workers=0, backbone="resnet18", crop_size=32,
@@ -23,7 +26,8 @@ HYBRID_EPOCHS = dict(epochs=2, batch_size=32, yolo_epochs=1)
 
 
 def _train_all(home: Path) -> None:
-    """The three tiny runs; no prediction samples (no test of these runs looks at them)."""
+    """The three tiny runs (the ResNet-LSTM on 32-px crops); no prediction samples (no test of
+    these runs looks at them)."""
     from pedsense.train.hybrid_trainer import train_hybrid
     from pedsense.train.resnet_trainer import train_resnet_lstm
     from pedsense.train.yolo_trainer import train_yolo
@@ -34,7 +38,7 @@ def _train_all(home: Path) -> None:
     train_hybrid("hy", device="cpu", home=home, prediction_samples=0, **HYBRID_EPOCHS, **HYBRID_DETECTOR_EXTRAS,
                  **HYBRID_TINY)
     train_resnet_lstm(name="tiny", epochs=1, batch_size=8, device="cpu", home=home, backbone="resnet18",
-                      pretrained=False, num_workers=0, prediction_samples=0)
+                      pretrained=False, num_workers=0, crop_size=LSTM_CROP, prediction_samples=0)
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +81,19 @@ def demo_clip(home: Path) -> Path:
     clips = list_clips(home)
     assert clips, f"no clips in {home}"
     return clips[0]
+
+
+def short_copy(clip: Path, target: Path, frames: int) -> Path:
+    """The first ``frames`` frames of ``clip`` as a clip of their own (a render of it is quick)."""
+    import cv2
+
+    from pedsense.data.video import iter_frames, video_info
+
+    info = video_info(clip)
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
+    for index, frame in iter_frames(clip):
+        if index >= frames:
+            break
+        writer.write(frame)
+    writer.release()
+    return target

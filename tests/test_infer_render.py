@@ -11,9 +11,19 @@ from pedsense.data.video import video_info
 from pedsense.errors import DataError, PedsenseError
 from pedsense.infer import load_clip_ground_truth, load_predictor, predict_frame, render_video
 from pedsense.infer.clips import UploadError, save_upload
-from test_infer_fixtures import demo_clip, infer_home, infer_home_base, run_of  # noqa: F401
+from test_infer_fixtures import demo_clip, infer_home, infer_home_base, run_of, short_copy  # noqa: F401
 
 pytestmark = pytest.mark.slow
+#: the renders' clip: the demo clip's first frames, more than a ResNet-LSTM's 16-frame buffer (so
+#: tracks get decided); a whole clip proves nothing more and costs 5 times the predictions
+RENDER_FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def short_clip(infer_home_base, tmp_path_factory):
+    """(the demo clip's first RENDER_FRAMES frames as a clip, the whole clip it was cut from)."""
+    clip = demo_clip(infer_home_base)
+    return short_copy(clip, tmp_path_factory.mktemp("short_clip") / clip.name, RENDER_FRAMES), clip
 
 
 def decoded(path):
@@ -29,10 +39,11 @@ def decoded(path):
 
 
 @pytest.mark.parametrize("model_type", ["yolo", "resnet-lstm"])
-def test_render_keeps_frame_count_and_size(infer_home, tmp_path, model_type):
-    clip = demo_clip(infer_home)
+def test_render_keeps_frame_count_and_size(infer_home, short_clip, tmp_path, model_type):
+    clip, whole = short_clip
     source = video_info(clip)
-    truth, _ = load_clip_ground_truth(clip, infer_home)
+    assert source.frame_count == RENDER_FRAMES
+    truth, _ = load_clip_ground_truth(whole, infer_home)
     predictor = load_predictor(run_of(infer_home, model_type), device="cpu", conf=0.01)
     calls = []
     summary = render_video(predictor, clip, tmp_path / "out.webm", ground_truth=truth,
@@ -50,8 +61,8 @@ def test_render_keeps_frame_count_and_size(infer_home, tmp_path, model_type):
     assert not list(tmp_path.glob(".*partial*")), "no temporary file is left behind"
 
 
-def test_render_without_annotations_still_draws(infer_home, tmp_path):
-    clip = demo_clip(infer_home)
+def test_render_without_annotations_still_draws(infer_home, short_clip, tmp_path):
+    clip, _ = short_clip
     predictor = load_predictor(run_of(infer_home, "hybrid"), device="cpu")
     summary = render_video(predictor, clip, tmp_path / "plain.webm", ground_truth=None)
     assert not summary.ground_truth

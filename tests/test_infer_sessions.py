@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from pedsense.data.video import iter_frames, video_info
+from pedsense.data.video import iter_frames
 from pedsense.infer import load_clip_ground_truth, load_predictor, predict_frame, render_video
 from pedsense.infer.clips import list_clips
-from test_infer_fixtures import infer_home, infer_home_base, run_of  # noqa: F401
+from test_infer_fixtures import infer_home, infer_home_base, run_of, short_copy  # noqa: F401
 
 pytestmark = pytest.mark.slow
 FRAMES = 18  # more than a ResNet-LSTM's 16-frame buffer, so tracks get decided
@@ -28,20 +28,6 @@ def clip_items(home, clip, use_truth=True):
             break
         items.append((index, frame, truth.at(index) if use_truth else None))
     return items
-
-
-def short_copy(clip, target, frames):
-    """The first ``frames`` frames of ``clip`` as a clip of their own (a render of it is quick)."""
-    import cv2
-
-    info = video_info(clip)
-    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
-    for index, frame in iter_frames(clip):
-        if index >= frames:
-            break
-        writer.write(frame)
-    writer.release()
-    return target
 
 
 def rows(predictions):
