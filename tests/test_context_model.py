@@ -20,7 +20,7 @@ from pedsense.runfolder import RunFolder, list_runs
 from pedsense.train.checkpoints import load_context_model
 from pedsense.train.context_model import (MAX_PARAMETERS, ContextGRU, build_context_model,
                                           parameter_count, predict_proba)
-from pedsense.train.context_trainer import selection_record, train_context, weighting_used
+from pedsense.train.context_trainer import relevance_used, selection_record, train_context, weighting_used
 
 # JAAD's group widths (pedsense.data.context_features), T = obs_length - 1
 DIMS = {"box": 9, "vehicle": 6, "traffic": 12, "behaviour": 13}
@@ -101,6 +101,55 @@ def test_auto_class_weighting_is_the_sample_types_recipe_and_a_choice_is_kept(ch
     assert weighting_used({"class_weighting": chosen}, sample_type) == used
 
 
+@pytest.mark.parametrize("chosen, sample_type, used", [(3.0, "all", 3.0), (0.0, "all", 0.0), (1.5, "beh", 0.0)])
+def test_the_relevance_target_weighs_only_on_all_builds(chosen, sample_type, used):
+    assert relevance_used({"relevance_weight": chosen}, sample_type) == used
+
+
+def test_the_behavioural_column_is_the_parsers_rule_on_the_real_files(jaad_context_home):
+    from pedsense.data.context_format import load_context_split
+
+    test = load_context_split(jaad_context_home, "test", sample_type="all")  # the 12 videos' split with both kinds
+    behavioural = test.behavioural()
+    assert set(np.unique(behavioural)) == {0.0, 1.0}
+    # Track.is_behavioural: JAAD's `b` ids, its `pedestrian` tracks; the benchmark's all: bystanders never cross
+    assert (behavioural == test.windows.ped_id.str.endswith("b")).all()
+    assert (behavioural == (test.windows.track_label == "pedestrian")).all()
+    assert not test.labels[behavioural == 0].any()
+
+
+@pytest.mark.slow
+def test_on_an_all_build_relevance_is_a_learned_target_never_an_input(demo_context, tmp_path, copy_home):
+    from pedsense.data.context_format import build_context, load_context_split
+    from pedsense.data.intent import IntentOptions
+    home = copy_home(demo_context, tmp_path / "home")
+    build_context(home, intent=IntentOptions(sample_type="all"))
+    train = load_context_split(home, "train", sample_type="all").select(None)
+    behavioural = train.behavioural()
+    assert 0 < behavioural.mean() < 1  # the demo's bystanders are `ped` tracks
+
+    run = train_context(epochs=6, batch_size=16, learning_rate=1e-2, seed=1, device="cpu", home=home,
+                        sample_type="all", relevance_weight=3.0)
+    config = RunFolder(run).read_config()
+    assert config["parameters"]["relevance_weight"] == 3.0 and config["relevance_weight"] == 3.0
+    assert config["features"] == ["box", "vehicle", "traffic"]  # the target is not an input
+    model, meta = load_context_model(run / "last.pt")
+    assert meta["model_args"]["relevance"] is True
+    x = {g: torch.as_tensor(train.groups[g]) for g in model.groups}
+    with torch.no_grad():
+        summary = model.encode(x)
+        assert torch.equal(model(x), model.head(summary))  # predictions read the crossing head alone
+        relevance = torch.sigmoid(model.relevance(summary)[:, 0]).numpy()
+    # it learned the target: an untrained head (relevance_weight 1e-9) sits at a loss of ~0.44 here
+    assert float(torch.nn.functional.binary_cross_entropy(torch.as_tensor(relevance),
+                                                          torch.as_tensor(behavioural))) < 0.2
+
+    off = train_context(epochs=1, batch_size=16, seed=1, device="cpu", home=home, sample_type="all")  # the default
+    assert RunFolder(off).read_config()["relevance_weight"] == 0.0
+    model, meta = load_context_model(off / "best.pt")
+    assert model.relevance is None and "relevance" not in meta["model_args"]
+
+
 def test_a_run_records_events_metrics_and_a_checkpoint_that_loads_alone(trained):
     home, run, events = trained
     kinds = [type(e).__name__ for e in events]
@@ -114,6 +163,7 @@ def test_a_run_records_events_metrics_and_a_checkpoint_that_loads_alone(trained)
     assert config["sample_type"] == "beh" and config["features"] == ["box", "vehicle", "traffic", "behaviour"]
     assert config["parameters"]["model"] == "gru" and config["parameter_count"] < MAX_PARAMETERS
     assert config["parameters"]["class_weighting"] == "auto" and config["class_weighting"] == "sqrt"  # beh's recipe
+    assert config["relevance_weight"] == 0.0  # every beh window is a behaviour pedestrian
     best = max(rows, key=lambda r: r["val_auc_binary"])
     assert config["best_metric"]["name"] == "val_auc_binary" and config["best_metric"]["epoch"] == best["epoch"]
     assert f"val holds only {config['dataset']['val']} windows" in config["selection"]["note"]  # tiny val

@@ -41,9 +41,9 @@ from pedsense.data.synthetic import is_synthetic
 from pedsense.errors import DataError
 from pedsense.io import read_json, write_csv_atomic
 
-CONTEXT_FORMAT = 1  # bumped when the arrays change meaning: older builds get a rebuild message
+CONTEXT_FORMAT = 2  # 2: windows.csv has `behavioural`; bumped when the arrays change meaning: older builds get a rebuild message
 WINDOW_COLUMNS = ["window_id", "split", "video", "ped_id", "video_id", "track_id", "track_label",
-                  "label", "start_frame", "end_frame", "frames", "tte", "tte_bin", "event_frame",
+                  "behavioural", "label", "start_frame", "end_frame", "frames", "tte", "tte_bin", "event_frame",
                   "occlusion", "time_of_day", "weather", "width", "height"]
 Progress = Callable[[int, int, str], None]
 
@@ -97,6 +97,11 @@ class ContextWindows:
                        frames=None if self.frames is None else take(self.frames),
                        boxes_xyxy=None if self.boxes_xyxy is None else take(self.boxes_xyxy),
                        dropped_unknown=self.dropped_unknown + int((~keep).sum()))
+
+    def behavioural(self) -> np.ndarray:
+        """(N,) float32: 1 where JAAD annotated the pedestrian's behaviour (a training target of
+        the context trainer on ``all`` builds, never an input)."""
+        return self.windows["behavioural"].to_numpy(np.float32)
 
     def unknown_note(self) -> str:
         """A sentence for the log when :meth:`select` dropped windows; "" when none."""
@@ -157,8 +162,9 @@ def context_manifest(home=None, sample_type: str = "beh") -> dict:
         raise DataError(f"No context dataset for sample type {sample_type!r} yet ({folder} is not "
                         f"built). Fix: run `{command}` (annotations only, no clips needed).")
     if manifest.get("format") != CONTEXT_FORMAT or "scene" not in manifest:
-        raise DataError(f"The context dataset in {folder} was built by an older pedsense (no "
-                        f"vehicle/traffic record in its manifest). Fix: rebuild it with `{command}`.")
+        raise DataError(f"The context dataset in {folder} was built by an older pedsense (format "
+                        f"{manifest.get('format', 0)}; this one reads format {CONTEXT_FORMAT}). Fix: rebuild "
+                        f"it with `{command}`.")
     return manifest
 
 
@@ -304,7 +310,7 @@ def _row(window, split: str, annotation) -> dict:
     row = window.as_row()
     return {"window_id": row["window_id"], "split": split, "video": window.video_id,
             "ped_id": window.track_id, "video_id": window.video_id, "track_id": window.track_id,
-            "track_label": window.track_label, "label": window.label,
+            "track_label": window.track_label, "behavioural": int(window.behavioural), "label": window.label,
             "start_frame": window.start_frame, "end_frame": window.end_frame,
             "frames": " ".join(map(str, window.frames)), "tte": window.tte,
             "tte_bin": row["tte_bin"], "event_frame": window.event_frame,

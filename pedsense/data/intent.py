@@ -190,6 +190,7 @@ class Window:
     time_of_day: str
     weather: str
     track_label: str
+    behavioural: bool = False  # JAAD annotated the pedestrian's behaviour (``Track.is_behavioural``)
 
     @property
     def start_frame(self) -> int:
@@ -374,7 +375,7 @@ def _make_window(annotation, track, boxes: list, label: int, event: TrackEvent, 
         occluded_fraction=sum(1 for level in levels if level > 0) / len(levels),
         time_of_day=str(getattr(annotation, "time_of_day", "") or "unknown"),
         weather=str(getattr(annotation, "weather", "") or "unknown"),
-        track_label=track.label)
+        track_label=track.label, behavioural=bool(track.is_behavioural))
 
 
 def _occlusion_level(box) -> int:

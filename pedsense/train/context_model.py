@@ -14,7 +14,9 @@ Both standardise their inputs with the training split's mean and standard deviat
 they keep as buffers (:meth:`ContextModel.fit_normalisation`), so a checkpoint predicts from raw
 features alone; an unknown value (NaN) becomes the training mean. ``encode`` gives the
 ``(B, out_dim)`` summary the ResNet-LSTM fuses with its own (late fusion, as PCPA does);
-``forward`` the ``(B, 2)`` logits.
+``forward`` the ``(B, 2)`` logits. A model built with ``relevance=True`` also has a
+``relevance`` head (``(B, 1)`` logit of "JAAD annotated this pedestrian's behaviour"): the
+trainer's second target on ``all`` builds, shaping the shared summary; ``forward`` never uses it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class ContextModel(nn.Module):
     """What both context models share: the groups, their normalisation and the classifier head."""
 
     def __init__(self, group_dims: Mapping[str, int], group_lengths: Mapping[str, int], hidden_size: int,
-                 dropout: float, num_classes: int):
+                 dropout: float, num_classes: int, relevance: bool = False):
         super().__init__()
         if not group_dims:
             raise DataError("A context model needs at least one feature group.")
@@ -48,6 +50,8 @@ class ContextModel(nn.Module):
             self.register_buffer(f"mean_{g}", torch.zeros(self.group_dims[g]))
             self.register_buffer(f"std_{g}", torch.ones(self.group_dims[g]))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.hidden_size, num_classes))
+        self.relevance = (nn.Sequential(nn.Dropout(dropout), nn.Linear(self.hidden_size, 1))
+                          if relevance else None)
 
     @property
     def out_dim(self) -> int:
@@ -86,13 +90,16 @@ class ContextModel(nn.Module):
     def model_args(self) -> dict:
         raise NotImplementedError
 
+    def _with_relevance(self, args: dict) -> dict:
+        return {**args, "relevance": True} if self.relevance is not None else args
+
 
 class ContextGRU(ContextModel):
     """The groups side by side per time step (the last ``min T_g`` steps) → Linear → GRU → last state."""
 
     def __init__(self, group_dims: Mapping[str, int], group_lengths: Mapping[str, int], hidden_size: int = 64,
-                 num_layers: int = 1, dropout: float = 0.3, num_classes: int = 2):
-        super().__init__(group_dims, group_lengths, hidden_size, dropout, num_classes)
+                 num_layers: int = 1, dropout: float = 0.3, num_classes: int = 2, relevance: bool = False):
+        super().__init__(group_dims, group_lengths, hidden_size, dropout, num_classes, relevance)
         self.num_layers, self.dropout = int(num_layers), float(dropout)
         self.steps = min(self.group_lengths.values())
         self.embed = nn.Sequential(nn.Linear(sum(self.group_dims.values()), hidden_size), nn.ReLU())
@@ -108,16 +115,18 @@ class ContextGRU(ContextModel):
 
     @property
     def model_args(self) -> dict:
-        return {"group_dims": dict(self.group_dims), "group_lengths": dict(self.group_lengths),
-                "hidden_size": self.hidden_size, "num_layers": self.num_layers, "dropout": self.dropout}
+        return self._with_relevance({"group_dims": dict(self.group_dims), "group_lengths": dict(self.group_lengths),
+                                     "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                                     "dropout": self.dropout})
 
 
 class ContextTransformer(ContextModel):
     """One token stream per group, fused by self-attention over all of them, read at a class token."""
 
     def __init__(self, group_dims: Mapping[str, int], group_lengths: Mapping[str, int], hidden_size: int = 64,
-                 num_layers: int = 2, dropout: float = 0.3, num_classes: int = 2, heads: int = 4):
-        super().__init__(group_dims, group_lengths, hidden_size, dropout, num_classes)
+                 num_layers: int = 2, dropout: float = 0.3, num_classes: int = 2, heads: int = 4,
+                 relevance: bool = False):
+        super().__init__(group_dims, group_lengths, hidden_size, dropout, num_classes, relevance)
         if hidden_size % heads:
             raise DataError(f"The transformer's hidden size ({hidden_size}) must be a multiple of its "
                             f"{heads} attention heads; pick e.g. {heads * max(1, hidden_size // heads)}.")
@@ -147,17 +156,19 @@ class ContextTransformer(ContextModel):
 
     @property
     def model_args(self) -> dict:
-        return {"group_dims": dict(self.group_dims), "group_lengths": dict(self.group_lengths),
-                "hidden_size": self.hidden_size, "num_layers": self.num_layers, "dropout": self.dropout,
-                "heads": self.heads}
+        return self._with_relevance({"group_dims": dict(self.group_dims), "group_lengths": dict(self.group_lengths),
+                                     "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                                     "dropout": self.dropout, "heads": self.heads})
 
 
 MODEL_CLASSES = {"gru": ContextGRU, "transformer": ContextTransformer}
 
 
 def build_context_model(kind: str, group_dims: Mapping[str, int], group_lengths: Mapping[str, int], *,
-                        hidden_size: int = 64, num_layers: int = 1, dropout: float = 0.3) -> ContextModel:
-    """A fresh context model of ``kind`` (``gru`` or ``transformer``) over these groups.
+                        hidden_size: int = 64, num_layers: int = 1, dropout: float = 0.3,
+                        relevance: bool = False) -> ContextModel:
+    """A fresh context model of ``kind`` (``gru`` or ``transformer``) over these groups
+    (``relevance``: with the second head the trainer's relevance target needs).
 
     Raises:
         DataError: unknown kind, or more than :data:`MAX_PARAMETERS` parameters.
@@ -165,7 +176,7 @@ def build_context_model(kind: str, group_dims: Mapping[str, int], group_lengths:
     if kind not in MODEL_CLASSES:
         raise DataError(f"Unknown context model {kind!r}; pick one of {', '.join(MODEL_KINDS)}.")
     model = MODEL_CLASSES[kind](group_dims, group_lengths, hidden_size=hidden_size, num_layers=num_layers,
-                                dropout=dropout)
+                                dropout=dropout, relevance=relevance)
     count = parameter_count(model)
     if count > MAX_PARAMETERS:
         raise DataError(f"This {kind} has {count:,} parameters, over the context family's "

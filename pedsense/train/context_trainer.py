@@ -28,6 +28,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from pedsense.config import CLASS_NAMES
 from pedsense.device import resolve_device, torch_threads_kept
@@ -112,7 +113,8 @@ def train_context(name=None, epochs=8, batch_size=128, learning_rate=1e-3, devic
                   model: str = "gru", features: str | None = None, sample_type: str | None = None,
                   hidden_size: int = 32, num_layers: int = 1, dropout: float = 0.5,
                   weight_decay: float = 0.1, class_weighting: str = "auto",
-                  label_smoothing: float = 0.0, seed: int = 42) -> Path:
+                  label_smoothing: float = 0.0, seed: int = 42,
+                  relevance_weight: float = 0.0) -> Path:
     """Train a context model on the context build (``pedsense preprocess context``).
 
     Args:
@@ -123,6 +125,9 @@ def train_context(name=None, epochs=8, batch_size=128, learning_rate=1e-3, devic
             ``balanced`` (inverse class frequency), ``none``, or ``auto`` (the recipe: the one
             ``params.AUTO_CLASS_WEIGHTING`` gives the build's sample type; config.json records it).
         sample_type: the context build to read, ``beh`` or ``all`` (None: the one built).
+        relevance_weight: weight of a second target on ``all`` builds, "JAAD annotated this
+            pedestrian's behaviour", learned by a second head from the same inputs (never an
+            input; predictions come from the crossing head). 0: off.
         resume: continue ``run_dir`` from its ``last.pt`` (``pedsense.train.resume.resume_run``).
         init_weights: a context checkpoint of the same architecture to start from.
 
@@ -140,15 +145,17 @@ def train_context(name=None, epochs=8, batch_size=128, learning_rate=1e-3, devic
     with run.guarded():
         torch.manual_seed(params["seed"])
         np.random.seed(params["seed"])
+        relevance = relevance_used(params, data.sample_type)
         net = build_context_model(params["model"], data.group_dims, data.group_lengths,
                                   hidden_size=params["hidden_size"], num_layers=params["num_layers"],
-                                  dropout=params["dropout"])
+                                  dropout=params["dropout"], relevance=relevance > 0)
         net.fit_normalisation(data.train.groups)
         if init_weights is not None:
             load_weights(net, init_weights)
         net.to(device)
         run.start({
             "parameters": CONTEXT.record(params), "class_weighting": weighting_used(params, data.sample_type),
+            "relevance_weight": relevance,  # what the loss used (0 on beh builds)
             "task": "intent", "intent_options": _intent(data.train),
             "sample_type": data.sample_type, "features": list(data.features),
             "feature_columns": {g: list(data.train.columns[g]) for g in data.features},
@@ -161,6 +168,9 @@ def train_context(name=None, epochs=8, batch_size=128, learning_rate=1e-3, devic
                         "dropped_unknown": {"train": data.train.dropped_unknown, "val": data.val.dropped_unknown},
                         "manifest": manifest_summary(data.manifest_path)},
         })
+        if params["relevance_weight"] and not relevance:
+            run.log(f"relevance_weight {params['relevance_weight']:g} is ignored on a {data.sample_type} build: "
+                    "every window there is a behaviour pedestrian, so the target would be constant")
         with torch_threads_kept():
             # a model this small gains nothing from intra-op threads, and on a busy machine their
             # spinning makes an epoch ~40x slower (2.4 s vs 97 s for 135 GRU steps, load 14)
@@ -177,6 +187,12 @@ def weighting_used(params: Mapping[str, Any], sample_type: str) -> str:
     """The loss's class weighting: ``class_weighting``, or for ``auto`` the sample type's recipe."""
     chosen = params["class_weighting"]
     return AUTO_CLASS_WEIGHTING[sample_type] if chosen == "auto" else chosen
+
+
+def relevance_used(params: Mapping[str, Any], sample_type: str) -> float:
+    """The relevance target's weight: ``relevance_weight`` on ``all`` builds; 0 on ``beh`` ones,
+    where every window is a behaviour pedestrian and the target would be constant."""
+    return float(params.get("relevance_weight") or 0.0) if sample_type == "all" else 0.0
 
 
 def _intent(windows) -> Any:
@@ -216,6 +232,8 @@ def fit_context(run: TrainingRun, model: ContextModel, data: ContextData, params
                "sqrt": class_weights(_counts(data.train.labels)).sqrt()}.get(weighting_used(params, data.sample_type))
     criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device),
                                     label_smoothing=params["label_smoothing"])
+    relevance = relevance_used(params, data.sample_type) if model.relevance is not None else 0.0
+    train_r = torch.as_tensor(data.train.behavioural(), device=device) if relevance else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params["epochs"])
     n, epochs = len(train_y), params["epochs"]
@@ -243,8 +261,12 @@ def fit_context(run: TrainingRun, model: ContextModel, data: ContextData, params
         for k in range(steps):
             index = order[k * batch_size:(k + 1) * batch_size]
             labels = train_y[index]
-            logits = model({g: x[index] for g, x in train_x.items()})
+            summary = model.encode({g: x[index] for g, x in train_x.items()})
+            logits = model.head(summary)
             loss = criterion(logits, labels)
+            if relevance:  # the second target shapes the shared summary; predictions never read it
+                loss = loss + relevance * F.binary_cross_entropy_with_logits(
+                    model.relevance(summary)[:, 0], train_r[index])
             check_finite_loss(loss.item(), epoch=epoch, batch=k + 1, stage="train", lr=lr,
                               kept=run.path / "last.pt")
             optimizer.zero_grad(set_to_none=True)
