@@ -115,6 +115,20 @@ def test_launch_commands(tmp_path, monkeypatch):
         launch_command(lstm, "cpu,cpu")
 
 
+def test_queueing_a_cpu_run_checks_its_devices_without_importing_torch(tmp_home):
+    """`pedsense train --queue --device cpu` (or devices cpu,cpu) returns at once: nothing of a
+    CPU device needs torch, whose import alone takes 2 s (the worker that trains imports it)."""
+    write_resnet_sequences(tmp_home, {"train": 2, "val": 1}, frames=2)
+    code = ("import sys; from pedsense.launches import queue_run; "
+            "queue_run('resnet-lstm', {'epochs': 1, 'batch_size': 2, 'device': 'cpu', 'devices': 'cpu,cpu'}); "
+            "print(sorted(m for m in ('torch', 'torchvision', 'ultralytics') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert [RunFolder(f).status for f in (tmp_home / "models" / "resnet-lstm").iterdir()] == ["queued"]
+
+
 @pytest.mark.parametrize("code, log, words", [
     (1, "RuntimeError: ... EADDRINUSE ... address already in use", "rendezvous port is in use"),
     (1, "torch.distributed.elastic.multiprocessing.errors.ChildFailedError", "a training process failed"),
