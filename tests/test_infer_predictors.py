@@ -72,6 +72,28 @@ def test_hybrid_classifies_all_crops_of_a_frame_in_one_batch(infer_home):
                        atol=1e-4)
 
 
+def test_on_a_cpu_pytorch_classifies_in_passes_of_a_few_crops_with_the_same_result(infer_home):
+    # larger passes are slower per crop on a CPU (an 8-frame render chunk of ResNet-50 crops: 48 in
+    # one pass 3.19 s, in passes of 16 2.63 s; bench/bench_onnx.py); a GPU keeps its big passes
+    from pedsense.infer.models import CPU_BATCH_PIXELS, CropClassifier
+
+    classifier = CropClassifier(run_of(infer_home, "hybrid") / "resnet_classifier.pt", device="cpu")
+    height, width = classifier.crop_size
+    assert classifier.batch_size == CPU_BATCH_PIXELS // (height * width)
+    frame = read_video_frame(demo_clip(infer_home), 10)
+    crop = classifier.crops(frame, np.array([[10, 10, 60, 120]], np.float32))[0]
+    crops = [np.ascontiguousarray(np.roll(crop, k, axis=1)) for k in range(9)]
+    classifier.batch_size = 4  # a few passes, without thousands of crops
+    passes = []
+    hook = classifier.model.register_forward_hook(lambda m, args, out: passes.append(len(args[0])))
+    try:
+        split = classifier.classify(crops)
+    finally:
+        hook.remove()
+    assert passes == [4, 4, 1]
+    assert np.allclose(split, classifier.classify_one_by_one(crops), atol=1e-4)
+
+
 def test_resnet_lstm_buffers_ground_truth_tracks_then_predicts(infer_home):
     clip = demo_clip(infer_home)
     truth, why = load_clip_ground_truth(clip, infer_home)
