@@ -69,7 +69,7 @@ def resolve_device_list(devices: Any) -> tuple[str, ...] | None:
     import torch
 
     shown = ",".join(parsed or ())
-    if gpus and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise DeviceError(f"devices={shown} names GPUs, but no CUDA GPU is visible to PyTorch. Use cpu,cpu "
                           "(processes on the CPU), or leave devices empty to train in one process.")
     missing = [f"cuda:{i}" for i in gpus if i >= torch.cuda.device_count()]

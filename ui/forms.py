@@ -167,8 +167,7 @@ def field_ui(prefix: str, param: Param) -> None:
     elif param.kind == "float":
         st.number_input(label, min_value=float(param.minimum) if param.minimum is not None else None,
                         max_value=float(param.maximum) if param.maximum is not None else None,
-                        step=_float_step(param.default), format="%g", key=key, help=help_text,
-                        placeholder=param.none_label or None)
+                        step=_float_step(param.default), format="%g", key=key, help=help_text)
     elif param.kind == "range":
         if st.session_state.get(key) is None:
             st.session_state[key] = (30, 60)

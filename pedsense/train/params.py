@@ -356,7 +356,7 @@ CONTEXT_MODELS, CLASS_WEIGHTINGS = ("gru", "transformer"), ("auto", "balanced", 
 AUTO_CLASS_WEIGHTING = {"beh": "sqrt", "all": "none"}
 # relevance_weight: 5-fold cross-validation over JAAD_all's training videos chose 3 (folds' accuracy /
 # benchmark AUC / F1 0.868 / 0.792 / 0.673 against 0.843 / 0.749 / 0.605 without, 2 seeds), but on
-# the official test windows it traded accuracy and F1 for AUC (docs/training.md has the figures):
+# the official test windows it traded accuracy and F1 for AUC (docs/benchmark.md has the figures):
 # test's behaviour pedestrians cross less often (63 %) than train's (83 %). Off by default.
 RELEVANCE_WEIGHT = _p("relevance_weight", 0.0, "float", "Weight of a second training target on `all` "
                       "builds: whether JAAD annotated the pedestrian's behaviour (the pedestrians that matter "
