@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -192,7 +193,6 @@ def trimmed_copy(home: Path, sizes: Sizes) -> Path:
     and whose detector datasets validate on a few images (the tiny CPU mode: every step runs, in
     seconds). Files are replaced, never edited, so ``home`` is untouched."""
     import csv
-    import shutil
 
     from pedsense.config import paths
     from pedsense.data.yolo_format import relocate_data_yaml
@@ -639,18 +639,33 @@ def main(argv: list[str] | None = None) -> int:
         print("No CUDA GPU here: running the same steps on the CPU at tiny sizes.", flush=True)
     check = Check(device, args.budget)
     home: Path | None = None
+    made: list[Path] = []  # the folders this check created: removed at the end (about 1 GB per run)
 
     def data():
         nonlocal home
         home = prepare_home(sizes, args.home).resolve()
+        if args.home is None:
+            made.append(home)
         if sizes is TINY:
             home = trimmed_copy(home, sizes)
+            made.append(home.parent)
         return str(home), f"{sizes.label} sizes"
 
-    check.step("data (demo set, every dataset built)", data)
-    if home is None:
-        print(check.table())
-        return 1
+    started_in = Path.cwd()
+    try:
+        check.step("data (demo set, every dataset built)", data)
+        if home is None:
+            print(check.table())
+            return 1
+        return run_steps(check, home, sizes, device, cuda)
+    finally:
+        os.chdir(started_in)
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_steps(check: Check, home: Path, sizes: Sizes, device: str, cuda: bool) -> int:
+    """Every step after the data one, in the data home; the table, and the exit code."""
     os.environ["PEDSENSE_HOME"] = str(home)
     # Ultralytics logs to MLflow when it is installed, into the working folder: make it the data home
     os.chdir(home)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,16 @@ def load_gpu_check():
 
 
 @pytest.mark.slow
-def test_cpu_mode_runs_every_step_and_prints_one_table(demo_home, capsys, monkeypatch):
-    monkeypatch.chdir(demo_home)  # the check works in its data home; the folder is restored after
+def test_cpu_mode_runs_every_step_and_prints_one_table(demo_home, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the check works in its data home, and comes back here
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     gpu_check = load_gpu_check()
     code = gpu_check.main(["--cpu", "--home", str(demo_home), "--budget", "900"])
     out = capsys.readouterr().out
+    assert Path.cwd() == tmp_path
+    assert list(temp.glob("pedsense-*")) == []  # its trimmed copy and the runs trained in it (about 1 GB) are gone
     assert out.startswith("No CUDA GPU here: running the same steps on the CPU at tiny sizes.\n")
     rows = {line.split("  ")[0]: line for line in out.splitlines()[2:] if line.strip()}
     assert code == 0, out
