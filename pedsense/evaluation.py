@@ -369,7 +369,7 @@ CONTEXT_ROW_COLUMNS = ("video_id", "track_id", "start_frame", "end_frame", "tte"
 
 def context_inputs(groups: Sequence[str]) -> tuple[str, ...]:
     """The benchmark's names (``pedsense.benchmarks.INPUT_NAMES``) of a context model's groups."""
-    names = {"box": "box", "vehicle": "speed", "traffic": "traffic", "behaviour": "behaviour"}
+    names = {"box": "box", "history": "box", "vehicle": "speed", "traffic": "traffic", "behaviour": "behaviour"}
     return tuple(dict.fromkeys(names.get(g, g) for g in groups))
 
 

@@ -86,8 +86,8 @@ def test_a_damaged_scene_file_keeps_the_video(tmp_path):
 
 # -- the catalogue and its leak guards --------------------------------------------------------
 def test_defaults_are_every_group_the_sample_type_allows():
-    assert default_features("beh") == ("box", "vehicle", "traffic", "behaviour")
-    assert default_features("all") == ("box", "vehicle", "traffic")
+    assert default_features("beh") == ("box", "vehicle", "traffic", "history", "behaviour")
+    assert default_features("all") == ("box", "vehicle", "traffic", "history")
     assert resolve_features(None, "all") == default_features("all")
     assert resolve_features("traffic, box", "beh") == ("box", "traffic")  # catalogue order
     assert issubclass(ContextFeatureError, ConfigError) and issubclass(ContextFeatureError, PedsenseError)
@@ -110,7 +110,7 @@ def test_label_leaks_are_refused_by_the_catalogue(name, sample_type):
 
 def test_an_unknown_feature_lists_the_valid_ones():
     with pytest.raises(ContextFeatureError, match="Unknown context feature `speed`. Valid feature "
-                                                  "groups: box, vehicle, traffic, behaviour"):
+                                                  "groups: box, vehicle, traffic, history, behaviour"):
         resolve_features("box,speed", "beh")
 
 
@@ -159,6 +159,37 @@ def test_window_features_read_only_the_window(real_videos):
         video.scene.vehicle[window.frames[-1] + 1:] = changed
 
 
+def test_history_reads_the_track_before_the_window_and_never_after(real_videos):
+    video = real_videos["video_0005"]
+    windows, _ = intent_windows(video)
+    window = windows[-1]
+    track = next(t for t in video.tracks if t.track_id == window.track_id)
+    history = window_features(video, track, window.frames, ("history",))["history"]
+    columns = FEATURE_GROUPS["history"].columns
+    frame, first = window.frames[-1], track.boxes[0].frame
+    last = history[-1]
+    assert last[columns.index("seen_s")] == pytest.approx(np.log1p((frame - first) / 30.0), rel=1e-6)
+    now, then = track.box_at(frame), track.boxes[0]
+    assert last[columns.index("first_dy")] == pytest.approx((then.ybr - now.ybr) / video.height, abs=1e-6)
+    for k in (15, 30, 60):  # a box k frames back exists only once the track is that old
+        seen = last[columns.index(f"back{k}_seen")]
+        assert seen == float(track.box_at(frame - k) is not None)
+        if not seen:
+            assert not last[[columns.index(f"back{k}_{c}") for c in ("dx", "dy", "dh")]].any()
+    kept = track.boxes
+    track.boxes = [box for box in kept if box.frame <= frame]  # the future is not read
+    track._by_frame = None
+    try:
+        np.testing.assert_array_equal(window_features(video, track, window.frames, ("history",))["history"],
+                                      history)
+        track.boxes = [box for box in kept if box.frame >= window.frames[0]]  # the past is
+        track._by_frame = None
+        younger = window_features(video, track, window.frames, ("history",))["history"]
+        assert younger[-1][columns.index("seen_s")] < last[columns.index("seen_s")]
+    finally:
+        track.boxes, track._by_frame = kept, None
+
+
 def test_unknown_vehicle_is_an_explicit_column(real_videos):
     video = real_videos["video_0005"]
     windows, _ = intent_windows(video)
@@ -183,13 +214,13 @@ def test_the_build_holds_the_intent_windows(jaad_context_home, real_videos):
                 if vid in set(beh.windows["video"])]
     assert list(beh.windows["window_id"]) == [w.window_id for w in expected]
     assert beh.labels.tolist() == [w.label for w in expected]
-    assert set(beh.groups) == {"box", "vehicle", "traffic", "behaviour"}
+    assert set(beh.groups) == {"box", "vehicle", "traffic", "history", "behaviour"}
     assert beh.groups["box"].shape == (len(beh), 15, 9) and beh.frames.shape == (len(beh), 16)
     assert {"window_id", "video", "ped_id", "start_frame", "end_frame", "tte", "width",
             "height"} <= set(beh.windows.columns)
     assert beh.intent == IntentOptions() and beh.sample_type == "beh"
     every = load_context_split(jaad_context_home, "test", sample_type="all")
-    assert set(every.groups) == {"box", "vehicle", "traffic"}  # behaviour never stored on all
+    assert set(every.groups) == {"box", "vehicle", "traffic", "history"}  # behaviour never stored on all
     with pytest.raises(ContextFeatureError, match="presence leak"):
         every.select("box,behaviour")
 

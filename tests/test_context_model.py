@@ -63,6 +63,19 @@ def test_both_models_stay_under_a_million_parameters(kind, layers):
     assert model(batch).shape == (5, 2) and model.encode(batch).shape == (5, model.out_dim)
 
 
+def test_a_new_gru_reads_the_whole_window_too_and_an_older_checkpoint_rebuilds_as_it_was(tmp_path):
+    new = build_context_model("gru", DIMS, LENGTHS, hidden_size=16)
+    assert new.model_args["window_mlp"] is True and new.out_dim == 32
+    batch = {g: torch.randn(3, 15, d) for g, d in DIMS.items()}
+    changed = {g: x.clone() for g, x in batch.items()}
+    changed["box"][:, 0] += 5.0  # the window's oldest step reaches the summary through the MLP too
+    new.eval()
+    assert not torch.allclose(new.encode(batch)[:, 16:], new.encode(changed)[:, 16:])
+    older = {k: v for k, v in new.model_args.items() if k != "window_mlp"}  # a checkpoint made before it
+    rebuilt = ContextGRU(**older)
+    assert rebuilt.window is None and rebuilt.out_dim == 16 and rebuilt(batch).shape == (3, 2)
+
+
 def test_a_model_over_budget_is_refused_with_the_fix():
     with pytest.raises(DataError, match="over the context family's 1,000,000: lower hidden_size"):
         build_context_model("gru", DIMS, LENGTHS, hidden_size=512, num_layers=3)
@@ -132,7 +145,7 @@ def test_on_an_all_build_relevance_is_a_learned_target_never_an_input(demo_conte
                         sample_type="all", relevance_weight=3.0)
     config = RunFolder(run).read_config()
     assert config["parameters"]["relevance_weight"] == 3.0 and config["relevance_weight"] == 3.0
-    assert config["features"] == ["box", "vehicle", "traffic"]  # the target is not an input
+    assert config["features"] == ["box", "vehicle", "traffic", "history"]  # the target is not an input
     model, meta = load_context_model(run / "last.pt")
     assert meta["model_args"]["relevance"] is True
     x = {g: torch.as_tensor(train.groups[g]) for g in model.groups}
@@ -160,7 +173,7 @@ def test_a_run_records_events_metrics_and_a_checkpoint_that_loads_alone(trained)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert {"val_auc_binary", "val_roc_auc", "val_f1", "val_acc"} <= set(rows[0])
     config = folder.read_config()
-    assert config["sample_type"] == "beh" and config["features"] == ["box", "vehicle", "traffic", "behaviour"]
+    assert config["sample_type"] == "beh" and config["features"] == ["box", "vehicle", "traffic", "history", "behaviour"]
     assert config["parameters"]["model"] == "gru" and config["parameter_count"] < MAX_PARAMETERS
     assert config["parameters"]["class_weighting"] == "auto" and config["class_weighting"] == "sqrt"  # beh's recipe
     assert config["relevance_weight"] == 0.0  # every beh window is a behaviour pedestrian

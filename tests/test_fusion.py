@@ -44,7 +44,7 @@ def test_the_seed_model_is_unchanged_without_context():
 def test_sequence_build_carries_the_context_builds_features_for_the_same_windows(intent_home):
     manifest = json.loads((paths(intent_home).sequences / "manifest.json").read_text())
     assert manifest["context"]["sample_type"] == "beh"
-    assert list(manifest["context"]["groups"]) == ["box", "vehicle", "traffic", "behaviour"]
+    assert list(manifest["context"]["groups"]) == ["box", "vehicle", "traffic", "history", "behaviour"]
     build_context(intent_home)  # annotations only: the context family's own build of the same windows
     dataset = PedestrianSequenceDataset("val", home=intent_home, context_features=FUSED, cache=False)
     windows = load_context_split(intent_home, "val")
@@ -121,7 +121,8 @@ def test_a_fused_run_trains_through_the_cache_and_reloads_from_its_checkpoint_al
     shutil.copy(run / "best.pt", alone)  # nothing of the run or the build beside it
     model, meta = load_classifier(alone)
     assert model.context_groups == ("box", "vehicle", "traffic")
-    assert model.classifier.in_features == 8 + CONTEXT["hidden_size"].default  # the context family's width
+    # the context family's default encoder: its GRU's state beside its window MLP's
+    assert model.classifier.in_features == 8 + model.context.out_dim == 8 + 2 * CONTEXT["hidden_size"].default
     assert float(model.context.std_box.sum()) != 9.0  # the training windows' normalisation came along
 
     val = PedestrianSequenceDataset("val", home=home, crop_size=32, context_features=FUSED)

@@ -2,11 +2,11 @@
 
 Interface (the context build and the context trainer rely on it)::
 
-    FEATURE_GROUPS            ordered {name: FeatureGroup}: box, vehicle, traffic, behaviour;
+    FEATURE_GROUPS            ordered {name: FeatureGroup}: box, vehicle, traffic, history, behaviour;
                               each with .columns (one per feature), .needs, .behaviour_only ...
     resolve_features(names, sample_type) -> tuple[str, ...]
-                              None -> every group the sample type allows (beh: all four;
-                              all: box, vehicle, traffic); raises ContextFeatureError naming
+                              None -> every group the sample type allows (beh: all five;
+                              all: box, vehicle, traffic, history); raises ContextFeatureError naming
                               unknown names (with the valid ones), label leaks, and on
                               sample type "all" behaviour features ("presence leak")
     window_features(annotation, track, frames, groups) -> {group: (T, D) float32}
@@ -28,7 +28,8 @@ with. Two guards live here and nowhere else:
 - **Label leaks** (:data:`FORBIDDEN_INPUTS`): the ``crossing`` attribute (the label),
   ``crossing_point`` and ``decision_point`` (where the windows count back from), the per-frame
   ``cross`` and ``reaction``, and anything after the window's last frame (``tte``, the event)
-  are never inputs. :func:`window_features` reads only the window's own frames.
+  are never inputs. :func:`window_features` reads the window's own frames, and for ``history``
+  the track's boxes before them: never a frame after the window's last.
 - **Presence leak**: the benchmark labels every ``ped`` bystander "not crossing" on JAAD_all,
   and only behaviour pedestrians have tags and attributes, so on sample type ``all`` "has tags"
   alone predicts the label. Behaviour features (and attributes) are refused there.
@@ -71,6 +72,8 @@ class FeatureGroup:
 
 
 _GESTURES = ("greet", "yield", "rightofway", "other")
+HISTORY_STEPS = (15, 30, 60)  # frames back (JAAD: 30 fps) the `history` group looks, from each frame
+JAAD_FPS = 30.0
 FEATURE_GROUPS: dict[str, FeatureGroup] = {group.name: group for group in (
     FeatureGroup(
         "box", ("dx1", "dy1", "dx2", "dy2", "x1", "y1", "x2", "y2", "height"),
@@ -90,6 +93,14 @@ FEATURE_GROUPS: dict[str, FeatureGroup] = {group.name: group for group in (
         "light and road type (one-hot)",
         reads=("road_type",) + SCENE_FLAGS + ("traffic_light",), needs="annotations_traffic/",
         unknown_columns=("flags_unknown", "light_unknown", "road_unknown")),
+    FeatureGroup(
+        "history", ("seen_s", "first_dx", "first_dy", "first_dh")
+        + tuple(f"back{k}_{c}" for k in HISTORY_STEPS for c in ("dx", "dy", "dh", "seen")),
+        "the track before each frame: seconds since the pedestrian was first seen (log), and the "
+        f"first box and the boxes {', '.join(map(str, HISTORY_STEPS))} frames earlier relative to the "
+        "frame's box (centre and bottom moves in frame fractions, log height ratio; `seen` 0 where "
+        "the track had not started)",
+        reads=("box",), needs="annotations/", unknown_columns=()),
     FeatureGroup(
         "behaviour", ("look_looking", "look_not_looking", "look_unknown", "action_walking",
                       "action_standing", "action_unknown", "nod_nodding", "nod_unknown")
@@ -123,7 +134,7 @@ PRESENCE_LEAK = ("presence leak: on sample type 'all' the benchmark labels every
 
 
 def default_features(sample_type: str) -> tuple[str, ...]:
-    """Every group the sample type allows (beh: all four; all: box, vehicle, traffic)."""
+    """Every group the sample type allows (beh: all five; all: box, vehicle, traffic, history)."""
     _check_sample_type(sample_type)
     return tuple(name for name, group in FEATURE_GROUPS.items() if group.allowed(sample_type))
 
@@ -178,7 +189,8 @@ def window_features(annotation, track, frames: Sequence[int],
     Args:
         annotation: a ``VideoAnnotation`` (its ``scene`` may be None: vehicle and traffic unknown).
         track: the pedestrian's ``Track``; it must have a box in every one of ``frames``.
-        frames: the window's frames (``Window.frames``); nothing outside them is read.
+        frames: the window's frames (``Window.frames``); nothing after the last is read (``history``
+            reads the track's boxes before the first).
         groups: names from :data:`FEATURE_GROUPS`.
 
     Returns:
@@ -190,7 +202,8 @@ def window_features(annotation, track, frames: Sequence[int],
     if any(box is None for box in boxes):
         missing = [f for f, b in zip(frames, boxes) if b is None]
         raise ValueError(f"track {track.track_id} has no box in frames {missing[:5]}")
-    builders = {"box": _box, "vehicle": _vehicle, "traffic": _traffic, "behaviour": _behaviour}
+    builders = {"box": _box, "vehicle": _vehicle, "traffic": _traffic, "behaviour": _behaviour,
+                "history": lambda a, b, f: _history(a, track, b, f)}
     return {name: builders[name](annotation, boxes, frames)[1:] for name in groups}
 
 
@@ -200,6 +213,32 @@ def _box(annotation, boxes, frames) -> np.ndarray:
     offsets = xyxy - xyxy[0]
     height = (xyxy[:, 3] - xyxy[:, 1])[:, None]
     return np.hstack([offsets, xyxy, height]).astype(np.float32)
+
+
+def _history(annotation, track, boxes, frames) -> np.ndarray:
+    """Per frame: log seconds since the track's first box; the first box and the boxes
+    ``HISTORY_STEPS`` frames back, each relative to the frame's own box. Only boxes at or before
+    the frame are read."""
+    size = np.array([annotation.width, annotation.height], dtype=np.float64)
+    first_frame = track.boxes[0].frame
+    rows = []
+    for frame, box in zip(frames, boxes):
+        earlier = [track.boxes[0]] + [track.box_at(frame - k) for k in HISTORY_STEPS]
+        row = [np.log1p(max(0, frame - first_frame) / JAAD_FPS)]
+        for i, then in enumerate(earlier):
+            row += _relative(then, box, size) if then is not None else [0.0, 0.0, 0.0]
+            if i:
+                row.append(float(then is not None))
+        rows.append(row)
+    return np.array(rows, dtype=np.float32)
+
+
+def _relative(then, now, size) -> list[float]:
+    """``then``'s centre-x and bottom moves to ``now`` (frame fractions), and log height ratio."""
+    centre = ((then.xtl + then.xbr) - (now.xtl + now.xbr)) / 2 / size[0]
+    bottom = (then.ybr - now.ybr) / size[1]
+    ratio = max(then.ybr - then.ytl, 1.0) / max(now.ybr - now.ytl, 1.0)
+    return [float(centre), float(bottom), float(np.clip(np.log(ratio), -3.0, 3.0))]
 
 
 def _one_hot(values: Sequence, vocabulary: Sequence) -> np.ndarray:

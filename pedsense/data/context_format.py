@@ -41,7 +41,7 @@ from pedsense.data.synthetic import is_synthetic
 from pedsense.errors import DataError
 from pedsense.io import read_json, write_csv_atomic
 
-CONTEXT_FORMAT = 2  # bumped when the build changes meaning: older builds get a rebuild message (2: `behavioural`)
+CONTEXT_FORMAT = 3  # bumped when the build changes meaning: older builds get a rebuild message (3: `history`)
 WINDOW_COLUMNS = ["window_id", "split", "video", "ped_id", "video_id", "track_id", "track_label",
                   "behavioural", "label", "start_frame", "end_frame", "frames", "tte", "tte_bin", "event_frame",
                   "occlusion", "time_of_day", "weather", "width", "height"]

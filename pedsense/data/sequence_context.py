@@ -8,7 +8,7 @@ build uses; nothing is featurised twice)::
                                                   (N, T - 1, D) float32, in labels.csv order
     manifest.json "context"                       format, sample_type, groups {group: columns}
 
-Every group the build's sample type allows is stored (``default_features``: ``beh`` all four,
+Every group the build's sample type allows is stored (``default_features``: ``beh`` all five,
 ``all`` no behaviour); a run picks some with ``context_features``, checked by
 ``resolve_features`` with the build's sample type, so the leak guard is the catalogue's.
 ``load_sequence_context`` reads one split back for the sequences a dataset lists.
@@ -27,7 +27,7 @@ from pedsense.data.context_features import FEATURE_GROUPS, default_features, res
 from pedsense.errors import DataError
 from pedsense.io import read_json
 
-SEQUENCE_CONTEXT_FORMAT = 1  # a build parameter: bumping it rebuilds the sequences
+SEQUENCE_CONTEXT_FORMAT = 2  # a build parameter: bumping it rebuilds the sequences (2: `history`)
 CONTEXT_FILE = "context.npz"
 REBUILD = "pedsense preprocess resnet"
 

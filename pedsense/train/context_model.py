@@ -5,7 +5,8 @@ tensor per group, ``{group: (B, T_g, D_g)}``: the box trajectory, the ego-vehicl
 traffic scene, the behaviour tags. Two models read them, both well under a million parameters:
 
 - :class:`ContextGRU` (the default): the groups side by side at every time step, a linear
-  embedding, a GRU, its last state.
+  embedding, a GRU, its last state; beside it (``window_mlp``, on for new runs) a small MLP
+  over the whole window flattened, whose summary joins the GRU's.
 - :class:`ContextTransformer`: one token stream per group (a linear embedding per group, a group
   embedding, a position embedding), fused by self-attention over every group's tokens, read
   through a class token.
@@ -30,6 +31,7 @@ from torch import nn
 from pedsense.errors import DataError
 
 MODEL_KINDS = ("gru", "transformer")
+WINDOW_MLP_WIDTH = 128  # the GRU's window MLP: flattened window -> 128 -> hidden_size
 MAX_PARAMETERS = 1_000_000  # the family's budget: a laptop CPU trains it in minutes
 Groups = Mapping[str, torch.Tensor]
 
@@ -38,7 +40,7 @@ class ContextModel(nn.Module):
     """What both context models share: the groups, their normalisation and the classifier head."""
 
     def __init__(self, group_dims: Mapping[str, int], group_lengths: Mapping[str, int], hidden_size: int,
-                 dropout: float, num_classes: int, relevance: bool = False):
+                 dropout: float, num_classes: int, relevance: bool = False, summary_size: int | None = None):
         super().__init__()
         if not group_dims:
             raise DataError("A context model needs at least one feature group.")
@@ -46,17 +48,18 @@ class ContextModel(nn.Module):
         self.group_dims = {g: int(group_dims[g]) for g in self.groups}
         self.group_lengths = {g: int(group_lengths[g]) for g in self.groups}
         self.hidden_size = int(hidden_size)
+        self.summary_size = int(summary_size or hidden_size)
         for g in self.groups:
             self.register_buffer(f"mean_{g}", torch.zeros(self.group_dims[g]))
             self.register_buffer(f"std_{g}", torch.ones(self.group_dims[g]))
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.hidden_size, num_classes))
-        self.relevance = (nn.Sequential(nn.Dropout(dropout), nn.Linear(self.hidden_size, 1))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.summary_size, num_classes))
+        self.relevance = (nn.Sequential(nn.Dropout(dropout), nn.Linear(self.summary_size, 1))
                           if relevance else None)
 
     @property
     def out_dim(self) -> int:
         """Width of :meth:`encode`'s output (what a fused model concatenates)."""
-        return self.hidden_size
+        return self.summary_size
 
     def fit_normalisation(self, groups: Mapping[str, np.ndarray]) -> None:
         """Take each feature's mean and standard deviation from ``groups`` (the training split's
@@ -95,29 +98,43 @@ class ContextModel(nn.Module):
 
 
 class ContextGRU(ContextModel):
-    """The groups side by side per time step (the last ``min T_g`` steps) → Linear → GRU → last state."""
+    """The groups side by side per time step (the last ``min T_g`` steps) → Linear → GRU → last state;
+    with ``window_mlp``, beside it an MLP of the whole window flattened (the summary is both).
+
+    ``window_mlp`` is off in the class (checkpoints made before it rebuild as they were) and on for
+    every new model :func:`build_context_model` makes: 5-fold cross-validation over JAAD_all's
+    training videos lifted ROC-AUC 0.847 → 0.870 with it (docs/benchmark.md).
+    """
 
     def __init__(self, group_dims: Mapping[str, int], group_lengths: Mapping[str, int], hidden_size: int = 64,
-                 num_layers: int = 1, dropout: float = 0.3, num_classes: int = 2, relevance: bool = False):
-        super().__init__(group_dims, group_lengths, hidden_size, dropout, num_classes, relevance)
+                 num_layers: int = 1, dropout: float = 0.3, num_classes: int = 2, relevance: bool = False,
+                 window_mlp: bool = False):
+        super().__init__(group_dims, group_lengths, hidden_size, dropout, num_classes, relevance,
+                         summary_size=hidden_size * (2 if window_mlp else 1))
         self.num_layers, self.dropout = int(num_layers), float(dropout)
         self.steps = min(self.group_lengths.values())
-        self.embed = nn.Sequential(nn.Linear(sum(self.group_dims.values()), hidden_size), nn.ReLU())
+        width = sum(self.group_dims.values())
+        self.embed = nn.Sequential(nn.Linear(width, hidden_size), nn.ReLU())
         self.gru = nn.GRU(hidden_size, hidden_size, num_layers, batch_first=True,
                           dropout=dropout if num_layers > 1 else 0.0)
+        self.window = (nn.Sequential(nn.Linear(width * self.steps, WINDOW_MLP_WIDTH), nn.ReLU(), nn.Dropout(0.3),
+                                     nn.Linear(WINDOW_MLP_WIDTH, hidden_size), nn.ReLU())
+                       if window_mlp else None)
 
     def encode(self, inputs: Groups) -> torch.Tensor:
         groups = self.normalised(inputs)
         # groups may differ in length (the box offsets drop the window's first frame): align the ends
         x = torch.cat([groups[g][:, -self.steps:] for g in self.groups], dim=2)
         _, hidden = self.gru(self.embed(x))
-        return hidden[-1]
+        if self.window is None:
+            return hidden[-1]
+        return torch.cat([hidden[-1], self.window(x.flatten(1))], dim=1)
 
     @property
     def model_args(self) -> dict:
         return self._with_relevance({"group_dims": dict(self.group_dims), "group_lengths": dict(self.group_lengths),
                                      "hidden_size": self.hidden_size, "num_layers": self.num_layers,
-                                     "dropout": self.dropout})
+                                     "dropout": self.dropout, "window_mlp": self.window is not None})
 
 
 class ContextTransformer(ContextModel):
@@ -162,13 +179,16 @@ class ContextTransformer(ContextModel):
 
 
 MODEL_CLASSES = {"gru": ContextGRU, "transformer": ContextTransformer}
+# what every new model gets beyond its class's defaults (which rebuild older checkpoints as they were)
+NEW_MODEL_ARGS: dict[str, dict] = {"gru": {"window_mlp": True}, "transformer": {}}
 
 
 def build_context_model(kind: str, group_dims: Mapping[str, int], group_lengths: Mapping[str, int], *,
                         hidden_size: int = 64, num_layers: int = 1, dropout: float = 0.3,
                         relevance: bool = False) -> ContextModel:
     """A fresh context model of ``kind`` (``gru`` or ``transformer``) over these groups
-    (``relevance``: with the second head the trainer's relevance target needs).
+    (``relevance``: with the second head the trainer's relevance target needs). A GRU gets its
+    window MLP (:class:`ContextGRU`).
 
     Raises:
         DataError: unknown kind, or more than :data:`MAX_PARAMETERS` parameters.
@@ -176,7 +196,7 @@ def build_context_model(kind: str, group_dims: Mapping[str, int], group_lengths:
     if kind not in MODEL_CLASSES:
         raise DataError(f"Unknown context model {kind!r}; pick one of {', '.join(MODEL_KINDS)}.")
     model = MODEL_CLASSES[kind](group_dims, group_lengths, hidden_size=hidden_size, num_layers=num_layers,
-                                dropout=dropout, relevance=relevance)
+                                dropout=dropout, relevance=relevance, **NEW_MODEL_ARGS[kind])
     count = parameter_count(model)
     if count > MAX_PARAMETERS:
         raise DataError(f"This {kind} has {count:,} parameters, over the context family's "

@@ -304,7 +304,7 @@ PREDICTION_SAMPLES = _p("prediction_samples", 8, "int", "Validation samples scor
                         "for the run view's predictions slider; the same seeded samples every epoch. 0: none.",
                         label="Prediction samples", minimum=0, maximum=64)
 CONTEXT_FEATURES = _p("context_features", None, "text", "Fuse the window's context features with the crops "
-                      "(box, vehicle, traffic, behaviour; comma-separated): a small GRU's summary joins the "
+                      "(box, vehicle, traffic, history, behaviour; comma-separated): a small GRU's summary joins the "
                       "LSTM's last state (late fusion). `behaviour` is refused on an `all` build (presence leak).",
                       label="Context features (fusion)", optional=True, none_label="none: crops alone")
 PLACEMENT = _p("placement", "boxes", "choice", "Count a track's boxes (the benchmark's; a window "
@@ -355,7 +355,7 @@ CONTEXT_MODELS, CLASS_WEIGHTINGS = ("gru", "transformer"), ("auto", "balanced", 
 # 0.920/0.751 unweighted, 3 seeds), as the benchmark's own models train it (no weighting).
 AUTO_CLASS_WEIGHTING = {"beh": "sqrt", "all": "none"}
 # relevance_weight: 5-fold cross-validation over JAAD_all's training videos chose 3 (folds' accuracy /
-# benchmark AUC / F1 0.868 / 0.792 / 0.673 against 0.843 / 0.749 / 0.605 without, 2 seeds), but on
+# benchmark AUC / F1 0.868 / 0.792 / 0.673 against 0.843 / 0.749 / 0.605 without, 2 seeds; before `history`), but on
 # the official test windows it traded accuracy and F1 for AUC (docs/benchmark.md has the figures):
 # test's behaviour pedestrians cross less often (63 %) than train's (83 %). Off by default.
 RELEVANCE_WEIGHT = _p("relevance_weight", 0.0, "float", "Weight of a second training target on `all` "
@@ -364,11 +364,12 @@ RELEVANCE_WEIGHT = _p("relevance_weight", 0.0, "float", "Weight of a second trai
                       "and predictions come from the crossing head alone. 0: off; on a `beh` build it has no "
                       "effect (every window is a behaviour pedestrian).", label="Relevance target weight",
                       minimum=0.0, maximum=100.0)
-CONTEXT_MODEL = _p("model", "gru", "choice", "The network: a small GRU over the groups side by side "
-                   "(the default), or a transformer with one token stream per feature group fused by "
+CONTEXT_MODEL = _p("model", "gru", "choice", "The network: a small GRU over the groups side by side, "
+                   "beside an MLP of the whole window (the default), or a transformer with one token stream per feature group fused by "
                    "attention. Both stay under 1 M parameters.", group="essentials", choices=CONTEXT_MODELS)
 FEATURES = _p("features", None, "text", "Feature groups, comma-separated: box, vehicle (ego action), traffic "
-              "(crosswalk, signs, light, road), behaviour (look, walk/stand, nod, gesture; refused on an `all` "
+              "(crosswalk, signs, light, road), history (the track before each frame: time since first seen, "
+              "earlier boxes), behaviour (look, walk/stand, nod, gesture; refused on an `all` "
               "build: a presence leak).", group="essentials", optional=True, none_label="every group the build allows")
 CLASS_WEIGHTING = _p("class_weighting", "auto", "choice", "Weigh the loss by inverse class "
                      "frequency (balanced: what the benchmark's AUC, a balanced accuracy, rewards), by its "

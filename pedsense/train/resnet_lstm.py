@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from pedsense.errors import ConfigError, DataError
-from pedsense.train.context_model import MODEL_CLASSES as CONTEXT_MODEL_CLASSES
+from pedsense.train.context_model import MODEL_CLASSES as CONTEXT_MODEL_CLASSES, NEW_MODEL_ARGS as CONTEXT_NEW_MODEL_ARGS
 from pedsense.train.offline import offline_reason
 from pedsense.train.params import BACKBONES, CONTEXT  # declared once, with the parameters
 
@@ -184,7 +184,7 @@ def context_encoder_args(groups: dict, dropout: float) -> dict:
             "group_dims": {g: int(a.shape[2]) for g, a in groups.items()},
             "group_lengths": {g: int(a.shape[1]) for g, a in groups.items()},
             "hidden_size": CONTEXT["hidden_size"].default, "num_layers": CONTEXT["num_layers"].default,
-            "dropout": float(dropout)}
+            "dropout": float(dropout), **CONTEXT_NEW_MODEL_ARGS[CONTEXT["model"].default]}
 
 
 def _context_encoder(args: dict) -> nn.Module:
