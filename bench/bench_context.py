@@ -5,7 +5,8 @@ temporary data home whose raw folders link there; ``--home`` reuses a home alrea
 ``train_context`` with its defaults for each seed, picks each run's epoch on the official val
 split (balanced accuracy, the trainer's rule) and scores that checkpoint on the official test
 windows. Prints mean ± std over the seeds beside the floors of issue 18, the trivial baselines on
-the same windows, and the seconds of one GRU epoch over JAAD_all's 8,613 training windows.
+the same windows, and the seconds of one epoch of the model (the GRU by default) over JAAD_all's
+8,613 training windows.
 Test numbers are only ever printed: nothing here chooses anything on them.
 
     .venv/bin/python bench/bench_context.py --jaad /tmp/jaadfull/jaad [--seeds 5] [--set epochs=10]
@@ -139,7 +140,8 @@ def main() -> int:
             if sample_type == "all":
                 seconds = [s for r in results for s in r["epoch_seconds"]]
                 median = statistics.median(seconds)
-                print(f"  one GRU epoch over JAAD_all train ({results[0]['test']['n'] and 8613} windows): "
+                model = {**CONTEXT.defaults(), **overrides}["model"]
+                print(f"  one {model} epoch over JAAD_all train (8,613 windows): "
                       f"median {median:.2f} s, {spread(seconds)} s over {len(seconds)} epochs "
                       f"(target ≤ {EPOCH_TARGET_S:.0f} s){'' if median <= EPOCH_TARGET_S else '  OVER'}")
         total = time.perf_counter() - started
