@@ -122,6 +122,7 @@ _DETECTOR: list[Path] = []
 def write_detector(path: Path) -> Path:
     """Untrained YOLO26n detector weights at ``path`` (built offline from Ultralytics' yaml once
     per test session, then hard-linked or copied): a real checkpoint for a hybrid to reuse."""
+    import atexit
     import os
     import shutil
     import tempfile
@@ -129,7 +130,9 @@ def write_detector(path: Path) -> Path:
     if not _DETECTOR:
         from ultralytics import YOLO
 
-        built = Path(tempfile.mkdtemp(prefix="pedsense-detector-")) / "yolo26n_untrained.pt"
+        folder = tempfile.mkdtemp(prefix="pedsense-detector-")
+        atexit.register(shutil.rmtree, folder, True)  # the test session's, not left in /tmp
+        built = Path(folder) / "yolo26n_untrained.pt"
         YOLO("yolo26n.yaml").save(built)
         _DETECTOR.append(built)
     path.parent.mkdir(parents=True, exist_ok=True)
