@@ -219,24 +219,21 @@ def _history(annotation, track, boxes, frames) -> np.ndarray:
     """Per frame: log seconds since the track's first box; the first box and the boxes
     ``HISTORY_STEPS`` frames back, each relative to the frame's own box. Only boxes at or before
     the frame are read."""
-    size = np.array([annotation.width, annotation.height], dtype=np.float64)
-    first_frame = track.boxes[0].frame
+    first = track.boxes[0]
     rows = []
     for frame, box in zip(frames, boxes):
-        earlier = [track.boxes[0]] + [track.box_at(frame - k) for k in HISTORY_STEPS]
-        row = [np.log1p(max(0, frame - first_frame) / JAAD_FPS)]
-        for i, then in enumerate(earlier):
-            row += _relative(then, box, size) if then is not None else [0.0, 0.0, 0.0]
-            if i:
-                row.append(float(then is not None))
+        row = [np.log1p(max(0, frame - first.frame) / JAAD_FPS), *_relative(first, box, annotation)]
+        for k in HISTORY_STEPS:
+            then = track.box_at(frame - k)
+            row += [*_relative(then, box, annotation), 1.0] if then is not None else [0.0] * 4
         rows.append(row)
     return np.array(rows, dtype=np.float32)
 
 
-def _relative(then, now, size) -> list[float]:
+def _relative(then, now, annotation) -> list[float]:
     """``then``'s centre-x and bottom moves to ``now`` (frame fractions), and log height ratio."""
-    centre = ((then.xtl + then.xbr) - (now.xtl + now.xbr)) / 2 / size[0]
-    bottom = (then.ybr - now.ybr) / size[1]
+    centre = ((then.xtl + then.xbr) - (now.xtl + now.xbr)) / 2 / annotation.width
+    bottom = (then.ybr - now.ybr) / annotation.height
     ratio = max(then.ybr - then.ytl, 1.0) / max(now.ybr - now.ytl, 1.0)
     return [float(centre), float(bottom), float(np.clip(np.log(ratio), -3.0, 3.0))]
 

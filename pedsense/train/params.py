@@ -355,9 +355,10 @@ CONTEXT_MODELS, CLASS_WEIGHTINGS = ("gru", "transformer"), ("auto", "balanced", 
 # 0.920/0.751 unweighted, 3 seeds), as the benchmark's own models train it (no weighting).
 AUTO_CLASS_WEIGHTING = {"beh": "sqrt", "all": "none"}
 # relevance_weight: 5-fold cross-validation over JAAD_all's training videos chose 3 (folds' accuracy /
-# benchmark AUC / F1 0.868 / 0.792 / 0.673 against 0.843 / 0.749 / 0.605 without, 2 seeds; before `history`), but on
-# the official test windows it traded accuracy and F1 for AUC (docs/benchmark.md has the figures):
-# test's behaviour pedestrians cross less often (63 %) than train's (83 %). Off by default.
+# benchmark AUC / F1 0.868 / 0.792 / 0.673 against 0.843 / 0.749 / 0.605 without, 2 seeds; measured
+# before `history`), but on the official test windows it traded accuracy and F1 for AUC
+# (docs/benchmark.md has the figures): test's behaviour pedestrians cross less often (63 %) than
+# train's (83 %). Off by default.
 RELEVANCE_WEIGHT = _p("relevance_weight", 0.0, "float", "Weight of a second training target on `all` "
                       "builds: whether JAAD annotated the pedestrian's behaviour (the pedestrians that matter "
                       "to the driver), learned from the same inputs by a second head. It is never an input, "
@@ -365,8 +366,9 @@ RELEVANCE_WEIGHT = _p("relevance_weight", 0.0, "float", "Weight of a second trai
                       "effect (every window is a behaviour pedestrian).", label="Relevance target weight",
                       minimum=0.0, maximum=100.0)
 CONTEXT_MODEL = _p("model", "gru", "choice", "The network: a small GRU over the groups side by side, "
-                   "beside an MLP of the whole window (the default), or a transformer with one token stream per feature group fused by "
-                   "attention. Both stay under 1 M parameters.", group="essentials", choices=CONTEXT_MODELS)
+                   "beside an MLP of the whole window (the default), or a transformer with one token stream "
+                   "per feature group fused by attention. Both stay under 1 M parameters.", group="essentials",
+                   choices=CONTEXT_MODELS)
 FEATURES = _p("features", None, "text", "Feature groups, comma-separated: box, vehicle (ego action), traffic "
               "(crosswalk, signs, light, road), history (the track before each frame: time since first seen, "
               "earlier boxes), behaviour (look, walk/stand, nod, gesture; refused on an `all` "

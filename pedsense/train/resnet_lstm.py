@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from pedsense.errors import ConfigError, DataError
-from pedsense.train.context_model import MODEL_CLASSES as CONTEXT_MODEL_CLASSES, NEW_MODEL_ARGS as CONTEXT_NEW_MODEL_ARGS
+from pedsense.train.context_model import MODEL_CLASSES as CONTEXT_MODEL_CLASSES
+from pedsense.train.context_model import NEW_MODEL_ARGS as CONTEXT_NEW_MODEL_ARGS
 from pedsense.train.offline import offline_reason
 from pedsense.train.params import BACKBONES, CONTEXT  # declared once, with the parameters
 
