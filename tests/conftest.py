@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import pytest
+
+
+def _scan_installed_components_once():
+    """Every ``AppTest.run`` makes Streamlit scan all installed packages' metadata for custom
+    components (about 0.1 s each, some 40 s over the suite). The packages do not change while the
+    suite runs, so the first scan serves them all. pedsense ships no components; a real server
+    still scans, once, when it starts."""
+    try:
+        from streamlit.components.v2 import manifest_scanner
+    except ImportError:  # a Streamlit without v2 components does not scan
+        return
+    manifest_scanner.scan_component_manifests = functools.cache(manifest_scanner.scan_component_manifests)
+
+
+_scan_installed_components_once()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -16,7 +16,7 @@ import torch
 from pedsense.config import paths
 from pedsense.errors import ConfigError, DataError, DiskFull, TrainingDiverged
 from pedsense.runfolder import RunFolder
-from pedsense.train.checkpoints import load_classifier, read_checkpoint, save_classifier
+from pedsense.train.checkpoints import load_classifier, nonfinite_tensors, read_checkpoint, save_classifier
 from pedsense.train.common import TrainingRun
 from pedsense.train.events import BatchEnd, EpochEnd, StageStarted, StepEnd
 from pedsense.train.resnet_lstm import ResNetLSTM
@@ -95,6 +95,16 @@ def test_non_finite_weights_are_never_written_and_refused_when_loaded(tmp_path):
     torch.save(checkpoint, good)
     with pytest.raises(DataError, match=r"run resnet-lstm/run_1\) are not finite.*lower learning rate"):
         load_classifier(good)
+
+
+def test_the_finite_check_names_exactly_the_tensors_holding_nan_or_inf():
+    state = {"a": torch.ones(3), "b": torch.zeros(2, dtype=torch.float16), "steps": torch.tensor(7),
+             "c": torch.ones(2, dtype=torch.float64)}
+    assert nonfinite_tensors(state) == [] and nonfinite_tensors({}) == []
+    assert nonfinite_tensors({**state, "huge": torch.full((4,), 1e30)}) == []  # finite, though its norm overflows
+    state["b"][1] = float("inf")
+    state["c"][0] = float("nan")
+    assert nonfinite_tensors(state) == ["b", "c"]
 
 
 def test_checkpoints_load_with_weights_only(tmp_path):
