@@ -39,7 +39,9 @@ from pedsense.infer.backends import (
     EXPORT_RECORD,
     FORMAT_ENGINES,
     OpenVinoModel,
+    import_package,
     onnxruntime_version,
+    openvino_telemetry_off,
     ort_session,
     quiet_ultralytics,
     read_exports,
@@ -67,7 +69,7 @@ def require_format(format: str) -> str:
     """The installed version of the package ``format``'s export needs, or ExportError naming it."""
     package, install = PACKAGES[format]
     try:
-        module = __import__(package)
+        module = import_package(package)
     except ImportError as exc:
         raise ExportError(f"{format} export needs the `{package}` package, which is not installed: "
                           f"{install} (they are in requirements.txt).") from exc
@@ -135,15 +137,16 @@ def export_run(run: str | os.PathLike, format: str = "onnx", *, opset: int | Non
     others = {f: r for f, r in read_exports(run_path).items() if f != format}
     _write_record(run_path, model_type, others)
     components: dict[str, dict] = {}
-    for done, step in enumerate(steps, start=1):
-        if step == "detector":
-            components["detector"] = export_detector(run_path, format, opset=opset)
-        elif step == "classifier":
-            components["classifier"] = export_classifier(run_path, format, opset=opset)["classifier"]
-        else:
-            components.update(export_classifier(run_path, format, opset=opset))
-        if progress is not None:
-            progress(done, len(steps), f"exported {step}")
+    with openvino_telemetry_off():
+        for done, step in enumerate(steps, start=1):
+            if step == "detector":
+                components["detector"] = export_detector(run_path, format, opset=opset)
+            elif step == "classifier":
+                components["classifier"] = export_classifier(run_path, format, opset=opset)["classifier"]
+            else:
+                components.update(export_classifier(run_path, format, opset=opset))
+            if progress is not None:
+                progress(done, len(steps), f"exported {step}")
     versions["torch"] = torch.__version__
     record = {"format": format, "model_type": model_type, "exported_at": now_iso(),
               "versions": versions, "components": components}
@@ -291,7 +294,7 @@ def _export_openvino(module: nn.Module, example: torch.Tensor, target: Path, dyn
     Returns:
         ``{"file": target's name, "max_abs_diff": largest |OpenVINO - PyTorch| on the check batches}``.
     """
-    import openvino as ov
+    ov = import_package("openvino")
 
     shape = [-1 if axis in dynamic else size for axis, size in enumerate(example.shape)]
     with tempfile.TemporaryDirectory(prefix=".export-", dir=target.parent) as tmp:

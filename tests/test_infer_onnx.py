@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -158,6 +159,22 @@ def exported_both(exported, tmp_path_factory):
         runs[model_type] = copy_run(exported[model_type], home)
         export_run(runs[model_type], "openvino")
     return runs
+
+
+def test_an_openvino_export_sends_no_telemetry_and_writes_nothing_in_the_users_home(exported, tmp_path):
+    # OpenVINO's converter phones Google Analytics and keeps a client id in ~/intel unless told not to
+    run = copy_run(exported["resnet-lstm"], tmp_path / "home")
+    user = tmp_path / "user"
+    user.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    script = ("import os, sys; from pedsense.export import export_run; export_run(sys.argv[1], 'openvino'); "
+              "print('CI after:', os.environ.get('CI'))")
+    done = subprocess.run([sys.executable, "-c", script, str(run)], env={**env, "HOME": str(user)},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "openvino" in read_exports(run)
+    assert list(user.iterdir()) == [], "nothing is written in the user's home"
+    assert "CI after: None" in done.stdout  # the switch is set for the export only
 
 
 @pytest.mark.parametrize("model_type", ["hybrid", "resnet-lstm"])

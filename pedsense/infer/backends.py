@@ -17,6 +17,7 @@ run and why; ``pedsense.infer.engines`` times them on first use and picks the fa
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -52,11 +53,39 @@ class BackendUnavailable(PedsenseError):
     file it cannot load)."""
 
 
+@contextmanager
+def openvino_telemetry_off() -> Iterator[None]:
+    """OpenVINO's converter, once imported and on every ``convert_model`` (Ultralytics' exporter
+    calls it too), sends usage statistics to Google Analytics and writes a client id under
+    ``~/intel`` unless the user has opted out, and waits on the network each time (about 2 s
+    offline). pedsense asks nothing of the network for an export or an engine: the telemetry is
+    off for the block, through the switch the converter honours itself (``disable_in_ci``:
+    ``CI=true``). The variable comes back afterwards; a user's own opt-in or opt-out file is never
+    touched."""
+    previous = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = previous
+
+
+def import_package(name: str):
+    """An engine's or export's package (``openvino``, ``onnxruntime``, ``onnx``, ...), imported with
+    OpenVINO's telemetry off (:func:`openvino_telemetry_off`). Raises ImportError when it is not
+    installed."""
+    with openvino_telemetry_off():
+        return importlib.import_module(name)
+
+
 def engine_version(engine: str) -> str | None:
     """The installed version of an engine's package, None when it is not installed."""
     module = {PYTORCH: "torch", **ENGINE_PACKAGES}[engine]
     try:
-        package = __import__(module)
+        package = import_package(module)
     except ImportError:
         return None
     return str(getattr(package, "__version__", "?")).split("+")[0].split("-")[0]
@@ -223,7 +252,7 @@ class OpenVinoModel:
 
     def __init__(self, path: Path, threads: int | None = None):
         try:
-            import openvino as ov
+            ov = import_package("openvino")
         except ImportError as exc:
             raise BackendUnavailable("OpenVINO is not installed: pip install openvino.") from exc
         import torch
@@ -289,5 +318,6 @@ def describe_engine(engine: str, device: str) -> str:
 
 __all__ = ["BACKENDS", "BackendChoice", "BackendUnavailable", "COMPONENTS", "ENGINE_GROUPS", "ENGINE_NAMES",
            "ENGINE_PACKAGES", "EXPORT_RECORD", "FORMAT_ENGINES", "ONNXRUNTIME", "OPENVINO", "OpenVinoModel",
-           "PYTORCH", "choose_backend", "describe_engine", "engine_version", "onnxruntime_version",
-           "ort_session", "quiet_ultralytics", "read_export", "read_exports", "softmax", "source_signature"]
+           "import_package", "PYTORCH", "choose_backend", "describe_engine", "engine_version",
+           "onnxruntime_version", "openvino_telemetry_off", "ort_session", "quiet_ultralytics",
+           "read_export", "read_exports", "softmax", "source_signature"]
