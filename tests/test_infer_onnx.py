@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from pedsense.data.video import read_video_frame
 from pedsense.export import ExportError, export_run
 from pedsense.geometry import match_boxes
 from pedsense.infer import BackendUnavailable, load_clip_ground_truth, load_predictor
-from pedsense.infer.backends import read_exports
+from pedsense.infer.backends import openvino_telemetry_off, read_exports
 from pedsense.infer.engines import TIMINGS_RECORD
 from test_infer_fixtures import demo_clip, infer_home, infer_home_base, run_of  # noqa: F401
 
@@ -175,6 +176,29 @@ def test_an_openvino_export_sends_no_telemetry_and_writes_nothing_in_the_users_h
     assert "openvino" in read_exports(run)
     assert list(user.iterdir()) == [], "nothing is written in the user's home"
     assert "CI after: None" in done.stdout  # the switch is set for the export only
+
+
+def test_the_telemetry_switch_comes_back_as_it_was_when_blocks_nest_and_overlap(monkeypatch):
+    monkeypatch.setenv("CI", "mine")
+    entered, may_leave = threading.Event(), threading.Event()
+
+    def other_session():  # enters after this thread, leaves after it
+        with openvino_telemetry_off():
+            entered.set()
+            may_leave.wait(60)
+
+    thread = threading.Thread(target=other_session)
+    with openvino_telemetry_off(), openvino_telemetry_off():
+        thread.start()
+        assert entered.wait(60) and os.environ["CI"] == "true"
+    assert os.environ["CI"] == "true", "the other session is still converting"
+    may_leave.set()
+    thread.join(60)
+    assert os.environ["CI"] == "mine"
+    monkeypatch.delenv("CI")
+    with openvino_telemetry_off():
+        assert os.environ["CI"] == "true"
+    assert "CI" not in os.environ
 
 
 @pytest.mark.parametrize("model_type", ["hybrid", "resnet-lstm"])

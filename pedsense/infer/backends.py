@@ -53,6 +53,10 @@ class BackendUnavailable(PedsenseError):
     file it cannot load)."""
 
 
+# who is inside openvino_telemetry_off, and the CI variable it found
+_TELEMETRY_SWITCH: dict = {"lock": threading.Lock(), "depth": 0, "before": None}
+
+
 @contextmanager
 def openvino_telemetry_off() -> Iterator[None]:
     """OpenVINO's converter, once imported and on every ``convert_model`` (Ultralytics' exporter
@@ -61,16 +65,24 @@ def openvino_telemetry_off() -> Iterator[None]:
     offline). pedsense asks nothing of the network for an export or an engine: the telemetry is
     off for the block, through the switch the converter honours itself (``disable_in_ci``:
     ``CI=true``). The variable comes back afterwards; a user's own opt-in or opt-out file is never
-    touched."""
-    previous = os.environ.get("CI")
-    os.environ["CI"] = "true"
+    touched. Blocks may nest and overlap across threads (dashboard sessions): the first to enter
+    sets the variable, the last to leave restores it."""
+    with _TELEMETRY_SWITCH["lock"]:
+        if _TELEMETRY_SWITCH["depth"] == 0:
+            _TELEMETRY_SWITCH["before"] = os.environ.get("CI")
+            os.environ["CI"] = "true"
+        _TELEMETRY_SWITCH["depth"] += 1
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("CI", None)
-        else:
-            os.environ["CI"] = previous
+        with _TELEMETRY_SWITCH["lock"]:
+            _TELEMETRY_SWITCH["depth"] -= 1
+            if _TELEMETRY_SWITCH["depth"] == 0:
+                before = _TELEMETRY_SWITCH["before"]
+                if before is None:
+                    os.environ.pop("CI", None)
+                else:
+                    os.environ["CI"] = before
 
 
 def import_package(name: str):
