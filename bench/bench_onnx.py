@@ -1,4 +1,4 @@
-"""CPU inference speed: PyTorch, ONNX Runtime, OpenVINO and the best of them per stage.
+"""CPU inference speed: PyTorch, ONNX Runtime, OpenVINO (float32 and bf16) and the best per stage.
 
 Prints, per configuration, ratios measured side by side in one run (the sides alternate frame
 by frame, or batch by batch, so all see the same machine load; medians of per-frame times):
@@ -102,15 +102,23 @@ def side_by_side(sides: dict, steps: list, warm: int = 2) -> dict[str, float]:
 
 #: the engines compared: PyTorch, each export's engine, and ``auto`` (per stage the fastest
 #: measured on this machine on first use, as the Viewer picks)
-ENGINES = ("pytorch", "onnx", "openvino", "auto")
-LABELS = {"pytorch": "PyTorch", "onnx": "ONNX Runtime", "openvino": "OpenVINO", "auto": "best", "old": "old"}
+ENGINES = ("pytorch", "onnx", "openvino", "openvino-bf16", "auto")
+LABELS = {"pytorch": "PyTorch", "onnx": "ONNX Runtime", "openvino": "OpenVINO", "openvino-bf16": "OpenVINO bf16",
+          "auto": "best", "old": "old"}
+
+
+def engines_here() -> tuple[str, ...]:
+    """``ENGINES`` less OpenVINO bf16 on a CPU without bf16 units (OpenVINO refuses it there)."""
+    from pedsense.infer.backends import cpu_has_bf16
+
+    return ENGINES if cpu_has_bf16() else tuple(e for e in ENGINES if e != "openvino-bf16")
 
 
 def predictors(run: Path, device: str) -> dict:
     """{engine: predictor} of ``run`` on every engine of ``ENGINES``."""
     from pedsense.infer import load_predictor
 
-    return {engine: load_predictor(run, device=device, backend=engine) for engine in ENGINES}
+    return {engine: load_predictor(run, device=device, backend=engine) for engine in engines_here()}
 
 
 def yolo_frame(predictor, frame) -> None:
@@ -175,8 +183,8 @@ def verdict(value: float, target: float) -> str:
     return f"{value:.2f} {'meets' if value >= target else 'misses'} >= {target:g}"
 
 
-def engine_line(fps: dict, names=ENGINES) -> str:
-    return " · ".join(f"{LABELS[name]} {fps[name]:.2f}" for name in names)
+def engine_line(fps: dict) -> str:
+    return " · ".join(f"{LABELS[name]} {fps[name]:.2f}" for name in engines_here())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,11 +222,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n[{label}] hybrid: YOLO26n@{config.hybrid_imgsz} + {config.backbone}@{config.crop} · "
                   f"{hybrid['crops']:.1f} crops per frame · FPS:")
             print(f"  {engine_line(h)}  (best = {hybrid['auto_engine']}: {hybrid['auto']})")
-            print(f"  best/PyTorch = {verdict(h['auto'] / h['pytorch'], TARGET)}; "
-                  f"ONNX/PyTorch {h['onnx'] / h['pytorch']:.2f}, OpenVINO/PyTorch {h['openvino'] / h['pytorch']:.2f}")
-            print(f"  YOLO-only FPS: {engine_line({k: h[f'yolo-{k}'] for k in ENGINES})}")
+            print(f"  best/PyTorch = {verdict(h['auto'] / h['pytorch'], TARGET)}; " + ", ".join(
+                f"{LABELS[k]}/PyTorch {h[k] / h['pytorch']:.2f}" for k in engines_here()
+                if k not in ("pytorch", "auto")))
+            print(f"  YOLO-only FPS: {engine_line({k: h[f'yolo-{k}'] for k in engines_here()})}")
             print("  hybrid / YOLO-only FPS: " + " · ".join(
-                f"{LABELS[k]} {h[k] / h[f'yolo-{k}']:.2f}" for k in ENGINES))
+                f"{LABELS[k]} {h[k] / h[f'yolo-{k}']:.2f}" for k in engines_here()))
             print(f"  PyTorch path: old (NCHW) {h['old']:.2f} FPS -> channels-last {h['pytorch']:.2f} FPS "
                   f"(x{h['pytorch'] / h['old']:.2f})")
             print(f"[{label}] resnet-lstm: {config.backbone}@{config.crop}, ground-truth tracks · "
@@ -233,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"{label}: best/PyTorch hybrid {h['auto'] / h['pytorch']:.2f} ({hybrid['auto_engine']}), "
                          f"resnet-lstm {lf['auto'] / lf['pytorch']:.2f} per frame / {lb['auto'] / lb['pytorch']:.2f} "
                          f"batched ({lstm['auto_engine']}); hybrid/YOLO-only "
-                         + ", ".join(f"{LABELS[k]} {h[k] / h[f'yolo-{k}']:.2f}" for k in ENGINES)
+                         + ", ".join(f"{LABELS[k]} {h[k] / h[f'yolo-{k}']:.2f}" for k in engines_here())
                          + f"; PyTorch new/old hybrid {h['pytorch'] / h['old']:.2f}, "
                          f"resnet-lstm {lb['pytorch'] / lb['old']:.2f}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

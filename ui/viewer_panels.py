@@ -140,7 +140,7 @@ def backend_ui(predictor, run_path: Path) -> None:
     if st.button("Export for faster CPU inference", key="viewer_export",
                  help=f"Write the run's models as {' and '.join(formats)} files (`pedsense export RUN "
                       "--format ...`); on first use the Viewer times each engine on this CPU and runs "
-                      f"every stage on the fastest ({', '.join(ENGINE_PACKAGES.values())} or PyTorch)."):
+                      f"every stage on the fastest ({', '.join(dict.fromkeys(ENGINE_PACKAGES.values()))} or PyTorch)."):
         from pedsense.export import export_run
 
         exported = False

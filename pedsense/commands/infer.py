@@ -13,7 +13,7 @@ from pedsense.runfolder import find_run
 
 # pedsense.infer.backends.BACKENDS and pedsense.export.FORMATS, written out so that `pedsense
 # --help` does not import the inference stack (tests/test_infer_engines.py keeps them equal)
-BACKEND_CHOICES = ("auto", "onnx", "openvino", "pytorch")
+BACKEND_CHOICES = ("auto", "onnx", "openvino", "openvino-bf16", "pytorch")
 EXPORT_FORMATS = ("onnx", "openvino")
 
 
@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--device", help="cpu, cuda, cuda:0, mps (default: auto)")
     predict.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                          help="auto (default): on a CPU, per stage the fastest measured here of PyTorch "
-                              "and the run's exports (`pedsense export`); PyTorch on a GPU")
+                              "and the run's exports (`pedsense export`), OpenVINO bf16 only where it agrees "
+                              "with float32; PyTorch on a GPU. openvino-bf16: the ResNet parts in bfloat16 "
+                              "(CPUs with bf16 units)")
     predict.set_defaults(func=run_predict)
 
     evaluate = subparsers.add_parser(

@@ -13,10 +13,16 @@ format's record names the exported file, the weights file it was made from (size
 so a retrained run's old export is noticed) and what a predictor needs to use it without
 loading the PyTorch weights. ``choose_backend`` reads it and says which engines may run the
 run and why; ``pedsense.infer.engines`` times them on first use and picks the fastest.
+
+An OpenVINO export also runs in bfloat16 (``openvino-bf16``) on CPUs with bf16 units (AVX512-BF16,
+AMX): about twice as fast for the ResNet parts, whose results then differ from the trained model's
+a little. Only the crop models run so (``REDUCED_PRECISION_COMPONENTS``; a detector's boxes stay
+float32), and ``auto`` takes it only where its predictions agree with float32 (``engines``).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -34,12 +40,21 @@ from pedsense.runfolder import RunFolder
 
 EXPORT_RECORD = "export.json"
 PYTORCH, ONNXRUNTIME, OPENVINO = "pytorch", "onnxruntime", "openvino"
-ENGINE_NAMES = {PYTORCH: "PyTorch", ONNXRUNTIME: "ONNX Runtime", OPENVINO: "OpenVINO"}
+OPENVINO_BF16 = "openvino-bf16"
+ENGINE_NAMES = {PYTORCH: "PyTorch", ONNXRUNTIME: "ONNX Runtime", OPENVINO: "OpenVINO",
+                OPENVINO_BF16: "OpenVINO bf16"}
 #: export format -> the engine that runs it; engine -> the package it needs
 FORMAT_ENGINES = {"onnx": ONNXRUNTIME, "openvino": OPENVINO}
-ENGINE_PACKAGES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino"}
-#: what ``backend=`` accepts: auto, an export format, or pytorch
-BACKENDS = ("auto", *FORMAT_ENGINES, PYTORCH)
+ENGINE_PACKAGES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino", OPENVINO_BF16: "openvino"}
+#: a reduced-precision engine -> (the float32 engine that runs the same export, its precision)
+REDUCED_PRECISION = {OPENVINO_BF16: (OPENVINO, "bf16")}
+#: engine -> the export format it runs
+ENGINE_FORMATS = {engine: format for format, engine in FORMAT_ENGINES.items()}
+ENGINE_FORMATS.update({reduced: ENGINE_FORMATS[full] for reduced, (full, _) in REDUCED_PRECISION.items()})
+#: the components a reduced-precision engine runs (the rest of a run stays at float32)
+REDUCED_PRECISION_COMPONENTS = ("classifier", "features")
+#: what ``backend=`` accepts: auto, an export format, openvino-bf16, or pytorch
+BACKENDS = ("auto", *FORMAT_ENGINES, OPENVINO_BF16, PYTORCH)
 #: the components each model type exports
 COMPONENTS = {"yolo": ("detector",), "hybrid": ("detector", "classifier"),
               "resnet-lstm": ("features", "temporal")}
@@ -101,6 +116,17 @@ def engine_version(engine: str) -> str | None:
     except ImportError:
         return None
     return str(getattr(package, "__version__", "?")).split("+")[0].split("-")[0]
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO computes bfloat16 natively on this CPU (AVX512-BF16 or AMX units; its
+    ``OPTIMIZATION_CAPABILITIES`` list ``BF16``). False when OpenVINO is not installed."""
+    try:
+        ov = import_package("openvino")
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # not installed, or no CPU device OpenVINO can query
+        return False
 
 
 def onnxruntime_version() -> str | None:
@@ -181,8 +207,7 @@ class BackendChoice:
     def component(self, run_dir: Path, name: str, engine: str | None = None) -> tuple[Path, dict]:
         """(exported file, its record entry) of one component for ``engine`` (default: its own)."""
         engine = engine or self.engine_of(name)
-        format = next(f for f, e in FORMAT_ENGINES.items() if e == engine)
-        part = self.records[format]["components"][name]
+        part = self.records[ENGINE_FORMATS[engine]]["components"][name]
         return Path(run_dir) / part["file"], part
 
 
@@ -200,17 +225,21 @@ def choose_backend(run_dir: str | os.PathLike, model_type: str, requested: str, 
     if requested == PYTORCH:
         return BackendChoice((PYTORCH,), "PyTorch was asked for")
     if requested != "auto":
-        engine = FORMAT_ENGINES[requested]
+        engine = FORMAT_ENGINES.get(requested, requested)
+        format = ENGINE_FORMATS[engine]
         if engine_version(engine) is None:
             raise BackendUnavailable(f"backend={requested!r} needs the `{ENGINE_PACKAGES[engine]}` package: "
                                      f"pip install {ENGINE_PACKAGES[engine]} (or use backend='auto').")
-        record, why = read_export(run_dir, model_type, requested)
+        record, why = read_export(run_dir, model_type, format)
         if record is None:
             raise BackendUnavailable(f"backend={requested!r} is not possible: {why}.")
         if device != "cpu":
             raise BackendUnavailable(f"backend={requested!r} runs on the CPU here, not on {device}: "
                                      "use device='cpu', or backend='auto' to use PyTorch on the GPU.")
-        return BackendChoice((engine,), f"{ENGINE_NAMES[engine]} was asked for", {requested: record})
+        if engine in REDUCED_PRECISION and not cpu_has_bf16():
+            raise BackendUnavailable(f"backend={requested!r} needs a CPU with bf16 units (AVX512-BF16 or AMX), "
+                                     f"and OpenVINO finds none on this one: use backend={format!r}.")
+        return BackendChoice((engine,), f"{ENGINE_NAMES[engine]} was asked for", {format: record})
     if device != "cpu":
         return BackendChoice((PYTORCH,), f"PyTorch on {device} (exported engines run on the CPU only)")
     records, notes, missing = {}, [], []
@@ -227,7 +256,10 @@ def choose_backend(run_dir: str | os.PathLike, model_type: str, requested: str, 
         reason = "; ".join(notes) or missing[0]
         return BackendChoice((PYTORCH,), reason, notes=tuple(notes))
     exported = max(record.get("exported_at", "") for record in records.values())
-    candidates = tuple(FORMAT_ENGINES[f] for f in records) + (PYTORCH,)
+    candidates = tuple(FORMAT_ENGINES[f] for f in records)
+    candidates += tuple(reduced for reduced, (full, _) in REDUCED_PRECISION.items()
+                        if full in candidates and cpu_has_bf16())
+    candidates += (PYTORCH,)
     return BackendChoice(candidates, f"the run's export of {exported or '?'}", records, notes=tuple(notes))
 
 
@@ -257,12 +289,13 @@ class OpenVinoModel:
     """An OpenVINO IR model compiled for the CPU; calls are thread-safe (each borrows an infer
     request from a pool, as one request must never run in two threads at once).
 
-    It runs at float32 (``INFERENCE_PRECISION_HINT``): on CPUs with bf16 units OpenVINO would
-    otherwise compute in bfloat16, whose results differ from the trained model's by up to ~0.3
-    in the logits. ``threads`` (default torch's) keeps it on the cores PyTorch uses.
+    It runs at ``precision`` (``INFERENCE_PRECISION_HINT``), float32 unless told: on CPUs with
+    bf16 units OpenVINO would otherwise choose bfloat16 itself, whose results differ from the
+    trained model's (up to ~0.3 in a ResNet-50's logits). ``threads`` (default torch's) keeps it on
+    the cores PyTorch uses.
     """
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, precision: str = "f32"):
         try:
             ov = import_package("openvino")
         except ImportError as exc:
@@ -272,13 +305,14 @@ class OpenVinoModel:
         xml = Path(path)
         if xml.is_dir():  # Ultralytics' <weights>_openvino_model/ folder
             xml = next(xml.glob("*.xml"), xml / "missing.xml")
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision,
                   "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads())}
         try:
             self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError for a missing or corrupt IR
             raise BackendUnavailable(f"{path} could not be loaded by OpenVINO ({exc}).") from exc
         self.path = Path(path)
+        self.precision = precision
         self._idle: list = []
         self._lock = threading.Lock()
 
@@ -328,8 +362,9 @@ def describe_engine(engine: str, device: str) -> str:
     return f"{' + '.join(parts)} ({'CPU' if PYTORCH not in engine.split('+') else device})"
 
 
-__all__ = ["BACKENDS", "BackendChoice", "BackendUnavailable", "COMPONENTS", "ENGINE_GROUPS", "ENGINE_NAMES",
-           "ENGINE_PACKAGES", "EXPORT_RECORD", "FORMAT_ENGINES", "ONNXRUNTIME", "OPENVINO", "OpenVinoModel",
-           "import_package", "PYTORCH", "choose_backend", "describe_engine", "engine_version",
+__all__ = ["BACKENDS", "BackendChoice", "BackendUnavailable", "COMPONENTS", "ENGINE_FORMATS", "ENGINE_GROUPS",
+           "ENGINE_NAMES", "ENGINE_PACKAGES", "EXPORT_RECORD", "FORMAT_ENGINES", "ONNXRUNTIME",
+           "OPENVINO", "OPENVINO_BF16", "OpenVinoModel", "PYTORCH", "REDUCED_PRECISION", "REDUCED_PRECISION_COMPONENTS",
+           "choose_backend", "cpu_has_bf16", "describe_engine", "engine_version", "import_package",
            "onnxruntime_version", "openvino_telemetry_off", "ort_session", "quiet_ultralytics",
            "read_export", "read_exports", "softmax", "source_signature"]

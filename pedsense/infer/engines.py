@@ -12,7 +12,9 @@ the fastest of them::
     ``export_timings.json`` beside ``export.json``, keep the fastest model
 
 An engine that fails to load its export is passed over, saying which and why, for the next
-(PyTorch last, which loads the run's own weights).
+(PyTorch last, which loads the run's own weights). A reduced-precision engine (``openvino-bf16``)
+is kept only where it agrees with the float32 model on a probe of distinct crops: every
+probability within ``AGREEMENT_TOLERANCE``; what it measured is recorded with the timings, and said.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from pedsense.infer.backends import (
     ENGINE_GROUPS,
     ENGINE_NAMES,
     PYTORCH,
+    REDUCED_PRECISION,
+    REDUCED_PRECISION_COMPONENTS,
     BackendChoice,
     BackendUnavailable,
 )
@@ -42,6 +46,11 @@ TIMINGS_RECORD = "export_timings.json"
 TIMED_CALLS = 2
 PROBE_FRAME_HW = (720, 1280)
 PROBE_CROPS = 4
+#: a reduced-precision engine is used only when, on AGREEMENT_CROPS distinct probe crops (or
+#: sequences), no class probability differs from the float32 model's by more
+AGREEMENT_TOLERANCE = 0.02
+AGREEMENT_CROPS = 8
+MEASURED, AGREES = "fastest measured here", "agrees with float32"  # what the choice's reason quotes
 
 
 def machine_key() -> str:
@@ -73,6 +82,37 @@ def probe(model: Any) -> None:
         model.classify(crops)
 
 
+def probe_probabilities(model: Any) -> np.ndarray:
+    """A crop model's class probabilities on ``AGREEMENT_CROPS`` distinct, smooth random crops
+    (a sequence model: as many sequences of them): (N, C)."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    width, height = model.crop_size
+    crops = [cv2.resize(rng.integers(0, 255, (8, 4, 3), dtype=np.uint8), (width, height),
+                        interpolation=cv2.INTER_LINEAR) for _ in range(AGREEMENT_CROPS)]
+    if not model.splits_into_features:
+        return model.classify(crops)
+    features = model.embed(crops)
+    steps = np.arange(model.sequence_length)
+    return model.classify_feature_sequences([features[(shift + steps) % len(features)]
+                                             for shift in range(AGREEMENT_CROPS)])
+
+
+def disagreement(reduced: Any, reference: Any) -> float:
+    """How far a reduced-precision model's probe probabilities lie from the float32 model's: the
+    largest absolute difference (within the tolerance, only a near-tie can change class)."""
+    return float(np.abs(probe_probabilities(reduced) - probe_probabilities(reference)).max())
+
+
+def stage_candidates(choice: BackendChoice, group: tuple[str, ...]) -> tuple[str, ...]:
+    """The engines that may run a stage: a reduced-precision engine runs only crop models
+    (``REDUCED_PRECISION_COMPONENTS``); elsewhere its float32 twin stands in for it."""
+    if any(component in REDUCED_PRECISION_COMPONENTS for component in group):
+        return choice.candidates
+    return tuple(dict.fromkeys(REDUCED_PRECISION.get(engine, (engine,))[0] for engine in choice.candidates))
+
+
 def time_model(model: Any) -> float:
     """Seconds of one representative call (the fastest of ``TIMED_CALLS`` after a warm-up)."""
     probe(model)
@@ -88,19 +128,34 @@ def _exports_stamp(choice: BackendChoice) -> dict:
     return {format: record.get("exported_at") for format, record in sorted(choice.records.items())}
 
 
-def recorded_timings(run_dir: Path, choice: BackendChoice, group: str) -> dict[str, float] | None:
-    """{engine: seconds} measured for ``group`` on this machine against these exports, if any."""
+def _machine_entry(run_dir: Path, choice: BackendChoice) -> dict | None:
     entry = (read_json(Path(run_dir) / TIMINGS_RECORD, {}) or {}).get(machine_key())
     if not isinstance(entry, dict) or entry.get("exports") != _exports_stamp(choice):
         return None
-    seconds = (entry.get("groups") or {}).get(group)
-    if not isinstance(seconds, dict) or not set(choice.candidates) <= set(seconds):
+    return entry
+
+
+def recorded_timings(run_dir: Path, choice: BackendChoice, group: str,
+                     candidates: tuple[str, ...] | None = None) -> dict[str, float] | None:
+    """{engine: seconds} measured for ``group`` on this machine against these exports, if any
+    (``candidates``: the engines wanted, default the choice's)."""
+    candidates = candidates or choice.candidates
+    seconds = ((_machine_entry(run_dir, choice) or {}).get("groups") or {}).get(group)
+    if not isinstance(seconds, dict) or not set(candidates) <= set(seconds):
         return None
-    return {engine: float(seconds[engine]) for engine in choice.candidates}
+    return {engine: float(seconds[engine]) for engine in candidates}
 
 
-def record_timings(run_dir: Path, choice: BackendChoice, group: str, seconds: dict[str, float]) -> None:
-    """Add ``group``'s timings to this machine's entry (other machines' entries are kept)."""
+def recorded_disagreement(run_dir: Path, choice: BackendChoice, group: str) -> dict[str, float]:
+    """{reduced-precision engine: its disagreement with float32} measured with ``group``'s timings."""
+    measured = ((_machine_entry(run_dir, choice) or {}).get("agreement") or {}).get(group)
+    return {engine: float(value) for engine, value in measured.items()} if isinstance(measured, dict) else {}
+
+
+def record_timings(run_dir: Path, choice: BackendChoice, group: str, seconds: dict[str, float],
+                   disagreements: dict[str, float] | None = None) -> None:
+    """Add ``group``'s timings (and its reduced-precision engines' disagreement) to this machine's
+    entry (other machines' entries are kept)."""
     path = Path(run_dir) / TIMINGS_RECORD
     everything = read_json(path, {}) or {}
     key, stamp = machine_key(), _exports_stamp(choice)
@@ -108,6 +163,8 @@ def record_timings(run_dir: Path, choice: BackendChoice, group: str, seconds: di
     if entry.get("exports") != stamp:
         entry = {"exports": stamp, "groups": {}}
     entry["groups"][group] = {engine: round(value, 5) for engine, value in seconds.items()}
+    if disagreements:
+        entry.setdefault("agreement", {})[group] = {engine: round(value, 5) for engine, value in disagreements.items()}
     entry["measured_at"] = now_iso()
     everything[key] = entry
     try:
@@ -123,19 +180,27 @@ def _describe(seconds: dict[str, float]) -> str:
 
 def load_fastest(run_dir: Path, choice: BackendChoice, group: tuple[str, ...],
                  build: Callable[[str], Any]) -> tuple[Any, str, list[str]]:
-    """The stage ``group`` built on the fastest engine that loads.
+    """The stage ``group`` built on the fastest engine that loads (and, in reduced precision,
+    agrees with float32).
 
     Returns:
         (model, engine, sentences: why this engine, and every engine passed over).
     """
     name = "+".join(group)
     notes: list[str] = []
-    if len(choice.candidates) == 1:
-        return build(choice.candidates[0]), choice.candidates[0], notes
-    known = recorded_timings(run_dir, choice, name)
-    order = sorted(choice.candidates, key=known.get) if known else list(choice.candidates)
+    candidates = stage_candidates(choice, group)
+    if len(candidates) == 1:
+        return build(candidates[0]), candidates[0], notes
+    known = recorded_timings(run_dir, choice, name, candidates)
     if known:
-        notes.append(f"{name}: fastest measured here ({_describe(known)})")
+        disagreements = recorded_disagreement(run_dir, choice, name)
+        notes.append(f"{name}: {MEASURED} ({_describe(known)})")
+        notes.extend(_agreement_notes(name, disagreements))
+        agreeing = [engine for engine in candidates
+                    if engine not in REDUCED_PRECISION or disagreements.get(engine, 1.0) <= AGREEMENT_TOLERANCE]
+        order = sorted(agreeing, key=known.get)
+    else:
+        order = list(candidates)
     models: dict[str, Any] = {}
     for engine in order:
         try:
@@ -151,11 +216,27 @@ def load_fastest(run_dir: Path, choice: BackendChoice, group: tuple[str, ...],
     if not models:
         raise BackendUnavailable(f"No engine could load the run's {name}: " + "; ".join(notes))
     seconds = {engine: time_model(model) for engine, model in models.items()}
-    if len(seconds) == len(choice.candidates):
-        record_timings(run_dir, choice, name, seconds)
-    fastest = min(seconds, key=seconds.get)
-    notes.append(f"{name}: fastest measured here ({_describe(seconds)})")
+    reference = models[PYTORCH]  # auto always has PyTorch, the trained model itself, last
+    disagreements = {engine: disagreement(models[engine], reference)
+                     for engine in models if engine in REDUCED_PRECISION}
+    if len(seconds) == len(candidates):
+        record_timings(run_dir, choice, name, seconds, disagreements)
+    usable = [engine for engine in seconds if disagreements.get(engine, 0.0) <= AGREEMENT_TOLERANCE]
+    fastest = min(usable, key=seconds.get)
+    notes.append(f"{name}: {MEASURED} ({_describe(seconds)})")
+    notes.extend(_agreement_notes(name, disagreements))
     return models[fastest], fastest, notes
+
+
+def _agreement_notes(name: str, disagreements: dict[str, float]) -> list[str]:
+    notes = []
+    for engine, value in disagreements.items():
+        if value > AGREEMENT_TOLERANCE:
+            notes.append(f"{ENGINE_NAMES[engine]} differs by up to {value:.3f} from float32 on the {name} "
+                         f"probe (tolerance {AGREEMENT_TOLERANCE}): passed over")
+        else:
+            notes.append(f"{name}: {ENGINE_NAMES[engine]} {AGREES} to {value:.3f} on the probe")
+    return notes
 
 
 def _first_line(exc: BaseException) -> str:
@@ -186,7 +267,7 @@ def group_of(model_type: str, component: str) -> tuple[str, ...]:
 
 def settle(choice: BackendChoice, engines: dict[str, str], notes: list[str]) -> BackendChoice:
     """The choice with the engines in use and what was said on the way."""
-    timed = tuple(n for n in notes if "fastest measured here" in n)
+    timed = tuple(n for n in notes if MEASURED in n or AGREES in n)
     measured = choice.measured + timed
     passed = tuple(n for n in notes if n not in timed)
     return replace(choice, engines={**choice.engines, **engines}, measured=measured,
@@ -194,5 +275,6 @@ def settle(choice: BackendChoice, engines: dict[str, str], notes: list[str]) -> 
                    notes=tuple(dict.fromkeys(choice.notes + passed)))
 
 
-__all__ = ["TIMINGS_RECORD", "exported_classifier", "exported_detector", "group_of", "load_fastest", "machine_key",
-           "probe", "record_timings", "recorded_timings", "settle", "time_model"]
+__all__ = ["AGREEMENT_CROPS", "AGREEMENT_TOLERANCE", "TIMINGS_RECORD", "disagreement", "exported_classifier",
+           "exported_detector", "group_of", "load_fastest", "machine_key", "probe", "probe_probabilities",
+           "record_timings", "recorded_disagreement", "recorded_timings", "settle", "stage_candidates", "time_model"]

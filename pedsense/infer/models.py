@@ -20,6 +20,8 @@ from pedsense.infer.backends import (
     ONNXRUNTIME,
     OPENVINO,
     PYTORCH,
+    REDUCED_PRECISION,
+    REDUCED_PRECISION_COMPONENTS,
     OpenVinoModel,
     ort_session,
     quiet_ultralytics,
@@ -359,7 +361,8 @@ class CropClassifier(_CropModel):
 class ExportedCropClassifier(_CropModel):
     """A ResNet classifier's export run by ONNX Runtime or OpenVINO: ``classifier`` (images ->
     logits), or a ResNet-LSTM's ``features`` (images -> CNN features) and ``temporal`` (features
-    -> logits).
+    -> logits). On ``openvino-bf16`` the CNN (``classifier``, ``features``) computes in bfloat16;
+    the LSTM stays float32.
 
     The checkpoint facts (class names, crop size, sequence length) come from the export record,
     so the PyTorch weights are never loaded. Both engines' calls are thread-safe.
@@ -368,7 +371,7 @@ class ExportedCropClassifier(_CropModel):
     def __init__(self, files: dict[str, Path], meta: dict, engine: str = ONNXRUNTIME):
         self.engine = engine
         self.files = {name: Path(path) for name, path in files.items()}
-        self.sessions = {name: _session_runner(engine, path) for name, path in self.files.items()}
+        self.sessions = {name: _session_runner(engine, path, name) for name, path in self.files.items()}
         self.weights = next(iter(self.files.values()))
         self.device = "cpu"
         self._init_meta(meta)
@@ -388,8 +391,12 @@ class ExportedCropClassifier(_CropModel):
         return self.sessions["temporal"](features)  # a fused run is never exported (export_classifier)
 
 
-def _session_runner(engine: str, path: Path):
-    """``run(array) -> first output`` of an exported model on its engine."""
+def _session_runner(engine: str, path: Path, component: str = ""):
+    """``run(array) -> first output`` of an exported model (``component`` of its export) on its
+    engine; a reduced-precision engine runs only ``REDUCED_PRECISION_COMPONENTS`` so."""
+    if engine in REDUCED_PRECISION:
+        precision = REDUCED_PRECISION[engine][1] if component in REDUCED_PRECISION_COMPONENTS else "f32"
+        return OpenVinoModel(path, precision=precision).run
     if engine == OPENVINO:
         return OpenVinoModel(path).run
     session = ort_session(path)

@@ -147,7 +147,8 @@ class ClipState:
 class Predictor:
     """Common interface: ``predict(frame, frame_index, ground_truth=None, *, state=None)``.
 
-    ``backend`` is the engine in use (``"pytorch"``, ``"onnxruntime"``, ``"openvino"``); ``describe_backend()``
+    ``backend`` is the engine in use (``"pytorch"``, ``"onnxruntime"``, ``"openvino"``, ``"openvino-bf16"``,
+    or stages' engines joined by ``+``); ``describe_backend()``
     says which and why.
     """
 
@@ -493,8 +494,9 @@ def load_predictor(run_dir: str | os.PathLike, *, device: str | None = None,
     """The predictor for a run folder, chosen by its ``model_type``.
 
     ``backend``: ``"auto"`` (on a CPU, per stage the fastest measured here of PyTorch and the
-    run's current exports whose engine is installed; PyTorch on a GPU), ``"onnx"`` (ONNX
-    Runtime), ``"openvino"`` or ``"pytorch"``. ``tracker_run``,
+    run's current exports whose engine is installed, OpenVINO in bf16 only where it agrees with
+    float32; PyTorch on a GPU), ``"onnx"`` (ONNX Runtime), ``"openvino"``, ``"openvino-bf16"``
+    (the ResNet parts in bfloat16, on CPUs with bf16 units) or ``"pytorch"``. ``tracker_run``,
     ``track_source`` and ``tracker_config`` only matter for ResNet-LSTM runs (see
     ``ResNetLSTMPredictor``).
     """
