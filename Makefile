@@ -10,10 +10,14 @@ PORT   ?= 8501
 
 .PHONY: run test install demo-data bench docs docs-shots clean-venv
 
+# pip compiles every installed file to bytecode one at a time; compiling them afterwards on all
+# cores writes the same .pyc files in less time (118 s -> 59 + 27 s on 2 cores). Like pip, it
+# passes over the few files this Python cannot compile (torch ships some for Python 3.12 only).
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
+	$(BIN)/python -m pip install --quiet --no-compile -r requirements.txt -e .
+	$(BIN)/python -c "import compileall, sys; compileall.compile_dir(sys.argv[1], quiet=2, workers=0)" $(VENV)/lib
 	touch $(STAMP)
 
 install: $(STAMP)
