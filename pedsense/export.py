@@ -43,12 +43,12 @@ from pedsense.infer.backends import (
     onnxruntime_version,
     openvino_telemetry_off,
     ort_session,
-    quiet_ultralytics,
     read_exports,
     source_signature,
 )
 from pedsense.io import link_or_copy, write_json_atomic
 from pedsense.runfolder import find_run, now_iso
+from pedsense.train.ultralytics_context import ultralytics_quiet
 
 FORMATS = tuple(FORMAT_ENGINES)  # ("onnx", "openvino")
 #: largest |export - PyTorch| logit difference an export may show on its check batch (fp32 noise
@@ -180,7 +180,7 @@ def export_detector(run_path: Path, format: str = "onnx", *, opset: int | None =
     with tempfile.TemporaryDirectory(prefix=".export-", dir=run_path) as tmp:
         staged = link_or_copy(weights, Path(tmp) / weights.name)
         try:
-            with torch_threads_kept(), quiet_ultralytics(), warnings.catch_warnings():
+            with torch_threads_kept(), ultralytics_quiet(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 exported = YOLO(str(staged)).export(format=format, imgsz=imgsz, dynamic=False, device="cpu",
                                                     verbose=False, **options)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import logging
 import os
 import threading
 from contextlib import contextmanager
@@ -339,20 +338,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-@contextmanager
-def quiet_ultralytics() -> Iterator[None]:
-    """Ultralytics' info lines (export banners, "Loading ... for ONNX Runtime inference") hidden
-    for the block; its warnings still show."""
-    from ultralytics.utils import LOGGER
-
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        LOGGER.setLevel(level)
-
-
 def describe_engine(engine: str, device: str) -> str:
     """``"ONNX Runtime 1.20 (CPU)"`` / ``"PyTorch 2.5 (cpu)"`` / ``"OpenVINO 2025.1 + ONNX Runtime 1.20 (CPU)"``."""
     if engine == PYTORCH:
@@ -366,5 +351,5 @@ __all__ = ["BACKENDS", "BackendChoice", "BackendUnavailable", "COMPONENTS", "ENG
            "ENGINE_NAMES", "ENGINE_PACKAGES", "EXPORT_RECORD", "FORMAT_ENGINES", "ONNXRUNTIME",
            "OPENVINO", "OPENVINO_BF16", "OpenVinoModel", "PYTORCH", "REDUCED_PRECISION", "REDUCED_PRECISION_COMPONENTS",
            "choose_backend", "cpu_has_bf16", "describe_engine", "engine_version", "import_package",
-           "onnxruntime_version", "openvino_telemetry_off", "ort_session", "quiet_ultralytics",
+           "onnxruntime_version", "openvino_telemetry_off", "ort_session",
            "read_export", "read_exports", "softmax", "source_signature"]

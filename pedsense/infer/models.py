@@ -24,10 +24,10 @@ from pedsense.infer.backends import (
     REDUCED_PRECISION_COMPONENTS,
     OpenVinoModel,
     ort_session,
-    quiet_ultralytics,
     softmax,
 )
 from pedsense.infer.predictions import CROSSING
+from pedsense.train.ultralytics_context import ultralytics_quiet
 
 DEFAULT_TRACKER = "bytetrack.yaml"  # Ultralytics' ByteTrack: needs only `lap`, no ReID model download
 #: pixels per classifier forward pass (64 crops at 224x224): bounds memory, not speed
@@ -86,7 +86,7 @@ class Detector:
                 "The file may be truncated: train (or export) the run again."
             ) from exc
         if self._session is not None:
-            with quiet_ultralytics():  # Ultralytics builds its export's backend on the first predict
+            with ultralytics_quiet():  # Ultralytics builds its export's backend on the first predict
                 self._predict(model, np.zeros((self.imgsz, self.imgsz, 3), np.uint8), 0.99)
             backend = getattr(getattr(model.predictor, "model", None), "backend", None)
             # else Ultralytics' own session stays: all cores (and bf16 for OpenVINO), not ours

@@ -1,5 +1,6 @@
-"""What surrounds an Ultralytics training in pedsense: its console quiet, its own logging
-integrations off (pedsense keeps one TensorBoard and one MLflow path for every family)."""
+"""What surrounds Ultralytics in pedsense: its console quiet (training, export, a predictor's
+first load), its own logging integrations off (pedsense keeps one TensorBoard and one MLflow path
+for every family)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ def ultralytics_integrations_off() -> Iterator[None]:
 
 
 @contextmanager
-def ultralytics_quiet(verbose: bool) -> Iterator[None]:
-    """Silence Ultralytics' console output (and its progress bars) unless ``verbose``."""
+def ultralytics_quiet(verbose: bool = False) -> Iterator[None]:
+    """Ultralytics' info lines (progress bars, export banners, "Loading ... for ONNX Runtime
+    inference") hidden for the block unless ``verbose``; its warnings still show."""
     from ultralytics.utils import LOGGER
 
     previous = LOGGER.level
