@@ -269,6 +269,27 @@ def test_an_export_that_fails_to_load_is_passed_over_saying_which(exported_both,
         load_predictor(run, device="cpu", backend="openvino")
 
 
+def test_a_timings_record_with_values_that_are_not_numbers_is_measured_again(exported_both, tmp_path):
+    run = copy_run(exported_both["resnet-lstm"], tmp_path)
+    load_predictor(run, device="cpu")
+    timings = json.loads((run / TIMINGS_RECORD).read_text())
+    (entry,) = timings.values()
+    for group in entry["groups"].values():
+        group.update(dict.fromkeys(group, "fast"))  # a hand edit, or another tool's file
+    for group in (entry.get("agreement") or {}).values():
+        group.update(dict.fromkeys(group, [0.1]))
+    (run / TIMINGS_RECORD).write_text(json.dumps(timings))
+    predictor = load_predictor(run, device="cpu")
+    assert "fastest measured here" in predictor.describe_backend()
+    (entry,) = json.loads((run / TIMINGS_RECORD).read_text()).values()
+    assert all(isinstance(v, float) for group in entry["groups"].values() for v in group.values())
+    for foreign in ([1, 2], {next(iter(timings)): {**entry, "groups": "x", "agreement": 3}}):
+        (run / TIMINGS_RECORD).write_text(json.dumps(foreign))
+        assert "fastest measured here" in load_predictor(run, device="cpu").describe_backend()
+        (entry,) = json.loads((run / TIMINGS_RECORD).read_text()).values()
+        assert "features+temporal" in entry["groups"]
+
+
 # -- OpenVINO in bf16 -----------------------------------------------------------------------------
 def _skip_without_bf16():
     if not cpu_has_bf16():

@@ -129,7 +129,8 @@ def _exports_stamp(choice: BackendChoice) -> dict:
 
 
 def _machine_entry(run_dir: Path, choice: BackendChoice) -> dict | None:
-    entry = (read_json(Path(run_dir) / TIMINGS_RECORD, {}) or {}).get(machine_key())
+    everything = read_json(Path(run_dir) / TIMINGS_RECORD, {})
+    entry = everything.get(machine_key()) if isinstance(everything, dict) else None
     if not isinstance(entry, dict) or entry.get("exports") != _exports_stamp(choice):
         return None
     return entry
@@ -140,16 +141,27 @@ def recorded_timings(run_dir: Path, choice: BackendChoice, group: str,
     """{engine: seconds} measured for ``group`` on this machine against these exports, if any
     (``candidates``: the engines wanted, default the choice's)."""
     candidates = candidates or choice.candidates
-    seconds = ((_machine_entry(run_dir, choice) or {}).get("groups") or {}).get(group)
-    if not isinstance(seconds, dict) or not set(candidates) <= set(seconds):
-        return None
-    return {engine: float(seconds[engine]) for engine in candidates}
+    seconds = _recorded(run_dir, choice, "groups", group)
+    if not set(candidates) <= set(seconds):
+        return None  # not measured for every candidate (or not readable): measured again
+    return {engine: seconds[engine] for engine in candidates}
 
 
 def recorded_disagreement(run_dir: Path, choice: BackendChoice, group: str) -> dict[str, float]:
     """{reduced-precision engine: its disagreement with float32} measured with ``group``'s timings."""
-    measured = ((_machine_entry(run_dir, choice) or {}).get("agreement") or {}).get(group)
-    return {engine: float(value) for engine, value in measured.items()} if isinstance(measured, dict) else {}
+    return _recorded(run_dir, choice, "agreement", group)
+
+
+def _recorded(run_dir: Path, choice: BackendChoice, part: str, group: str) -> dict[str, float]:
+    """{engine: value} of this machine's ``part`` ("groups": seconds, "agreement") for ``group``,
+    the entries that are numbers only (a hand-edited or foreign file's others are left out, so
+    what they stood for is measured again)."""
+    record = (_machine_entry(run_dir, choice) or {}).get(part)
+    record = record.get(group) if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return {}
+    return {engine: float(value) for engine, value in record.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
 def record_timings(run_dir: Path, choice: BackendChoice, group: str, seconds: dict[str, float],
@@ -157,14 +169,17 @@ def record_timings(run_dir: Path, choice: BackendChoice, group: str, seconds: di
     """Add ``group``'s timings (and its reduced-precision engines' disagreement) to this machine's
     entry (other machines' entries are kept)."""
     path = Path(run_dir) / TIMINGS_RECORD
-    everything = read_json(path, {}) or {}
+    everything = read_json(path, {})
+    everything = everything if isinstance(everything, dict) else {}  # not ours: written anew
     key, stamp = machine_key(), _exports_stamp(choice)
     entry = everything.get(key) if isinstance(everything.get(key), dict) else {}
     if entry.get("exports") != stamp:
-        entry = {"exports": stamp, "groups": {}}
+        entry = {"exports": stamp}
+    for part in ("groups", "agreement"):
+        entry[part] = entry[part] if isinstance(entry.get(part), dict) else {}
     entry["groups"][group] = {engine: round(value, 5) for engine, value in seconds.items()}
     if disagreements:
-        entry.setdefault("agreement", {})[group] = {engine: round(value, 5) for engine, value in disagreements.items()}
+        entry["agreement"][group] = {engine: round(value, 5) for engine, value in disagreements.items()}
     entry["measured_at"] = now_iso()
     everything[key] = entry
     try:
