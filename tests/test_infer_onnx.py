@@ -269,6 +269,24 @@ def test_an_export_that_fails_to_load_is_passed_over_saying_which(exported_both,
         load_predictor(run, device="cpu", backend="openvino")
 
 
+@pytest.mark.parametrize("record", [
+    {"formats": {"onnx": {"components": [1]}}},
+    {"formats": {"onnx": {"components": {"features": {"file": None}, "temporal": {"file": 3}}}}},
+    {"formats": {"onnx": {"components": {"features": [1], "temporal": {}}}}},
+    {"formats": {"onnx": {"components": {"features": {"file": "f.onnx"}, "temporal": {"file": "t.onnx"}}}}},
+    {"formats": [1]}, [1], "export",
+], ids=["components-list", "file-not-text", "component-list", "no-source", "formats-list", "list", "text"])
+def test_an_export_record_that_is_not_ours_leaves_pytorch_and_says_how_to_export_again(tmp_path, record):
+    from pedsense.infer.backends import choose_backend
+
+    (tmp_path / "export.json").write_text(json.dumps(record))
+    choice = choose_backend(tmp_path, "resnet-lstm", "auto", "cpu")
+    assert choice.candidates == ("pytorch",)
+    assert "pedsense export" in choice.reason and "None" not in choice.reason
+    with pytest.raises(BackendUnavailable, match="pedsense export"):
+        choose_backend(tmp_path, "resnet-lstm", "onnx", "cpu")
+
+
 def test_a_timings_record_with_values_that_are_not_numbers_is_measured_again(exported_both, tmp_path):
     run = copy_run(exported_both["resnet-lstm"], tmp_path)
     load_predictor(run, device="cpu")

@@ -163,10 +163,12 @@ def read_export(run_dir: str | os.PathLike, model_type: str, format: str = "onnx
     record = read_exports(run_dir).get(format)
     if record is None:
         return None, f"the run has no {format} export ({fix} to make CPU inference faster)"
-    components = record.get("components") or {}
+    components = record.get("components")
+    if not isinstance(components, dict):
+        return None, f"its {format} export record (export.json) cannot be read ({fix} again)"
     for name in COMPONENTS.get(model_type, ()):
         part = components.get(name)
-        if not isinstance(part, dict):
+        if not isinstance(part, dict) or not all(isinstance(part.get(key), str) for key in ("file", "source")):
             return None, f"its {format} export has no {name} model ({fix} again)"
         exported, source = run_dir / str(part.get("file")), run_dir / str(part.get("source"))
         if not exported.exists():
@@ -254,7 +256,7 @@ def choose_backend(run_dir: str | os.PathLike, model_type: str, requested: str, 
     if not records:
         reason = "; ".join(notes) or missing[0]
         return BackendChoice((PYTORCH,), reason, notes=tuple(notes))
-    exported = max(record.get("exported_at", "") for record in records.values())
+    exported = max(str(record.get("exported_at") or "") for record in records.values())
     candidates = tuple(FORMAT_ENGINES[f] for f in records)
     candidates += tuple(reduced for reduced, (full, _) in REDUCED_PRECISION.items()
                         if full in candidates and cpu_has_bf16())
