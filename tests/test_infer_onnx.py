@@ -269,6 +269,24 @@ def test_an_export_that_fails_to_load_is_passed_over_saying_which(exported_both,
         load_predictor(run, device="cpu", backend="openvino")
 
 
+def test_engines_are_timed_in_turns_so_a_burst_of_load_falls_on_all_alike():
+    calls = []
+
+    class Stage:  # a crop model's surface, as engines.probe calls it
+        crop_size, splits_into_features = (8, 8), False
+
+        def __init__(self, name):
+            self.name = name
+
+        def classify(self, crops):
+            calls.append(self.name)
+            return np.full((len(crops), 2), 0.5, np.float32)
+
+    seconds = engines.time_models({"openvino": Stage("openvino"), "pytorch": Stage("pytorch")})
+    assert calls == ["openvino", "pytorch"] * (1 + engines.TIMED_CALLS), "a warm-up each, then turns"
+    assert set(seconds) == {"openvino", "pytorch"} and all(value >= 0 for value in seconds.values())
+
+
 @pytest.mark.parametrize("record", [
     {"formats": {"onnx": {"components": [1]}}},
     {"formats": {"onnx": {"components": {"features": {"file": None}, "temporal": {"file": 3}}}}},

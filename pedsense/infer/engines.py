@@ -42,8 +42,8 @@ from pedsense.io import read_json, write_json_atomic
 from pedsense.runfolder import now_iso
 
 TIMINGS_RECORD = "export_timings.json"
-#: timed calls per engine after one warm-up (the minimum is kept: the least disturbed by load)
-TIMED_CALLS = 2
+#: timed calls per engine after one warm-up, in turns (the minimum is kept: the least disturbed by load)
+TIMED_CALLS = 3
 PROBE_FRAME_HW = (720, 1280)
 PROBE_CROPS = 4
 #: a reduced-precision engine is used only when, on AGREEMENT_CROPS distinct probe crops (or
@@ -113,15 +113,19 @@ def stage_candidates(choice: BackendChoice, group: tuple[str, ...]) -> tuple[str
     return tuple(dict.fromkeys(REDUCED_PRECISION.get(engine, (engine,))[0] for engine in choice.candidates))
 
 
-def time_model(model: Any) -> float:
-    """Seconds of one representative call (the fastest of ``TIMED_CALLS`` after a warm-up)."""
-    probe(model)
-    times = []
-    for _ in range(TIMED_CALLS):
-        started = time.perf_counter()
+def time_models(models: dict[str, Any]) -> dict[str, float]:
+    """{engine: seconds of one representative call}: after a warm-up each, the engines take turns
+    for ``TIMED_CALLS`` rounds, so a burst of load on the machine (the first use is often a busy
+    moment) falls on all of them alike; each engine's fastest call is kept."""
+    for model in models.values():
         probe(model)
-        times.append(time.perf_counter() - started)
-    return min(times)
+    times: dict[str, list[float]] = {engine: [] for engine in models}
+    for _ in range(TIMED_CALLS):
+        for engine, model in models.items():
+            started = time.perf_counter()
+            probe(model)
+            times[engine].append(time.perf_counter() - started)
+    return {engine: min(values) for engine, values in times.items()}
 
 
 def _exports_stamp(choice: BackendChoice) -> dict:
@@ -230,7 +234,7 @@ def load_fastest(run_dir: Path, choice: BackendChoice, group: tuple[str, ...],
             return models[engine], engine, notes
     if not models:
         raise BackendUnavailable(f"No engine could load the run's {name}: " + "; ".join(notes))
-    seconds = {engine: time_model(model) for engine, model in models.items()}
+    seconds = time_models(models)
     reference = models[PYTORCH]  # auto always has PyTorch, the trained model itself, last
     disagreements = {engine: disagreement(models[engine], reference)
                      for engine in models if engine in REDUCED_PRECISION}
@@ -292,4 +296,4 @@ def settle(choice: BackendChoice, engines: dict[str, str], notes: list[str]) -> 
 
 __all__ = ["AGREEMENT_CROPS", "AGREEMENT_TOLERANCE", "TIMINGS_RECORD", "disagreement", "exported_classifier",
            "exported_detector", "group_of", "load_fastest", "machine_key", "probe", "probe_probabilities",
-           "record_timings", "recorded_disagreement", "recorded_timings", "settle", "stage_candidates", "time_model"]
+           "record_timings", "recorded_disagreement", "recorded_timings", "settle", "stage_candidates", "time_models"]
