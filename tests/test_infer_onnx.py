@@ -343,6 +343,8 @@ def test_openvino_bf16_runs_the_cnn_in_bf16_the_rest_in_float32_close_to_pytorch
     if model_type == "hybrid":
         assert with_bf16.choice.engines == {"detector": "openvino", "classifier": "openvino-bf16"}
         assert precisions == {"classifier": "bf16"}
+        assert "the detector runs at float32 (OpenVINO bf16 runs the crop models only)" in (
+            with_bf16.describe_backend())
     else:
         assert precisions == {"features": "bf16", "temporal": "f32"}, "the LSTM stays float32"
     assert "OpenVINO bf16" in with_bf16.describe_backend()

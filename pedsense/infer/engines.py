@@ -209,6 +209,9 @@ def load_fastest(run_dir: Path, choice: BackendChoice, group: tuple[str, ...],
     notes: list[str] = []
     candidates = stage_candidates(choice, group)
     if len(candidates) == 1:
+        if candidates != choice.candidates:  # bf16 asked for, and this stage is not a crop model
+            asked = ENGINE_NAMES[choice.candidates[0]]
+            notes.append(f"the {name} runs at float32 ({asked} runs the crop models only)")
         return build(candidates[0]), candidates[0], notes
     known = recorded_timings(run_dir, choice, name, candidates)
     if known:
