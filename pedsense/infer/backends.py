@@ -44,12 +44,14 @@ ENGINE_NAMES = {PYTORCH: "PyTorch", ONNXRUNTIME: "ONNX Runtime", OPENVINO: "Open
                 OPENVINO_BF16: "OpenVINO bf16"}
 #: export format -> the engine that runs it; engine -> the package it needs
 FORMAT_ENGINES = {"onnx": ONNXRUNTIME, "openvino": OPENVINO}
-ENGINE_PACKAGES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino", OPENVINO_BF16: "openvino"}
+ENGINE_PACKAGES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino"}
 #: a reduced-precision engine -> (the float32 engine that runs the same export, its precision)
 REDUCED_PRECISION = {OPENVINO_BF16: (OPENVINO, "bf16")}
 #: engine -> the export format it runs
 ENGINE_FORMATS = {engine: format for format, engine in FORMAT_ENGINES.items()}
+# a reduced-precision engine runs its float32 twin's export, with its twin's package
 ENGINE_FORMATS.update({reduced: ENGINE_FORMATS[full] for reduced, (full, _) in REDUCED_PRECISION.items()})
+ENGINE_PACKAGES.update({reduced: ENGINE_PACKAGES[full] for reduced, (full, _) in REDUCED_PRECISION.items()})
 #: the components a reduced-precision engine runs (the rest of a run stays at float32)
 REDUCED_PRECISION_COMPONENTS = ("classifier", "features")
 #: what ``backend=`` accepts: auto, an export format, openvino-bf16, or pytorch

@@ -140,27 +140,22 @@ def _machine_entry(run_dir: Path, choice: BackendChoice) -> dict | None:
     return entry
 
 
-def recorded_timings(run_dir: Path, choice: BackendChoice, group: str,
-                     candidates: tuple[str, ...] | None = None) -> dict[str, float] | None:
-    """{engine: seconds} measured for ``group`` on this machine against these exports, if any
-    (``candidates``: the engines wanted, default the choice's)."""
-    candidates = candidates or choice.candidates
-    seconds = _recorded(run_dir, choice, "groups", group)
-    if not set(candidates) <= set(seconds):
-        return None  # not measured for every candidate (or not readable): measured again
-    return {engine: seconds[engine] for engine in candidates}
+def recorded(run_dir: Path, choice: BackendChoice, group: str,
+             candidates: tuple[str, ...]) -> tuple[dict[str, float] | None, dict[str, float]]:
+    """What was measured for ``group`` on this machine against these exports, read once:
+    ({engine: seconds} for every one of ``candidates``, or None when some was not measured;
+    {reduced-precision engine: its disagreement with float32})."""
+    entry = _machine_entry(run_dir, choice) or {}
+    seconds = _numbers(entry, "groups", group)
+    timings = {engine: seconds[engine] for engine in candidates} if set(candidates) <= set(seconds) else None
+    return timings, _numbers(entry, "agreement", group)
 
 
-def recorded_disagreement(run_dir: Path, choice: BackendChoice, group: str) -> dict[str, float]:
-    """{reduced-precision engine: its disagreement with float32} measured with ``group``'s timings."""
-    return _recorded(run_dir, choice, "agreement", group)
-
-
-def _recorded(run_dir: Path, choice: BackendChoice, part: str, group: str) -> dict[str, float]:
-    """{engine: value} of this machine's ``part`` ("groups": seconds, "agreement") for ``group``,
+def _numbers(entry: dict, part: str, group: str) -> dict[str, float]:
+    """{engine: value} of an entry's ``part`` ("groups": seconds, "agreement") for ``group``,
     the entries that are numbers only (a hand-edited or foreign file's others are left out, so
     what they stood for is measured again)."""
-    record = (_machine_entry(run_dir, choice) or {}).get(part)
+    record = entry.get(part)
     record = record.get(group) if isinstance(record, dict) else None
     if not isinstance(record, dict):
         return {}
@@ -213,9 +208,8 @@ def load_fastest(run_dir: Path, choice: BackendChoice, group: tuple[str, ...],
             asked = ENGINE_NAMES[choice.candidates[0]]
             notes.append(f"the {name} runs at float32 ({asked} runs the crop models only)")
         return build(candidates[0]), candidates[0], notes
-    known = recorded_timings(run_dir, choice, name, candidates)
+    known, disagreements = recorded(run_dir, choice, name, candidates)
     if known:
-        disagreements = recorded_disagreement(run_dir, choice, name)
         notes.append(f"{name}: {MEASURED} ({_describe(known)})")
         notes.extend(_agreement_notes(name, disagreements))
         agreeing = [engine for engine in candidates
@@ -299,4 +293,4 @@ def settle(choice: BackendChoice, engines: dict[str, str], notes: list[str]) -> 
 
 __all__ = ["AGREEMENT_CROPS", "AGREEMENT_TOLERANCE", "TIMINGS_RECORD", "disagreement", "exported_classifier",
            "exported_detector", "group_of", "load_fastest", "machine_key", "probe", "probe_probabilities",
-           "record_timings", "recorded_disagreement", "recorded_timings", "settle", "stage_candidates", "time_models"]
+           "record_timings", "recorded", "settle", "stage_candidates", "time_models"]
