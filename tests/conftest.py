@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import pytest
+
+# `make test` runs the suite on every core with pytest-xdist (`-n auto`, pyproject.toml). Each
+# worker is one process, so each takes one core's share of PyTorch's threads: two workers with
+# two threads each on two cores spend their time waiting on each other's threads.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # this worker and the processes it starts
+        os.environ.setdefault(_name, _share)
 
 
 def _scan_installed_components_once():
@@ -39,6 +50,32 @@ def pytest_collection_modifyitems(config, items):
 # The real annotations of 12 JAAD videos (MIT licence, see tests/data/jaad/LICENSE), carried by
 # the repository: a plain clone has nothing beside it, so no test reads outside the checkout.
 JAAD_TEST_DATA = Path(__file__).resolve().parent / "data" / "jaad"
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder ``name`` after ``build(folder)`` ran in it once in this test run: for the
+    session homes, which tests only read (or copy).
+
+    The folder is marked done on disk, so a session fixture that several modules import (each
+    import is a fixture of its own) still builds once. Under pytest-xdist it lies above every
+    worker's own temporary folder: the first worker to ask builds it and the others wait for it,
+    so the tiny trained runs and builds are made once, not once per worker. A build that failed or
+    was cut short is made again by the next one that asks. A passing run removes it with the rest
+    of its temporary folder (``tmp_path_retention_policy``).
+    """
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if XDIST_WORKER:
+        shared = shared.parent  # the run's folder; each worker's own is a folder in it
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.write_text("ok\n")
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +121,6 @@ DEMO_STRIDE = 8
 
 def _link_copy(src: Path, dst: Path) -> Path:
     """A copy of a data home whose files are hard links (pedsense replaces files, never edits them)."""
-    import shutil
-
     shutil.copytree(src, dst, copy_function=os.link)
     return dst
 
@@ -116,10 +151,8 @@ def _make_raw(tmp_path_factory, name: str, num_frames: int) -> Path:
     """A data home holding a tiny synthetic demo set (clips, XML, attributes, splits)."""
     from pedsense.data.synthetic import make_demo_dataset
 
-    home = tmp_path_factory.mktemp(name)
-    make_demo_dataset(home, n_videos=DEMO_VIDEOS, seed=0, num_frames=num_frames,
-                      width=DEMO_SIZE[0], height=DEMO_SIZE[1])
-    return home
+    return built_once(tmp_path_factory, name, lambda home: make_demo_dataset(
+        home, n_videos=DEMO_VIDEOS, seed=0, num_frames=num_frames, width=DEMO_SIZE[0], height=DEMO_SIZE[1]))
 
 
 def _build_all(raw: Path, tmp_path_factory, name: str, task: str) -> Path:
@@ -128,13 +161,15 @@ def _build_all(raw: Path, tmp_path_factory, name: str, task: str) -> Path:
     from pedsense.data.resnet_format import build_resnet_crops, build_resnet_sequences
     from pedsense.data.yolo_format import build_detector_dataset, build_yolo_dataset
 
-    home = _link_copy(raw, tmp_path_factory.mktemp(name) / "home")
-    extract_frames(home=home)
-    build_yolo_dataset(home=home, task=task)
-    build_detector_dataset(home=home, task=task)
-    build_resnet_sequences(DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP, home=home, task=task)
-    build_resnet_crops(DEMO_CROP, home=home, task=task)
-    return home
+    def build(folder: Path) -> None:
+        home = _link_copy(raw, folder / "home")
+        extract_frames(home=home)
+        build_yolo_dataset(home=home, task=task)
+        build_detector_dataset(home=home, task=task)
+        build_resnet_sequences(DEMO_SEQUENCE_LENGTH, DEMO_STRIDE, DEMO_CROP, home=home, task=task)
+        build_resnet_crops(DEMO_CROP, home=home, task=task)
+
+    return built_once(tmp_path_factory, name, build) / "home"
 
 
 @pytest.fixture(scope="session")
@@ -198,16 +233,15 @@ def intent_home(intent_built, tmp_path, monkeypatch) -> Path:
 def jaad_context_home(tmp_path_factory, jaad_dir) -> Path:
     """A data home holding the 12 real videos' annotation folders (no clips) with both context
     builds (JAAD_beh and JAAD_all). Read-only: copy it (``copy_home``) to change anything."""
-    import shutil
-
     from pedsense.data.context_format import build_context
     from pedsense.data.intent import IntentOptions
 
-    home = tmp_path_factory.mktemp("jaad_context")
-    raw = home / "data" / "raw"
-    for name in ("annotations", "annotations_attributes", "annotations_vehicle",
-                 "annotations_traffic", "split_ids"):
-        shutil.copytree(jaad_dir / name, raw / name)
-    for sample_type in ("beh", "all"):
-        build_context(home, intent=IntentOptions(sample_type=sample_type))
-    return home
+    def build(home: Path) -> None:
+        raw = home / "data" / "raw"
+        for name in ("annotations", "annotations_attributes", "annotations_vehicle",
+                     "annotations_traffic", "split_ids"):
+            shutil.copytree(jaad_dir / name, raw / name)
+        for sample_type in ("beh", "all"):
+            build_context(home, intent=IntentOptions(sample_type=sample_type))
+
+    return built_once(tmp_path_factory, "jaad_context", build)

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from pedsense.config import REPO_ROOT, paths
+from conftest import built_once
 from test_infer_fixtures import infer_home_base, run_of  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Base weights", "ignore:ImageNet weights")]
 ERRORS = str(REPO_ROOT / "pages" / "errors.py")
-READY = "ERRORS_HOME_READY"
 
 
 def _run_id(path) -> str:
@@ -72,23 +71,19 @@ def _trim_val(home, keep: int = 12) -> None:
 def errors_home_base(infer_home_base, tmp_path_factory, copy_home):
     """``infer_home`` (val trimmed) with its ResNet-LSTM and hybrid runs evaluated on val. Read-only.
 
-    Made once per test session, on disk, however many modules import it (the browser test does).
+    Made once per test run, on disk, however many modules (and xdist workers) use it.
     """
     from pedsense.evaluation import evaluate
 
-    home = tmp_path_factory.getbasetemp() / "errors_home"
-    if (home / READY).exists():
-        return home
-    if home.exists():
-        shutil.rmtree(home)  # a half-evaluated home from an interrupted fixture
-    copy_home(infer_home_base, home)
-    _trim_val(home)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PEDSENSE_HOME", str(home))
-        evaluate(run_of(home, "resnet-lstm"), "val", device="cpu")
-        evaluate(run_of(home, "hybrid"), "val", device="cpu", max_images=2, conf=0.001)
-    (home / READY).write_text("ok\n")
-    return home
+    def build(folder: Path) -> None:
+        home = copy_home(infer_home_base, folder / "home")
+        _trim_val(home)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PEDSENSE_HOME", str(home))
+            evaluate(run_of(home, "resnet-lstm"), "val", device="cpu")
+            evaluate(run_of(home, "hybrid"), "val", device="cpu", max_images=2, conf=0.001)
+
+    return built_once(tmp_path_factory, "errors_home", build) / "home"
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import built_once
 from pedsense.cli import main
 from pedsense.errors import DataError
 from pedsense.runfolder import RunFolder, list_runs
@@ -33,9 +34,10 @@ def demo_context(demo_raw, tmp_path_factory, copy_home) -> Path:
     from pedsense.data.context_format import build_context
     from pedsense.data.intent import IntentOptions
 
-    home = copy_home(demo_raw, tmp_path_factory.mktemp("demo_context") / "home")
-    build_context(home, intent=IntentOptions(sample_type="beh"))
-    return home
+    def build(folder: Path) -> None:
+        build_context(copy_home(demo_raw, folder / "home"), intent=IntentOptions(sample_type="beh"))
+
+    return built_once(tmp_path_factory, "demo_context", build) / "home"
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import built_once
 from pedsense.cli import build_parser
 from pedsense.train.params import SPECS
 
@@ -47,12 +48,13 @@ def written_docs() -> str:
 def site(tmp_path_factory) -> Path:
     """``mkdocs build --strict`` of the repository's docs: a broken link, a missing page or a
     reference to a function that no longer exists fails it."""
-    out = tmp_path_factory.mktemp("site")
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out),
-                           "--config-file", str(REPO / "mkdocs.yml")], cwd=REPO, capture_output=True,
-                          text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=300)
-    assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout}\n{done.stderr}"
-    return out
+    def build(out: Path) -> None:
+        done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out),
+                               "--config-file", str(REPO / "mkdocs.yml")], cwd=REPO, capture_output=True,
+                              text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=300)
+        assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout}\n{done.stderr}"
+
+    return built_once(tmp_path_factory, "site", build)
 
 
 def test_the_site_builds_strictly_with_the_generated_references(site):

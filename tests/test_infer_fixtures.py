@@ -1,18 +1,17 @@
 """Tiny trained runs of all three model types, trained once per test session (no tests here).
 
 The viewer, inference and evaluation tests import ``infer_home`` from this module. The runs are
-trained into one data home under pytest's base temp folder, marked done on disk, so however
-many test modules import the fixture, each model is trained once.
+trained into one data home (``conftest.built_once``), so however many test modules (and xdist
+workers) use the fixture, each model is trained once.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from conftest import built_once
 
-READY = "INFER_RUNS_READY"
 TINY_IMGSZ = 64
 #: the ResNet-LSTM's crops: 32 px instead of the build's 64 (a quarter of the convolutions in
 #: its training and in every test that predicts, exports or evaluates with it)
@@ -44,19 +43,15 @@ def _train_all(home: Path) -> None:
 @pytest.fixture(scope="session")
 def infer_home_base(demo_built, tmp_path_factory, copy_home) -> Path:
     """A data home with the demo set built and one completed tiny run of each model type."""
-    home = tmp_path_factory.getbasetemp() / "infer_runs_home"
-    if (home / READY).exists():
-        return home
-    if home.exists():
-        shutil.rmtree(home)  # a half-trained home from an interrupted fixture
-    copy_home(demo_built, home)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PEDSENSE_HOME", str(home))
-        patch.setenv("YOLO_OFFLINE", "1")
-        patch.setenv("PEDSENSE_OFFLINE", "1")
-        _train_all(home)
-    (home / READY).write_text("ok\n")
-    return home
+    def build(folder: Path) -> None:
+        home = copy_home(demo_built, folder / "home")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PEDSENSE_HOME", str(home))
+            patch.setenv("YOLO_OFFLINE", "1")
+            patch.setenv("PEDSENSE_OFFLINE", "1")
+            _train_all(home)
+
+    return built_once(tmp_path_factory, "infer_runs_home", build) / "home"
 
 
 @pytest.fixture
